@@ -1,0 +1,73 @@
+// swift-tools-version: 6.1
+// Drover: a background job system for Linux, backed by PostgreSQL.
+//
+// Targets follow the layers of DESIGN.md §4; dependencies point down only:
+//   drover (executable) → Drover → DroverRuntime → DroverQueue → DroverPersistence → CLibPQ
+//                                  DroverRuntime → CSystemd
+import PackageDescription
+
+let package = Package(
+    name: "Drover",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "drover", targets: ["drover"]),
+        .library(name: "Drover", targets: ["Drover"]),
+    ],
+    dependencies: [
+        // The command line (DESIGN.md §6): parsing, help text, man pages.
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // The configuration file (DESIGN.md §5): YAML with line numbers for error messages.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // C layer: system libraries found through pkg-config.
+        .systemLibrary(
+            name: "CLibPQ",
+            pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]
+        ),
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+
+        // Persistence: connections, bound queries, rows, transactions, LISTEN/NOTIFY, records, migrations.
+        .target(name: "DroverPersistence", dependencies: ["CLibPQ"]),
+
+        // Queue: the data model and job state transitions as SQL.
+        .target(name: "DroverQueue", dependencies: ["DroverPersistence"]),
+
+        // Runtime: configuration, processes, signals, systemd.
+        .target(
+            name: "DroverRuntime",
+            dependencies: [
+                "DroverQueue", "DroverPersistence", "CSystemd",
+                .product(name: "Yams", package: "Yams"),
+            ]
+        ),
+
+        // The public Swift API and the command line an application's own binary can reuse.
+        .target(
+            name: "Drover",
+            dependencies: [
+                "DroverRuntime", "DroverQueue", "DroverPersistence",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        // The `drover` binary: it only hands its arguments to the Drover library.
+        .executableTarget(name: "drover", dependencies: ["Drover"]),
+
+        // Tests.
+        .target(
+            name: "DroverTestSupport",
+            dependencies: ["DroverPersistence", "DroverQueue"],
+            path: "Tests/DroverTestSupport"
+        ),
+        .testTarget(name: "DroverPersistenceTests", dependencies: ["DroverPersistence", "DroverTestSupport"]),
+        .testTarget(name: "DroverQueueTests", dependencies: ["DroverQueue", "DroverTestSupport"]),
+        .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport"]),
+        .testTarget(name: "DroverCLITests", dependencies: ["Drover", "DroverTestSupport"]),
+    ]
+)

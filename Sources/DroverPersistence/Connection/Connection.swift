@@ -1,0 +1,291 @@
+import CLibPQ
+import Foundation
+
+/// One PostgreSQL session through libpq.
+///
+/// Blocking and not `Sendable`: use a connection from one thread at a time, one connection per
+/// thread. Every statement is sent with bound parameters (see ``SQL``).
+///
+/// A connection that the server ended while it sat idle is re-established on its next use, because
+/// nothing was in flight. A statement in flight when the connection breaks fails with
+/// ``DatabaseError/Code-swift.struct/connectionLost`` and is never sent again: it may have been
+/// committed. The next use reconnects.
+///
+/// ```swift
+/// let db = try Connection("postgresql:///drover?host=/run/postgresql")
+/// try db.withTransaction { db in
+///     try db.execute("INSERT INTO drover.pauses (queue_name) VALUES (\(queue))")
+/// }
+/// ```
+public final class Connection {
+    let handle: OpaquePointer
+    private let secrets: [String]
+    /// Where this connection goes (host or socket, port, database, user), for messages.
+    public private(set) var target: ConnectionTarget
+
+    /// Open ``withTransaction(_:)`` scopes: 0 outside, 1 in a transaction, more in savepoints.
+    var transactionDepth = 0
+    /// The server's transaction state after the last statement, to know whether a connection that
+    /// died had a transaction open (begun by hand with a raw `BEGIN`, for instance).
+    private var lastTransactionStatus = PQTRANS_IDLE
+    /// Channels to LISTEN on again after a reconnect.
+    var listeningChannels: [String] = []
+    /// Set by a reconnect, cleared by the next wait for notifications (which returns at once, as
+    /// notifications sent meanwhile are lost).
+    var reconnectedSinceLastWait = false
+
+    /// Connects to `connectionString`: a `postgresql://` URL, `key=value` pairs, or empty for libpq's
+    /// defaults. libpq's `PG*` variables, `~/.pgpass` and service files apply as usual.
+    public init(_ connectionString: String = "", applicationName: String = "drover") throws(DatabaseError) {
+        let parsed = try ConnectionString(connectionString)
+        var keywords = ["fallback_application_name"]
+        var values = [applicationName]
+        // Fail instead of hanging forever on an unreachable host, unless the user chose a timeout.
+        if parsed.options["connect_timeout"] == nil,
+           ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil {
+            keywords.append("connect_timeout")
+            values.append("10")
+        }
+        keywords.append("dbname")
+        values.append(connectionString)
+        // After dbname, so it overrides: every text we read and send is UTF-8.
+        keywords.append("client_encoding")
+        values.append("UTF8")
+
+        let conn = Self.withCStringArrays(keywords, values) { PQconnectdbParams($0, $1, 1) }
+        guard let conn else {
+            throw DatabaseError(.connectionFailed, "cannot connect to PostgreSQL: libpq is out of memory")
+        }
+        handle = conn
+        secrets = parsed.secrets
+        target = ConnectionTarget(conn)
+        // From here on every stored property is set, so a throw runs deinit, which closes `conn`.
+        guard PQstatus(conn) == CONNECTION_OK else {
+            throw Self.connectError(conn, target: target, secrets: secrets)
+        }
+        try setUpSession()
+    }
+
+    deinit {
+        PQfinish(handle)
+    }
+
+    /// The server process serving this connection (`pg_backend_pid()`); changes on reconnect.
+    public var backendPID: Int32 { PQbackendPID(handle) }
+
+    // MARK: - Statements
+
+    /// Runs one statement and returns its rows.
+    @discardableResult
+    public func query(_ sql: SQL) throws(DatabaseError) -> QueryResult {
+        let (text, binds) = sql.render()
+        return try run(text: text, binds: binds, simpleProtocol: false)
+    }
+
+    /// Runs one statement and returns how many rows it inserted, updated or deleted.
+    @discardableResult
+    public func execute(_ sql: SQL) throws(DatabaseError) -> Int {
+        try query(sql).affectedRows
+    }
+
+    /// Runs a script of one or more statements with no parameters, as psql would (simple query
+    /// protocol). For migrations and other SQL the program ships; never for input from outside.
+    public func execute(unsafeRawScript script: String) throws(DatabaseError) {
+        _ = try run(text: script, binds: [], simpleProtocol: true)
+    }
+
+    private func run(text: String, binds: [DatabaseValue], simpleProtocol: Bool) throws(DatabaseError) -> QueryResult {
+        for (i, bind) in binds.enumerated() where bind.text?.utf8.contains(0) == true {
+            throw DatabaseError(
+                .invalidParameter,
+                "parameter $\(i + 1) (\(bind.type)) contains a NUL byte, which PostgreSQL text cannot hold; "
+                    + "remove it, or store such data as bytea",
+                query: text)
+        }
+        try prepareForUse()
+
+        let result: OpaquePointer?
+        if simpleProtocol {
+            result = PQexec(handle, text)
+        } else {
+            let types = binds.map { Oid($0.type.rawValue) }
+            result = Self.withOptionalCStrings(binds.map(\.text)) { values in
+                PQexecParams(handle, text, Int32(binds.count), types, values, nil, nil, 0)
+            }
+        }
+        let connectionBroke = PQstatus(handle) != CONNECTION_OK
+        lastTransactionStatus = connectionBroke ? lastTransactionStatus : PQtransactionStatus(handle)
+
+        guard let result else {
+            throw connectionBroke
+                ? lostInFlight(query: text)
+                : DatabaseError(.serverError, "libpq returned no result: \(errorMessage())", query: text)
+        }
+        switch PQresultStatus(result) {
+        case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
+            return QueryResult(result)
+        case PGRES_COPY_IN, PGRES_COPY_OUT, PGRES_COPY_BOTH:
+            PQclear(result)
+            throw DatabaseError(.serverError, "COPY is not supported through this API", query: text)
+        default:
+            defer { PQclear(result) }
+            if connectionBroke { throw lostInFlight(query: text, result: result) }
+            throw serverError(result, query: text)
+        }
+    }
+
+    // MARK: - Connection health
+
+    /// Makes sure the connection is usable before anything is sent on it.
+    ///
+    /// Reading what the server sent while we were idle is how a connection the server ended
+    /// (`pg_terminate_backend`, a restart) is noticed before a statement goes out on it. Such a
+    /// connection is re-established, unless a transaction was open on it: that transaction is gone,
+    /// and silently carrying on outside it would be wrong.
+    func prepareForUse() throws(DatabaseError) {
+        if PQstatus(handle) == CONNECTION_OK, PQconsumeInput(handle) == 1, PQstatus(handle) == CONNECTION_OK {
+            return
+        }
+        let hadTransaction = transactionDepth > 0 || lastTransactionStatus != PQTRANS_IDLE
+        if hadTransaction {
+            // Report it once for a transaction begun by hand; a withTransaction scope keeps failing
+            // until it ends, so its body cannot carry on outside the transaction.
+            lastTransactionStatus = PQTRANS_IDLE
+            throw DatabaseError(
+                .connectionLost,
+                "the connection to \(target) was lost while a transaction was open, so the server rolled "
+                    + "that transaction back; end it and run it again. The next use reconnects.")
+        }
+        try reconnect()
+    }
+
+    private func reconnect() throws(DatabaseError) {
+        PQreset(handle)
+        target = ConnectionTarget(handle)
+        guard PQstatus(handle) == CONNECTION_OK else {
+            throw Self.connectError(handle, target: target, secrets: secrets, reconnecting: true)
+        }
+        lastTransactionStatus = PQTRANS_IDLE
+        try setUpSession()
+        for channel in listeningChannels {
+            _ = try run(text: "LISTEN \(SQLIdentifier(channel).quoted)", binds: [], simpleProtocol: false)
+        }
+        reconnectedSinceLastWait = true
+    }
+
+    /// Session settings every statement relies on.
+    private func setUpSession() throws(DatabaseError) {
+        // Server notices (a NOTICE from CREATE ... IF NOT EXISTS, say) must not go to stderr.
+        PQsetNoticeReceiver(handle, { _, _ in }, nil)
+        // Timestamps are read in ISO format; most servers already use it.
+        let dateStyle = PQparameterStatus(handle, "DateStyle").map { String(cString: $0) } ?? ""
+        if !dateStyle.hasPrefix("ISO") {
+            _ = try run(text: "SET DateStyle TO ISO", binds: [], simpleProtocol: false)
+        }
+    }
+
+    // MARK: - Errors
+
+    func errorMessage() -> String {
+        let message = PQerrorMessage(handle).map { String(cString: $0) } ?? ""
+        return ConnectionString.redact(
+            message.trimmingCharacters(in: .whitespacesAndNewlines)
+                .replacingOccurrences(of: "\n", with: "; ").replacingOccurrences(of: "\t", with: ""),
+            secrets: secrets)
+    }
+
+    func lostInFlight(query: String, result: OpaquePointer? = nil, committing: Bool = false) -> DatabaseError {
+        let sqlState = result.flatMap { Self.field($0, "C") }
+        let what = committing
+            ? "while committing: the transaction may or may not have been committed"
+            : "while a statement was in flight: it may or may not have taken effect"
+        return DatabaseError(
+            .connectionLost,
+            "lost the connection to \(target) \(what), and it was not retried (\(errorMessage())). "
+                + "The next use of this connection reconnects.",
+            sqlState: sqlState, query: query)
+    }
+
+    private func serverError(_ result: OpaquePointer, query: String) -> DatabaseError {
+        let sqlState = Self.field(result, "C")
+        let primary = Self.field(result, "M") ?? errorMessage()
+        return DatabaseError(
+            sqlState.map(DatabaseError.code(forSQLState:)) ?? .serverError,
+            ConnectionString.redact(primary, secrets: secrets),
+            sqlState: sqlState,
+            detail: Self.field(result, "D").map { ConnectionString.redact($0, secrets: secrets) },
+            hint: Self.field(result, "H"),
+            query: query)
+    }
+
+    private static func field(_ result: OpaquePointer, _ code: Unicode.Scalar) -> String? {
+        PQresultErrorField(result, Int32(code.value)).map { String(cString: $0) }
+    }
+
+    /// Why connecting failed, as a code a caller can switch on and a message that says what to do.
+    static func connectError(
+        _ conn: OpaquePointer, target: ConnectionTarget, secrets: [String], reconnecting: Bool = false
+    ) -> DatabaseError {
+        let raw = PQerrorMessage(conn).map { String(cString: $0) } ?? ""
+        let reason = ConnectionString.redact(Self.conciseConnectReason(raw), secrets: secrets)
+        let lower = raw.lowercased()
+        let verb = reconnecting ? "cannot reconnect to" : "cannot connect to"
+        if lower.contains("password authentication failed") || lower.contains("no password supplied")
+            || lower.contains("authentication failed") || lower.contains("role \"")
+        {
+            return DatabaseError(
+                .authenticationFailed,
+                "\(verb) \(target): the server refused the credentials (\(reason)); check the user name and "
+                    + "the password (in the URL, PGPASSWORD or ~/.pgpass)")
+        }
+        if lower.contains("database \""), lower.contains("does not exist") {
+            return DatabaseError(
+                .databaseNotFound,
+                "\(verb) \(target): the database does not exist (\(reason)); create it "
+                    + "(createdb \(target.database)) or name an existing one")
+        }
+        return DatabaseError(
+            .connectionFailed,
+            "\(verb) \(target): \(reason); check that PostgreSQL is running and that the host, port or "
+                + "socket directory is right")
+    }
+
+    /// libpq's connection failure text without what our message already says: the
+    /// "connection to server … failed:" prefix (the target is named) and its indented hints.
+    static func conciseConnectReason(_ raw: String) -> String {
+        let lines = raw.split(separator: "\n").filter { !$0.hasPrefix("\t") }
+        let reasons = lines.map { line -> String in
+            var text = String(line)
+            if text.hasPrefix("connection to server"), let failed = text.range(of: " failed: ") {
+                text = String(text[failed.upperBound...])
+            }
+            return text.trimmingCharacters(in: .whitespaces)
+        }
+        return reasons.filter { !$0.isEmpty }.joined(separator: "; ")
+    }
+
+    // MARK: - C strings
+
+    private static func withCStringArrays<R>(
+        _ a: [String], _ b: [String],
+        _ body: (UnsafePointer<UnsafePointer<CChar>?>, UnsafePointer<UnsafePointer<CChar>?>) -> R
+    ) -> R {
+        let ca = a.map { UnsafePointer(strdup($0)) } + [nil]
+        let cb = b.map { UnsafePointer(strdup($0)) } + [nil]
+        defer {
+            for p in ca + cb { free(UnsafeMutablePointer(mutating: p)) }
+        }
+        return body(ca, cb)
+    }
+
+    private static func withOptionalCStrings<R>(
+        _ strings: [String?], _ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R
+    ) -> R {
+        if strings.isEmpty { return body(nil) }
+        let pointers = strings.map { $0.map { UnsafePointer(strdup($0)) } ?? nil }
+        defer {
+            for p in pointers { free(UnsafeMutablePointer(mutating: p)) }
+        }
+        return body(pointers)
+    }
+}

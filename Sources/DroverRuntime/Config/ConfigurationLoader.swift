@@ -1,0 +1,171 @@
+import Foundation
+import Yams
+
+/// Finds, reads and validates the configuration file.
+public enum ConfigurationLoader {
+    public static let defaultPath = "/etc/drover/drover.yml"
+    public static let environmentVariable = "DROVER_CONFIG"
+
+    /// Top-level sections of the design; only `database` is interpreted so far.
+    static let sections = ["database", "workers", "dispatchers", "handlers", "recurring", "supervisor", "retention"]
+
+    /// Which file to read: `explicitPath` (`--config`), then `$DROVER_CONFIG`, then the default path.
+    /// Returns nil when neither was given and the default file does not exist: Drover then runs on
+    /// defaults. A file that was asked for by name must exist.
+    public static func load(
+        explicitPath: String?, environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigurationError) -> Configuration? {
+        if let path = explicitPath ?? environment[environmentVariable].flatMap({ $0.isEmpty ? nil : $0 }) {
+            return try load(path: path)
+        }
+        guard FileManager.default.fileExists(atPath: defaultPath) else { return nil }
+        return try load(path: defaultPath)
+    }
+
+    /// Reads and validates the file at `path`.
+    public static func load(path: String) throws(ConfigurationError) -> Configuration {
+        var info = stat()
+        guard stat(path, &info) == 0 else {
+            let reason = String(cString: strerror(errno))
+            throw ConfigurationError(
+                path: path,
+                message: "cannot read the configuration file: \(reason); create it, or point --config or "
+                    + "\(environmentVariable) at the right file")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFREG else {
+            throw ConfigurationError(path: path, message: "is not a regular file; point --config at a YAML file")
+        }
+        // Handlers name commands to run: a file anyone can write would let anyone run anything.
+        guard info.st_mode & S_IWOTH == 0 else {
+            throw ConfigurationError(
+                path: path,
+                message: "is writable by other users, so Drover refuses it; run: chmod o-w \(path)")
+        }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigurationError(
+                path: path, message: "cannot read the configuration file: \(String(cString: strerror(errno)))")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ConfigurationError(path: path, message: "is not UTF-8 text; save it as UTF-8")
+        }
+        return try parse(text, path: path)
+    }
+
+    /// Validates `text` as the contents of the file at `path` (used for messages only).
+    public static func parse(_ text: String, path: String) throws(ConfigurationError) -> Configuration {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw ConfigurationError(path: path, line: Self.line(of: error), message: "is not valid YAML: \(Self.reason(error))")
+        } catch {
+            throw ConfigurationError(path: path, message: "is not valid YAML: \(error)")
+        }
+        var configuration = Configuration(path: path)
+        guard let root, !Self.isNull(root) else { return configuration }
+        let top = try mapping(root, key: nil, path: path)
+        for (keyNode, value) in top {
+            let key = try keyName(keyNode, parent: nil, path: path)
+            switch key {
+            case "database":
+                configuration.database = try database(value, path: path)
+            case _ where sections.contains(key):
+                continue
+            default:
+                throw unknownKey(key, node: keyNode, known: sections, path: path)
+            }
+        }
+        return configuration
+    }
+
+    private static func database(_ node: Node, path: String) throws(ConfigurationError) -> Configuration.Database {
+        var database = Configuration.Database()
+        if isNull(node) { return database }
+        for (keyNode, value) in try mapping(node, key: "database", path: path) {
+            let key = try keyName(keyNode, parent: "database", path: path)
+            switch key {
+            case "url":
+                let url = try string(value, key: "database.url", path: path)
+                database.url = url.isEmpty ? nil : url
+            case "schema":
+                let schema = try string(value, key: "database.schema", path: path)
+                let valid = !schema.isEmpty && schema.utf8.count <= 63
+                    && schema.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
+                    && !("0"..."9").contains(schema.unicodeScalars.first!)
+                guard valid else {
+                    throw ConfigurationError(
+                        path: path, line: value.mark?.line, key: "database.schema",
+                        message: "\"\(schema)\" is not a valid schema name; use 1 to 63 lowercase letters, digits and "
+                            + "underscores, starting with a letter or underscore (default: drover)")
+                }
+                database.schema = schema
+            default:
+                throw unknownKey("database.\(key)", node: keyNode, known: ["url", "schema"], path: path)
+            }
+        }
+        return database
+    }
+
+    // MARK: - Node helpers
+
+    private static func isNull(_ node: Node) -> Bool {
+        if case .scalar(let scalar) = node, scalar.tag == Tag(.null) || (scalar.string.isEmpty && scalar.style == .plain) {
+            return true
+        }
+        return node.null != nil
+    }
+
+    private static func mapping(_ node: Node, key: String?, path: String) throws(ConfigurationError) -> Node.Mapping {
+        guard let mapping = node.mapping else {
+            throw ConfigurationError(
+                path: path, line: node.mark?.line, key: key,
+                message: key == nil ? "the top level must be a mapping of sections (database:, workers:, …)"
+                    : "must be a mapping of keys to values")
+        }
+        return mapping
+    }
+
+    private static func keyName(_ node: Node, parent: String?, path: String) throws(ConfigurationError) -> String {
+        guard case .scalar(let scalar) = node else {
+            throw ConfigurationError(path: path, line: node.mark?.line, key: parent, message: "keys must be plain names")
+        }
+        return scalar.string
+    }
+
+    private static func string(_ node: Node, key: String, path: String) throws(ConfigurationError) -> String {
+        guard case .scalar(let scalar) = node, scalar.tag != Tag(.null) else {
+            throw ConfigurationError(path: path, line: node.mark?.line, key: key, message: "must be a string")
+        }
+        return scalar.string
+    }
+
+    private static func unknownKey(_ key: String, node: Node, known: [String], path: String) -> ConfigurationError {
+        ConfigurationError(
+            path: path, line: node.mark?.line, key: key,
+            message: "unknown key; the keys allowed here are: \(known.joined(separator: ", "))")
+    }
+
+    private static func line(of error: YamlError) -> Int? {
+        switch error {
+        case .scanner(_, _, let mark, _), .parser(_, _, let mark, _), .composer(_, _, let mark, _):
+            return mark.line
+        case .duplicatedKeysInMapping(_, let context):
+            return context.mark.line
+        default:
+            return nil
+        }
+    }
+
+    private static func reason(_ error: YamlError) -> String {
+        switch error {
+        case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _):
+            return problem
+        case .duplicatedKeysInMapping(let duplicates, _):
+            return "the key \(duplicates.joined(separator: ", ")) appears twice in one mapping; keep one"
+        case .reader(let problem, _, _, _):
+            return problem
+        default:
+            return "\(error)"
+        }
+    }
+}

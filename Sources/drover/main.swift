@@ -1,0 +1,3 @@
+import Drover
+
+Drover.main()

@@ -1,0 +1,101 @@
+import Foundation
+
+/// The `drover` binary under test, run as a real process.
+public enum DroverBinary {
+    /// `$DROVER_BIN` (set by `make test`), else `drover` next to the test bundle in the build folder.
+    public static var path: String {
+        if let path = ProcessInfo.processInfo.environment["DROVER_BIN"], !path.isEmpty { return path }
+        let bundleDirectory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        var directory = bundleDirectory
+        // The test runner may sit inside a .xctest bundle directory.
+        for _ in 0..<4 {
+            let candidate = directory.appendingPathComponent("drover").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            directory.deleteLastPathComponent()
+        }
+        return bundleDirectory.appendingPathComponent("drover").path
+    }
+
+    public struct Outcome: Sendable, CustomStringConvertible {
+        public let status: Int32
+        public let stdout: String
+        public let stderr: String
+        public var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
+    }
+
+    /// Starts `drover arguments…` with `environment` added to (or, for nil values, removed from) this
+    /// process's environment.
+    public static func start(
+        _ arguments: [String], environment: [String: String?] = [:], clearDatabaseEnvironment: Bool = true
+    ) throws -> RunningProcess {
+        let executable = path
+        guard FileManager.default.isExecutableFile(atPath: executable) else {
+            throw DeadlineExceeded(description: "the drover binary is not at \(executable); build it (swift build) or set DROVER_BIN")
+        }
+        var env = ProcessInfo.processInfo.environment
+        if clearDatabaseEnvironment {
+            // Tests say which database a command uses; nothing leaks in from the developer's shell.
+            for key in ["DROVER_DATABASE_URL", "DROVER_CONFIG", "PGHOST", "PGPORT", "PGDATABASE", "PGUSER",
+                        "PGPASSWORD", "PGSERVICE", "PGSERVICEFILE", "PGPASSFILE"] {
+                env[key] = nil
+            }
+        }
+        for (key, value) in environment { env[key] = value }
+        return try RunningProcess(executable: executable, arguments: arguments, environment: env)
+    }
+
+    /// Runs `drover arguments…` to completion (within `timeout`).
+    public static func run(
+        _ arguments: [String], environment: [String: String?] = [:], timeout: Duration = .seconds(60)
+    ) throws -> Outcome {
+        try start(arguments, environment: environment).wait(timeout: timeout)
+    }
+}
+
+/// A child process whose output is collected in the background (so a chatty child never blocks on
+/// a full pipe) and whose exit can be awaited with a deadline.
+public final class RunningProcess: @unchecked Sendable {
+    // @unchecked: `process` is only touched by the thread that owns this object; the readers write
+    // to their own buffers and are joined before the buffers are read.
+    private let process = Process()
+    private let stdoutReader: BackgroundWork<Data>
+    private let stderrReader: BackgroundWork<Data>
+
+    init(executable: String, arguments: [String], environment: [String: String]) throws {
+        let out = Pipe()
+        let err = Pipe()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        process.environment = environment
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        let outHandle = out.fileHandleForReading
+        let errHandle = err.fileHandleForReading
+        stdoutReader = BackgroundWork("stdout reader") { outHandle.readDataToEndOfFile() }
+        stderrReader = BackgroundWork("stderr reader") { errHandle.readDataToEndOfFile() }
+    }
+
+    public var pid: Int32 { process.processIdentifier }
+
+    /// Waits for the process to exit and returns its status and output; kills it after `timeout`.
+    public func wait(timeout: Duration = .seconds(60)) throws -> DroverBinary.Outcome {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now >= deadline {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+                throw DeadlineExceeded(description: "drover \(process.arguments ?? []) did not exit within \(timeout)")
+            }
+            Thread.sleep(forTimeInterval: 0.005)
+        }
+        process.waitUntilExit()
+        let stdout = try stdoutReader.value(timeout: .seconds(10))
+        let stderr = try stderrReader.value(timeout: .seconds(10))
+        return DroverBinary.Outcome(
+            status: process.terminationStatus,
+            stdout: String(decoding: stdout, as: UTF8.self),
+            stderr: String(decoding: stderr, as: UTF8.self))
+    }
+}
