@@ -143,9 +143,7 @@ public final class Connection {
     /// connection is re-established, unless a transaction was open on it: that transaction is gone,
     /// and silently carrying on outside it would be wrong.
     func prepareForUse() throws(DatabaseError) {
-        if PQstatus(handle) == CONNECTION_OK, PQconsumeInput(handle) == 1, PQstatus(handle) == CONNECTION_OK {
-            return
-        }
+        if isAlive() { return }
         let hadTransaction = transactionDepth > 0 || lastTransactionStatus != PQTRANS_IDLE
         if hadTransaction {
             // Report it once for a transaction begun by hand; a withTransaction scope keeps failing
@@ -157,6 +155,23 @@ public final class Connection {
                     + "that transaction back; end it and run it again. The next use reconnects.")
         }
         try reconnect()
+    }
+
+    /// Reads whatever the server sent while the connection was idle and says whether it is still up.
+    ///
+    /// A server that ends a session sends an error (which libpq hands to the notice receiver when
+    /// idle) and then closes the socket; libpq only notices the close on a later read. So this reads
+    /// until the socket has nothing more to say: no data, or end of file.
+    private func isAlive() -> Bool {
+        guard PQstatus(handle) == CONNECTION_OK else { return false }
+        var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        // Bounded, so a flood of notifications cannot keep us here.
+        for _ in 0..<64 {
+            descriptor.revents = 0
+            guard poll(&descriptor, 1, 0) > 0 else { return true }
+            if PQconsumeInput(handle) == 0 || PQstatus(handle) != CONNECTION_OK { return false }
+        }
+        return true
     }
 
     private func reconnect() throws(DatabaseError) {

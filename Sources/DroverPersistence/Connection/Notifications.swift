@@ -7,6 +7,12 @@ public struct DatabaseNotification: Sendable, Equatable {
     public let payload: String
     /// The server process that sent it.
     public let senderPID: Int32
+
+    public init(channel: String, payload: String, senderPID: Int32) {
+        self.channel = channel
+        self.payload = payload
+        self.senderPID = senderPID
+    }
 }
 
 extension Connection {
@@ -30,8 +36,9 @@ extension Connection {
     /// Waits up to `timeout` for notifications and returns them; returns an empty array when the
     /// timeout passes first. It sleeps in `poll(2)` on the connection's socket, so a wait costs no CPU.
     ///
-    /// If the connection had to be re-established since the last wait, this returns at once with no
-    /// notifications: those sent meanwhile are lost, so the caller should look at the tables itself.
+    /// If the connection had to be re-established since the last wait, or is re-established during
+    /// this one, this returns at once: notifications sent meanwhile are lost, so the caller should
+    /// look at the tables itself. Only a server that stays unreachable makes it throw.
     public func waitForNotifications(timeout: Duration) throws(DatabaseError) -> [DatabaseNotification] {
         try prepareForUse()
         if reconnectedSinceLastWait {
@@ -54,10 +61,11 @@ extension Connection {
             }
             if ready == 0 { continue }  // the deadline check above returns
             if PQconsumeInput(handle) == 0 || PQstatus(handle) != CONNECTION_OK {
-                throw DatabaseError(
-                    .connectionLost,
-                    "lost the connection to \(target) while waiting for notifications (\(errorMessage())); "
-                        + "notifications sent until it is back are lost. The next use reconnects.")
+                // Nothing was in flight: reconnect (listening again) and let the caller look at the
+                // tables, since what was sent meanwhile is lost. Inside a transaction, report it.
+                try prepareForUse()
+                reconnectedSinceLastWait = false
+                return drainNotifications()
             }
         }
     }

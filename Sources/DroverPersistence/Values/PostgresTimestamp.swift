@@ -26,7 +26,11 @@ enum PostgresTimestamp {
         text += pad(bc ? 1 - year : year, 4)
         text += "-" + pad(month, 2) + "-" + pad(day, 2)
         text += " " + pad(seconds / 3600, 2) + ":" + pad(seconds / 60 % 60, 2) + ":" + pad(seconds % 60, 2)
-        if fraction != 0 { text += "." + pad(fraction, 6) }
+        if fraction != 0 {
+            var digits = pad(fraction, 6)[...]
+            while digits.last == "0" { digits.removeLast() }
+            text += "." + digits
+        }
         text += "+00"
         if bc { text += " BC" }
         return text
