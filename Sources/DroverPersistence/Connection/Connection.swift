@@ -245,6 +245,13 @@ public final class Connection {
         let reason = ConnectionString.redact(Self.conciseConnectReason(raw), secrets: secrets)
         let lower = raw.lowercased()
         let verb = reconnecting ? "cannot reconnect to" : "cannot connect to"
+        // Options libpq only checks when it connects: a port that is not a number, an unknown sslmode.
+        if lower.hasPrefix("invalid ") {
+            return DatabaseError(
+                .invalidConnectionString,
+                "the database URL is not valid: \(reason); expected postgresql://USER@HOST:PORT/DATABASE, "
+                    + "postgresql:///DATABASE?host=/run/postgresql or key=value pairs")
+        }
         if lower.contains("password authentication failed") || lower.contains("no password supplied")
             || lower.contains("authentication failed") || lower.contains("role \"")
         {

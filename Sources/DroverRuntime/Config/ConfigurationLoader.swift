@@ -158,8 +158,10 @@ public enum ConfigurationLoader {
 
     private static func reason(_ error: YamlError) -> String {
         switch error {
-        case .scanner(_, let problem, _, _), .parser(_, let problem, _, _), .composer(_, let problem, _, _):
-            return problem
+        case .scanner(let context, let problem, _, _), .parser(let context, let problem, _, _),
+             .composer(let context, let problem, _, _):
+            guard let context else { return problem }
+            return "\(problem) \(context.text) that starts on line \(context.mark.line)"
         case .duplicatedKeysInMapping(let duplicates, _):
             return "the key \(duplicates.joined(separator: ", ")) appears twice in one mapping; keep one"
         case .reader(let problem, _, _, _):

@@ -1,0 +1,103 @@
+import DroverPersistence
+import DroverTestSupport
+import Foundation
+import Testing
+
+/// The resolution order of DESIGN.md §6, observed from outside: each source points at a different
+/// database, and whichever one the process used shows in its outcome.
+@Suite("Which database drover uses")
+struct DatabaseResolutionTests {
+    struct Server {
+        let host: String
+        let port: String
+        let database: String
+        func url(_ database: String? = nil) -> String {
+            "postgresql:///\(database ?? self.database)?host=\(host)&port=\(port)"
+        }
+    }
+
+    private func server() throws -> Server {
+        let probe = try TestDatabase.connect()
+        return Server(host: probe.target.host, port: probe.target.port, database: probe.target.database)
+    }
+
+    /// A configuration file in a directory of its own, mode 0644.
+    private func withConfig<R>(_ text: String, mode: mode_t = 0o644, _ body: (String) throws -> R) throws -> R {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-cli-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("drover.yml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, mode)
+        return try body(path)
+    }
+
+    private func migrate(_ arguments: [String], environment: [String: String?] = [:]) throws -> DroverBinary.Outcome {
+        let schema = TestDatabase.uniqueSchemaName()
+        defer { _ = try? TestDatabase.connect().execute("DROP SCHEMA IF EXISTS \(SQLIdentifier(schema)) CASCADE") }
+        return try DroverBinary.run(["migrate", "--schema", schema] + arguments, environment: environment)
+    }
+
+    @Test("--database-url beats DROVER_DATABASE_URL")
+    func flagBeatsEnvironment() throws {
+        let s = try server()
+        let outcome = try migrate(["--database-url", s.url()], environment: ["DROVER_DATABASE_URL": s.url("env_db_missing")])
+        #expect(outcome.status == 0, "\(outcome)")
+    }
+
+    @Test("DROVER_DATABASE_URL beats the configuration file")
+    func environmentBeatsFile() throws {
+        let s = try server()
+        try withConfig("database:\n  url: \(s.url("config_db_missing"))\n") { path in
+            let outcome = try migrate(["--config", path], environment: ["DROVER_DATABASE_URL": s.url()])
+            #expect(outcome.status == 0, "\(outcome)")
+        }
+    }
+
+    @Test("the configuration file beats libpq's PG* variables")
+    func fileBeatsLibpqDefaults() throws {
+        let s = try server()
+        try withConfig("database:\n  url: \(s.url("config_db_missing"))\n") { path in
+            let outcome = try migrate(
+                ["--config", path], environment: ["PGHOST": s.host, "PGPORT": s.port, "PGDATABASE": s.database])
+            #expect(outcome.status == 69, "\(outcome)")
+            #expect(outcome.stderr.contains("database \"config_db_missing\""))
+            #expect(outcome.stderr.contains("database.url in \(path)"))
+        }
+        try withConfig("database:\n  url: \(s.url())\n") { path in
+            let fromFlag = try migrate(["--config", path])
+            #expect(fromFlag.status == 0, "\(fromFlag)")
+            // DROVER_CONFIG names the file when --config does not.
+            let fromEnvironment = try migrate([], environment: ["DROVER_CONFIG": path])
+            #expect(fromEnvironment.status == 0, "\(fromEnvironment)")
+        }
+    }
+
+    @Test("with nothing else set, libpq's PG* variables apply")
+    func libpqDefaults() throws {
+        let s = try server()
+        try withConfig("# no database section\n") { path in
+            let outcome = try migrate(
+                ["--config", path], environment: ["PGHOST": s.host, "PGPORT": s.port, "PGDATABASE": s.database])
+            #expect(outcome.status == 0, "\(outcome)")
+        }
+    }
+
+    @Test("configuration errors exit 78 naming the file, line and key")
+    func configurationErrors() throws {
+        let s = try server()
+        try withConfig("database:\n  url: \(s.url())\n  shema: oops\n") { path in
+            let outcome = try migrate(["--config", path])
+            #expect(outcome.status == 78, "\(outcome)")
+            #expect(outcome.stderr.contains("\(path):3: database.shema: unknown key"), "\(outcome)")
+        }
+        try withConfig("database:\n  url: \(s.url())\n", mode: 0o666) { path in
+            let outcome = try migrate(["--config", path])
+            #expect(outcome.status == 78, "\(outcome)")
+            #expect(outcome.stderr.contains("chmod o-w"), "\(outcome)")
+        }
+        let missing = try migrate(["--config", "/nonexistent/drover.yml"])
+        #expect(missing.status == 78, "\(missing)")
+        #expect(missing.stderr.contains("/nonexistent/drover.yml"))
+    }
+}

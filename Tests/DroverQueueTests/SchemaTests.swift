@@ -1,0 +1,169 @@
+import DroverPersistence
+import DroverQueue
+import DroverTestSupport
+import Foundation
+import Testing
+
+@Suite("The data model and its migrations")
+struct SchemaTests {
+    static let tables: Set<String> = [
+        "jobs", "ready_executions", "claimed_executions", "scheduled_executions", "blocked_executions",
+        "failed_executions", "processes", "pauses", "semaphores", "recurring_tasks", "recurring_executions",
+        "schema_migrations",
+    ]
+
+    private func names(_ sql: SQL, column: String, on db: Connection) throws -> Set<String> {
+        Set(try db.query(sql).map { try $0.decode(column, as: String.self) })
+    }
+
+    @Test("migrate creates every table of the design, with its indexes, in the configured schema only")
+    func createsDataModel() throws {
+        let db = try TestDatabase.connect()
+        let schema = TestDatabase.uniqueSchemaName()
+        defer { _ = try? db.execute("DROP SCHEMA IF EXISTS \(SQLIdentifier(schema)) CASCADE") }
+        let publicBefore = try names("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", column: "tablename", on: db)
+
+        let report = try DroverSchema.migrator(schema: schema).migrate(on: db)
+        #expect(report.applied.map(\.version) == DroverSchema.migrations.map(\.version))
+        #expect(report.currentVersion == DroverSchema.latestVersion)
+
+        let tables = try names("SELECT tablename FROM pg_tables WHERE schemaname = \(schema)", column: "tablename", on: db)
+        #expect(tables == Self.tables)
+        let publicAfter = try names("SELECT tablename FROM pg_tables WHERE schemaname = 'public'", column: "tablename", on: db)
+        #expect(publicAfter == publicBefore, "nothing lands in public")
+
+        let indexes = try names("SELECT indexname FROM pg_indexes WHERE schemaname = \(schema)", column: "indexname", on: db)
+        for index in ["ready_executions_claim_by_queue", "ready_executions_claim_all", "jobs_unique_key_live",
+                      "claimed_executions_by_process", "scheduled_executions_due", "blocked_executions_release",
+                      "blocked_executions_expiry", "processes_heartbeat", "recurring_executions_once",
+                      "semaphores_expiry", "jobs_finished_at"] {
+            #expect(indexes.contains(index), "index \(index)")
+        }
+    }
+
+    @Test("the schema enforces what the design promises")
+    func constraintsHold() throws {
+        try TestDatabase.withSchema { schema, db in
+            let jobs = SQLIdentifier(schema, "jobs")
+            let ready = SQLIdentifier(schema, "ready_executions")
+            let recurring = SQLIdentifier(schema, "recurring_executions")
+            func insertJob(unique: String? = nil, args: String = "{}") throws -> Int {
+                try db.query("""
+                    INSERT INTO \(jobs) (queue_name, class_name, arguments, unique_key)
+                    VALUES ('default', 'SendReport', \(args)::jsonb, \(unique)) RETURNING id
+                    """)[0].decode("id", as: Int.self)
+            }
+            let first = try insertJob(unique: "report:1")
+            // A live job's unique key is taken; a finished job's is free again.
+            let duplicate = #expect(throws: DatabaseError.self) { try insertJob(unique: "report:1") }
+            #expect(duplicate?.code == .uniqueViolation)
+            try db.execute("UPDATE \(jobs) SET finished_at = now() WHERE id = \(first)")
+            _ = try insertJob(unique: "report:1")
+            // Arguments are an object or an array.
+            #expect(throws: DatabaseError.self) { try insertJob(args: "42") }
+            _ = try insertJob(args: "[1, 2]")
+            // An execution row belongs to a job and goes with it.
+            let fk = #expect(throws: DatabaseError.self) {
+                try db.execute("INSERT INTO \(ready) (job_id, queue_name) VALUES (999999, 'default')")
+            }
+            #expect(fk?.code == .foreignKeyViolation)
+            let job = try insertJob()
+            try db.execute("INSERT INTO \(ready) (job_id, queue_name) VALUES (\(job), 'default')")
+            try db.execute("DELETE FROM \(jobs) WHERE id = \(job)")
+            #expect(try db.query("SELECT count(*) AS n FROM \(ready)")[0].decode("n", as: Int.self) == 0)
+            // A recurring run time is recorded once.
+            try db.execute("INSERT INTO \(recurring) (task_key, run_at) VALUES ('nightly', '2026-11-27 03:00+01')")
+            let twice = #expect(throws: DatabaseError.self) {
+                try db.execute("INSERT INTO \(recurring) (task_key, run_at) VALUES ('nightly', '2026-11-27 02:00+00')")
+            }
+            #expect(twice?.code == .uniqueViolation)
+        }
+    }
+
+    @Test("running migrate again applies nothing and changes nothing")
+    func idempotent() throws {
+        try TestDatabase.withSchema { schema, db in
+            let migrator = try DroverSchema.migrator(schema: schema)
+            let again = try migrator.migrate(on: db)
+            #expect(again.applied.isEmpty)
+            #expect(again.currentVersion == DroverSchema.latestVersion)
+            let rows = try db.query("SELECT count(*) AS n FROM \(SQLIdentifier(schema, "schema_migrations"))")[0]
+            #expect(try rows.decode("n", as: Int.self) == DroverSchema.migrations.count)
+            #expect(try migrator.status(on: db).pending.isEmpty)
+        }
+    }
+
+    @Test("migrators started at once on several connections all succeed and apply each migration once")
+    func concurrentMigrators() throws {
+        let schema = TestDatabase.uniqueSchemaName()
+        defer { _ = try? TestDatabase.connect().execute("DROP SCHEMA IF EXISTS \(SQLIdentifier(schema)) CASCADE") }
+        let start = DispatchGate()
+        let runs = (0..<4).map { i in
+            BackgroundWork("migrator \(i)") { () -> [Int] in
+                let db = try TestDatabase.connect()
+                start.wait()
+                return try DroverSchema.migrator(schema: schema).migrate(on: db).applied.map(\.version)
+            }
+        }
+        start.open()
+        let applied = try runs.map { try $0.value(timeout: .seconds(60)) }
+        #expect(applied.flatMap { $0 }.sorted() == DroverSchema.migrations.map(\.version), "each applied once, by one of them")
+        let db = try TestDatabase.connect()
+        let versions = try db.query("SELECT version FROM \(SQLIdentifier(schema, "schema_migrations")) ORDER BY version")
+            .map { try $0.decode("version", as: Int.self) }
+        #expect(versions == DroverSchema.migrations.map(\.version))
+    }
+
+    @Test("a failing migration is rolled back whole and reported; the ones before it stay")
+    func failingMigrationRollsBack() throws {
+        let db = try TestDatabase.connect()
+        let schema = TestDatabase.uniqueSchemaName()
+        defer { _ = try? db.execute("DROP SCHEMA IF EXISTS \(SQLIdentifier(schema)) CASCADE") }
+        let migrations = [
+            Migration(version: 1, name: "first", sql: "CREATE TABLE kept (id int);"),
+            Migration(version: 2, name: "broken", sql: "CREATE TABLE half_done (id int); SELECT no_such_function();"),
+        ]
+        let migrator = try Migrator(schema: schema, migrations: migrations)
+        let error = #expect(throws: DatabaseError.self) { try migrator.migrate(on: db) }
+        #expect(error?.code == .migrationFailed)
+        #expect(error?.message.contains("migration 2 (broken)") == true)
+        let tables = try names("SELECT tablename FROM pg_tables WHERE schemaname = \(schema)", column: "tablename", on: db)
+        #expect(tables == ["kept", "schema_migrations"])
+        #expect(try migrator.status(on: db).pending.map(\.version) == [2])
+    }
+
+    @Test("versions the program does not know are reported, not touched")
+    func unknownVersionsReported() throws {
+        try TestDatabase.withSchema { schema, db in
+            try db.execute("INSERT INTO \(SQLIdentifier(schema, "schema_migrations")) (version, name) VALUES (999, 'from the future')")
+            let report = try DroverSchema.migrator(schema: schema).migrate(on: db)
+            #expect(report.unknownVersions == [999])
+            #expect(report.applied.isEmpty)
+        }
+    }
+
+    @Test("a schema name that is not a plain identifier is refused before anything runs")
+    func schemaNameValidated() {
+        for bad in ["", "Drover", "drover; DROP SCHEMA public", "1drover", String(repeating: "a", count: 64), "dröver"] {
+            let error = #expect(throws: DatabaseError.self) { try DroverSchema.migrator(schema: bad) }
+            #expect(error?.code == .invalidIdentifier)
+        }
+    }
+}
+
+/// Lets several threads start at the same moment.
+final class DispatchGate: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var isOpen = false
+    func wait() {
+        condition.lock()
+        while !isOpen { condition.wait() }
+        condition.unlock()
+    }
+    func open() {
+        condition.lock()
+        isOpen = true
+        condition.broadcast()
+        condition.unlock()
+    }
+}
