@@ -52,6 +52,7 @@ public struct Migrator: Sendable {
                     applied_at timestamptz NOT NULL DEFAULT now()
                 )
                 """)
+            try connection.execute("COMMENT ON TABLE \(table) IS 'Migrations applied to this schema, by version.'")
             let status = try readStatus(on: connection)
             var applied: [Migration] = []
             for migration in status.pending {
