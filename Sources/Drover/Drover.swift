@@ -11,6 +11,11 @@ public enum Drover {
 
     /// Runs the `drover` command line with `arguments` (default: the process's) and exits.
     public static func main(_ arguments: [String]? = nil) -> Never {
+        let arguments = arguments ?? Array(CommandLine.arguments.dropFirst())
+        if let first = arguments.first, !first.hasPrefix("-"), let message = UnknownCommand.message(for: first) {
+            printError("drover: error: \(message)")
+            exit(ExitStatus.usage.rawValue)
+        }
         DroverCommand.main(arguments)
         exit(0)
     }

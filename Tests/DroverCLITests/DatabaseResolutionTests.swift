@@ -83,6 +83,21 @@ struct DatabaseResolutionTests {
         }
     }
 
+    @Test("libpq service files work: a URL may be just service=NAME")
+    func serviceFile() throws {
+        let s = try server()
+        try withConfig("# unused\n") { path in
+            let services = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent("pg_service.conf").path
+            try "[drover_test_service]\nhost=\(s.host)\nport=\(s.port)\ndbname=\(s.database)\n"
+                .write(toFile: services, atomically: true, encoding: .utf8)
+            let outcome = try migrate(["--config", path, "--database-url", "service=drover_test_service"],
+                                      environment: ["PGSERVICEFILE": services])
+            #expect(outcome.status == 0, "\(outcome)")
+            let viaEnvironment = try migrate(["--config", path], environment: ["PGSERVICEFILE": services, "PGSERVICE": "drover_test_service"])
+            #expect(viaEnvironment.status == 0, "\(viaEnvironment)")
+        }
+    }
+
     @Test("configuration errors exit 78 naming the file, line and key")
     func configurationErrors() throws {
         let s = try server()

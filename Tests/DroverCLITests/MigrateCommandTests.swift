@@ -56,7 +56,8 @@ struct MigrateCommandTests {
     }
 
     @Test("bad arguments exit 64 and say what to type instead", arguments: [
-        (["migarte"], "drover --help"),
+        (["migarte"], "unknown command 'migarte'; did you mean 'drover migrate'?"),
+        (["frobnicate"], "The commands are: migrate, version."),
         (["migrate", "--bogus"], "Unknown option '--bogus'"),
         (["migrate", "--schema", "Bad-Name"], "lowercase letters"),
         (["migrate", "--database-url", ""], "--database-url is empty"),
@@ -74,11 +75,7 @@ struct MigrateCommandTests {
     func unavailableDatabase() throws {
         let probe = try TestDatabase.connect()
         let (host, port, database) = (probe.target.host, probe.target.port, probe.target.database)
-        try probe.execute(unsafeRawScript: """
-            DO $$ BEGIN CREATE ROLE drover_password_test LOGIN;
-            EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$;
-            ALTER ROLE drover_password_test PASSWORD 'Sup3r-Secret-pw';
-            """)
+        try TestDatabase.ensurePasswordRole()
         let secret = "Wr0ng-Pa55word"
         let cases: [(url: String, says: String)] = [
             ("postgresql://drover_password_test:\(secret)@/\(database)?host=\(host)&port=\(port)", "refused the credentials"),

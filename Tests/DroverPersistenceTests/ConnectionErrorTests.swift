@@ -5,23 +5,12 @@ import Testing
 
 @Suite("Connecting: URLs, libpq settings and readable failures")
 struct ConnectionErrorTests {
-    static let password = "Sup3r-Secret-pw"
+    static let password = TestDatabase.passwordRole.password
 
     /// The test server's socket directory, port and database, from DROVER_TEST_DATABASE_URL.
     static func server() throws -> (host: String, port: String, database: String) {
         let probe = try TestDatabase.connect()
         return (probe.target.host, probe.target.port, probe.target.database)
-    }
-
-    /// A role that must log in with a password (the test cluster's pg_hba.conf asks scram-sha-256 of it).
-    static func ensurePasswordRole(_ db: Connection) throws {
-        try db.execute(unsafeRawScript: """
-            DO $$ BEGIN
-                CREATE ROLE drover_password_test LOGIN;
-            EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
-            END $$;
-            ALTER ROLE drover_password_test PASSWORD '\(password)';
-            """)
     }
 
     @Test("a URL and a key=value string both connect, and the target names socket, database and user")
@@ -37,7 +26,7 @@ struct ConnectionErrorTests {
     @Test("a wrong password is authenticationFailed, and the password is in no message")
     func wrongPassword() throws {
         let (host, port, database) = try Self.server()
-        try Self.ensurePasswordRole(try TestDatabase.connect())
+        try TestDatabase.ensurePasswordRole()
         let good = "postgresql://drover_password_test:\(Self.password)@/\(database)?host=\(host)&port=\(port)"
         let goodConnection = try Connection(good)
         #expect(goodConnection.target.user == "drover_password_test")

@@ -55,6 +55,18 @@ struct DecodingTests {
         let row = try db.query("SELECT NULL::bigint AS missing_count, 5 AS present")[0]
         #expect(try row.decode("missing_count", as: Int?.self) == nil)
         #expect(try row.decode("present", as: Int?.self) == 5)
+        let nulls = try db.query("""
+            SELECT NULL::bigint AS i, NULL::text AS s, NULL::boolean AS b, NULL::timestamptz AS t,
+                   NULL::double precision AS d, NULL::jsonb AS j, NULL::uuid AS u, NULL::bigint[] AS a
+            """)[0]
+        #expect(try nulls.decode("i", as: Int?.self) == nil)
+        #expect(try nulls.decode("s", as: String?.self) == nil)
+        #expect(try nulls.decode("b", as: Bool?.self) == nil)
+        #expect(try nulls.decode("t", as: Date?.self) == nil)
+        #expect(try nulls.decode("d", as: Double?.self) == nil)
+        #expect(try nulls.decode("j", as: JSON?.self) == nil)
+        #expect(try nulls.decode("u", as: UUID?.self) == nil)
+        #expect(try nulls.decode("a", as: [Int]?.self) == nil)
         let error = #expect(throws: DatabaseError.self) { try row.decode("missing_count", as: Int.self) }
         #expect(error?.code == .decodingFailed)
         #expect(error?.message.contains("\"missing_count\"") == true)

@@ -35,7 +35,7 @@ struct ConfigurationLoaderTests {
         ("database:\n  url: x\n  shema: drover\n", "d.yml:3: database.shema: unknown key"),
         ("databse:\n  url: x\n", "d.yml:1: databse: unknown key"),
         ("database:\n  url: [a, b]\n", "d.yml:2: database.url: must be a string"),
-        ("database:\n  schema: Drover-Jobs\n", "d.yml:2: database.schema: \"Drover-Jobs\" is not a valid schema name"),
+        ("database:\n  schema: Drover-Jobs\n", "d.yml:2: database.schema: schema name \"Drover-Jobs\" is not valid"),
         ("database: postgresql:///x\n", "d.yml:1: database: must be a mapping"),
         ("- just\n- a list\n", "d.yml:1: the top level must be a mapping"),
         ("database:\n  url: x\n  url: y\n", "d.yml:2: is not valid YAML: the key url appears twice"),

@@ -38,6 +38,21 @@ public enum TestDatabase {
         "drover_t_" + String(UInt64.random(in: .min ... .max), radix: 36)
     }
 
+    /// The role the wrong-password tests log in as, and its right password. The throwaway cluster of
+    /// `make test` asks this role (and only it) for a password (scram-sha-256 in pg_hba.conf).
+    public static let passwordRole = (name: "drover_password_test", password: "Sup3r-Secret-pw")
+
+    /// Creates ``passwordRole`` if it is missing and sets its password.
+    public static func ensurePasswordRole() throws {
+        try connect().execute(unsafeRawScript: """
+            DO $$ BEGIN
+                CREATE ROLE \(passwordRole.name) LOGIN;
+            EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+            END $$;
+            ALTER ROLE \(passwordRole.name) PASSWORD '\(passwordRole.password)';
+            """)
+    }
+
     /// Runs `body` with an empty schema of its own (migrated to Drover's tables when `migrate`),
     /// then drops the schema, whether `body` passed or not.
     public static func withSchema<R>(

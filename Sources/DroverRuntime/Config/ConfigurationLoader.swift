@@ -1,3 +1,4 @@
+import DroverPersistence
 import Foundation
 import Yams
 
@@ -89,14 +90,12 @@ public enum ConfigurationLoader {
                 database.url = url.isEmpty ? nil : url
             case "schema":
                 let schema = try string(value, key: "database.schema", path: path)
-                let valid = !schema.isEmpty && schema.utf8.count <= 63
-                    && schema.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("0"..."9").contains($0) || $0 == "_" }
-                    && !("0"..."9").contains(schema.unicodeScalars.first!)
-                guard valid else {
+                do {
+                    _ = try SQLIdentifier.validated(schema, what: "schema name")
+                } catch {
                     throw ConfigurationError(
                         path: path, line: value.mark?.line, key: "database.schema",
-                        message: "\"\(schema)\" is not a valid schema name; use 1 to 63 lowercase letters, digits and "
-                            + "underscores, starting with a letter or underscore (default: drover)")
+                        message: "\(error.message) (default: drover)")
                 }
                 database.schema = schema
             default:
