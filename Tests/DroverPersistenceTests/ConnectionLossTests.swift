@@ -13,10 +13,7 @@ struct ConnectionLossTests {
 
     /// Waits until `pid` is blocked waiting for a lock.
     private func waitUntilBlocked(_ pid: Int32, admin: Connection) throws {
-        try waitUntil("backend \(pid) waits for a lock") {
-            try admin.query("SELECT wait_event_type FROM pg_stat_activity WHERE pid = \(pid)")
-                .first?.decode("wait_event_type", as: String?.self) == "Lock"
-        }
+        try waitUntil("backend \(pid) waits for a lock") { try TestDatabase.isWaitingForLock(pid, admin: admin) }
     }
 
     @Test("a connection the server ended while idle is re-established on next use, transparently")

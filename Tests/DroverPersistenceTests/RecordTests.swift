@@ -111,8 +111,7 @@ struct RecordTests {
             try waitUntil("the second withLock waits for the row lock") {
                 let pid = secondPID.get()
                 guard pid != 0 else { return false }
-                return try admin.query("SELECT wait_event_type FROM pg_stat_activity WHERE pid = \(pid)")
-                    .first?.decode("wait_event_type", as: String?.self) == "Lock"
+                return try TestDatabase.isWaitingForLock(pid, admin: admin)
             }
             #expect(!second.isFinished)
             releaseFirst.signal()
@@ -201,8 +200,7 @@ struct RecordTests {
                 }
             }
             try waitUntil("the heartbeat's UPDATE waits for the row lock") {
-                try admin.query("SELECT wait_event_type FROM pg_stat_activity WHERE pid = \(victimPID)")
-                    .first?.decode("wait_event_type", as: String?.self) == "Lock"
+                try TestDatabase.isWaitingForLock(victimPID, admin: admin)
             }
             try admin.execute("SELECT pg_terminate_backend(\(victimPID), 5000)")
             let error = try beat.value()

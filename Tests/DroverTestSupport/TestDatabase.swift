@@ -53,6 +53,12 @@ public enum TestDatabase {
             """)
     }
 
+    /// Whether server process `pid` is blocked waiting for a lock (a row lock, an advisory lock).
+    public static func isWaitingForLock(_ pid: Int32, admin: Connection) throws -> Bool {
+        try admin.query("SELECT wait_event_type FROM pg_stat_activity WHERE pid = \(pid)")
+            .first?.decode("wait_event_type", as: String?.self) == "Lock"
+    }
+
     /// Runs `body` with an empty schema of its own (migrated to Drover's tables when `migrate`),
     /// then drops the schema, whether `body` passed or not.
     public static func withSchema<R>(
