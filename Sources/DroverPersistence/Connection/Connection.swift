@@ -40,9 +40,12 @@ public final class Connection {
         let parsed = try ConnectionString(connectionString)
         var keywords = ["fallback_application_name"]
         var values = [applicationName]
-        // Fail instead of hanging forever on an unreachable host, unless the user chose a timeout.
-        if parsed.options["connect_timeout"] == nil,
-           ProcessInfo.processInfo.environment["PGCONNECT_TIMEOUT"] == nil {
+        // Fail instead of hanging forever on an unreachable host, unless the user chose a timeout
+        // (in the string, the environment, or a service file, whose values apply only to options
+        // left unset).
+        let environment = ProcessInfo.processInfo.environment
+        if parsed.options["connect_timeout"] == nil, parsed.options["service"] == nil,
+           environment["PGCONNECT_TIMEOUT"] == nil, environment["PGSERVICE"] == nil {
             keywords.append("connect_timeout")
             values.append("10")
         }
@@ -203,10 +206,7 @@ public final class Connection {
 
     func errorMessage() -> String {
         let message = PQerrorMessage(handle).map { String(cString: $0) } ?? ""
-        return ConnectionString.redact(
-            message.trimmingCharacters(in: .whitespacesAndNewlines)
-                .replacingOccurrences(of: "\n", with: "; ").replacingOccurrences(of: "\t", with: ""),
-            secrets: secrets)
+        return ConnectionString.redact(Self.concise(libpqMessage: message), secrets: secrets)
     }
 
     func lostInFlight(query: String, result: OpaquePointer? = nil, committing: Bool = false) -> DatabaseError {
@@ -242,7 +242,15 @@ public final class Connection {
         _ conn: OpaquePointer, target: ConnectionTarget, secrets: [String], reconnecting: Bool = false
     ) -> DatabaseError {
         let raw = PQerrorMessage(conn).map { String(cString: $0) } ?? ""
-        let reason = ConnectionString.redact(Self.conciseConnectReason(raw), secrets: secrets)
+        return classifyConnectFailure(raw, target: target, secrets: secrets, reconnecting: reconnecting)
+    }
+
+    /// Sorts libpq's connection failure text into a code. libpq gives no SQLSTATE for these, so the
+    /// text is all there is; anything not recognised is `connectionFailed`.
+    static func classifyConnectFailure(
+        _ raw: String, target: ConnectionTarget, secrets: [String], reconnecting: Bool = false
+    ) -> DatabaseError {
+        let reason = ConnectionString.redact(Self.concise(libpqMessage: raw), secrets: secrets)
         let lower = raw.lowercased()
         let verb = reconnecting ? "cannot reconnect to" : "cannot connect to"
         // Options libpq only checks when it connects: a port that is not a number, an unknown sslmode.
@@ -251,6 +259,13 @@ public final class Connection {
                 .invalidConnectionString,
                 "the database URL is not valid: \(reason); expected postgresql://USER@HOST:PORT/DATABASE, "
                     + "postgresql:///DATABASE?host=/run/postgresql or key=value pairs")
+        }
+        // "no pg_hba.conf entry for host …" or "pg_hba.conf rejects connection for host …".
+        if lower.contains("pg_hba.conf") {
+            return DatabaseError(
+                .authenticationFailed,
+                "\(verb) \(target): the server's pg_hba.conf does not let this user connect from here "
+                    + "(\(reason)); ask its administrator for an entry, or connect as another user")
         }
         if lower.contains("password authentication failed") || lower.contains("no password supplied")
             || lower.contains("authentication failed") || lower.contains("role \"")
@@ -272,9 +287,9 @@ public final class Connection {
                 + "socket directory is right")
     }
 
-    /// libpq's connection failure text without what our message already says: the
-    /// "connection to server … failed:" prefix (the target is named) and its indented hints.
-    static func conciseConnectReason(_ raw: String) -> String {
+    /// libpq's message on one line, without what our messages already say: the "connection to
+    /// server … failed:" prefix (the target is named) and libpq's tab-indented hints.
+    static func concise(libpqMessage raw: String) -> String {
         let lines = raw.split(separator: "\n").filter { !$0.hasPrefix("\t") }
         let reasons = lines.map { line -> String in
             var text = String(line)

@@ -95,6 +95,13 @@ public struct ConnectionTarget: Sendable, CustomStringConvertible {
     public let database: String
     public let user: String
 
+    init(host: String, port: String, database: String, user: String) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.user = user
+    }
+
     init(_ handle: OpaquePointer) {
         func read(_ value: UnsafeMutablePointer<CChar>?) -> String { value.map { String(cString: $0) } ?? "" }
         host = read(PQhost(handle))

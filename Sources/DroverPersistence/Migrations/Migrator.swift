@@ -44,15 +44,20 @@ public struct Migrator: Sendable {
     @discardableResult
     public func migrate(on connection: Connection, progress: (Migration) -> Void = { _ in }) throws -> Report {
         try withMigrationLock(on: connection) {
-            try connection.execute("CREATE SCHEMA IF NOT EXISTS \(schema)")
-            try connection.execute("""
-                CREATE TABLE IF NOT EXISTS \(table) (
-                    version    integer PRIMARY KEY,
-                    name       text NOT NULL,
-                    applied_at timestamptz NOT NULL DEFAULT now()
-                )
-                """)
-            try connection.execute("COMMENT ON TABLE \(table) IS 'Migrations applied to this schema, by version.'")
+            // Under the lock, so no other migrator is creating them at the same time.
+            if try !bookkeepingTableExists(on: connection) {
+                try connection.withTransaction { connection in
+                    try connection.execute("CREATE SCHEMA IF NOT EXISTS \(schema)")
+                    try connection.execute("""
+                        CREATE TABLE \(table) (
+                            version    integer PRIMARY KEY,
+                            name       text NOT NULL,
+                            applied_at timestamptz NOT NULL DEFAULT now()
+                        )
+                        """)
+                    try connection.execute("COMMENT ON TABLE \(table) IS 'Migrations applied to this schema, by version.'")
+                }
+            }
             let status = try readStatus(on: connection)
             var applied: [Migration] = []
             for migration in status.pending {
@@ -82,12 +87,15 @@ public struct Migrator: Sendable {
 
     /// What is applied and what is pending, without changing anything.
     public func status(on connection: Connection) throws(DatabaseError) -> Status {
-        let exists = try connection.query("SELECT to_regclass(\(table.quoted)) IS NOT NULL AS present")[0]
-            .decode("present", as: Bool.self)
-        guard exists else {
+        guard try bookkeepingTableExists(on: connection) else {
             return Status(appliedVersions: [], pending: migrations, unknownVersions: [])
         }
         return try readStatus(on: connection)
+    }
+
+    private func bookkeepingTableExists(on connection: Connection) throws(DatabaseError) -> Bool {
+        try connection.query("SELECT to_regclass(\(table.quoted)) IS NOT NULL AS present")[0]
+            .decode("present", as: Bool.self)
     }
 
     private func readStatus(on connection: Connection) throws(DatabaseError) -> Status {

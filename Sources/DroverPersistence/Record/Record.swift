@@ -153,8 +153,7 @@ public final class Record {
 
     /// Deletes the row.
     public func delete(on connection: Connection) throws(DatabaseError) {
-        let key = SQLIdentifier(primaryKey)
-        if try connection.execute("DELETE FROM \(table) WHERE \(key) = \(id)") == 0 {
+        if try connection.execute("DELETE FROM \(table) WHERE \(thisRow)") == 0 {
             throw Self.notFound(table: table, primaryKey: primaryKey, id: id)
         }
     }
@@ -165,23 +164,22 @@ public final class Record {
         guard hasPendingChanges else { return }
         let columns = pendingChanges.keys.sorted()
         let assignments = SQL.joined(columns.map { "\(SQLIdentifier($0)) = \(pendingChanges[$0]!)" })
-        let key = SQLIdentifier(primaryKey)
-        guard let row = try connection.query(
-            "UPDATE \(table) SET \(assignments) WHERE \(key) = \(id) RETURNING *"
-        ).first else {
+        guard let row = try connection.query("UPDATE \(table) SET \(assignments) WHERE \(thisRow) RETURNING *").first else {
             throw Self.notFound(table: table, primaryKey: primaryKey, id: id)
         }
         attributes = row.values
     }
 
     private func loadRow(on connection: Connection, lock: Bool) throws(DatabaseError) -> [String: DatabaseValue] {
-        let key = SQLIdentifier(primaryKey)
         let forUpdate = SQL(unsafeRaw: lock ? " FOR UPDATE" : "")
-        guard let row = try connection.query("SELECT * FROM \(table) WHERE \(key) = \(id)\(forUpdate)").first else {
+        guard let row = try connection.query("SELECT * FROM \(table) WHERE \(thisRow)\(forUpdate)").first else {
             throw Self.notFound(table: table, primaryKey: primaryKey, id: id)
         }
         return row.values
     }
+
+    /// `"id" = $n`: the condition that selects this record's row.
+    private var thisRow: SQL { "\(SQLIdentifier(primaryKey)) = \(id)" }
 
     static func notFound(table: SQLIdentifier, primaryKey: String, id: DatabaseValue) -> DatabaseError {
         DatabaseError(
