@@ -39,6 +39,8 @@ public struct DatabaseError: Error, Sendable, CustomStringConvertible {
         public static let undefinedTable = Code("undefinedTable")
         public static let undefinedColumn = Code("undefinedColumn")
         public static let syntaxError = Code("syntaxError")
+        /// A function refused an argument (SQLSTATE 22023), as Drover's SQL functions do for bad jobs.
+        public static let invalidParameterValue = Code("invalidParameterValue")
         /// Any other server error: see ``DatabaseError/sqlState``.
         public static let serverError = Code("serverError")
 
@@ -65,18 +67,21 @@ public struct DatabaseError: Error, Sendable, CustomStringConvertible {
     public var message: String
     public var detail: String?
     public var hint: String?
+    /// The column (or, for errors a function raises with `USING COLUMN`, the field) the error is about.
+    public var column: String?
     /// The SQL text that failed. Bound values are never part of it.
     public var query: String?
 
     public init(
         _ code: Code, _ message: String, sqlState: String? = nil, detail: String? = nil,
-        hint: String? = nil, query: String? = nil
+        hint: String? = nil, column: String? = nil, query: String? = nil
     ) {
         self.code = code
         self.message = message
         self.sqlState = sqlState
         self.detail = detail
         self.hint = hint
+        self.column = column
         self.query = query
     }
 
@@ -111,6 +116,7 @@ public struct DatabaseError: Error, Sendable, CustomStringConvertible {
         case "42601": return .syntaxError
         case "28P01", "28000": return .authenticationFailed
         case "3D000": return .databaseNotFound
+        case "22023": return .invalidParameterValue
         default:
             // Class 08 is "connection exception"; 57P01-57P03 end the session from the server side.
             if state.hasPrefix("08") || state == "57P01" || state == "57P02" || state == "57P03" {

@@ -97,7 +97,7 @@ struct SchemaTests {
     func concurrentMigrators() throws {
         let schema = TestDatabase.uniqueSchemaName()
         defer { _ = try? TestDatabase.connect().execute("DROP SCHEMA IF EXISTS \(SQLIdentifier(schema)) CASCADE") }
-        let start = DispatchGate()
+        let start = Gate()
         let runs = (0..<4).map { i in
             BackgroundWork("migrator \(i)") { () -> [Int] in
                 let db = try TestDatabase.connect()
@@ -151,19 +151,3 @@ struct SchemaTests {
     }
 }
 
-/// Lets several threads start at the same moment.
-final class DispatchGate: @unchecked Sendable {
-    private let condition = NSCondition()
-    private var isOpen = false
-    func wait() {
-        condition.lock()
-        while !isOpen { condition.wait() }
-        condition.unlock()
-    }
-    func open() {
-        condition.lock()
-        isOpen = true
-        condition.broadcast()
-        condition.unlock()
-    }
-}

@@ -230,6 +230,7 @@ public final class Connection {
             sqlState: sqlState,
             detail: Self.field(result, "D").map { ConnectionString.redact($0, secrets: secrets) },
             hint: Self.field(result, "H"),
+            column: Self.field(result, "c"),
             query: query)
     }
 

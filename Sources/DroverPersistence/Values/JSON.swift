@@ -35,6 +35,9 @@ public struct JSON: Hashable, Sendable, CustomStringConvertible {
     /// Text the server produced, which is valid JSON by construction.
     init(trusted text: String) { self.text = text }
 
+    /// `{}`.
+    public static let emptyObject = JSON(trusted: "{}")
+
     /// Decodes the document as `T`.
     public func decode<T: Decodable>(
         _ type: T.Type = T.self, decoder: JSONDecoder = JSONDecoder()

@@ -12,6 +12,7 @@ public enum DroverSchema {
     /// Every migration, in order. Append only: a migration that has shipped is never edited.
     public static let migrations: [Migration] = [
         Migration(version: 1, name: "data_model", sql: dataModelSQL),
+        Migration(version: 2, name: "enqueue_functions", sql: enqueueFunctionsSQL),
     ]
 
     /// The version a fully migrated database is at.

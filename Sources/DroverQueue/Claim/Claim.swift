@@ -1,0 +1,83 @@
+import DroverPersistence
+
+extension JobStore {
+    /// Takes up to `limit` ready jobs from `queues` for process `processID`, in the order of
+    /// ``QueueSelection``, skipping paused queues and rows other claimers hold (`SKIP LOCKED`), and
+    /// moves them to claimed. One transaction; each pattern is one index-ordered statement.
+    public func claim(
+        processID: Int, queues: QueueSelection, limit: Int, on connection: Connection
+    ) throws -> [ClaimedJob] {
+        guard limit > 0 else { return [] }
+        if queues.patterns.count == 1 {
+            return try claim(queues.patterns[0], processID: processID, limit: limit, on: connection)
+        }
+        return try connection.withTransaction { connection in
+            var claimed: [ClaimedJob] = []
+            for pattern in queues.patterns where claimed.count < limit {
+                claimed += try claim(pattern, processID: processID, limit: limit - claimed.count, on: connection)
+            }
+            return claimed
+        }
+    }
+
+    private func claim(
+        _ pattern: QueueSelection.Pattern, processID: Int, limit: Int, on connection: Connection
+    ) throws(DatabaseError) -> [ClaimedJob] {
+        let rows = try connection.query(claimStatement(pattern, processID: processID, limit: limit))
+        var claimedJobs: [ClaimedJob] = []
+        claimedJobs.reserveCapacity(rows.count)
+        for row in rows { claimedJobs.append(try ClaimedJob(row: row)) }
+        return claimedJobs
+    }
+
+    /// One pattern's claim, as one statement.
+    func claimStatement(_ pattern: QueueSelection.Pattern, processID: Int, limit: Int) -> SQL {
+        // The WHERE and ORDER BY follow an index: (queue_name, priority, job_id) for names and
+        // prefixes, (priority, job_id) for "*".
+        let condition: SQL
+        let order: [String]
+        switch pattern {
+        case .exact(let name):
+            condition = "r.queue_name = \(name)"
+            order = ["priority", "job_id"]
+        case .prefix(let prefix):
+            condition = "r.queue_name LIKE \(Self.likePrefix(prefix))"
+            order = ["queue_name", "priority", "job_id"]
+        case .all:
+            condition = "true"
+            order = ["priority", "job_id"]
+        }
+        func ordered(by alias: String) -> SQL {
+            SQL(unsafeRaw: order.map { "\(alias).\($0)" }.joined(separator: ", "))
+        }
+        return """
+            WITH picked AS (
+                SELECT r.job_id FROM \(ready) r
+                WHERE \(condition)
+                  -- Computed once, so the scan stays in index order (a join with pauses would not).
+                  AND r.queue_name <> ALL (ARRAY(SELECT queue_name FROM \(pauses)))
+                ORDER BY \(ordered(by: "r"))
+                LIMIT \(limit)
+                FOR UPDATE SKIP LOCKED
+            ), moved AS (
+                DELETE FROM \(ready) r USING picked WHERE r.job_id = picked.job_id
+                RETURNING r.job_id, r.queue_name, r.priority
+            ), claimed AS (
+                INSERT INTO \(claimed) (job_id, process_id) SELECT job_id, \(processID) FROM moved
+            )
+            SELECT \(ClaimedJob.columns)
+            FROM moved m JOIN \(jobs) j ON j.id = m.job_id
+            ORDER BY \(ordered(by: "m"))
+            """
+    }
+
+    /// A LIKE pattern matching names that start with `prefix` (whose `_` must not be a wildcard).
+    static func likePrefix(_ prefix: String) -> String {
+        var escaped = ""
+        for ch in prefix {
+            if ch == "\\" || ch == "%" || ch == "_" { escaped.append("\\") }
+            escaped.append(ch)
+        }
+        return escaped + "%"
+    }
+}

@@ -1,0 +1,38 @@
+import DroverPersistence
+import Foundation
+
+/// A job a process has claimed and is to run.
+public struct ClaimedJob: Sendable, Equatable {
+    public let id: Int
+    public let queue: String
+    public let className: String
+    public let arguments: JSON
+    public let priority: Int
+    /// Which attempt this run is: 1 the first time, 2 after one failure, …
+    public let attempt: Int
+    public let maxAttempts: Int
+    /// How many times a process died while running this job.
+    public let crashes: Int
+    /// How long one attempt may run, when the job says.
+    public let timeout: Duration?
+    public let enqueuedAt: Date
+
+    /// The columns `init(row:)` reads, for statements that return claimed jobs.
+    static let columns: SQL = """
+        j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.attempts, j.max_attempts, j.crashes,
+        extract(epoch FROM j.timeout)::float8 AS timeout_seconds, j.created_at
+        """
+
+    init(row: Row) throws(DatabaseError) {
+        id = try row.decode("id")
+        queue = try row.decode("queue_name")
+        className = try row.decode("class_name")
+        arguments = try row.decode("arguments")
+        priority = try row.decode("priority")
+        attempt = try row.decode("attempts", as: Int.self) + 1
+        maxAttempts = try row.decode("max_attempts")
+        crashes = try row.decode("crashes")
+        timeout = try row.decode("timeout_seconds", as: Double?.self).map { Duration.milliseconds(Int64($0 * 1000)) }
+        enqueuedAt = try row.decode("created_at")
+    }
+}

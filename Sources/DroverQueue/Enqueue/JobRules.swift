@@ -1,0 +1,73 @@
+/// What a job must look like to be enqueued. The SQL function `enqueue_many` checks the same rules
+/// for callers that do not go through Swift; a test holds the two together.
+public enum JobRules {
+    /// Queue names: 1 to 100 of `A-Z a-z 0-9 _ . : -`, starting with a letter, digit or `_`.
+    /// (`*` is kept for patterns: `mail*`, `*`.)
+    public static let maxQueueNameLength = 100
+    /// Class names: 1 to 200 of `A-Z a-z 0-9 _ . : -`, starting with a letter or `_`.
+    public static let maxClassNameLength = 200
+    /// Priorities: lower runs first.
+    public static let priorityRange = -32768...32767
+    public static let maxAttemptsRange = 1...1000
+    /// Arguments: a JSON object or array of at most this many bytes.
+    public static let maxArgumentsBytes = 1_048_576
+    public static let defaultQueue = "default"
+    public static let defaultMaxAttempts = 5
+
+    public static func checkQueueName(
+        _ name: String, field: String = "queue", code: QueueError.Code = .invalidJob
+    ) throws(QueueError) {
+        guard isName(name, maxLength: maxQueueNameLength, firstMayBeDigit: true) else {
+            throw QueueError(
+                code,
+                "\(field) \"\(name)\" is not a valid queue name: use 1 to \(maxQueueNameLength) letters, digits, "
+                    + "_ . : -, starting with a letter, digit or _",
+                field: field)
+        }
+    }
+
+    public static func checkClassName(_ name: String) throws(QueueError) {
+        guard isName(name, maxLength: maxClassNameLength, firstMayBeDigit: false) else {
+            throw QueueError(
+                .invalidJob,
+                "class \"\(name)\" is not a valid class name: use 1 to \(maxClassNameLength) letters, digits, "
+                    + "_ . : -, starting with a letter or _",
+                field: "class")
+        }
+    }
+
+    static func check(_ job: NewJob) throws(QueueError) {
+        try checkClassName(job.className)
+        try checkQueueName(job.queue)
+        guard job.arguments.isObject || job.arguments.isArray else {
+            throw QueueError(.invalidJob, "arguments must be a JSON object or array, not \(job.arguments.text.prefix(40))", field: "arguments")
+        }
+        let size = job.arguments.text.utf8.count
+        guard size <= maxArgumentsBytes else {
+            throw QueueError(
+                .invalidJob,
+                "arguments are \(size) bytes of JSON; the limit is \(maxArgumentsBytes) (1 MiB): pass a reference to large data instead",
+                field: "arguments")
+        }
+        guard priorityRange.contains(job.priority) else {
+            throw QueueError(
+                .invalidJob, "priority \(job.priority) is not an integer from \(priorityRange.lowerBound) to \(priorityRange.upperBound)",
+                field: "priority")
+        }
+        guard maxAttemptsRange.contains(job.maxAttempts) else {
+            throw QueueError(
+                .invalidJob, "max_attempts \(job.maxAttempts) is not an integer from 1 to \(maxAttemptsRange.upperBound)",
+                field: "max_attempts")
+        }
+    }
+
+    private static func isName(_ name: String, maxLength: Int, firstMayBeDigit: Bool) -> Bool {
+        let bytes = Array(name.utf8)
+        guard let first = bytes.first, bytes.count <= maxLength else { return false }
+        func isLetter(_ b: UInt8) -> Bool { (b >= 65 && b <= 90) || (b >= 97 && b <= 122) }
+        func isDigit(_ b: UInt8) -> Bool { b >= 48 && b <= 57 }
+        guard isLetter(first) || first == UInt8(ascii: "_") || (firstMayBeDigit && isDigit(first)) else { return false }
+        return bytes.allSatisfy { isLetter($0) || isDigit($0) || $0 == UInt8(ascii: "_") || $0 == UInt8(ascii: ".")
+            || $0 == UInt8(ascii: ":") || $0 == UInt8(ascii: "-") }
+    }
+}

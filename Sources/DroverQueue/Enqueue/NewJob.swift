@@ -1,0 +1,44 @@
+import DroverPersistence
+import Foundation
+
+/// A job to enqueue.
+///
+/// ```swift
+/// let job = NewJob("SendReport", arguments: try JSON(encoding: ["kind": "daily"]), queue: "mail", runAt: .now + 3600)
+/// ```
+public struct NewJob: Sendable, Equatable {
+    /// What runs it: a handler's name in the configuration, or a Swift `Job` type's name.
+    public var className: String
+    /// A JSON object or array, handed to the job as it is.
+    public var arguments: JSON
+    public var queue: String
+    /// Lower runs first.
+    public var priority: Int
+    /// When it may run; nil or a past time means now.
+    public var runAt: Date?
+    /// How many times it may run before it fails for good.
+    public var maxAttempts: Int
+
+    public init(
+        _ className: String, arguments: JSON = JSON.emptyObject, queue: String = JobRules.defaultQueue,
+        priority: Int = 0, runAt: Date? = nil, maxAttempts: Int = JobRules.defaultMaxAttempts
+    ) {
+        self.className = className
+        self.arguments = arguments
+        self.queue = queue
+        self.priority = priority
+        self.runAt = runAt
+        self.maxAttempts = maxAttempts
+    }
+
+    /// The job as an element of `enqueue_many`'s JSON array. Names were checked (they need no
+    /// escaping) and arguments are valid JSON, so the text is built directly: bulk enqueue is hot.
+    var jsonElement: String {
+        var text = "{\"class\":\"\(className)\",\"queue\":\"\(queue)\",\"arguments\":\(arguments.text)"
+        if priority != 0 { text += ",\"priority\":\(priority)" }
+        if maxAttempts != JobRules.defaultMaxAttempts { text += ",\"max_attempts\":\(maxAttempts)" }
+        // PostgreSQL's own text for a timestamptz, in UTC: "2026-11-27 03:00:00.5+00".
+        if let runAt, let timestamp = runAt.databaseText { text += ",\"run_at\":\"\(timestamp)\"" }
+        return text + "}"
+    }
+}

@@ -1,0 +1,43 @@
+import DroverPersistence
+
+/// Why an attempt failed, as stored in `jobs.last_error` and `failed_executions.error`.
+public struct JobFailure: Sendable, Codable, Equatable {
+    /// The kind of failure: a Swift error's type, `CommandFailed`, `Timeout`, `WorkerCrashed`, …
+    public var errorClass: String
+    public var message: String
+    /// A command's exit status.
+    public var exitStatus: Int?
+    /// The signal that ended a command or a worker.
+    public var signal: Int?
+    /// The last ``maxOutputBytes`` of a command's output.
+    public var output: String?
+
+    /// How much output a failure keeps: the end, where errors are.
+    public static let maxOutputBytes = 4096
+
+    public init(errorClass: String, message: String, exitStatus: Int? = nil, signal: Int? = nil, output: String? = nil) {
+        self.errorClass = errorClass
+        self.message = message
+        self.exitStatus = exitStatus
+        self.signal = signal
+        self.output = output.map(Self.tail)
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case errorClass = "class", message, exitStatus = "exit_status", signal, output
+    }
+
+    /// The last `maxOutputBytes` bytes of `text`, cut at a character boundary.
+    static func tail(_ text: String) -> String {
+        let utf8 = text.utf8
+        guard utf8.count > maxOutputBytes else { return text }
+        var start = utf8.index(utf8.endIndex, offsetBy: -maxOutputBytes)
+        while start < utf8.endIndex, UTF8.isContinuation(utf8[start]) { start = utf8.index(after: start) }
+        return String(text[start...])
+    }
+
+    var json: JSON {
+        // Encoding a struct of strings and integers cannot fail.
+        try! JSON(encoding: self)
+    }
+}

@@ -1,0 +1,34 @@
+/// How long a failed job waits before its next attempt: exponential backoff with jitter.
+///
+/// After the n-th failed attempt the delay is `min(maxDelay, baseDelay × 2^(n-1))`, less a random
+/// part of up to `jitter` of it, so that jobs that failed together do not all come back together.
+public struct RetryPolicy: Sendable, Equatable {
+    /// The delay after the first failure (before jitter).
+    public var baseDelay: Duration
+    /// The longest delay.
+    public var maxDelay: Duration
+    /// The largest fraction of a delay taken off at random, from 0 (none) to 1.
+    public var jitter: Double
+
+    public init(baseDelay: Duration = .seconds(5), maxDelay: Duration = .seconds(3600), jitter: Double = 0.25) {
+        precondition(baseDelay > .zero && maxDelay >= baseDelay && (0...1).contains(jitter))
+        self.baseDelay = baseDelay
+        self.maxDelay = maxDelay
+        self.jitter = jitter
+    }
+
+    /// The shortest and longest delay, in seconds, after `failedAttempts` failures (1 or more).
+    public func delayBounds(afterFailedAttempts failedAttempts: Int) -> ClosedRange<Double> {
+        let longest = min(maxDelay.seconds, baseDelay.seconds * pow2(max(0, failedAttempts - 1)))
+        return longest * (1 - jitter)...longest
+    }
+
+    private func pow2(_ n: Int) -> Double { n >= 1023 ? .infinity : Double(sign: .plus, exponent: n, significand: 1) }
+}
+
+extension Duration {
+    /// The duration in seconds, as a Double.
+    public var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,35 @@
+/// The queue layer's error: a job or request that cannot be carried out as asked.
+///
+/// Database failures (connection lost, lock timeouts, …) reach callers as ``DatabaseError``.
+public struct QueueError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        public let name: String
+        private init(_ name: String) { self.name = name }
+        public var description: String { name }
+
+        /// A job to enqueue breaks a rule (see ``JobRules``); ``QueueError/field`` names the field.
+        public static let invalidJob = Code("invalidJob")
+        /// A queue name or pattern is not valid.
+        public static let invalidQueue = Code("invalidQueue")
+        /// No job has that id.
+        public static let jobNotFound = Code("jobNotFound")
+        /// The job is not in a state the operation applies to (retrying a job that has not failed).
+        public static let wrongState = Code("wrongState")
+    }
+
+    public var code: Code
+    public var message: String
+    /// The field at fault, for ``Code-swift.struct/invalidJob``.
+    public var field: String?
+    /// The jobs at fault, for ``Code-swift.struct/jobNotFound`` and ``Code-swift.struct/wrongState``.
+    public var jobIDs: [Int]
+
+    public init(_ code: Code, _ message: String, field: String? = nil, jobIDs: [Int] = []) {
+        self.code = code
+        self.message = message
+        self.field = field
+        self.jobIDs = jobIDs
+    }
+
+    public var description: String { message }
+}
