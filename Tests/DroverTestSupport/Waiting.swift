@@ -1,3 +1,4 @@
+import DroverPersistence
 import Foundation
 import Synchronization
 
@@ -18,7 +19,7 @@ public func waitUntil(
         if ContinuousClock.now >= deadline {
             throw DeadlineExceeded(description: "timed out after \(timeout) waiting until \(what)")
         }
-        Thread.sleep(forTimeInterval: Double(interval.components.attoseconds) / 1e18 + Double(interval.components.seconds))
+        Thread.sleep(forTimeInterval: interval.seconds)
     }
 }
 
@@ -46,7 +47,7 @@ public final class BackgroundWork<Result: Sendable>: Sendable {
 
     /// The work's result, waiting up to `timeout` for it.
     public func value(timeout: Duration = .seconds(10)) throws -> Result {
-        let seconds = Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18
+        let seconds = timeout.seconds
         guard state.done.wait(timeout: .now() + seconds) == .success else {
             throw DeadlineExceeded(description: "background work did not finish within \(timeout)")
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DroverPersistence
+import DroverQueue
 import DroverRuntime
 import Foundation
 
@@ -47,5 +48,18 @@ struct DatabaseOptions: ParsableArguments {
         return DatabaseLocation.resolve(
             commandLineURL: databaseURL, commandLineSchema: schema, environment: environment,
             configuration: configuration)
+    }
+}
+
+extension DatabaseOptions {
+    /// Connects to the resolved database and runs `body` with Drover's job store there, reporting
+    /// any error with the documented exit status.
+    func withStore(_ body: (JobStore, Connection) throws -> Void) throws {
+        let location = try reportingErrors { try resolve() }
+        try reportingErrors(location: location) {
+            let store = try JobStore(schema: location.schema)
+            let connection = try Connection(location.connectionString, applicationName: "drover")
+            try body(store, connection)
+        }
     }
 }

@@ -15,6 +15,9 @@ struct DroverCommand: ParsableCommand {
             70 internal error, 78 configuration error.
             """,
         version: Drover.version,
-        subcommands: [MigrateCommand.self, VersionCommand.self]
+        subcommands: [
+            MigrateCommand.self, EnqueueCommand.self, JobsCommand.self, FailedCommand.self, QueuesCommand.self,
+            VersionCommand.self,
+        ]
     )
 }

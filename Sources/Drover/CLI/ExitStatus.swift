@@ -1,5 +1,6 @@
 import ArgumentParser
 import DroverPersistence
+import DroverQueue
 import DroverRuntime
 import Foundation
 
@@ -31,6 +32,11 @@ private func describe(_ error: Error, location: DatabaseLocation?) -> (ExitStatu
     switch error {
     case let error as ConfigurationError:
         return (.config, error.description)
+    case let error as QueueError:
+        switch error.code {
+        case .invalidJob, .invalidQueue: return (.usage, error.message)
+        default: return (.dataError, error.message)
+        }
     case let error as DatabaseError:
         let origin = location.map { " (the database came from \($0.source))" } ?? ""
         switch error.code {
@@ -39,6 +45,11 @@ private func describe(_ error: Error, location: DatabaseLocation?) -> (ExitStatu
         case .invalidConnectionString:
             let status: ExitStatus = location?.source == .commandLine ? .usage : .config
             return (status, error.description + origin)
+        case _ where ["42P01", "42883", "3F000"].contains(error.sqlState ?? ""):
+            // Undefined table, function or schema: the schema was never migrated (or is behind).
+            let schema = location.map { "schema \"\($0.schema)\"" } ?? "the schema"
+            return (.unavailable, "\(schema) does not have Drover's tables, or not all of them (\(error.message)); "
+                + "run: drover migrate" + origin)
         default:
             return (.software, error.description)
         }

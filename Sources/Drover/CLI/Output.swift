@@ -1,0 +1,103 @@
+import DroverPersistence
+import DroverQueue
+import DroverRuntime
+import Foundation
+
+/// Text for people: aligned columns under a header.
+struct Table {
+    let headers: [String]
+    var rows: [[String]] = []
+
+    init(_ headers: String...) { self.headers = headers }
+
+    mutating func add(_ cells: String...) { rows.append(cells) }
+
+    func render() -> String {
+        var widths = headers.map(\.count)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, cell in
+                i == cells.count - 1 ? cell : cell.padding(toLength: widths[i], withPad: " ", startingAt: 0)
+            }.joined(separator: "  ")
+        }
+        return ([line(headers)] + rows.map(line)).joined(separator: "\n")
+    }
+}
+
+/// JSON for programs: one document on stdout, keys sorted, times in ISO 8601.
+func printJSON<T: Encodable>(_ value: T) throws {
+    print(try jsonText(value))
+}
+
+func jsonText<T: Encodable>(_ value: T) throws -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    encoder.dateEncodingStrategy = .iso8601
+    return String(decoding: try encoder.encode(value), as: UTF8.self)
+}
+
+/// `2026-11-27 02:02:31Z`: UTC, to the second.
+func formatTime(_ date: Date?) -> String {
+    guard let date else { return "" }
+    let formatter = ISO8601DateFormatter()
+    formatter.formatOptions = [.withFullDate, .withTime, .withColonSeparatorInTime, .withSpaceBetweenDateAndTime]
+    return formatter.string(from: date) + "Z"
+}
+
+/// Cuts `text` to `limit` characters on one line.
+func oneLine(_ text: String, limit: Int = 60) -> String {
+    let flat = text.split(whereSeparator: \.isNewline).joined(separator: " ")
+    return flat.count > limit ? flat.prefix(limit - 1) + "…" : flat
+}
+
+/// A job for `--json`.
+struct JobJSON: Encodable {
+    let id: Int
+    let queue: String
+    let className: String
+    let state: String
+    let priority: Int
+    let attempts: Int
+    let maxAttempts: Int
+    let crashes: Int
+    let createdAt: Date
+    let nextRunAt: Date?
+    let claimedBy: Int?
+    let finishedAt: Date?
+    let failedAt: Date?
+    let lastError: JobFailure?
+    /// Spliced in as it is stored (see `text`), so numbers and keys come out unchanged.
+    let arguments: JSON?
+
+    init(_ job: JobInfo) {
+        id = job.id
+        queue = job.queue
+        className = job.className
+        state = job.state.rawValue
+        priority = job.priority
+        attempts = job.attempts
+        maxAttempts = job.maxAttempts
+        crashes = job.crashes
+        createdAt = job.createdAt
+        nextRunAt = job.nextRunAt
+        claimedBy = job.claimedBy
+        finishedAt = job.finishedAt
+        failedAt = job.failedAt
+        lastError = job.lastError
+        arguments = job.arguments
+    }
+
+    /// The job as one JSON object; `arguments`, when present, is the stored document as it is.
+    func text() throws -> String {
+        let encoded = try jsonText(self)
+        guard let arguments else { return encoded }
+        // Keys are sorted, so "arguments" goes first.
+        return "{\"arguments\":" + arguments.text + "," + encoded.dropFirst()
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, queue, className = "class", state, priority, attempts, maxAttempts = "max_attempts", crashes
+        case createdAt = "created_at", nextRunAt = "next_run_at", claimedBy = "claimed_by"
+        case finishedAt = "finished_at", failedAt = "failed_at", lastError = "last_error"
+    }
+}

@@ -1,0 +1,207 @@
+import DroverPersistence
+import DroverQueue
+import DroverTestSupport
+import Foundation
+import Testing
+
+/// enqueue, jobs, failed and queues, run as real processes against a migrated schema.
+@Suite("Queue commands")
+struct QueueCommandTests {
+    /// Runs `drover` against `schema` of the test database.
+    private func drover(_ arguments: [String], schema: String) throws -> DroverBinary.Outcome {
+        try DroverBinary.run(arguments + ["--schema", schema], environment: ["DROVER_DATABASE_URL": try TestDatabase.url()])
+    }
+
+    private func withSchema(_ body: (String, JobStore, Connection) throws -> Void) throws {
+        try TestDatabase.withSchema { schema, db in try body(schema, try JobStore(schema: schema), db) }
+    }
+
+    @Test("enqueue prints the job id, or the job as JSON; --in and --at schedule it")
+    func enqueue() throws {
+        try withSchema { schema, store, db throws in
+            let plain = try drover(["enqueue", "SendReport", "--args", #"{"kind": "nightly"}"#], schema: schema)
+            #expect(plain.status == 0, "\(plain)")
+            let id = try #require(Int(plain.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(plain)")
+            let job = try #require(try store.job(id, on: db))
+            #expect(job.state == .ready && job.queue == "default" && job.arguments?.text == #"{"kind": "nightly"}"#)
+
+            let json = try drover(["enqueue", "Later", "--queue", "mail", "--priority", "-3", "--in", "1h30m",
+                                   "--max-attempts", "9", "--json"], schema: schema)
+            #expect(json.status == 0, "\(json)")
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+            #expect(object["state"] as? String == "scheduled")
+            #expect(object["queue"] as? String == "mail")
+            #expect(object["priority"] as? Int == -3)
+            #expect(object["max_attempts"] as? Int == 9)
+            #expect(object["class"] as? String == "SendReport" || object["class"] as? String == "Later")
+            let scheduled = try #require(try store.job(object["id"] as! Int, on: db))
+            let delay = scheduled.nextRunAt!.timeIntervalSinceNow
+            #expect((5300...5400).contains(delay), "runs in about 1h30m, not \(delay) s")
+
+            let past = try drover(["enqueue", "Now", "--at", "2020-01-01T00:00:00Z"], schema: schema)
+            #expect(try state(of: past, store, db) == .ready)
+            let future = try drover(["enqueue", "Then", "--at", "2999-01-01 03:00"], schema: schema)
+            #expect(try state(of: future, store, db) == .scheduled)
+        }
+    }
+
+    private func state(of outcome: DroverBinary.Outcome, _ store: JobStore, _ db: Connection) throws -> JobState? {
+        let id = try #require(Int(outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(outcome)")
+        return try store.job(id, on: db)?.state
+    }
+
+    @Test("enqueue refuses bad input with exit 64 and a message naming the field, writing nothing", arguments: [
+        (["X", "--args", "{nope"], "--args is not valid JSON"),
+        (["X", "--args", "42"], "arguments must be a JSON object or array"),
+        (["Bad Class"], "class \"Bad Class\" is not a valid class name"),
+        (["X", "--queue", "no spaces"], "queue \"no spaces\" is not a valid queue name"),
+        (["X", "--priority", "40000"], "priority 40000 is not an integer from -32768 to 32767"),
+        (["X", "--priority", "high"], "The value 'high' is invalid for '--priority <n>'"),
+        (["X", "--max-attempts", "0"], "max_attempts 0 is not an integer from 1 to 1000"),
+        (["X", "--at", "tomorrow"], "--at \"tomorrow\" is not a time"),
+        (["X", "--in", "10"], "--in \"10\" is not a duration; use 500ms, 30s, 5m, 1h30m or 2d"),
+        (["X", "--at", "2030-01-01T00:00:00Z", "--in", "5m"], "give --at or --in, not both"),
+        ([], "Missing expected argument '<class>'"),
+    ])
+    func enqueueValidation(_ arguments: [String], _ message: String) throws {
+        try withSchema { schema, store, db throws in
+            let outcome = try drover(["enqueue"] + arguments, schema: schema)
+            #expect(outcome.status == 64, "\(outcome)")
+            #expect(outcome.stderr.contains(message), "\(outcome)")
+            #expect(outcome.stdout.isEmpty)
+            #expect(try store.listJobs(on: db).isEmpty)
+        }
+    }
+
+    /// A ready, a scheduled, a claimed, a failed and a finished job.
+    private func variety(_ store: JobStore, _ db: Connection) throws -> (ready: Int, scheduled: Int, claimed: Int, failed: Int, finished: Int) {
+        let ids = try store.enqueue([
+            NewJob("Ready", queue: "a"), NewJob("Sched", queue: "a", runAt: Date().addingTimeInterval(600)),
+            NewJob("Claimed", queue: "b"), NewJob("Failed", queue: "b", maxAttempts: 1), NewJob("Finished", queue: "c"),
+        ], on: db)
+        _ = try store.claim(processID: 4, queues: ["b", "c"], limit: 3, on: db)
+        _ = try store.fail(ids[3], processID: 4, error: JobFailure(errorClass: "CommandFailed", message: "exit 3", exitStatus: 3, output: "disk full"), on: db)
+        try store.finish([ids[4]], processID: 4, on: db)
+        return (ids[0], ids[1], ids[2], ids[3], ids[4])
+    }
+
+    @Test("jobs list shows a table or JSON, filtered; jobs show shows one job")
+    func jobsCommands() throws {
+        try withSchema { schema, store, db throws in
+            let ids = try variety(store, db)
+            let table = try drover(["jobs", "list"], schema: schema)
+            #expect(table.status == 0, "\(table)")
+            let lines = table.stdout.split(separator: "\n")
+            #expect(lines.first?.hasPrefix("ID  QUEUE  CLASS     STATE") == true, "\(table.stdout)")
+            #expect(lines.count == 6)
+            #expect(table.stdout.contains("running in process 4"))
+            #expect(table.stdout.contains("CommandFailed: exit 3"))
+            #expect(table.stdout.contains("runs at "))
+
+            let failed = try drover(["jobs", "list", "--state", "failed", "--json"], schema: schema)
+            let array = try #require(try JSONSerialization.jsonObject(with: Data(failed.stdout.utf8)) as? [[String: Any]])
+            #expect(array.count == 1 && array[0]["id"] as? Int == ids.failed)
+            #expect((array[0]["last_error"] as? [String: Any])?["exit_status"] as? Int == 3)
+
+            #expect(try drover(["jobs", "list", "--queue", "a", "--limit", "1", "--json"], schema: schema).stdout.contains("\"id\":\(ids.scheduled)"))
+            #expect(try drover(["jobs", "list", "--class", "Nope"], schema: schema).stdout == "No jobs.\n")
+
+            let show = try drover(["jobs", "show", String(ids.failed)], schema: schema)
+            #expect(show.status == 0)
+            #expect(show.stdout.contains("state:      failed"))
+            #expect(show.stdout.contains("last error: CommandFailed: exit 3 (exit status 3)"))
+            #expect(show.stdout.contains("output (end):\n  disk full"))
+            let showJSON = try drover(["jobs", "show", String(ids.ready), "--json"], schema: schema)
+            #expect(showJSON.stdout.hasPrefix("{\"arguments\":{}"), "\(showJSON)")
+
+            let missing = try drover(["jobs", "show", "987654"], schema: schema)
+            #expect(missing.status == 65 && missing.stderr.contains("no job with id 987654"), "\(missing)")
+            let badState = try drover(["jobs", "list", "--state", "done"], schema: schema)
+            #expect(badState.status == 64 && badState.stderr.contains("--state \"done\" is not a state; use one of scheduled, ready, claimed, blocked, failed, finished"))
+            let badLimit = try drover(["jobs", "list", "--limit", "0"], schema: schema)
+            #expect(badLimit.status == 64 && badLimit.stderr.contains("--limit must be at least 1"))
+        }
+    }
+
+    @Test("failed list, retry and discard; retrying or discarding what has not failed is an error")
+    func failedCommands() throws {
+        try withSchema { schema, store, db throws in
+            let ids = try variety(store, db)
+            let list = try drover(["failed", "list"], schema: schema)
+            #expect(list.status == 0 && list.stdout.split(separator: "\n").count == 2, "\(list)")
+
+            let wrong = try drover(["failed", "retry", String(ids.failed), String(ids.claimed)], schema: schema)
+            #expect(wrong.status == 65, "\(wrong)")
+            #expect(wrong.stderr.contains("only failed jobs can be retried: job \(ids.claimed) is claimed; nothing was retried"))
+            #expect(try store.job(ids.failed, on: db)?.state == .failed)
+
+            let retry = try drover(["failed", "retry", String(ids.failed)], schema: schema)
+            #expect(retry.status == 0 && retry.stdout == "retried 1 job: \(ids.failed)\n", "\(retry)")
+            #expect(try store.job(ids.failed, on: db)?.state == .ready)
+
+            let discardClaimed = try drover(["failed", "discard", String(ids.claimed)], schema: schema)
+            #expect(discardClaimed.status == 65)
+            #expect(discardClaimed.stderr.contains("only failed jobs can be discarded: job \(ids.claimed) is claimed"))
+
+            // Fail two jobs, then the --all forms.
+            let more = try store.enqueue([NewJob("F", maxAttempts: 1), NewJob("F", maxAttempts: 1)], on: db)
+            _ = try store.claim(processID: 5, queues: ["default"], limit: 2, on: db)
+            for id in more { _ = try store.fail(id, processID: 5, error: JobFailure(errorClass: "E", message: "m"), on: db) }
+            let all = try drover(["failed", "retry", "--all", "--json"], schema: schema)
+            #expect(all.stdout == "{\"count\":2}\n", "\(all)")
+            _ = try store.claim(processID: 5, queues: ["default"], limit: 10, on: db)
+            for id in more { _ = try store.fail(id, processID: 5, error: JobFailure(errorClass: "E", message: "m"), on: db) }
+            let discard = try drover(["failed", "discard", String(more[0])], schema: schema)
+            #expect(discard.stdout == "discarded 1 job: \(more[0])\n", "\(discard)")
+            let discardAll = try drover(["failed", "discard", "--all"], schema: schema)
+            #expect(discardAll.stdout == "discarded 1 job\n", "\(discardAll)")
+
+            for (arguments, message) in [
+                (["failed", "retry"], "name the failed jobs by id, or pass --all"),
+                (["failed", "discard", "1", "--all"], "give job ids or --all, not both"),
+                (["failed", "retry", "x"], "The value 'x' is invalid for '<ids>'"),
+            ] {
+                let outcome = try drover(arguments, schema: schema)
+                #expect(outcome.status == 64 && outcome.stderr.contains(message), "\(outcome)")
+            }
+            let missing = try drover(["failed", "discard", "987654"], schema: schema)
+            #expect(missing.status == 65 && missing.stderr.contains("no job with id 987654"))
+        }
+    }
+
+    @Test("queues list, pause, resume and clear")
+    func queuesCommands() throws {
+        try withSchema { schema, store, db throws in
+            _ = try variety(store, db)
+            #expect(try drover(["queues", "pause", "a"], schema: schema).stdout == "paused queue a\n")
+            #expect(try drover(["queues", "pause", "a"], schema: schema).stdout == "queue a was paused already\n")
+            let table = try drover(["queues", "list"], schema: schema)
+            #expect(table.status == 0)
+            let lines = table.stdout.split(separator: "\n").map(String.init)
+            #expect(lines.first == "QUEUE  READY  SCHEDULED  CLAIMED  BLOCKED  FAILED  OLDEST READY  PAUSED")
+            #expect(lines.count == 3, "a and b (c has only a finished job)")
+            #expect(lines[1].hasPrefix("a      1      1          0        0        0       ") && lines[1].hasSuffix("yes"), "\(lines[1])")
+            #expect(lines[2].hasPrefix("b      0      0          1        0        1") && lines[2].hasSuffix("no"), "\(lines[2])")
+            let json = try drover(["queues", "list", "--json"], schema: schema)
+            let queues = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+            #expect(queues.map { $0["name"] as? String } == ["a", "b"])
+            #expect(queues[0]["paused"] as? Bool == true && queues[1]["claimed"] as? Int == 1)
+
+            #expect(try drover(["queues", "resume", "a"], schema: schema).stdout == "resumed queue a\n")
+            #expect(try drover(["queues", "resume", "a"], schema: schema).stdout == "queue a was not paused\n")
+            let clear = try drover(["queues", "clear", "a"], schema: schema)
+            #expect(clear.stdout == "cleared queue a: deleted 1 ready and 1 scheduled jobs\n", "\(clear)")
+            #expect(try drover(["queues", "clear", "a", "--json"], schema: schema).stdout == "{\"queue\":\"a\",\"ready\":0,\"scheduled\":0}\n")
+            let bad = try drover(["queues", "pause", "no spaces"], schema: schema)
+            #expect(bad.status == 64 && bad.stderr.contains("queue \"no spaces\" is not a valid queue name"), "\(bad)")
+            #expect(try drover(["queues", "list"], schema: TestDatabase.uniqueSchemaName()).status == 69)
+        }
+    }
+
+    @Test("a schema that was never migrated is named, with the command that fixes it")
+    func notMigrated() throws {
+        let outcome = try drover(["jobs", "list"], schema: TestDatabase.uniqueSchemaName())
+        #expect(outcome.status == 69, "\(outcome)")
+        #expect(outcome.stderr.contains("does not have Drover's tables") && outcome.stderr.contains("run: drover migrate"))
+    }
+}
