@@ -5,7 +5,7 @@
 SWIFT ?= swift
 BIN_PATH = $(shell $(SWIFT) build --show-bin-path)
 
-.PHONY: all deps build test demo clean
+.PHONY: all deps build test demo bench clean
 
 all: build
 
@@ -23,6 +23,12 @@ test: deps
 # Drover's main job, for now: create its tables in a throwaway PostgreSQL and show them.
 demo: build
 	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres scripts/demo
+
+# Queue-level throughput, release build, against a throwaway PostgreSQL with its default durability.
+# BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--jobs 20000 --runs 3".
+bench: deps
+	$(SWIFT) build -c release --product drover-queue-bench
+	DROVER_PG_DURABLE=1 scripts/with-postgres $(shell $(SWIFT) build -c release --show-bin-path)/drover-queue-bench $(BENCH_ARGS)
 
 clean:
 	rm -rf .build

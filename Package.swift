@@ -59,6 +59,13 @@ let package = Package(
         // The `drover` binary: it only hands its arguments to the Drover library.
         .executableTarget(name: "drover", dependencies: ["Drover"]),
 
+        // `make bench`: throughput of the queue layer (a developer tool, not shipped).
+        .executableTarget(
+            name: "drover-queue-bench",
+            dependencies: ["DroverQueue", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Benchmarks/QueueBenchmark"
+        ),
+
         // Tests.
         .target(
             name: "DroverTestSupport",

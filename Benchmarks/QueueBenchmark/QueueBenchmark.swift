@@ -1,0 +1,159 @@
+import ArgumentParser
+import DroverPersistence
+import DroverQueue
+import Foundation
+import Synchronization
+
+/// `make bench`, queue level: bulk-enqueue N jobs, then claim and finish them in batches from several
+/// connections as fast as possible. Prints each run, then the medians as a table and one JSON line.
+@main
+struct QueueBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "drover-queue-bench",
+        abstract: "Measure enqueue and claim+finish throughput of the queue layer against PostgreSQL.")
+
+    @Option(help: "Jobs per run.") var jobs = 100_000
+    @Option(help: "Runs; the medians are reported.") var runs = 5
+    @Option(help: "Connections claiming and finishing at once.") var claimers = 2
+    @Option(help: "Jobs per claim (and per finish).") var batch = 500
+    @Option(name: .customLong("enqueue-batch"), help: "Jobs per enqueue statement.") var enqueueBatch = 10_000
+    @Option(name: .customLong("database-url"), help: "The database (default: $DROVER_TEST_DATABASE_URL, else libpq's defaults).")
+    var databaseURL: String?
+
+    struct Run: Encodable {
+        let enqueuePerSecond: Double
+        let claimFinishPerSecond: Double
+    }
+
+    func run() throws {
+        let url = databaseURL ?? ProcessInfo.processInfo.environment["DROVER_TEST_DATABASE_URL"] ?? ""
+        let admin = try Connection(url, applicationName: "drover-bench")
+        let machine = try Machine.describe(admin)
+        print("drover queue benchmark: \(jobs) jobs, \(claimers) claimers, claim/finish batches of \(batch), \(runs) runs")
+        print(machine.summary)
+        var results: [Run] = []
+        for number in 1...runs {
+            let result = try runOnce(url: url, admin: admin)
+            results.append(result)
+            print(String(format: "run %d: enqueue %.0f jobs/s, claim+finish %.0f jobs/s",
+                         number, result.enqueuePerSecond, result.claimFinishPerSecond))
+        }
+        let enqueue = median(results.map(\.enqueuePerSecond))
+        let claimFinish = median(results.map(\.claimFinishPerSecond))
+        print("")
+        print("operation       median jobs/s   runs")
+        print(String(format: "enqueue         %13.0f   %@", enqueue, results.map { String(format: "%.0f", $0.enqueuePerSecond) }.joined(separator: " ")))
+        print(String(format: "claim+finish    %13.0f   %@", claimFinish, results.map { String(format: "%.0f", $0.claimFinishPerSecond) }.joined(separator: " ")))
+        let summary: [String: AnyEncodable] = [
+            "benchmark": AnyEncodable("queue"), "jobs": AnyEncodable(jobs), "runs": AnyEncodable(runs),
+            "claimers": AnyEncodable(claimers), "batch": AnyEncodable(batch), "enqueue_batch": AnyEncodable(enqueueBatch),
+            "enqueue_jobs_per_s_median": AnyEncodable(enqueue.rounded()),
+            "claim_finish_jobs_per_s_median": AnyEncodable(claimFinish.rounded()),
+            "enqueue_jobs_per_s": AnyEncodable(results.map { $0.enqueuePerSecond.rounded() }),
+            "claim_finish_jobs_per_s": AnyEncodable(results.map { $0.claimFinishPerSecond.rounded() }),
+            "machine": AnyEncodable(machine),
+        ]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+    }
+
+    private func runOnce(url: String, admin: Connection) throws -> Run {
+        let schema = "drover_bench_" + String(UInt32.random(in: 0 ... .max), radix: 36)
+        try DroverSchema.migrator(schema: schema).migrate(on: admin)
+        defer { _ = try? admin.execute("DROP SCHEMA \(SQLIdentifier(schema)) CASCADE") }
+        let store = try JobStore(schema: schema)
+
+        // Enqueue: the jobs are built inside the timed part, since turning them into a statement is
+        // part of what enqueueing costs.
+        let enqueueStart = ContinuousClock.now
+        var enqueued = 0
+        while enqueued < jobs {
+            let count = min(enqueueBatch, jobs - enqueued)
+            let batchJobs = (0..<count).map { i in
+                NewJob("Bench", arguments: try! JSON(validating: "{\"n\":\(enqueued + i)}"))
+            }
+            try store.enqueue(batchJobs, on: admin)
+            enqueued += count
+        }
+        let enqueueSeconds = (ContinuousClock.now - enqueueStart).seconds
+        try admin.execute("ANALYZE \(SQLIdentifier(schema, "ready_executions"))")
+
+        // Claim and finish from `claimers` connections at once.
+        let connections = UnsafeTransfer(try (0..<claimers).map { _ in try Connection(url, applicationName: "drover-bench") })
+        let done = Mutex(0)
+        let failure = Mutex<(any Error)?>(nil)
+        let start = ContinuousClock.now
+        DispatchQueue.concurrentPerform(iterations: claimers) { worker in
+            let connection = connections.value[worker]
+            do {
+                var mine = 0
+                while true {
+                    let claimed = try store.claim(processID: worker + 1, queues: ["*"], limit: batch, on: connection)
+                    if claimed.isEmpty { break }
+                    mine += try store.finish(claimed.map(\.id), processID: worker + 1, on: connection).finished.count
+                }
+                done.withLock { $0 += mine }
+            } catch {
+                failure.withLock { $0 = error }
+            }
+        }
+        let claimSeconds = (ContinuousClock.now - start).seconds
+        if let error = failure.withLock({ $0 }) { throw error }
+        let finished = done.withLock { $0 }
+        guard finished == jobs else {
+            throw ValidationError("only \(finished) of \(jobs) jobs were finished: the benchmark is broken")
+        }
+        return Run(enqueuePerSecond: Double(jobs) / enqueueSeconds, claimFinishPerSecond: Double(jobs) / claimSeconds)
+    }
+
+    private func median(_ values: [Double]) -> Double {
+        let sorted = values.sorted()
+        return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+    }
+}
+
+/// Hands each connection to the one worker that uses it.
+struct UnsafeTransfer<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
+
+struct AnyEncodable: Encodable {
+    let encodeValue: (Encoder) throws -> Void
+    init<T: Encodable>(_ value: T) { encodeValue = value.encode(to:) }
+    func encode(to encoder: Encoder) throws { try encodeValue(encoder) }
+}
+
+/// What the figures were measured on.
+struct Machine: Encodable {
+    let cpu: String
+    let cores: Int
+    let memoryGiB: Double
+    let kernel: String
+    let postgres: String
+    let settings: [String: String]
+
+    static func describe(_ db: Connection) throws -> Machine {
+        let cpuinfo = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let cpu = cpuinfo.split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { String($0.split(separator: ":", maxSplits: 1)[1]).trimmingCharacters(in: .whitespaces) } ?? "unknown"
+        let meminfo = (try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8)) ?? ""
+        let kib = meminfo.split(separator: "\n").first { $0.hasPrefix("MemTotal") }
+            .flatMap { Double($0.split(separator: " ").dropFirst().first ?? "") } ?? 0
+        let kernel = ((try? String(contentsOfFile: "/proc/sys/kernel/osrelease", encoding: .utf8)) ?? "")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let version = try db.query("SHOW server_version")[0].decode(at: 0, as: String.self)
+        var settings: [String: String] = [:]
+        for name in ["fsync", "synchronous_commit", "shared_buffers", "max_wal_size"] {
+            settings[name] = try db.query("SELECT current_setting(\(name)) AS v")[0].decode("v", as: String.self)
+        }
+        return Machine(cpu: cpu, cores: ProcessInfo.processInfo.activeProcessorCount, memoryGiB: (kib / 1_048_576 * 10).rounded() / 10,
+                       kernel: kernel, postgres: version, settings: settings)
+    }
+
+    var summary: String {
+        "machine: \(cpu), \(cores) cores, \(memoryGiB) GiB; Linux \(kernel); PostgreSQL \(postgres) on the same host "
+            + "(fsync \(settings["fsync"] ?? "?"), synchronous_commit \(settings["synchronous_commit"] ?? "?"), shared_buffers \(settings["shared_buffers"] ?? "?"))"
+    }
+}
