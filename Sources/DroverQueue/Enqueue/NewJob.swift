@@ -31,6 +31,19 @@ public struct NewJob: Sendable, Equatable {
         self.maxAttempts = maxAttempts
     }
 
+    /// A job that runs `delay` from now.
+    ///
+    /// ```swift
+    /// let reminder = NewJob("SendReminder", arguments: args, runIn: .seconds(3600))
+    /// ```
+    public init(
+        _ className: String, arguments: JSON = JSON.emptyObject, queue: String = JobRules.defaultQueue,
+        priority: Int = 0, runIn delay: Duration, maxAttempts: Int = JobRules.defaultMaxAttempts
+    ) {
+        self.init(className, arguments: arguments, queue: queue, priority: priority,
+                  runAt: Date().addingTimeInterval(delay.seconds), maxAttempts: maxAttempts)
+    }
+
     /// The job as an element of `enqueue_many`'s JSON array. Names were checked (they need no
     /// escaping) and arguments are valid JSON, so the text is built directly: bulk enqueue is hot.
     var jsonElement: String {
