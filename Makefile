@@ -20,7 +20,7 @@ test: deps
 	$(SWIFT) build --build-tests
 	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres $(SWIFT) test --skip-build
 
-# Drover's main job, for now: create its tables in a throwaway PostgreSQL and show them.
+# Drover's main job, for now: create its tables in a throwaway PostgreSQL, enqueue jobs, show them.
 demo: build
 	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres scripts/demo
 
