@@ -34,6 +34,14 @@ public struct JobStore: Sendable {
 
     func table(_ name: String) -> SQLIdentifier { schema.qualifying(name) }
 
+    /// A CTE body that notifies ``wakeChannel`` once per distinct queue of `source`, a CTE of the
+    /// same statement with a `queue_name` column. Reference it from the final SELECT so it runs.
+    func notifyingQueues(of source: String) -> SQL {
+        """
+        SELECT count(pg_notify(\(wakeChannel), queue_name)) AS n FROM (SELECT DISTINCT queue_name FROM \(unsafeRaw: source)) q
+        """
+    }
+
     var jobs: SQLIdentifier { table("jobs") }
     var ready: SQLIdentifier { table("ready_executions") }
     var claimed: SQLIdentifier { table("claimed_executions") }

@@ -60,7 +60,10 @@ struct ManagementTests {
             let missing = #expect(throws: QueueError.self) { try store.retryFailed([ids[.failed]!, 424242], on: db) }
             #expect(missing?.code == .jobNotFound && missing?.jobIDs == [424242])
 
+            let listener = try TestDatabase.connect()
+            try listener.listen(store.wakeChannel)
             #expect(try store.retryFailed([ids[.failed]!], on: db) == [ids[.failed]!])
+            #expect(try listener.waitForNotifications(timeout: .seconds(10)).map(\.payload) == ["b"], "workers are woken")
             let info = try #require(try store.job(ids[.failed]!, on: db))
             #expect(info.state == .ready && info.attempts == 0 && info.failedAt == nil && info.lastError?.message == "broke")
             try expectInvariant(store, db)

@@ -80,7 +80,7 @@ extension JobStore {
                     INSERT INTO \(ready) (job_id, queue_name, priority) SELECT id, queue_name, priority FROM reset
                     RETURNING job_id, queue_name
                 ), woken AS (
-                    SELECT count(pg_notify(\(wakeChannel), queue_name)) AS n FROM (SELECT DISTINCT queue_name FROM back) q
+                    \(notifyingQueues(of: "back"))
                 )
                 SELECT b.job_id FROM back b, woken ORDER BY b.job_id
                 """).map { try $0.decode("job_id", as: Int.self) }

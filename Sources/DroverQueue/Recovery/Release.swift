@@ -57,7 +57,7 @@ extension JobStore {
             ), dead AS (
                 INSERT INTO \(failed) (job_id, error) SELECT id, last_error FROM counted WHERE failed_at IS NOT NULL
             ), woken AS (
-                SELECT count(pg_notify(\(wakeChannel), queue_name)) AS n FROM (SELECT DISTINCT queue_name FROM back) q
+                \(notifyingQueues(of: "back"))
             )
             SELECT c.id, c.failed_at IS NOT NULL AS failed FROM counted c, woken ORDER BY c.id
             """)

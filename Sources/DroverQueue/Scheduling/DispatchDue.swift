@@ -20,7 +20,7 @@ extension JobStore {
                 INSERT INTO \(ready) (job_id, queue_name, priority) SELECT job_id, queue_name, priority FROM moved
                 RETURNING queue_name
             ), woken AS (
-                SELECT count(pg_notify(\(wakeChannel), queue_name)) AS n FROM (SELECT DISTINCT queue_name FROM back) q
+                \(notifyingQueues(of: "back"))
             )
             SELECT (SELECT count(*) FROM back) AS moved FROM woken
             """)
