@@ -56,8 +56,8 @@ struct MigrateCommandTests {
     }
 
     @Test("bad arguments exit 64 and say what to type instead", arguments: [
-        (["migarte"], "unknown command 'migarte'; did you mean 'drover migrate'?"),
-        (["frobnicate"], "The commands are: migrate, enqueue, jobs, failed, queues, version."),
+        (["migarte"], "unknown command 'migarte'. Did you mean 'drover migrate'?"),
+        (["frobnicate"], "unknown command 'frobnicate'. The commands are: check, migrate, enqueue, jobs, failed, queues, version."),
         (["migrate", "--bogus"], "Unknown option '--bogus'"),
         (["migrate", "--schema", "Bad-Name"], "lowercase letters"),
         (["migrate", "--database-url", ""], "--database-url is empty"),

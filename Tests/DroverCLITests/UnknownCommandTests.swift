@@ -16,7 +16,7 @@ struct UnknownCommandTests {
     func messages() {
         #expect(UnknownCommand.message(for: "migrate") == nil)
         #expect(UnknownCommand.message(for: "help") == nil)
-        #expect(UnknownCommand.message(for: "verison")?.contains("did you mean 'drover version'?") == true)
-        #expect(UnknownCommand.message(for: "start")?.contains("did you mean") == false)
+        #expect(UnknownCommand.message(for: "verison")?.contains("Did you mean 'drover version'?") == true)
+        #expect(UnknownCommand.message(for: "start")?.contains("Did you mean") == false)
     }
 }

@@ -69,6 +69,107 @@ struct ConfigurationLoaderTests {
     }
 }
 
+@Suite("The whole configuration file")
+struct FullConfigurationTests {
+    static let designExample = """
+        database:
+          url: postgresql:///drover?host=/run/postgresql
+          schema: drover
+        workers:
+          - queues: [critical, default, "mail*"]
+            threads: 5
+            processes: 2
+            polling_interval: 1s
+          - queues: "*"
+            threads: 1
+        dispatchers:
+          - polling_interval: 250ms
+            batch_size: 500
+        handlers:
+          SendReport:
+            command: [/usr/local/bin/send-report, --verbose]
+            timeout: 5m
+            max_attempts: 10
+            env: {LANG: C.UTF-8}
+        recurring:
+          nightly_report: {class: SendReport, args: {kind: nightly, count: 3}, schedule: "0 3 * * *", time_zone: Europe/Berlin}
+        supervisor:
+          heartbeat_interval: 10s
+          alive_threshold: 60s
+          shutdown_timeout: 30s
+          max_crashes: 3
+        retention:
+          preserve_finished_jobs: false
+          clear_finished_after: 1d
+        """
+
+    @Test("the design's example file reads as written, with defaults for what it leaves out")
+    func designExampleParses() throws {
+        let config = try ConfigurationLoader.parse(Self.designExample, path: "d.yml")
+        #expect(config.workers.count == 2)
+        #expect(config.workers[0].queues.patterns == [.exact("critical"), .exact("default"), .prefix("mail")])
+        #expect(config.workers[0].threads == 5 && config.workers[0].processes == 2 && config.workers[0].pollingInterval == .seconds(1))
+        #expect(config.workers[1].queues.patterns == [.all] && config.workers[1].processes == 1)
+        #expect(config.dispatchers[0].pollingInterval == .milliseconds(250) && config.dispatchers[0].batchSize == 500)
+        let handler = try #require(config.handlers["SendReport"])
+        #expect(handler.command == ["/usr/local/bin/send-report", "--verbose"])
+        #expect(handler.timeout == .seconds(300) && handler.maxAttempts == 10 && handler.environment == ["LANG": "C.UTF-8"])
+        let task = try #require(config.recurring["nightly_report"])
+        #expect(task.className == "SendReport" && task.schedule == "0 3 * * *" && task.timeZone == "Europe/Berlin")
+        #expect(task.arguments.text == #"{"count":3,"kind":"nightly"}"#)
+        #expect(config.supervisor.aliveThreshold == .seconds(60) && config.supervisor.maxRestarts == 10)
+        #expect(!config.retention.preserveFinishedJobs && config.retention.clearFinishedAfter == .seconds(86_400))
+    }
+
+    @Test("with no file, one worker on every queue and one dispatcher run")
+    func defaults() {
+        let config = Configuration()
+        #expect(config.workers.count == 1 && config.workers[0].queues.patterns == [.all] && config.workers[0].threads == 5)
+        #expect(config.dispatchers.count == 1)
+        #expect(config.supervisor.heartbeatInterval == .seconds(10) && config.supervisor.shutdownTimeout == .seconds(30))
+    }
+
+    @Test("the rendered configuration reads back as the same configuration")
+    func renderingRoundTrips() throws {
+        let config = try ConfigurationLoader.parse(Self.designExample, path: "d.yml")
+        var back = try ConfigurationLoader.parse(config.renderedYAML(), path: "d.yml")
+        back.path = config.path
+        #expect(back == config)
+        let secret = try ConfigurationLoader.parse("database:\n  url: postgresql://u:hunter22@h/db\n", path: "d.yml")
+        #expect(secret.renderedYAML().contains("postgresql://u:***@h/db"))
+        #expect(!secret.renderedYAML().contains("hunter22"))
+    }
+
+    @Test("every wrong type, impossible value and unknown key names the file, the line and the key", arguments: [
+        ("workers:\n  - threads: 0\n", "d.yml:2: workers[0].threads: 0 is out of range: use 1 to 256"),
+        ("workers:\n  - threads: five\n", "d.yml:2: workers[0].threads: must be a whole number from 1 to 256"),
+        ("workers:\n  - queues: [a]\n  - queues: [\"*mail\"]\n", "d.yml:3: workers[1].queues: queue pattern \"*mail\" is not valid"),
+        ("workers:\n  - polling_interval: 10\n", "d.yml:2: workers[0].polling_interval: \"10\" is not a duration; use 500ms, 30s, 5m, 1h30m or 2d (a bare number has no unit: write 10s)"),
+        ("workers:\n  - polling_interval: 2h\n", "d.yml:2: workers[0].polling_interval: 2h is out of range: use 10ms to 1h"),
+        ("workers:\n  - thread: 5\n", "d.yml:2: workers[0].thread: unknown key; the keys allowed here are: queues, threads, processes, polling_interval"),
+        ("workers:\n  queues: [a]\n", "d.yml:2: workers: must be a list"),
+        ("dispatchers:\n  - batch_size: many\n", "d.yml:2: dispatchers[0].batch_size: must be a whole number from 1 to 10000"),
+        ("handlers:\n  Send:\n    command: []\n", "d.yml:3: handlers.Send.command: must name a program"),
+        ("handlers:\n  Send:\n    command: /bin/true\n", "d.yml:3: handlers.Send.command: must be a list"),
+        ("handlers:\n  Send:\n    timeout: 5m\n", "d.yml:2: handlers.Send: needs a command"),
+        ("handlers:\n  \"Send Report\":\n    command: [/bin/true]\n", "d.yml:2: handlers.Send Report: the handler's name is a job class"),
+        ("handlers:\n  Send:\n    command: [/bin/true]\n    working_directory: tmp\n", "d.yml:4: handlers.Send.working_directory: must be an absolute path"),
+        ("handlers:\n  Send:\n    command: [/bin/true]\n    env: [A]\n", "d.yml:4: handlers.Send.env: must be a mapping"),
+        ("recurring:\n  nightly: {schedule: \"0 3 * * *\"}\n", "d.yml:2: recurring.nightly: needs a class"),
+        ("recurring:\n  nightly: {class: X}\n", "d.yml:2: recurring.nightly: needs a schedule"),
+        ("recurring:\n  nightly: {class: X, schedule: \"@daily\", priority: 99999}\n", "d.yml:2: recurring.nightly.priority: 99999 is out of range"),
+        ("recurring:\n  nightly: {class: X, schedule: \"@daily\", args: 5}\n", "d.yml:2: recurring.nightly.args: must be a mapping or a list"),
+        ("supervisor:\n  heartbeat_interval: 10s\n  alive_threshold: 15s\n", "d.yml:3: supervisor.alive_threshold: 15s is less than twice heartbeat_interval (10s)"),
+        ("supervisor:\n  max_crashes: 0\n", "d.yml:2: supervisor.max_crashes: 0 is out of range: use 1 to 1000"),
+        ("retention:\n  preserve_finished_jobs: yes\n", "d.yml:2: retention.preserve_finished_jobs: must be true or false"),
+        ("retention:\n  keep: 1d\n", "d.yml:2: retention.keep: unknown key"),
+    ])
+    func errors(_ yaml: String, _ expected: String) {
+        let error = #expect(throws: ConfigurationError.self) { try ConfigurationLoader.parse(yaml, path: "d.yml") }
+        #expect(error?.description.hasPrefix(expected) == true, "got: \(error?.description ?? "no error")")
+    }
+}
+
 @Suite("Which database: --database-url, DROVER_DATABASE_URL, database.url, libpq defaults")
 struct DatabaseLocationTests {
     let config = Configuration(database: .init(url: "postgresql:///from_config", schema: "cfg"), path: "/etc/drover/drover.yml")

@@ -16,7 +16,8 @@ struct DroverCommand: ParsableCommand {
             """,
         version: Drover.version,
         subcommands: [
-            MigrateCommand.self, EnqueueCommand.self, JobsCommand.self, FailedCommand.self, QueuesCommand.self,
+            CheckCommand.self, MigrateCommand.self, EnqueueCommand.self, JobsCommand.self, FailedCommand.self,
+            QueuesCommand.self,
             VersionCommand.self,
         ]
     )

@@ -12,8 +12,8 @@ enum UnknownCommand {
             .map { (name: $0, distance: editDistance(word.lowercased(), $0)) }
             .filter { $0.distance <= max(2, word.count / 3) }
             .min { $0.distance < $1.distance }
-        var message = "unknown command '\(word)'"
-        if let close { message += "; did you mean '\(program) \(close.name)'?" }
+        var message = "unknown command '\(word)'."
+        if let close { message += " Did you mean '\(program) \(close.name)'?" }
         message += " The commands are: \(names.joined(separator: ", ")). See '\(program) --help'."
         return message
     }

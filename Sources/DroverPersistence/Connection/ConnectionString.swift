@@ -88,6 +88,14 @@ struct ConnectionString {
     }
 }
 
+extension Connection {
+    /// `connectionString` with its password (and anything that looks like one) replaced by `***`,
+    /// for showing a configured URL to people.
+    public static func redacted(_ connectionString: String) -> String {
+        ConnectionString.redact(connectionString, secrets: ConnectionString.suspectedSecrets(in: connectionString))
+    }
+}
+
 /// Where a connection went, for messages: host or socket, port, database, user. Never the password.
 public struct ConnectionTarget: Sendable, CustomStringConvertible {
     public let host: String

@@ -30,9 +30,9 @@ public struct QueueSelection: Sendable, Equatable, CustomStringConvertible, Expr
             let pattern: Pattern
             if entry == "*" {
                 pattern = .all
-            } else if entry.hasSuffix("*") {
+            } else if entry.contains("*") {
                 let prefix = String(entry.dropLast())
-                guard !prefix.contains("*"), (try? JobRules.checkQueueName(prefix)) != nil else {
+                guard entry.hasSuffix("*"), !prefix.contains("*"), (try? JobRules.checkQueueName(prefix)) != nil else {
                     throw QueueError(
                         .invalidQueue,
                         "queue pattern \"\(entry)\" is not valid: use a queue name, a prefix followed by * (mail*), or *")

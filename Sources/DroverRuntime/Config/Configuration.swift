@@ -1,48 +1,105 @@
-/// Drover's configuration file (DESIGN.md §5).
-///
-/// Only the `database` section is interpreted so far; the other sections of the design are
-/// recognised (so a complete file is accepted) and are validated by the parts that use them.
+import DroverPersistence
+import DroverQueue
+
+/// Drover's configuration file (DESIGN.md §5), with every default filled in.
 public struct Configuration: Sendable, Equatable {
     public struct Database: Sendable, Equatable {
         /// A `postgresql://` URL or libpq `key=value` string; nil means "not set here".
         public var url: String?
         /// The PostgreSQL schema Drover's tables live in.
-        public var schema: String
+        public var schema = DroverSchema.defaultName
 
-        public init(url: String? = nil, schema: String = "drover") {
+        public init(url: String? = nil, schema: String = DroverSchema.defaultName) {
             self.url = url
             self.schema = schema
         }
     }
 
+    /// One `workers:` entry: `processes` worker processes alike.
+    public struct Worker: Sendable, Equatable {
+        public var queues: QueueSelection = ["*"]
+        /// Jobs one worker process runs at once.
+        public var threads = 5
+        public var processes = 1
+        /// How often an idle worker looks for jobs when no notification wakes it.
+        public var pollingInterval: Duration = .seconds(1)
+
+        public init() {}
+    }
+
+    /// One `dispatchers:` entry.
+    public struct Dispatcher: Sendable, Equatable {
+        /// How often it looks for due scheduled jobs.
+        public var pollingInterval: Duration = .seconds(1)
+        /// Jobs moved per statement.
+        public var batchSize = 500
+
+        public init() {}
+    }
+
+    /// A command a job class runs (issue 5 runs them; the file is checked now).
+    public struct Handler: Sendable, Equatable {
+        public var command: [String]
+        public var timeout: Duration?
+        public var maxAttempts: Int?
+        public var environment: [String: String] = [:]
+        public var workingDirectory: String?
+        public var user: String?
+
+        public init(command: [String]) { self.command = command }
+    }
+
+    /// A task enqueued on a schedule (issue 6 schedules them; the file is checked now).
+    public struct RecurringTask: Sendable, Equatable {
+        public var className: String
+        public var arguments: JSON = .emptyObject
+        public var schedule: String
+        public var timeZone: String?
+        public var queue: String?
+        public var priority: Int?
+        public var catchUp = false
+        public var description: String?
+
+        public init(className: String, schedule: String) {
+            self.className = className
+            self.schedule = schedule
+        }
+    }
+
+    public struct Supervisor: Sendable, Equatable {
+        public var heartbeatInterval: Duration = .seconds(10)
+        /// A process whose heartbeat is older than this is taken for dead and its jobs recovered.
+        public var aliveThreshold: Duration = .seconds(60)
+        /// How long a stopping process may finish its running jobs before they are released.
+        public var shutdownTimeout: Duration = .seconds(30)
+        /// A job that kills its worker this many times fails instead of running again.
+        public var maxCrashes = 3
+        /// More restarts than this within `restartWindow` stops the supervisor (a crash loop).
+        public var maxRestarts = 10
+        public var restartWindow: Duration = .seconds(60)
+
+        public init() {}
+    }
+
+    public struct Retention: Sendable, Equatable {
+        public var preserveFinishedJobs = true
+        public var clearFinishedAfter: Duration = .seconds(86_400)
+
+        public init() {}
+    }
+
     public var database = Database()
+    public var workers: [Worker] = [Worker()]
+    public var dispatchers: [Dispatcher] = [Dispatcher()]
+    public var handlers: [String: Handler] = [:]
+    public var recurring: [String: RecurringTask] = [:]
+    public var supervisor = Supervisor()
+    public var retention = Retention()
     /// The file this was read from, nil when no file was read.
     public var path: String?
 
     public init(database: Database = Database(), path: String? = nil) {
         self.database = database
         self.path = path
-    }
-}
-
-/// A configuration problem: names the file, the line and the key, and says what to do.
-public struct ConfigurationError: Error, Sendable, CustomStringConvertible {
-    public let path: String
-    public let line: Int?
-    public let key: String?
-    public let message: String
-
-    public init(path: String, line: Int? = nil, key: String? = nil, message: String) {
-        self.path = path
-        self.line = line
-        self.key = key
-        self.message = message
-    }
-
-    public var description: String {
-        var location = path
-        if let line { location += ":\(line)" }
-        if let key { location += ": \(key)" }
-        return "\(location): \(message)"
     }
 }

@@ -63,85 +63,20 @@ public enum ConfigurationLoader {
             throw ConfigurationError(path: path, message: "is not valid YAML: \(error)")
         }
         var configuration = Configuration(path: path)
-        guard let root, !Self.isNull(root) else { return configuration }
-        let top = try mapping(root, key: nil, path: path)
-        for (keyNode, value) in top {
-            let key = try keyName(keyNode, parent: nil, path: path)
-            switch key {
-            case "database":
-                configuration.database = try database(value, path: path)
-            case _ where sections.contains(key):
-                continue
-            default:
-                throw unknownKey(key, node: keyNode, known: sections, path: path)
+        let reader = ConfigReader(path: path)
+        guard let root, !reader.isNull(root) else { return configuration }
+        for entry in try reader.mapping(root, nil, allowed: sections) where !reader.isNull(entry.value) {
+            switch entry.key {
+            case "database": configuration.database = try reader.database(entry.value)
+            case "workers": configuration.workers = try reader.workers(entry.value)
+            case "dispatchers": configuration.dispatchers = try reader.dispatchers(entry.value)
+            case "handlers": configuration.handlers = try reader.handlers(entry.value)
+            case "recurring": configuration.recurring = try reader.recurring(entry.value)
+            case "supervisor": configuration.supervisor = try reader.supervisor(entry.value)
+            default: configuration.retention = try reader.retention(entry.value)
             }
         }
         return configuration
-    }
-
-    private static func database(_ node: Node, path: String) throws(ConfigurationError) -> Configuration.Database {
-        var database = Configuration.Database()
-        if isNull(node) { return database }
-        for (keyNode, value) in try mapping(node, key: "database", path: path) {
-            let key = try keyName(keyNode, parent: "database", path: path)
-            switch key {
-            case "url":
-                let url = try string(value, key: "database.url", path: path)
-                database.url = url.isEmpty ? nil : url
-            case "schema":
-                let schema = try string(value, key: "database.schema", path: path)
-                do {
-                    _ = try SQLIdentifier.validated(schema, what: "schema name")
-                } catch {
-                    throw ConfigurationError(
-                        path: path, line: value.mark?.line, key: "database.schema",
-                        message: "\(error.message) (default: drover)")
-                }
-                database.schema = schema
-            default:
-                throw unknownKey("database.\(key)", node: keyNode, known: ["url", "schema"], path: path)
-            }
-        }
-        return database
-    }
-
-    // MARK: - Node helpers
-
-    private static func isNull(_ node: Node) -> Bool {
-        if case .scalar(let scalar) = node, scalar.tag == Tag(.null) || (scalar.string.isEmpty && scalar.style == .plain) {
-            return true
-        }
-        return node.null != nil
-    }
-
-    private static func mapping(_ node: Node, key: String?, path: String) throws(ConfigurationError) -> Node.Mapping {
-        guard let mapping = node.mapping else {
-            throw ConfigurationError(
-                path: path, line: node.mark?.line, key: key,
-                message: key == nil ? "the top level must be a mapping of sections (database:, workers:, …)"
-                    : "must be a mapping of keys to values")
-        }
-        return mapping
-    }
-
-    private static func keyName(_ node: Node, parent: String?, path: String) throws(ConfigurationError) -> String {
-        guard case .scalar(let scalar) = node else {
-            throw ConfigurationError(path: path, line: node.mark?.line, key: parent, message: "keys must be plain names")
-        }
-        return scalar.string
-    }
-
-    private static func string(_ node: Node, key: String, path: String) throws(ConfigurationError) -> String {
-        guard case .scalar(let scalar) = node, scalar.tag != Tag(.null) else {
-            throw ConfigurationError(path: path, line: node.mark?.line, key: key, message: "must be a string")
-        }
-        return scalar.string
-    }
-
-    private static func unknownKey(_ key: String, node: Node, known: [String], path: String) -> ConfigurationError {
-        ConfigurationError(
-            path: path, line: node.mark?.line, key: key,
-            message: "unknown key; the keys allowed here are: \(known.joined(separator: ", "))")
     }
 
     private static func line(of error: YamlError) -> Int? {

@@ -1,0 +1,33 @@
+import ArgumentParser
+import DroverRuntime
+
+/// `drover check`: validates the configuration without starting anything.
+struct CheckCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check",
+        abstract: "Validate the configuration file and print the configuration in effect.",
+        discussion: """
+            Reads --config (else $DROVER_CONFIG, else /etc/drover/drover.yml), reports the first problem \
+            with its file, line and key (exit 78), or prints the whole configuration with every default \
+            filled in (exit 0). It does not connect to the database.
+            """
+    )
+
+    @Option(name: .customLong("config"), help: ArgumentHelp(
+        "The configuration file (default: $DROVER_CONFIG, else /etc/drover/drover.yml if it exists).", valueName: "path"))
+    var configPath: String?
+
+    @Flag(name: .customLong("quiet"), help: "Print nothing when the file is valid.")
+    var quiet = false
+
+    func run() throws {
+        let configuration = try reportingErrors { try ConfigurationLoader.load(explicitPath: configPath) }
+        guard !quiet else { return }
+        if let path = configuration?.path {
+            print("# \(path) is valid; the configuration in effect, with defaults filled in:")
+        } else {
+            print("# no configuration file at \(ConfigurationLoader.defaultPath); the defaults in effect:")
+        }
+        print((configuration ?? Configuration()).renderedYAML(), terminator: "")
+    }
+}

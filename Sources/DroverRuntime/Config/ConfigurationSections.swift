@@ -1,0 +1,185 @@
+import DroverPersistence
+import DroverQueue
+import Yams
+
+/// One function per section of the file; each knows its keys, types and limits.
+extension ConfigReader {
+    func database(_ node: Node) throws(ConfigurationError) -> Configuration.Database {
+        var database = Configuration.Database()
+        for entry in try mapping(node, "database", allowed: ["url", "schema"]) {
+            switch entry.key {
+            case "url":
+                let url = try string(entry.value, "database.url")
+                database.url = url.isEmpty ? nil : url
+            default:
+                let schema = try string(entry.value, "database.schema")
+                do {
+                    _ = try SQLIdentifier.validated(schema, what: "schema name")
+                } catch {
+                    throw self.error(entry.value, "database.schema", "\(error.message) (default: drover)")
+                }
+                database.schema = schema
+            }
+        }
+        return database
+    }
+
+    func workers(_ node: Node) throws(ConfigurationError) -> [Configuration.Worker] {
+        var workers: [Configuration.Worker] = []
+        for (i, item) in try sequence(node, "workers").enumerated() {
+            let key = "workers[\(i)]"
+            var worker = Configuration.Worker()
+            for entry in try mapping(item, key, allowed: ["queues", "threads", "processes", "polling_interval"]) {
+                let field = "\(key).\(entry.key)"
+                switch entry.key {
+                case "queues":
+                    let names = entry.value.sequence != nil ? try strings(entry.value, field) : [try string(entry.value, field)]
+                    do {
+                        worker.queues = try QueueSelection(names)
+                    } catch {
+                        throw self.error(entry.value, field, error.message)
+                    }
+                case "threads": worker.threads = try int(entry.value, field, 1...256)
+                case "processes": worker.processes = try int(entry.value, field, 1...64)
+                default: worker.pollingInterval = try duration(entry.value, field, .milliseconds(10)...(.seconds(3600)))
+                }
+            }
+            workers.append(worker)
+        }
+        return workers
+    }
+
+    func dispatchers(_ node: Node) throws(ConfigurationError) -> [Configuration.Dispatcher] {
+        var dispatchers: [Configuration.Dispatcher] = []
+        for (i, item) in try sequence(node, "dispatchers").enumerated() {
+            let key = "dispatchers[\(i)]"
+            var dispatcher = Configuration.Dispatcher()
+            for entry in try mapping(item, key, allowed: ["polling_interval", "batch_size"]) {
+                let field = "\(key).\(entry.key)"
+                if entry.key == "batch_size" {
+                    dispatcher.batchSize = try int(entry.value, field, 1...10_000)
+                } else {
+                    dispatcher.pollingInterval = try duration(entry.value, field, .milliseconds(10)...(.seconds(3600)))
+                }
+            }
+            dispatchers.append(dispatcher)
+        }
+        return dispatchers
+    }
+
+    func handlers(_ node: Node) throws(ConfigurationError) -> [String: Configuration.Handler] {
+        var handlers: [String: Configuration.Handler] = [:]
+        for handlerEntry in try mapping(node, "handlers") {
+            let key = "handlers.\(handlerEntry.key)"
+            do {
+                try JobRules.checkClassName(handlerEntry.key)
+            } catch {
+                throw self.error(handlerEntry.node, key, "the handler's name is a job class: \(error.message)")
+            }
+            var command: [String]? = nil
+            var handler = Configuration.Handler(command: [])
+            for entry in try mapping(handlerEntry.value, key,
+                                     allowed: ["command", "timeout", "max_attempts", "env", "working_directory", "user"]) {
+                let field = "\(key).\(entry.key)"
+                switch entry.key {
+                case "command":
+                    let argv = try strings(entry.value, field)
+                    guard let program = argv.first, !program.isEmpty else {
+                        throw error(entry.value, field, "must name a program, as a list: [/usr/local/bin/send-report, --verbose]")
+                    }
+                    command = argv
+                case "timeout": handler.timeout = try duration(entry.value, field, .seconds(1)...(.seconds(7 * 86_400)))
+                case "max_attempts": handler.maxAttempts = try int(entry.value, field, JobRules.maxAttemptsRange)
+                case "env": handler.environment = try stringMap(entry.value, field)
+                case "working_directory":
+                    let directory = try string(entry.value, field)
+                    guard directory.hasPrefix("/") else { throw error(entry.value, field, "must be an absolute path") }
+                    handler.workingDirectory = directory
+                default: handler.user = try string(entry.value, field)
+                }
+            }
+            guard let command else { throw error(handlerEntry.node, key, "needs a command: [/path/to/program, arguments…]") }
+            handler.command = command
+            handlers[handlerEntry.key] = handler
+        }
+        return handlers
+    }
+
+    func recurring(_ node: Node) throws(ConfigurationError) -> [String: Configuration.RecurringTask] {
+        var tasks: [String: Configuration.RecurringTask] = [:]
+        for taskEntry in try mapping(node, "recurring") {
+            let key = "recurring.\(taskEntry.key)"
+            var className: String? = nil
+            var schedule: String? = nil
+            var task = Configuration.RecurringTask(className: "", schedule: "")
+            for entry in try mapping(taskEntry.value, key, allowed: [
+                "class", "args", "schedule", "time_zone", "queue", "priority", "catch_up", "description",
+            ]) {
+                let field = "\(key).\(entry.key)"
+                switch entry.key {
+                case "class":
+                    let name = try string(entry.value, field)
+                    do { try JobRules.checkClassName(name) } catch { throw self.error(entry.value, field, error.message) }
+                    className = name
+                case "args": task.arguments = try json(entry.value, field)
+                case "schedule": schedule = try string(entry.value, field)
+                case "time_zone": task.timeZone = try string(entry.value, field)
+                case "queue":
+                    let queue = try string(entry.value, field)
+                    do { try JobRules.checkQueueName(queue) } catch { throw self.error(entry.value, field, error.message) }
+                    task.queue = queue
+                case "priority": task.priority = try int(entry.value, field, JobRules.priorityRange)
+                case "catch_up": task.catchUp = try bool(entry.value, field)
+                default: task.description = try string(entry.value, field)
+                }
+            }
+            guard let className else { throw error(taskEntry.node, key, "needs a class: the job class to enqueue") }
+            guard let schedule, !schedule.isEmpty else { throw error(taskEntry.node, key, "needs a schedule, such as \"0 3 * * *\"") }
+            task.className = className
+            task.schedule = schedule
+            tasks[taskEntry.key] = task
+        }
+        return tasks
+    }
+
+    func supervisor(_ node: Node) throws(ConfigurationError) -> Configuration.Supervisor {
+        var supervisor = Configuration.Supervisor()
+        var thresholdNode: Node? = nil
+        for entry in try mapping(node, "supervisor", allowed: [
+            "heartbeat_interval", "alive_threshold", "shutdown_timeout", "max_crashes", "max_restarts", "restart_window",
+        ]) {
+            let field = "supervisor.\(entry.key)"
+            switch entry.key {
+            case "heartbeat_interval": supervisor.heartbeatInterval = try duration(entry.value, field, .milliseconds(100)...(.seconds(3600)))
+            case "alive_threshold":
+                supervisor.aliveThreshold = try duration(entry.value, field, .milliseconds(300)...(.seconds(86_400)))
+                thresholdNode = entry.value
+            case "shutdown_timeout": supervisor.shutdownTimeout = try duration(entry.value, field, .zero...(.seconds(86_400)))
+            case "max_crashes": supervisor.maxCrashes = try int(entry.value, field, 1...1000)
+            case "max_restarts": supervisor.maxRestarts = try int(entry.value, field, 1...10_000)
+            default: supervisor.restartWindow = try duration(entry.value, field, .seconds(1)...(.seconds(86_400)))
+            }
+        }
+        // A live process must get at least two heartbeats in before it can be taken for dead.
+        guard supervisor.aliveThreshold >= supervisor.heartbeatInterval * 2 else {
+            throw error(thresholdNode ?? node, "supervisor.alive_threshold",
+                        "\(DurationText.format(supervisor.aliveThreshold)) is less than twice heartbeat_interval "
+                            + "(\(DurationText.format(supervisor.heartbeatInterval))): live processes would be taken for dead; "
+                            + "make it at least \(DurationText.format(supervisor.heartbeatInterval * 2))")
+        }
+        return supervisor
+    }
+
+    func retention(_ node: Node) throws(ConfigurationError) -> Configuration.Retention {
+        var retention = Configuration.Retention()
+        for entry in try mapping(node, "retention", allowed: ["preserve_finished_jobs", "clear_finished_after"]) {
+            let field = "retention.\(entry.key)"
+            if entry.key == "preserve_finished_jobs" {
+                retention.preserveFinishedJobs = try bool(entry.value, field)
+            } else {
+                retention.clearFinishedAfter = try duration(entry.value, field, .seconds(1)...(.seconds(3650 * 86_400)))
+            }
+        }
+        return retention
+    }
+}

@@ -1,0 +1,74 @@
+import DroverPersistence
+import Foundation
+
+extension Configuration {
+    /// The configuration with every default filled in, as YAML that reads back as the same
+    /// configuration. Strings are written JSON-quoted (valid YAML); the database password is `***`.
+    public func renderedYAML() -> String {
+        var lines: [String] = []
+        func quote(_ s: String) -> String {
+            let data = try! JSONSerialization.data(withJSONObject: [s], options: [.withoutEscapingSlashes])
+            return String(String(decoding: data, as: UTF8.self).dropFirst().dropLast())
+        }
+        func list(_ values: [String]) -> String { "[" + values.map(quote).joined(separator: ", ") + "]" }
+        func map(_ values: [String: String]) -> String {
+            "{" + values.sorted { $0.key < $1.key }.map { "\(quote($0.key)): \(quote($0.value))" }.joined(separator: ", ") + "}"
+        }
+        func duration(_ d: Duration) -> String { DurationText.format(d) }
+
+        lines.append("database:")
+        if let url = database.url {
+            lines.append("  url: \(quote(Connection.redacted(url)))")
+        } else {
+            lines.append("  # url: not set here (--database-url, DROVER_DATABASE_URL or libpq's defaults apply)")
+        }
+        lines.append("  schema: \(quote(database.schema))")
+        lines.append("workers:")
+        for worker in workers {
+            lines.append("  - queues: \(list(worker.queues.patterns.map(\.description)))")
+            lines.append("    threads: \(worker.threads)")
+            lines.append("    processes: \(worker.processes)")
+            lines.append("    polling_interval: \(duration(worker.pollingInterval))")
+        }
+        if workers.isEmpty { lines[lines.count - 1] = "workers: []" }
+        lines.append("dispatchers:")
+        for dispatcher in dispatchers {
+            lines.append("  - polling_interval: \(duration(dispatcher.pollingInterval))")
+            lines.append("    batch_size: \(dispatcher.batchSize)")
+        }
+        if dispatchers.isEmpty { lines[lines.count - 1] = "dispatchers: []" }
+        lines.append(handlers.isEmpty ? "handlers: {}" : "handlers:")
+        for (name, handler) in handlers.sorted(by: { $0.key < $1.key }) {
+            lines.append("  \(quote(name)):")
+            lines.append("    command: \(list(handler.command))")
+            if let timeout = handler.timeout { lines.append("    timeout: \(duration(timeout))") }
+            if let maxAttempts = handler.maxAttempts { lines.append("    max_attempts: \(maxAttempts)") }
+            if !handler.environment.isEmpty { lines.append("    env: \(map(handler.environment))") }
+            if let directory = handler.workingDirectory { lines.append("    working_directory: \(quote(directory))") }
+            if let user = handler.user { lines.append("    user: \(quote(user))") }
+        }
+        lines.append(recurring.isEmpty ? "recurring: {}" : "recurring:")
+        for (name, task) in recurring.sorted(by: { $0.key < $1.key }) {
+            lines.append("  \(quote(name)):")
+            lines.append("    class: \(quote(task.className))")
+            lines.append("    args: \(task.arguments.text)")
+            lines.append("    schedule: \(quote(task.schedule))")
+            if let zone = task.timeZone { lines.append("    time_zone: \(quote(zone))") }
+            if let queue = task.queue { lines.append("    queue: \(quote(queue))") }
+            if let priority = task.priority { lines.append("    priority: \(priority)") }
+            lines.append("    catch_up: \(task.catchUp)")
+            if let description = task.description { lines.append("    description: \(quote(description))") }
+        }
+        lines.append("supervisor:")
+        lines.append("  heartbeat_interval: \(duration(supervisor.heartbeatInterval))")
+        lines.append("  alive_threshold: \(duration(supervisor.aliveThreshold))")
+        lines.append("  shutdown_timeout: \(duration(supervisor.shutdownTimeout))")
+        lines.append("  max_crashes: \(supervisor.maxCrashes)")
+        lines.append("  max_restarts: \(supervisor.maxRestarts)")
+        lines.append("  restart_window: \(duration(supervisor.restartWindow))")
+        lines.append("retention:")
+        lines.append("  preserve_finished_jobs: \(retention.preserveFinishedJobs)")
+        lines.append("  clear_finished_after: \(duration(retention.clearFinishedAfter))")
+        return lines.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,49 @@
+import DroverTestSupport
+import Foundation
+import Testing
+
+@Suite("drover check")
+struct CheckCommandTests {
+    private func withFile<R>(_ text: String, mode: mode_t = 0o644, _ body: (String) throws -> R) throws -> R {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-check-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("drover.yml").path
+        try text.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, mode)
+        return try body(path)
+    }
+
+    @Test("a valid file prints the configuration in effect, defaults filled in, password hidden; exit 0")
+    func valid() throws {
+        try withFile("database:\n  url: postgresql://app:hunter22@db/app\nworkers:\n  - queues: [mail]\n    threads: 2\n") { path in
+            let outcome = try DroverBinary.run(["check", "--config", path])
+            #expect(outcome.status == 0, "\(outcome)")
+            #expect(outcome.stdout.hasPrefix("# \(path) is valid"))
+            #expect(outcome.stdout.contains("  - queues: [\"mail\"]\n    threads: 2\n    processes: 1\n    polling_interval: 1s"))
+            #expect(outcome.stdout.contains("dispatchers:\n  - polling_interval: 1s\n    batch_size: 500"))
+            #expect(outcome.stdout.contains("shutdown_timeout: 30s"))
+            #expect(outcome.stdout.contains("postgresql://app:***@db/app") && !outcome.stdout.contains("hunter22"))
+            let quiet = try DroverBinary.run(["check", "--config", path, "--quiet"])
+            #expect(quiet.status == 0 && quiet.stdout.isEmpty)
+            // It reads DROVER_CONFIG when --config is not given.
+            #expect(try DroverBinary.run(["check"], environment: ["DROVER_CONFIG": path]).stdout.hasPrefix("# \(path) is valid"))
+        }
+    }
+
+    @Test("an invalid or unsafe file exits 78 naming file, line and key; nothing is printed on stdout")
+    func invalid() throws {
+        try withFile("workers:\n  - queues: [mail]\n    threads: 0\n") { path in
+            let outcome = try DroverBinary.run(["check", "--config", path])
+            #expect(outcome.status == 78, "\(outcome)")
+            #expect(outcome.stderr == "drover: error: \(path):3: workers[0].threads: 0 is out of range: use 1 to 256\n")
+            #expect(outcome.stdout.isEmpty)
+        }
+        try withFile("workers: []\n", mode: 0o666) { path in
+            let outcome = try DroverBinary.run(["check", "--config", path])
+            #expect(outcome.status == 78 && outcome.stderr.contains("writable by other users"), "\(outcome)")
+        }
+        let missing = try DroverBinary.run(["check", "--config", "/nonexistent/drover.yml"])
+        #expect(missing.status == 78 && missing.stderr.contains("/nonexistent/drover.yml: cannot read"), "\(missing)")
+    }
+}
