@@ -3,7 +3,7 @@
 //
 // Targets follow the layers of DESIGN.md §4; dependencies point down only:
 //   drover (executable) → Drover → DroverRuntime → DroverQueue → DroverPersistence → CLibPQ
-//                                  DroverRuntime → CSystemd
+//                                  DroverRuntime → CSystemd, CProcess
 import PackageDescription
 
 let package = Package(
@@ -26,6 +26,8 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
+        // fork/exec of children entirely in C (DESIGN.md §2), and the few Linux calls Glibc does not expose.
+        .target(name: "CProcess"),
         .systemLibrary(
             name: "CSystemd",
             pkgConfig: "libsystemd",
@@ -42,7 +44,7 @@ let package = Package(
         .target(
             name: "DroverRuntime",
             dependencies: [
-                "DroverQueue", "DroverPersistence", "CSystemd",
+                "DroverQueue", "DroverPersistence", "CSystemd", "CProcess",
                 .product(name: "Yams", package: "Yams"),
             ]
         ),
@@ -74,7 +76,7 @@ let package = Package(
         ),
         .testTarget(name: "DroverPersistenceTests", dependencies: ["DroverPersistence", "DroverTestSupport"]),
         .testTarget(name: "DroverQueueTests", dependencies: ["DroverQueue", "DroverTestSupport"]),
-        .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport"]),
+        .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport", "CProcess"]),
         .testTarget(name: "DroverCLITests", dependencies: ["Drover", "DroverTestSupport"]),
     ]
 )

@@ -1,0 +1,30 @@
+import CProcess
+import Foundation
+
+/// A child process could not be started.
+public struct SpawnError: Error, Sendable, CustomStringConvertible {
+    public let executable: String
+    public let errno: Int32
+    public var description: String {
+        "cannot start \(executable): \(String(cString: strerror(errno)))"
+    }
+}
+
+/// Starting child processes through the C shim (`CProcess`): Swift only prepares the arguments.
+public enum Spawn {
+    /// Starts `executable` with `arguments` (argv[1...]) and exactly `environment`, in a process group
+    /// of its own, with no signal blocked, stdio inherited, `fd3` as descriptor 3 and nothing else open.
+    public static func start(
+        _ executable: String, arguments: [String], environment: [String: String], fd3: Int32 = -1
+    ) throws(SpawnError) -> pid_t {
+        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            for pointer in argv + envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let error = drover_spawn(executable, argv, envp, fd3, &pid)
+        guard error == 0 else { throw SpawnError(executable: executable, errno: error) }
+        return pid
+    }
+}

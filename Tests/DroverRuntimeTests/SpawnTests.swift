@@ -1,0 +1,63 @@
+@testable import DroverRuntime
+import CProcess
+import DroverTestSupport
+import Foundation
+import Testing
+
+@Suite("Spawning children through the C shim")
+struct SpawnTests {
+    private func status(_ pid: pid_t, _ field: String) throws -> String {
+        let text = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
+        let line = try #require(text.split(separator: "\n").first { $0.hasPrefix(field + ":") })
+        return line.dropFirst(field.count + 1).trimmingCharacters(in: .whitespaces)
+    }
+
+    @Test("the child has no blocked or ignored signal, its own process group, fd 3, and nothing else open")
+    func childState() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(drover_pipe_cloexec(&fds) == 0)
+        defer { close(fds[0]); close(fds[1]) }
+        // This thread blocks signals, as the supervisor's threads do; the child must not inherit that.
+        var blocked = sigset_t()
+        sigfillset(&blocked)
+        var previous = sigset_t()
+        pthread_sigmask(SIG_BLOCK, &blocked, &previous)
+        let pid = try Spawn.start("/bin/sleep", arguments: ["30"], environment: ["ONLY": "this"], fd3: fds[0])
+        pthread_sigmask(SIG_SETMASK, &previous, nil)
+        defer {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        try waitUntil("sleep has started") { (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) == "sleep\n" }
+        #expect(try status(pid, "SigBlk") == "0000000000000000")
+        // Signals 32 and 33 are glibc's own (SIGCANCEL, SIGSETXID): no program can set them with
+        // sigaction, so no spawn can reset them; every signal an application uses must be default.
+        let ignored = try #require(UInt64(try status(pid, "SigIgn"), radix: 16))
+        #expect(ignored & ~UInt64(0x1_8000_0000) == 0, "ignored: \(String(ignored, radix: 16))")
+        let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
+        let fields = stat[stat.range(of: ") ")!.upperBound...].split(separator: " ")
+        #expect(Int32(fields[2]) == pid, "its own process group")
+        let open = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").compactMap(Int.init).sorted()
+        #expect(open == [0, 1, 2, 3])
+        let fd3 = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pid)/fd/3")
+        #expect(fd3 == (try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fds[0])")))
+        let environ = try String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8)
+        #expect(environ == "ONLY=this\0")
+    }
+
+    @Test("a program that cannot be run is an error with its errno, not a child that dies")
+    func execFailure() throws {
+        let missing = #expect(throws: SpawnError.self) {
+            try Spawn.start("/nonexistent/drover", arguments: [], environment: [:])
+        }
+        #expect(missing?.errno == ENOENT)
+        #expect(missing?.description == "cannot start /nonexistent/drover: No such file or directory")
+        let file = FileManager.default.temporaryDirectory.appendingPathComponent("drover-not-executable-\(UUID())").path
+        try "#!/bin/sh\n".write(toFile: file, atomically: true, encoding: .utf8)
+        chmod(file, 0o644)
+        defer { try? FileManager.default.removeItem(atPath: file) }
+        let notExecutable = #expect(throws: SpawnError.self) { try Spawn.start(file, arguments: [], environment: [:]) }
+        #expect(notExecutable?.errno == EACCES)
+    }
+}
