@@ -69,9 +69,10 @@ let package = Package(
         ),
 
         // Tests.
+        .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .target(
             name: "DroverTestSupport",
-            dependencies: ["DroverPersistence", "DroverQueue"],
+            dependencies: ["DroverPersistence", "DroverQueue", "CTestSupport"],
             path: "Tests/DroverTestSupport"
         ),
         .testTarget(name: "DroverPersistenceTests", dependencies: ["DroverPersistence", "DroverTestSupport"]),
