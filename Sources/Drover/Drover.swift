@@ -1,4 +1,5 @@
 import ArgumentParser
+import DroverRuntime
 import Foundation
 
 /// Drover's entry points.
@@ -12,6 +13,11 @@ public enum Drover {
     /// Runs the `drover` command line with `arguments` (default: the process's) and exits.
     public static func main(_ arguments: [String]? = nil) -> Never {
         let arguments = arguments ?? Array(CommandLine.arguments.dropFirst())
+        // The supervisor and its children read signals from a signalfd: block them before any
+        // thread exists, so that every thread inherits the mask (DESIGN.md §2).
+        if let command = arguments.first, command == "start" || command == "_child" {
+            Signals.block()
+        }
         if let first = arguments.first, !first.hasPrefix("-"), let message = UnknownCommand.message(for: first) {
             printError("drover: error: \(message)")
             exit(ExitStatus.usage.rawValue)

@@ -16,9 +16,9 @@ struct DroverCommand: ParsableCommand {
             """,
         version: Drover.version,
         subcommands: [
-            CheckCommand.self, MigrateCommand.self, EnqueueCommand.self, JobsCommand.self, FailedCommand.self,
+            StartCommand.self, CheckCommand.self, MigrateCommand.self, EnqueueCommand.self, JobsCommand.self, FailedCommand.self,
             QueuesCommand.self,
-            VersionCommand.self,
+            VersionCommand.self, ChildCommand.self,
         ]
     )
 }

@@ -5,8 +5,9 @@ import ArgumentParser
 enum UnknownCommand {
     /// The message for `word` as a command name, or nil when it is a command (or `help`).
     static func message(for word: String, in root: ParsableCommand.Type = DroverCommand.self) -> String? {
-        let names = root.configuration.subcommands.compactMap { $0.configuration.commandName }
-        guard !names.contains(word), word != "help" else { return nil }
+        let names = root.configuration.subcommands.filter { $0.configuration.shouldDisplay }.compactMap { $0.configuration.commandName }
+        let hidden = root.configuration.subcommands.filter { !$0.configuration.shouldDisplay }.compactMap { $0.configuration.commandName }
+        guard !names.contains(word), !hidden.contains(word), word != "help" else { return nil }
         let program = root.configuration.commandName ?? "drover"
         let close = names
             .map { (name: $0, distance: editDistance(word.lowercased(), $0)) }

@@ -16,6 +16,10 @@ public struct DatabaseNotification: Sendable, Equatable {
 }
 
 extension Connection {
+    /// The connection's socket, to wait for notifications in a poll(2) of one's own; then call
+    /// ``waitForNotifications(timeout:)`` with a zero timeout to read them. Changes on reconnect.
+    public var socketDescriptor: Int32 { PQsocket(handle) }
+
     /// Starts listening on `channel`. The connection listens again after it reconnects.
     public func listen(_ channel: String) throws(DatabaseError) {
         try execute("LISTEN \(SQLIdentifier(channel))")

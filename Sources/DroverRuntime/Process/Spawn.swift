@@ -15,9 +15,9 @@ public enum Spawn {
     /// Starts `executable` with `arguments` (argv[1...]) and exactly `environment`, in a process group
     /// of its own, with no signal blocked, stdio inherited, `fd3` as descriptor 3 and nothing else open.
     public static func start(
-        _ executable: String, arguments: [String], environment: [String: String], fd3: Int32 = -1
+        _ executable: String, argv0: String? = nil, arguments: [String], environment: [String: String], fd3: Int32 = -1
     ) throws(SpawnError) -> pid_t {
-        let argv = ([executable] + arguments).map { strdup($0) } + [nil]
+        let argv = ([argv0 ?? executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer {
             for pointer in argv + envp { free(pointer) }

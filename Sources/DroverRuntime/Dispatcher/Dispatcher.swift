@@ -1,0 +1,103 @@
+import DroverPersistence
+import DroverQueue
+import Foundation
+
+/// A dispatcher process: moves due scheduled jobs (retries included) to ready in batches, at once
+/// again after a full batch, and clears finished jobs past their retention now and then.
+final class Dispatcher {
+    private let runtime: ChildRuntime
+    private let pollingInterval: Duration
+    private let batchSize: Int
+    private let clearFinishedAfter: Duration
+    private var dispatched = 0
+    private var cleared = 0
+    private var log: Log { runtime.log }
+
+    /// How often finished jobs past their retention are looked for.
+    static let retentionInterval: Duration = .seconds(60)
+
+    init(runtime: ChildRuntime) throws {
+        guard let part = runtime.spec.dispatcher else { throw ValidationFailure("a dispatcher's spec has no dispatcher part") }
+        self.runtime = runtime
+        pollingInterval = Duration(milliseconds: part.pollingIntervalMilliseconds)
+        batchSize = part.batchSize
+        clearFinishedAfter = .seconds(Int64(runtime.spec.clearFinishedAfterSeconds))
+    }
+
+    private struct Metadata: Encodable {
+        let dispatched: Int
+        let cleared: Int
+    }
+
+    private var metadata: JSON { (try? JSON(encoding: Metadata(dispatched: dispatched, cleared: cleared))) ?? .emptyObject }
+
+    func run() -> Int32 {
+        guard runtime.register(metadata: metadata) else { return ChildRuntime.ExitStatus.stopped }
+        var nextPoll = ContinuousClock.now
+        var nextRetention = ContinuousClock.now + .seconds(5)
+        while true {
+            if runtime.stopping {
+                runtime.deregister()
+                return ChildRuntime.ExitStatus.stopped
+            }
+            if ContinuousClock.now >= nextPoll {
+                do {
+                    if let moved = try runtime.session.run({ try runtime.store.dispatchDue(batchSize: batchSize, on: $0) }) {
+                        dispatched += moved
+                        // A full batch means more may be due: go again at once.
+                        nextPoll = moved == batchSize ? .now : .now + pollingInterval
+                    } else {
+                        nextPoll = .now + pollingInterval
+                    }
+                } catch {
+                    log.error("dispatching failed", [("error", "\(error)")])
+                    nextPoll = .now + pollingInterval
+                }
+            }
+            if runtime.spec.preserveFinishedJobs, ContinuousClock.now >= nextRetention {
+                nextRetention = .now + Self.retentionInterval
+                do {
+                    if let count = try runtime.session.run({ try runtime.store.clearFinished(olderThan: clearFinishedAfter, on: $0) }), count > 0 {
+                        cleared += count
+                        log.info("cleared finished jobs", [("count", String(count))])
+                    }
+                } catch {
+                    log.error("clearing finished jobs failed", [("error", "\(error)")])
+                }
+            }
+            if let status = runtime.heartbeatIfDue(metadata: metadata) { return status }
+            var deadlines = [nextPoll, runtime.nextHeartbeat]
+            if let retry = runtime.session.nextRetry { deadlines.append(retry) }
+            runtime.handle(waitForReadable(runtime.descriptors, timeout: max(.zero, ContinuousClock.now.duration(to: deadlines.min()!))))
+        }
+    }
+}
+
+/// The entry point of a child process (`drover _child`): reads the spec its supervisor put in the
+/// environment and runs the worker or dispatcher it describes. Returns the exit status.
+public func runChildProcess(extraHandlers: JobHandlers = JobHandlers()) -> Int32 {
+    let spec: ChildSpec
+    do {
+        spec = try ChildSpec.takeFromEnvironment()
+    } catch {
+        Log().error("cannot start a child process", [("error", "\(error)")])
+        return ChildRuntime.ExitStatus.configuration
+    }
+    do {
+        let runtime = try ChildRuntime(spec: spec)
+        switch spec.kind {
+        case .worker:
+            var handlers = spec.testHandlers ? JobHandlers.builtInTestHandlers : JobHandlers()
+            handlers.merge(extraHandlers)
+            return try Worker(runtime: runtime, handlers: handlers).run()
+        case .dispatcher:
+            return try Dispatcher(runtime: runtime).run()
+        case .supervisor, .scheduler:
+            runtime.log.error("a supervisor does not start this kind of child", [("kind", spec.kind.rawValue)])
+            return ChildRuntime.ExitStatus.configuration
+        }
+    } catch {
+        Log([("process", spec.kind.rawValue), ("name", spec.name)]).error("cannot start", [("error", "\(error)")])
+        return ChildRuntime.ExitStatus.configuration
+    }
+}

@@ -1,0 +1,147 @@
+import DroverPersistence
+import DroverQueue
+import Foundation
+
+/// What every child of the supervisor does the same way: read signals, notice the supervisor's
+/// death on fd 3, register, heartbeat, and stop.
+final class ChildRuntime {
+    /// The read end of the pipe whose write end only the supervisor holds: EOF means it died.
+    static let parentDeathDescriptor: Int32 = 3
+
+    /// Exit statuses a child reports to its supervisor.
+    enum ExitStatus {
+        static let stopped: Int32 = 0
+        /// Its registration was lost (pruned) or its heartbeats kept failing: start a new one.
+        static let replaceMe: Int32 = 75
+        static let configuration: Int32 = 78
+    }
+
+    let spec: ChildSpec
+    let log: Log
+    let store: JobStore
+    let session: DatabaseSession
+    let signals = SignalReader([SIGTERM, SIGINT, SIGQUIT, SIGHUP])
+    private(set) var heartbeat: Heartbeat?
+    private(set) var stopping = false
+    private(set) var stopDeadline: ContinuousClock.Instant?
+    private(set) var nextHeartbeat = ContinuousClock.now
+    private var parentAlive = true
+
+    init(spec: ChildSpec) throws {
+        self.spec = spec
+        log = Log([("process", spec.kind.rawValue), ("name", spec.name), ("pid", String(getpid()))])
+        store = try JobStore(schema: spec.schema, preserveFinishedJobs: spec.preserveFinishedJobs)
+        session = DatabaseSession(
+            url: spec.databaseURL, applicationName: "drover \(spec.kind.rawValue)",
+            lockTimeout: max(.seconds(1), Duration(milliseconds: spec.heartbeatIntervalMilliseconds) / 2), log: log)
+    }
+
+    var heartbeatInterval: Duration { Duration(milliseconds: spec.heartbeatIntervalMilliseconds) }
+
+    /// The descriptors the loop must wait on besides its own.
+    var descriptors: [Int32] { parentAlive ? [signals.descriptor, Self.parentDeathDescriptor] : [signals.descriptor] }
+
+    /// Reacts to signals and to the supervisor's death among `readable`.
+    func handle(_ readable: Set<Int32>) {
+        if readable.contains(signals.descriptor) {
+            for (signal, _) in signals.pending() {
+                switch signal {
+                case SIGTERM, SIGINT: beginStopping(reason: signal == SIGTERM ? "SIGTERM" : "SIGINT")
+                case SIGQUIT:
+                    // Immediate: the supervisor releases this process's jobs.
+                    log.info("stopping at once (SIGQUIT)")
+                    _exit(ExitStatus.stopped)
+                default: break  // SIGHUP: the supervisor reloads; children do not.
+                }
+            }
+        }
+        if parentAlive, readable.contains(Self.parentDeathDescriptor) {
+            var byte: UInt8 = 0
+            if read(Self.parentDeathDescriptor, &byte, 1) <= 0 {
+                parentAlive = false
+                beginStopping(reason: "the supervisor is gone")
+            }
+        }
+    }
+
+    func beginStopping(reason: String) {
+        guard !stopping else { return }
+        stopping = true
+        stopDeadline = .now + Duration(milliseconds: spec.shutdownTimeoutMilliseconds)
+        log.info("stopping", [("reason", reason), ("timeout", DurationText.format(Duration(milliseconds: spec.shutdownTimeoutMilliseconds)))])
+    }
+
+    /// Registers, waiting out a database outage; false when asked to stop first.
+    func register(metadata: JSON) -> Bool {
+        while !stopping {
+            do {
+                let record = try session.run { connection in
+                    try store.register(
+                        kind: spec.kind, name: spec.name, pid: getpid(), hostname: Self.hostname,
+                        supervisorID: spec.supervisorID, metadata: metadata, on: connection)
+                }
+                if let record {
+                    heartbeat = try Heartbeat(record: record)
+                    nextHeartbeat = .now + heartbeatInterval
+                    log.info("registered", [("id", String(heartbeat!.processID))])
+                    return true
+                }
+            } catch {
+                // Not an outage (a missing table, say): try again in a while rather than spin.
+                log.error("cannot register", [("error", "\(error)")])
+                handle(waitForReadable(descriptors, timeout: .seconds(1)))
+                continue
+            }
+            handle(waitForReadable(descriptors, timeout: session.nextRetry.map { ContinuousClock.now.duration(to: $0) } ?? .seconds(1)))
+        }
+        return false
+    }
+
+    /// Beats when due. Returns an exit status when the process must stop at once.
+    func heartbeatIfDue(metadata: @autoclosure () -> JSON) -> Int32? {
+        guard let heartbeat, ContinuousClock.now >= nextHeartbeat else { return nil }
+        nextHeartbeat = .now + heartbeatInterval
+        switch heartbeat.beat(metadata: metadata(), session: session) {
+        case .beat, .outage:
+            return nil
+        case .rowGone:
+            log.warning("this process's registration is gone: it was taken for dead and its jobs recovered; exiting to be replaced")
+            return ExitStatus.replaceMe
+        case .failed(let reason):
+            let limit = Duration(milliseconds: spec.aliveThresholdMilliseconds)
+            if heartbeat.failingFor > limit {
+                log.error("heartbeats have failed for longer than alive_threshold; exiting to be replaced", [("error", reason)])
+                return ExitStatus.replaceMe
+            }
+            // One postponed heartbeat is routine (a row lock held for a moment); its change stays
+            // pending and the next heartbeat writes it.
+            if heartbeat.failingFor > heartbeatInterval * 2 {
+                log.warning("heartbeats are failing", [("error", reason)])
+            }
+            return nil
+        }
+    }
+
+    /// Gives back the jobs still held and removes the registration.
+    func deregister() {
+        guard let heartbeat else { return }
+        do {
+            let outcome = try session.run { connection in
+                try store.deregister(processID: heartbeat.processID, reason: .graceful, on: connection)
+            }
+            if let outcome, !outcome.released.isEmpty {
+                log.info("released unfinished jobs", [("jobs", outcome.released.map(String.init).joined(separator: ","))])
+            } else if outcome == nil {
+                log.warning("cannot deregister: the database is unreachable; the supervisor will release this process's jobs")
+            }
+        } catch {
+            log.error("cannot deregister; the supervisor will release this process's jobs", [("error", "\(error)")])
+        }
+    }
+
+    static let hostname: String = {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        return String(cString: buffer)
+    }()
+}

@@ -1,0 +1,97 @@
+import DroverPersistence
+import Foundation
+
+/// A process's connection, which rides out database outages.
+///
+/// An outage (the server unreachable, restarting, or the connection lost) is not a failure of the
+/// process: operations return nil while it lasts, reconnection is retried with backoff, and the log
+/// says so once when it starts and once when it ends, not once per attempt.
+public final class DatabaseSession {
+    private let url: String
+    private let applicationName: String
+    private let lockTimeout: Duration
+    private let log: Log
+    private var connection: Connection?
+    private var retryAt = ContinuousClock.now
+    private var backoff = Duration.milliseconds(250)
+    /// When the current outage began; nil while the database is reachable.
+    public private(set) var downSince: ContinuousClock.Instant?
+    /// The last outage error, for status lines.
+    public private(set) var lastError: DatabaseError?
+    /// Runs after every (re)connection, before anything else: LISTEN, for instance.
+    public var onConnect: ((Connection) throws -> Void)?
+    /// When the database came back (or was first reached): pruning waits a while after it.
+    public private(set) var connectedSince: ContinuousClock.Instant?
+
+    public init(url: String, applicationName: String, lockTimeout: Duration, log: Log) {
+        self.url = url
+        self.applicationName = applicationName
+        self.lockTimeout = lockTimeout
+        self.log = log
+    }
+
+    public var isDown: Bool { downSince != nil }
+
+    /// The connection's socket while connected, to wait for notifications on.
+    public var socketDescriptor: Int32? {
+        guard !isDown, let connection else { return nil }
+        let descriptor = connection.socketDescriptor
+        return descriptor >= 0 ? descriptor : nil
+    }
+
+    /// When the next reconnection attempt is due, during an outage.
+    public var nextRetry: ContinuousClock.Instant? { isDown ? retryAt : nil }
+
+    /// Runs `body` on the connection. Returns nil when the database is unreachable (now, or since
+    /// an attempt that is not due for a retry yet); rethrows every other error.
+    public func run<R>(_ body: (Connection) throws -> R) throws -> R? {
+        if isDown, ContinuousClock.now < retryAt { return nil }
+        do {
+            let connection = try connect()
+            let result = try body(connection)
+            recovered()
+            return result
+        } catch let error as DatabaseError where Self.isOutage(error) {
+            failed(error)
+            return nil
+        }
+    }
+
+    /// Whether `error` means the database cannot be reached (rather than that a statement failed).
+    public static func isOutage(_ error: DatabaseError) -> Bool {
+        [.connectionFailed, .connectionLost, .authenticationFailed, .databaseNotFound].contains(error.code)
+            || error.sqlState == "57P03"  // the database system is starting up
+    }
+
+    private func connect() throws -> Connection {
+        if let connection { return connection }
+        let fresh = try Connection(url, applicationName: applicationName)
+        try fresh.execute("SELECT set_config('lock_timeout', \("\(lockTimeout.wholeMilliseconds)ms"), false)")
+        try onConnect?(fresh)
+        connection = fresh
+        connectedSince = .now
+        return fresh
+    }
+
+    private func failed(_ error: DatabaseError) {
+        lastError = error
+        if downSince == nil {
+            downSince = .now
+            log.warning("database unreachable; waiting for it and retrying", [("error", error.message)])
+        }
+        if error.code == .connectionLost || error.code == .connectionFailed {
+            // A Connection re-establishes itself on next use; a new one is made only when it was never made.
+            connectedSince = nil
+        }
+        retryAt = .now + backoff
+        backoff = min(backoff * 2, .seconds(15))
+    }
+
+    private func recovered() {
+        guard let since = downSince else { return }
+        downSince = nil
+        backoff = .milliseconds(250)
+        if connectedSince == nil { connectedSince = .now }
+        log.info("database reachable again", [("after", DurationText.format(.now - since))])
+    }
+}

@@ -1,0 +1,153 @@
+import DroverPersistence
+import DroverQueue
+import Foundation
+
+/// A worker process: claims jobs from its queues in batches sized to its free threads, runs them on
+/// `threads` executors, and reports results in batches. Wakes on NOTIFY and polls as a fallback.
+final class Worker {
+    private let runtime: ChildRuntime
+    private let queues: QueueSelection
+    private let threads: Int
+    private let pollingInterval: Duration
+    private let pool: ExecutorPool
+    private let wakeup = Wakeup()
+    private var pending: [JobResult] = []
+    private var finishedCount = 0
+    private var failedCount = 0
+    private var log: Log { runtime.log }
+
+    init(runtime: ChildRuntime, handlers: JobHandlers) throws {
+        guard let part = runtime.spec.worker else { throw ValidationFailure("a worker's spec has no worker part") }
+        self.runtime = runtime
+        queues = try QueueSelection(part.queues)
+        threads = part.threads
+        pollingInterval = Duration(milliseconds: part.pollingIntervalMilliseconds)
+        pool = ExecutorPool(threads: part.threads, handlers: handlers, wakeup: wakeup, log: runtime.log)
+        let channel = runtime.store.wakeChannel
+        runtime.session.onConnect = { connection in try connection.listen(channel) }
+    }
+
+    /// What the heartbeat publishes in `processes.metadata`; the supervisor sums it for STATUS.
+    private struct Metadata: Encodable {
+        let queues: [String]
+        let threads: Int
+        let running: Int
+        let finished: Int
+        let failed: Int
+    }
+
+    private var metadata: JSON {
+        (try? JSON(encoding: Metadata(
+            queues: queues.patterns.map(\.description), threads: threads, running: pool.busy,
+            finished: finishedCount, failed: failedCount))) ?? .emptyObject
+    }
+
+    /// Runs until stopped; returns the exit status.
+    func run() -> Int32 {
+        guard runtime.register(metadata: metadata) else { return ChildRuntime.ExitStatus.stopped }
+        guard let processID = runtime.heartbeat?.processID else { return ChildRuntime.ExitStatus.stopped }
+        var claimNow = true
+        var nextPoll = ContinuousClock.now
+        while true {
+            pending += pool.takeResults()
+            if !pending.isEmpty { report(processID: processID) }
+
+            if runtime.stopping {
+                if pool.busy == 0 && pending.isEmpty {
+                    runtime.deregister()
+                    return ChildRuntime.ExitStatus.stopped
+                }
+                if let deadline = runtime.stopDeadline, ContinuousClock.now >= deadline {
+                    let unfinished = pool.unfinishedJobs.map(\.id)
+                    log.warning("shutdown_timeout passed with jobs still running; releasing them",
+                                [("jobs", unfinished.map(String.init).joined(separator: ","))])
+                    runtime.deregister()
+                    return ChildRuntime.ExitStatus.stopped
+                }
+            } else {
+                let free = threads - pool.busy
+                if free > 0, claimNow || ContinuousClock.now >= nextPoll {
+                    nextPoll = .now + pollingInterval
+                    do {
+                        if let jobs = try runtime.session.run({ try runtime.store.claim(processID: processID, queues: queues, limit: free, on: $0) }) {
+                            pool.submit(jobs)
+                            // A full batch means there may be more: claim again as soon as a thread is free.
+                            claimNow = jobs.count == free
+                        }
+                    } catch {
+                        log.error("claiming failed", [("error", "\(error)")])
+                        claimNow = false
+                    }
+                }
+            }
+
+            if let status = runtime.heartbeatIfDue(metadata: metadata) { return status }
+
+            var deadlines = [runtime.nextHeartbeat]
+            if !runtime.stopping && pool.busy < threads { deadlines.append(claimNow ? .now : nextPoll) }
+            if let retry = runtime.session.nextRetry { deadlines.append(retry) }
+            if let stop = runtime.stopDeadline { deadlines.append(stop) }
+            let timeout = ContinuousClock.now.duration(to: deadlines.min()!)
+            var descriptors = runtime.descriptors + [wakeup.descriptor]
+            let socket = runtime.session.socketDescriptor
+            if let socket { descriptors.append(socket) }
+            let readable = waitForReadable(descriptors, timeout: max(.zero, timeout))
+            if readable.contains(wakeup.descriptor) { wakeup.drain() }
+            if let socket, readable.contains(socket), wokenForOurQueues() { claimNow = true }
+            runtime.handle(readable)
+        }
+    }
+
+    /// Reads pending notifications; true when one names a queue this worker takes jobs from.
+    private func wokenForOurQueues() -> Bool {
+        let notifications = (try? runtime.session.run { try $0.waitForNotifications(timeout: .zero) }) ?? nil
+        return (notifications ?? []).contains { queues.matches($0.payload) }
+    }
+
+    /// Reports finished jobs in one round trip and failures one by one; keeps what could not be
+    /// reported (the database is unreachable) for the next turn.
+    private func report(processID: Int) {
+        let finished = pending.filter { if case .finished = $0.outcome { true } else { false } }
+        var unreported: [JobResult] = []
+        do {
+            if !finished.isEmpty {
+                guard let outcome = try runtime.session.run({ try runtime.store.finish(finished.map(\.job.id), processID: processID, on: $0) }) else {
+                    return  // keep everything for later
+                }
+                finishedCount += outcome.finished.count
+                if !outcome.dropped.isEmpty {
+                    log.warning("results dropped: these jobs were released or recovered while they ran",
+                                [("jobs", outcome.dropped.map(String.init).joined(separator: ","))])
+                }
+            }
+            for result in pending {
+                guard case .failed(let failure, let permanent) = result.outcome else { continue }
+                guard let outcome = try runtime.session.run({
+                    try runtime.store.fail(result.job.id, processID: processID, error: failure, permanent: permanent, on: $0)
+                }) else {
+                    unreported.append(result)
+                    continue
+                }
+                failedCount += 1
+                log.info("job failed", [("job", String(result.job.id)), ("class", result.job.className),
+                                        ("error", failure.message), ("outcome", "\(outcome)")])
+            }
+        } catch {
+            log.error("reporting results failed; their jobs stay claimed until this process is gone", [("error", "\(error)")])
+        }
+        pending = unreported
+    }
+}
+
+extension QueueSelection {
+    /// Whether this selection takes jobs from `queue`.
+    func matches(_ queue: String) -> Bool {
+        patterns.contains { pattern in
+            switch pattern {
+            case .exact(let name): return name == queue
+            case .prefix(let prefix): return queue.hasPrefix(prefix)
+            case .all: return true
+            }
+        }
+    }
+}
