@@ -16,7 +16,8 @@ struct UnknownCommandTests {
     func messages() {
         #expect(UnknownCommand.message(for: "migrate") == nil)
         #expect(UnknownCommand.message(for: "help") == nil)
+        #expect(UnknownCommand.message(for: "_child") == nil, "hidden commands are commands")
         #expect(UnknownCommand.message(for: "verison")?.contains("Did you mean 'drover version'?") == true)
-        #expect(UnknownCommand.message(for: "start")?.contains("Did you mean") == false)
+        #expect(UnknownCommand.message(for: "xyzzy")?.contains("Did you mean") == false)
     }
 }

@@ -29,7 +29,11 @@ struct SpawnTests {
             var status: Int32 = 0
             waitpid(pid, &status, 0)
         }
-        try waitUntil("sleep has started") { (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) == "sleep\n" }
+        // comm changes early in exec; the new image's environment is set up after it.
+        try waitUntil("sleep has started") {
+            (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) == "sleep\n"
+                && (try? String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8))?.isEmpty == false
+        }
         #expect(try status(pid, "SigBlk") == "0000000000000000")
         // Signals 32 and 33 are glibc's own (SIGCANCEL, SIGSETXID): no program can set them with
         // sigaction, so no spawn can reset them; every signal an application uses must be default.
