@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// The `drover` binary under test, run as a real process.
 public enum DroverBinary {
@@ -53,13 +54,17 @@ public enum DroverBinary {
 }
 
 /// A child process whose output is collected in the background (so a chatty child never blocks on
-/// a full pipe) and whose exit can be awaited with a deadline.
+/// a full pipe), readable while it runs, and whose exit can be awaited with a deadline.
 public final class RunningProcess: @unchecked Sendable {
-    // @unchecked: `process` is only touched by the thread that owns this object; the readers write
-    // to their own buffers and are joined before the buffers are read.
+    // @unchecked: `process` is only touched by the thread that owns this object; output buffers are
+    // behind their locks.
     private let process = Process()
-    private let stdoutReader: BackgroundWork<Data>
-    private let stderrReader: BackgroundWork<Data>
+    private final class Buffer: Sendable {
+        let data = Mutex(Data())
+    }
+    private let stdoutBuffer = Buffer()
+    private let stderrBuffer = Buffer()
+    private let readersDone = DispatchGroup()
 
     init(executable: String, arguments: [String], environment: [String: String]) throws {
         let out = Pipe()
@@ -71,13 +76,26 @@ public final class RunningProcess: @unchecked Sendable {
         process.standardError = err
         process.standardInput = FileHandle.nullDevice
         try process.run()
-        let outHandle = out.fileHandleForReading
-        let errHandle = err.fileHandleForReading
-        stdoutReader = BackgroundWork("stdout reader") { outHandle.readDataToEndOfFile() }
-        stderrReader = BackgroundWork("stderr reader") { errHandle.readDataToEndOfFile() }
+        for (handle, buffer) in [(out.fileHandleForReading, stdoutBuffer), (err.fileHandleForReading, stderrBuffer)] {
+            readersDone.enter()
+            let thread = Thread { [readersDone] in
+                while true {
+                    let chunk = handle.availableData
+                    if chunk.isEmpty { break }
+                    buffer.data.withLock { $0.append(chunk) }
+                }
+                readersDone.leave()
+            }
+            thread.start()
+        }
     }
 
     public var pid: Int32 { process.processIdentifier }
+    public var isRunning: Bool { process.isRunning }
+
+    /// What it wrote to stderr so far (Drover's log).
+    public var stderrSoFar: String { stderrBuffer.data.withLock { String(decoding: $0, as: UTF8.self) } }
+    public var stdoutSoFar: String { stdoutBuffer.data.withLock { String(decoding: $0, as: UTF8.self) } }
 
     /// Waits for the process to exit and returns its status and output; kills it after `timeout`.
     public func wait(timeout: Duration = .seconds(60)) throws -> DroverBinary.Outcome {
@@ -86,16 +104,15 @@ public final class RunningProcess: @unchecked Sendable {
             if ContinuousClock.now >= deadline {
                 kill(process.processIdentifier, SIGKILL)
                 process.waitUntilExit()
-                throw DeadlineExceeded(description: "drover \(process.arguments ?? []) did not exit within \(timeout)")
+                throw DeadlineExceeded(description: "drover \(process.arguments ?? []) did not exit within \(timeout)\nstderr: \(stderrSoFar)")
             }
             Thread.sleep(forTimeInterval: 0.005)
         }
         process.waitUntilExit()
-        let stdout = try stdoutReader.value(timeout: .seconds(10))
-        let stderr = try stderrReader.value(timeout: .seconds(10))
-        return DroverBinary.Outcome(
-            status: process.terminationStatus,
-            stdout: String(decoding: stdout, as: UTF8.self),
-            stderr: String(decoding: stderr, as: UTF8.self))
+        _ = readersDone.wait(timeout: .now() + 10)
+        return DroverBinary.Outcome(status: process.terminationStatus, stdout: stdoutSoFar, stderr: stderrSoFar)
     }
+
+    /// Whether it was killed by a signal rather than exiting.
+    public var wasSignaled: Bool { process.terminationReason == .uncaughtSignal }
 }

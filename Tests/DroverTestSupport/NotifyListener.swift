@@ -9,6 +9,7 @@ public final class NotifyListener: Sendable {
         public let pid: pid_t
         public let fields: [String: String]
         public let text: String
+        public let receivedAt: Date
         public var description: String { "[\(pid)] \(text.replacingOccurrences(of: "\n", with: " | "))" }
     }
 
@@ -45,7 +46,7 @@ public final class NotifyListener: Sendable {
                 let parts = line.split(separator: "=", maxSplits: 1)
                 fields[String(parts[0])] = parts.count > 1 ? String(parts[1]) : ""
             }
-            received.withLock { $0.append(Message(pid: pid, fields: fields, text: text)) }
+            received.withLock { $0.append(Message(pid: pid, fields: fields, text: text, receivedAt: Date())) }
         }
         close(descriptor)
     }

@@ -1,0 +1,106 @@
+import DroverPersistence
+import DroverQueue
+import Foundation
+
+/// A `drover start` under test: its own migrated schema, a configuration file, a fake systemd
+/// notification socket, Drover's test handlers enabled, and the database to look at.
+public final class SupervisorHarness {
+    public let schema: String
+    public let store: JobStore
+    public let db: Connection
+    public let listener: NotifyListener
+    public let configPath: String
+    public let directory: URL
+    public private(set) var process: RunningProcess
+
+    /// Timings small enough for tests: heartbeats every 200 ms, dead after 1 s.
+    public static let fastSupervisor = """
+        supervisor:
+          heartbeat_interval: 200ms
+          alive_threshold: 1s
+          shutdown_timeout: 2s
+        """
+
+    public init(config: String, environment: [String: String?] = [:], migrate: Bool = true) throws {
+        schema = TestDatabase.uniqueSchemaName()
+        db = try TestDatabase.connect()
+        if migrate { try DroverSchema.migrator(schema: schema).migrate(on: db) }
+        store = try JobStore(schema: schema)
+        listener = try NotifyListener()
+        directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-sup-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        configPath = directory.appendingPathComponent("drover.yml").path
+        try Self.write(config, to: configPath)
+        var env: [String: String?] = ["DROVER_TEST_HANDLERS": "1", "NOTIFY_SOCKET": listener.path]
+        for (key, value) in environment { env[key] = value }
+        process = try DroverBinary.start(
+            ["start", "--config", configPath, "--database-url", try TestDatabase.url(), "--schema", schema], environment: env)
+    }
+
+    deinit {
+        // Whatever a test left running goes, children first (they have process groups of their own).
+        for child in ProcessTable.children(of: process.pid) { kill(child.pid, SIGKILL) }
+        kill(process.pid, SIGKILL)
+        _ = try? process.wait(timeout: .seconds(10))
+        try? FileManager.default.removeItem(at: directory)
+        _ = try? db.execute("DROP SCHEMA IF EXISTS \(SQLIdentifier(schema)) CASCADE")
+    }
+
+    public var pid: pid_t { process.pid }
+    public var log: String { process.stderrSoFar }
+
+    public static func write(_ config: String, to path: String) throws {
+        try config.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o644)
+    }
+
+    /// Replaces the configuration file (for SIGHUP).
+    public func rewriteConfig(_ config: String) throws { try Self.write(config, to: configPath) }
+
+    /// Waits for READY=1 from the supervisor and returns it.
+    @discardableResult
+    public func waitForReady(after: Int = 0, timeout: Duration = .seconds(30)) throws -> NotifyListener.Message {
+        var seen = 0
+        return try listener.waitFor("READY=1 (number \(after + 1))", timeout: timeout) { message in
+            guard message.fields["READY"] == "1" else { return false }
+            seen += 1
+            return seen > after
+        }
+    }
+
+    /// The supervisor's children as the database has them.
+    public func registeredChildren() throws -> [ProcessSummary] {
+        let supervisorID = try db.query("""
+            SELECT id FROM \(store.schema.qualifying("processes")) WHERE kind = 'supervisor' AND pid = \(Int(pid))
+            """).first?.decode("id", as: Int.self)
+        return try store.listProcesses(on: db).filter { $0.supervisorID == supervisorID && supervisorID != nil }
+    }
+
+    /// The supervisor's live children as /proc has them.
+    public func childPIDs() -> [pid_t] { ProcessTable.children(of: pid).map(\.pid).sorted() }
+
+    /// Enqueues `count` jobs of `className` with `arguments`.
+    @discardableResult
+    public func enqueue(_ className: String, arguments: String = "{}", count: Int = 1, maxAttempts: Int = 5) throws -> [Int] {
+        try store.enqueue((0..<count).map { _ in
+            NewJob(className, arguments: try! JSON(validating: arguments), maxAttempts: maxAttempts)
+        }, on: db)
+    }
+
+    public func state(_ id: Int) throws -> JobInfo? { try store.job(id, on: db) }
+
+    /// Waits until every job of `ids` is finished.
+    public func waitUntilFinished(_ ids: [Int], timeout: Duration = .seconds(60)) throws {
+        try waitUntil("\(ids.count) jobs finished", timeout: timeout) {
+            try db.query("""
+                SELECT count(*) AS n FROM \(store.schema.qualifying("jobs")) WHERE id = ANY(\(ids)) AND finished_at IS NOT NULL
+                """)[0].decode("n", as: Int.self) == ids.count
+        }
+    }
+
+    /// Sends `signal` to the supervisor and waits for it to exit.
+    public func stop(_ signal: Int32 = SIGTERM, timeout: Duration = .seconds(30)) throws -> DroverBinary.Outcome {
+        kill(pid, signal)
+        return try process.wait(timeout: timeout)
+    }
+}
