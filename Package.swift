@@ -72,7 +72,7 @@ let package = Package(
         .target(name: "CTestSupport", path: "Tests/CTestSupport"),
         .target(
             name: "DroverTestSupport",
-            dependencies: ["DroverPersistence", "DroverQueue", "CTestSupport"],
+            dependencies: ["DroverPersistence", "DroverQueue", "CTestSupport", "CProcess"],
             path: "Tests/DroverTestSupport"
         ),
         .testTarget(name: "DroverPersistenceTests", dependencies: ["DroverPersistence", "DroverTestSupport"]),

@@ -21,9 +21,10 @@ public final class SupervisorHarness {
           shutdown_timeout: 2s
         """
 
-    public init(config: String, environment: [String: String?] = [:], migrate: Bool = true) throws {
+    public init(config: String, environment: [String: String?] = [:], migrate: Bool = true, databaseURL: String? = nil) throws {
         schema = TestDatabase.uniqueSchemaName()
-        db = try TestDatabase.connect()
+        let url = try databaseURL ?? TestDatabase.url()
+        db = try Connection(url, applicationName: "drover-tests")
         if migrate { try DroverSchema.migrator(schema: schema).migrate(on: db) }
         store = try JobStore(schema: schema)
         listener = try NotifyListener()
@@ -34,7 +35,7 @@ public final class SupervisorHarness {
         var env: [String: String?] = ["DROVER_TEST_HANDLERS": "1", "NOTIFY_SOCKET": listener.path]
         for (key, value) in environment { env[key] = value }
         process = try DroverBinary.start(
-            ["start", "--config", configPath, "--database-url", try TestDatabase.url(), "--schema", schema], environment: env)
+            ["start", "--config", configPath, "--database-url", url, "--schema", schema], environment: env)
     }
 
     deinit {

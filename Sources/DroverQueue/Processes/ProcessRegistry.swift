@@ -114,6 +114,15 @@ extension JobStore {
         return ReleaseOutcome(released: released.sorted(), failed: failed.sorted())
     }
 
+    /// The jobs `processID` holds a claim on now.
+    public func claimedJobIDs(processID: Int, on connection: Connection) throws(DatabaseError) -> [Int] {
+        var ids: [Int] = []
+        for row in try connection.query("SELECT job_id FROM \(claimed) WHERE process_id = \(processID) ORDER BY job_id") {
+            ids.append(try row.decode("job_id", as: Int.self))
+        }
+        return ids
+    }
+
     /// Every registered process, supervisors first, then by id.
     public func listProcesses(on connection: Connection) throws -> [ProcessSummary] {
         try connection.query("""

@@ -22,6 +22,8 @@ public final class DatabaseSession {
     public var onConnect: ((Connection) throws -> Void)?
     /// When the database came back (or was first reached): pruning waits a while after it.
     public private(set) var connectedSince: ContinuousClock.Instant?
+    /// Set when an outage ends; whoever needs to reconcile after one clears it.
+    public var recoveredFromOutage = false
 
     public init(url: String, applicationName: String, lockTimeout: Duration, log: Log) {
         self.url = url
@@ -90,6 +92,7 @@ public final class DatabaseSession {
     private func recovered() {
         guard let since = downSince else { return }
         downSince = nil
+        recoveredFromOutage = true
         backoff = .milliseconds(250)
         if connectedSince == nil { connectedSince = .now }
         log.info("database reachable again", [("after", DurationText.format(.now - since))])

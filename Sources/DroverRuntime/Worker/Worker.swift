@@ -51,6 +51,7 @@ final class Worker {
         while true {
             pending += pool.takeResults()
             if !pending.isEmpty { report(processID: processID) }
+            if runtime.session.recoveredFromOutage { reconcileClaims(processID: processID) }
 
             if runtime.stopping {
                 if pool.busy == 0 && pending.isEmpty {
@@ -95,6 +96,25 @@ final class Worker {
             if readable.contains(wakeup.descriptor) { wakeup.drain() }
             if let socket, readable.contains(socket), wokenForOurQueues() { claimNow = true }
             runtime.handle(readable)
+        }
+    }
+
+    /// After the connection was lost, a claim that was in flight may have committed without this
+    /// worker learning which jobs it took: give back every claim it holds but is not running.
+    private func reconcileClaims(processID: Int) {
+        do {
+            let known = Set(pool.unfinishedJobs.map(\.id) + pending.map(\.job.id))
+            let done: Void? = try runtime.session.run { connection in
+                let unknown = try runtime.store.claimedJobIDs(processID: processID, on: connection).filter { !known.contains($0) }
+                guard !unknown.isEmpty else { return }
+                let outcome = try runtime.store.release(processID: processID, jobIDs: unknown, reason: .graceful, on: connection)
+                log.warning("released jobs claimed by a statement whose answer was lost with the connection",
+                            [("jobs", outcome.released.map(String.init).joined(separator: ","))])
+            }
+            if done != nil { runtime.session.recoveredFromOutage = false }
+        } catch {
+            log.error("reconciling claims after an outage failed", [("error", "\(error)")])
+            runtime.session.recoveredFromOutage = false
         }
     }
 

@@ -1,0 +1,51 @@
+import DroverPersistence
+import DroverQueue
+import DroverTestSupport
+import Foundation
+import Testing
+
+@Suite("A database outage is not a crash")
+struct DatabaseOutageTests {
+    @Test("PostgreSQL stopped for twice alive_threshold and started again: the supervisor stays up, every job completes once")
+    func outage() throws {
+        let cluster = try PrivateCluster()
+        let config = """
+            workers:
+              - queues: ["*"]
+                threads: 3
+                processes: 2
+                polling_interval: 200ms
+            dispatchers:
+              - polling_interval: 200ms
+            \(SupervisorHarness.fastSupervisor)
+            """
+        let h = try SupervisorHarness(config: config, databaseURL: cluster.url)
+        try h.waitForReady()
+        let ids = try h.enqueue("drover.test.sleep", arguments: #"{"ms": 20}"#, count: 600)
+        try waitUntil("work is under way") {
+            try h.db.query("SELECT count(*) AS n FROM \(h.store.schema.qualifying("jobs")) WHERE finished_at IS NOT NULL")[0]
+                .decode("n", as: Int.self) > 50
+        }
+        let children = h.childPIDs()
+        try cluster.stop()
+        // alive_threshold is 1 s: stay down for twice that.
+        Thread.sleep(forTimeInterval: 2.0)
+        #expect(h.process.isRunning, "the supervisor is still up during the outage")
+        try h.listener.waitFor("STATUS says the database is unreachable") {
+            $0.fields["STATUS"]?.contains("database unreachable") == true
+        }
+        try cluster.start()
+
+        try h.waitUntilFinished(ids, timeout: .seconds(90))
+        #expect(h.process.isRunning)
+        #expect(h.childPIDs() == children, "no child was restarted")
+        let jobs = try h.db.query("""
+            SELECT count(*) FILTER (WHERE attempts > 0 OR crashes > 0) AS rerun FROM \(h.store.schema.qualifying("jobs"))
+            """)[0]
+        #expect(try jobs.decode("rerun", as: Int.self) == 0, "no job ran twice: no process died")
+        #expect(h.log.contains("database unreachable; waiting for it and retrying"))
+        #expect(h.log.contains("database reachable again"))
+        let ready = try h.stop()
+        #expect(ready.status == 0, "\(ready.stderr)")
+    }
+}
