@@ -40,6 +40,7 @@ public struct JobHandlers: Sendable {
         handlers.register("drover.test.fail", Fail())
         handlers.register("drover.test.sleep", Sleep())
         handlers.register("drover.test.crash", Crash())
+        handlers.register("drover.test.exit", Exit())
         return handlers
     }
 
@@ -64,6 +65,14 @@ public struct JobHandlers: Sendable {
         func perform(_ job: ClaimedJob) throws {
             let arguments = try job.arguments.decode(Arguments.self)
             Thread.sleep(forTimeInterval: Double(arguments.ms) / 1000)
+        }
+    }
+
+    /// Ends its worker process with `{"status": …}`, as a worker that gives up would.
+    struct Exit: JobHandler {
+        struct Arguments: Decodable { var status: Int32 }
+        func perform(_ job: ClaimedJob) throws {
+            exit(try job.arguments.decode(Arguments.self).status)
         }
     }
 
