@@ -24,11 +24,15 @@ test: deps
 demo: build
 	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres scripts/demo
 
-# Queue-level throughput, release build, against a throwaway PostgreSQL with its default durability.
-# BENCH_ARGS passes options through, e.g. make bench BENCH_ARGS="--jobs 20000 --runs 3".
+# Throughput of the queue layer, then of the whole system (drover start, real processes), release
+# builds, against a throwaway PostgreSQL with its default durability. QUEUE_ARGS and SYSTEM_ARGS pass
+# options through, e.g. make bench QUEUE_ARGS="--jobs 20000 --runs 3" SYSTEM_ARGS="--runs 1".
 bench: deps
-	$(SWIFT) build -c release --product drover-queue-bench
-	DROVER_PG_DURABLE=1 scripts/with-postgres $(shell $(SWIFT) build -c release --show-bin-path)/drover-queue-bench $(BENCH_ARGS)
+	$(SWIFT) build -c release --product drover-bench
+	$(SWIFT) build -c release --product drover
+	DROVER_PG_DURABLE=1 scripts/with-postgres sh -c '\
+	  "$$0/drover-bench" queue $(QUEUE_ARGS) && "$$0/drover-bench" system $(SYSTEM_ARGS)' \
+	  $(shell $(SWIFT) build -c release --show-bin-path)
 
 clean:
 	rm -rf .build

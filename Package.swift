@@ -61,11 +61,11 @@ let package = Package(
         // The `drover` binary: it only hands its arguments to the Drover library.
         .executableTarget(name: "drover", dependencies: ["Drover"]),
 
-        // `make bench`: throughput of the queue layer (a developer tool, not shipped).
+        // `make bench`: throughput of the queue layer and of the whole system (a developer tool, not shipped).
         .executableTarget(
-            name: "drover-queue-bench",
+            name: "drover-bench",
             dependencies: ["DroverQueue", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            path: "Benchmarks/QueueBenchmark"
+            path: "Benchmarks/DroverBench"
         ),
 
         // Tests.

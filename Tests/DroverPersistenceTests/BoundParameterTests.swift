@@ -101,3 +101,23 @@ struct BoundParameterTests {
         #expect(withNull == [1, nil, 3])
     }
 }
+
+@Suite("Prepared statements")
+struct PreparedStatementTests {
+    @Test("a prepared statement runs again with other values, and is prepared anew after a reconnect")
+    func preparedAcrossReconnect() throws {
+        let db = try TestDatabase.connect()
+        for value in [1, 2, 3, 40] {
+            #expect(try db.query("SELECT \(value) * 2 AS doubled", prepared: true)[0].decode("doubled", as: Int.self) == value * 2)
+        }
+        let count = try db.query("SELECT count(*) AS n FROM pg_prepared_statements")[0].decode("n", as: Int.self)
+        #expect(count == 1, "one statement, prepared once")
+        #expect(try db.query("SELECT \("text") || 'x' AS t", prepared: true)[0].decode("t", as: String.self) == "textx")
+
+        let admin = try TestDatabase.connect()
+        try admin.execute("SELECT pg_terminate_backend(\(db.backendPID), 5000)")
+        #expect(try db.query("SELECT \(21) * 2 AS doubled", prepared: true)[0].decode("doubled", as: Int.self) == 42)
+        let error = #expect(throws: DatabaseError.self) { try db.query("SELECT \(1) / 0 AS x", prepared: true) }
+        #expect(error?.sqlState == "22012")
+    }
+}

@@ -33,6 +33,8 @@ public final class Connection {
     /// Set by a reconnect, cleared by the next wait for notifications (which returns at once, as
     /// notifications sent meanwhile are lost).
     var reconnectedSinceLastWait = false
+    /// Statements prepared on this session, by text and parameter types; a new session has none.
+    private var prepared: [String: String] = [:]
 
     /// Connects to `connectionString`: a `postgresql://` URL, `key=value` pairs, or empty for libpq's
     /// defaults. libpq's `PG*` variables, `~/.pgpass` and service files apply as usual.
@@ -79,10 +81,22 @@ public final class Connection {
     // MARK: - Statements
 
     /// Runs one statement and returns its rows.
+    ///
+    /// With `prepared`, the statement is parsed and planned once per session and executed by name
+    /// afterwards: for statements a process runs over and over (claiming, finishing). PostgreSQL still
+    /// plans it for its actual values for the first executions, and keeps a generic plan only when
+    /// that plan is no worse.
     @discardableResult
-    public func query(_ sql: SQL) throws(DatabaseError) -> QueryResult {
+    public func query(_ sql: SQL, prepared: Bool = false) throws(DatabaseError) -> QueryResult {
         let (text, binds) = sql.render()
-        return try run(text: text, binds: binds, simpleProtocol: false)
+        guard prepared else { return try run(text: text, binds: binds, simpleProtocol: false) }
+        return try runPrepared(text: text, binds: binds)
+    }
+
+    /// `query(sql, prepared: true)`, for statements written out in place.
+    @discardableResult
+    public func query(prepared: Bool, _ sql: SQL) throws(DatabaseError) -> QueryResult {
+        try query(sql, prepared: prepared)
     }
 
     /// Runs one statement and returns how many rows it inserted, updated or deleted.
@@ -97,7 +111,33 @@ public final class Connection {
         _ = try run(text: script, binds: [], simpleProtocol: true)
     }
 
-    private func run(text: String, binds: [DatabaseValue], simpleProtocol: Bool) throws(DatabaseError) -> QueryResult {
+    private func runPrepared(text: String, binds: [DatabaseValue]) throws(DatabaseError) -> QueryResult {
+        try prepareForUse()
+        let key = binds.map { String($0.type.rawValue) }.joined(separator: ",") + "|" + text
+        let name: String
+        if let existing = prepared[key] {
+            name = existing
+        } else {
+            name = "drover_\(prepared.count + 1)"
+            let types = binds.map { Oid($0.type.rawValue) }
+            let result = PQprepare(handle, name, text, Int32(binds.count), types)
+            let connectionBroke = PQstatus(handle) != CONNECTION_OK
+            guard let result else {
+                throw connectionBroke ? lostInFlight(query: text)
+                    : DatabaseError(.serverError, "libpq returned no result: \(errorMessage())", query: text)
+            }
+            defer { PQclear(result) }
+            guard PQresultStatus(result) == PGRES_COMMAND_OK else {
+                throw connectionBroke ? lostInFlight(query: text, result: result) : serverError(result, query: text)
+            }
+            prepared[key] = name
+        }
+        return try run(text: text, binds: binds, simpleProtocol: false, preparedName: name)
+    }
+
+    private func run(
+        text: String, binds: [DatabaseValue], simpleProtocol: Bool, preparedName: String? = nil
+    ) throws(DatabaseError) -> QueryResult {
         for (i, bind) in binds.enumerated() where bind.text?.utf8.contains(0) == true {
             throw DatabaseError(
                 .invalidParameter,
@@ -105,11 +145,15 @@ public final class Connection {
                     + "remove it, or store such data as bytea",
                 query: text)
         }
-        try prepareForUse()
+        if preparedName == nil { try prepareForUse() }
 
         let result: OpaquePointer?
         if simpleProtocol {
             result = PQexec(handle, text)
+        } else if let preparedName {
+            result = Self.withOptionalCStrings(binds.map(\.text)) { values in
+                PQexecPrepared(handle, preparedName, Int32(binds.count), values, nil, nil, 0)
+            }
         } else {
             let types = binds.map { Oid($0.type.rawValue) }
             result = Self.withOptionalCStrings(binds.map(\.text)) { values in
@@ -179,6 +223,7 @@ public final class Connection {
 
     private func reconnect() throws(DatabaseError) {
         PQreset(handle)
+        prepared = [:]
         target = ConnectionTarget(handle)
         guard PQstatus(handle) == CONNECTION_OK else {
             throw Self.connectError(handle, target: target, secrets: secrets, reconnecting: true)

@@ -23,7 +23,9 @@ extension JobStore {
     private func claim(
         _ pattern: QueueSelection.Pattern, processID: Int, limit: Int, on connection: Connection
     ) throws(DatabaseError) -> [ClaimedJob] {
-        let rows = try connection.query(claimStatement(pattern, processID: processID, limit: limit))
+        // A prefix pattern's index range depends on the LIKE value: leave it to a fresh plan each time.
+        let prepare: Bool = if case .prefix = pattern { false } else { true }
+        let rows = try connection.query(claimStatement(pattern, processID: processID, limit: limit), prepared: prepare)
         var claimedJobs: [ClaimedJob] = []
         claimedJobs.reserveCapacity(rows.count)
         for row in rows { claimedJobs.append(try ClaimedJob(row: row)) }

@@ -20,7 +20,7 @@ extension JobStore {
         _ jobID: Int, processID: Int, error: JobFailure, permanent: Bool = false, on connection: Connection
     ) throws(DatabaseError) -> FailOutcome {
         let policy = retryPolicy
-        let rows = try connection.query("""
+        let rows = try connection.query(prepared: true, """
             WITH released AS (
                 DELETE FROM \(claimed) WHERE job_id = \(jobID) AND process_id = \(processID) RETURNING job_id
             ), counted AS (

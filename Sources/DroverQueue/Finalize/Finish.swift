@@ -21,7 +21,7 @@ extension JobStore {
         let done: SQL = preserveFinishedJobs
             ? "UPDATE \(jobs) SET finished_at = now(), updated_at = now() WHERE id IN (SELECT job_id FROM released) RETURNING id"
             : "DELETE FROM \(jobs) WHERE id IN (SELECT job_id FROM released) RETURNING id"
-        let rows = try connection.query("""
+        let rows = try connection.query(prepared: true, """
             WITH released AS (
                 DELETE FROM \(claimed) WHERE job_id = ANY(\(jobIDs)) AND process_id = \(processID) RETURNING job_id
             ), done AS (\(done))

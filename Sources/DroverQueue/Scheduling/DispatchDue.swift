@@ -6,7 +6,7 @@ extension JobStore {
     /// means there may be more.
     @discardableResult
     public func dispatchDue(batchSize: Int = 500, on connection: Connection) throws(DatabaseError) -> Int {
-        let rows = try connection.query("""
+        let rows = try connection.query(prepared: true, """
             WITH due AS (
                 SELECT job_id FROM \(scheduled)
                 WHERE scheduled_at <= now()

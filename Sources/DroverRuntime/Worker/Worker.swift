@@ -12,6 +12,10 @@ final class Worker {
     private let pool: ExecutorPool
     private let wakeup = Wakeup()
     private var pending: [JobResult] = []
+    /// When the oldest unreported result arrived.
+    private var pendingSince: ContinuousClock.Instant?
+    /// How long a result may wait for others of its batch before it is reported.
+    static let reportWindow: Duration = .milliseconds(5)
     private var finishedCount = 0
     private var failedCount = 0
     private var log: Log { runtime.log }
@@ -49,11 +53,16 @@ final class Worker {
         var claimNow = true
         var nextPoll = ContinuousClock.now
         while true {
-            pending += pool.takeResults()
-            if !pending.isEmpty { report(processID: processID) }
+            let arrived = pool.takeResults()
+            if !arrived.isEmpty && pending.isEmpty { pendingSince = .now }
+            pending += arrived
             if runtime.session.recoveredFromOutage { reconcileClaims(processID: processID) }
+            // Results wait a few milliseconds for the rest of their batch, so that one round trip
+            // reports many and the next claim fills many threads; not when every thread is done.
+            let lingering = !pending.isEmpty && pool.busy > 0 && ContinuousClock.now - (pendingSince ?? .now) < Self.reportWindow
 
             if runtime.stopping {
+                if !pending.isEmpty { cycle(processID: processID, claimLimit: 0) }
                 if pool.busy == 0 && pending.isEmpty {
                     runtime.deregister()
                     return ChildRuntime.ExitStatus.stopped
@@ -67,16 +76,13 @@ final class Worker {
                 }
             } else {
                 let free = threads - pool.busy
-                if free > 0, claimNow || ContinuousClock.now >= nextPoll {
-                    nextPoll = .now + pollingInterval
-                    do {
-                        if let jobs = try runtime.session.run({ try runtime.store.claim(processID: processID, queues: queues, limit: free, on: $0) }) {
-                            pool.submit(jobs)
-                            // A full batch means there may be more: claim again as soon as a thread is free.
-                            claimNow = jobs.count == free
-                        }
-                    } catch {
-                        log.error("claiming failed", [("error", "\(error)")])
+                let claimDue = free > 0 && (claimNow || ContinuousClock.now >= nextPoll)
+                if claimDue { nextPoll = .now + pollingInterval }
+                if (claimDue || !pending.isEmpty) && !lingering {
+                    if let claimed = cycle(processID: processID, claimLimit: claimDue ? free : 0), claimDue {
+                        // A full batch means there may be more: claim again as soon as a thread is free.
+                        claimNow = claimed == free
+                    } else if claimDue {
                         claimNow = false
                     }
                 }
@@ -85,7 +91,8 @@ final class Worker {
             if let status = runtime.heartbeatIfDue(metadata: metadata) { return status }
 
             var deadlines = [runtime.nextHeartbeat]
-            if !runtime.stopping && pool.busy < threads { deadlines.append(claimNow ? .now : nextPoll) }
+            if lingering, let since = pendingSince { deadlines.append(since + Self.reportWindow) }
+            if !runtime.stopping && pool.busy < threads && !lingering { deadlines.append(claimNow ? .now : nextPoll) }
             if let retry = runtime.session.nextRetry { deadlines.append(retry) }
             if let stop = runtime.stopDeadline { deadlines.append(stop) }
             let timeout = ContinuousClock.now.duration(to: deadlines.min()!)
@@ -124,38 +131,61 @@ final class Worker {
         return (notifications ?? []).contains { queues.matches($0.payload) }
     }
 
-    /// Reports finished jobs in one round trip and failures one by one; keeps what could not be
-    /// reported (the database is unreachable) for the next turn.
-    private func report(processID: Int) {
-        let finished = pending.filter { if case .finished = $0.outcome { true } else { false } }
-        var unreported: [JobResult] = []
+    /// One turn against the database, in one transaction and so one commit: reports the finished
+    /// jobs (one statement) and the failed ones, then claims up to `claimLimit` jobs into free
+    /// threads. Returns how many were claimed, or nil when the database could not be reached (the
+    /// results stay pending and are reported next time).
+    @discardableResult
+    private func cycle(processID: Int, claimLimit: Int) -> Int? {
+        let results = pending
+        let finishedIDs = results.compactMap { result -> Int? in
+            if case .finished = result.outcome { return result.job.id } else { return nil }
+        }
         do {
-            if !finished.isEmpty {
-                guard let outcome = try runtime.session.run({ try runtime.store.finish(finished.map(\.job.id), processID: processID, on: $0) }) else {
-                    return  // keep everything for later
-                }
-                finishedCount += outcome.finished.count
-                if !outcome.dropped.isEmpty {
-                    log.warning("results dropped: these jobs were released or recovered while they ran",
-                                [("jobs", outcome.dropped.map(String.init).joined(separator: ","))])
+            let turn = try runtime.session.run { connection in
+                try connection.withTransaction { connection -> (FinishOutcome, [(JobResult, FailOutcome)], [ClaimedJob]) in
+                    let finished = try runtime.store.finish(finishedIDs, processID: processID, on: connection)
+                    var failures: [(JobResult, FailOutcome)] = []
+                    for result in results {
+                        guard case .failed(let failure, let permanent) = result.outcome else { continue }
+                        failures.append((result, try runtime.store.fail(
+                            result.job.id, processID: processID, error: failure, permanent: permanent, on: connection)))
+                    }
+                    let claimed = claimLimit > 0
+                        ? try runtime.store.claim(processID: processID, queues: queues, limit: claimLimit, on: connection) : []
+                    return (finished, failures, claimed)
                 }
             }
-            for result in pending {
-                guard case .failed(let failure, let permanent) = result.outcome else { continue }
-                guard let outcome = try runtime.session.run({
-                    try runtime.store.fail(result.job.id, processID: processID, error: failure, permanent: permanent, on: $0)
-                }) else {
-                    unreported.append(result)
-                    continue
-                }
+            guard let (finished, failures, claimed) = turn else { return nil }
+            pending = []
+            pendingSince = nil
+            finishedCount += finished.finished.count
+            if !finished.dropped.isEmpty {
+                log.warning("results dropped: these jobs were released or recovered while they ran",
+                            [("jobs", finished.dropped.map(String.init).joined(separator: ","))])
+            }
+            for (result, outcome) in failures {
                 failedCount += 1
                 log.info("job failed", [("job", String(result.job.id)), ("class", result.job.className),
-                                        ("error", failure.message), ("outcome", "\(outcome)")])
+                                        ("error", result.outcome.failureMessage), ("outcome", "\(outcome)")])
             }
+            pool.submit(claimed)
+            return claimed.count
         } catch {
-            log.error("reporting results failed; their jobs stay claimed until this process is gone", [("error", "\(error)")])
+            // Not an outage: a statement failed. Drop these results rather than retry them forever;
+            // their jobs stay claimed until this process is gone, then are released.
+            log.error("reporting results or claiming failed", [("error", "\(error)")])
+            pending = []
+            pendingSince = nil
+            return nil
         }
-        pending = unreported
+    }
+}
+
+extension JobResult.Outcome {
+    var failureMessage: String {
+        if case .failed(let failure, _) = self { return failure.message }
+        return ""
     }
 }
 

@@ -1,0 +1,150 @@
+import ArgumentParser
+import DroverPersistence
+import DroverQueue
+import Foundation
+
+/// The whole system: `drover start` with workers and a dispatcher, N no-op jobs enqueued in bulk,
+/// timed from the first enqueue to the last finish. Also the resident memory of the supervisor and
+/// of a worker, idle and after the run.
+struct SystemBenchmark: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "system",
+        abstract: "Measure jobs/s through drover start (real processes) and the memory of its processes.")
+
+    @Option(help: "Jobs per run.") var jobs = 100_000
+    @Option(help: "Runs; the medians are reported.") var runs = 3
+    @Option(help: "Worker processes.") var workers = 2
+    @Option(help: "Threads per worker.") var threads = 5
+    @Option(help: "The drover binary (default: next to this one).") var drover: String?
+    @Option(name: .customLong("database-url"), help: "The database (default: $DROVER_TEST_DATABASE_URL).")
+    var databaseURL: String?
+
+    struct Run {
+        let jobsPerSecond: Double
+        let supervisorIdleKiB: Int
+        let workerIdleKiB: Int
+        let workerBusyKiB: Int
+        let supervisorAfterKiB: Int
+    }
+
+    func run() throws {
+        let url = databaseURL ?? ProcessInfo.processInfo.environment["DROVER_TEST_DATABASE_URL"] ?? ""
+        let binary = drover ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("drover").path
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw ValidationError("no drover binary at \(binary): build it (swift build -c release) or pass --drover")
+        }
+        let admin = try Connection(url, applicationName: "drover-bench")
+        let machine = try Machine.describe(admin)
+        print("drover system benchmark: \(jobs) no-op jobs, \(workers) workers × \(threads) threads and a dispatcher, \(runs) runs")
+        print(machine.summary)
+        var results: [Run] = []
+        for number in 1...runs {
+            let result = try runOnce(url: url, binary: binary, admin: admin)
+            results.append(result)
+            print(String(format: "run %d: %.0f jobs/s; RSS supervisor %d KiB idle, %d KiB after; worker %d KiB idle, %d KiB busy",
+                         number, result.jobsPerSecond, result.supervisorIdleKiB, result.supervisorAfterKiB,
+                         result.workerIdleKiB, result.workerBusyKiB))
+        }
+        let throughput = median(results.map(\.jobsPerSecond))
+        func medianKiB(_ path: KeyPath<Run, Int>) -> Int { Int(median(results.map { Double($0[keyPath: path]) })) }
+        print("")
+        print("measure                          median   runs")
+        print(String(format: "jobs/s through the system     %9.0f   %@", throughput, results.map { String(format: "%.0f", $0.jobsPerSecond) }.joined(separator: " ")))
+        print(String(format: "supervisor RSS, idle (KiB)    %9d", medianKiB(\.supervisorIdleKiB)))
+        print(String(format: "worker RSS, idle (KiB)        %9d", medianKiB(\.workerIdleKiB)))
+        print(String(format: "worker RSS, after a run (KiB) %9d", medianKiB(\.workerBusyKiB)))
+        let summary: [String: AnyEncodable] = [
+            "benchmark": AnyEncodable("system"), "jobs": AnyEncodable(jobs), "runs": AnyEncodable(runs),
+            "workers": AnyEncodable(workers), "threads": AnyEncodable(threads),
+            "jobs_per_s_median": AnyEncodable(throughput.rounded()),
+            "jobs_per_s": AnyEncodable(results.map { $0.jobsPerSecond.rounded() }),
+            "supervisor_rss_idle_kib_median": AnyEncodable(medianKiB(\.supervisorIdleKiB)),
+            "worker_rss_idle_kib_median": AnyEncodable(medianKiB(\.workerIdleKiB)),
+            "worker_rss_after_run_kib_median": AnyEncodable(medianKiB(\.workerBusyKiB)),
+            "machine": AnyEncodable(machine),
+        ]
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        print(String(decoding: try encoder.encode(summary), as: UTF8.self))
+    }
+
+    private func runOnce(url: String, binary: String, admin: Connection) throws -> Run {
+        let schema = "drover_bench_" + String(UInt32.random(in: 0 ... .max), radix: 36)
+        try DroverSchema.migrator(schema: schema).migrate(on: admin)
+        defer { _ = try? admin.execute("DROP SCHEMA \(SQLIdentifier(schema)) CASCADE") }
+        let store = try JobStore(schema: schema)
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-bench-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let config = directory.appendingPathComponent("drover.yml").path
+        try """
+            workers:
+              - queues: ["*"]
+                threads: \(threads)
+                processes: \(workers)
+            dispatchers:
+              - polling_interval: 1s
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        chmod(config, 0o644)
+
+        let supervisor = Process()
+        supervisor.executableURL = URL(fileURLWithPath: binary)
+        supervisor.arguments = ["start", "--config", config, "--database-url", url, "--schema", schema]
+        var environment = ProcessInfo.processInfo.environment
+        environment["DROVER_TEST_HANDLERS"] = "1"
+        environment["NOTIFY_SOCKET"] = nil
+        supervisor.environment = environment
+        supervisor.standardError = FileHandle.nullDevice
+        try supervisor.run()
+        defer {
+            if supervisor.isRunning {
+                kill(supervisor.processIdentifier, SIGTERM)
+                supervisor.waitUntilExit()
+            }
+        }
+        // Ready when every child has registered.
+        try waitFor("the children to register") {
+            try admin.query("SELECT count(*) AS n FROM \(store.schema.qualifying("processes")) WHERE kind <> 'supervisor'")[0]
+                .decode("n", as: Int.self) == workers + 1
+        }
+        Thread.sleep(forTimeInterval: 1)
+        let workerPIDs = try admin.query("SELECT pid FROM \(store.schema.qualifying("processes")) WHERE kind = 'worker'")
+            .map { pid_t(try $0.decode("pid", as: Int.self)) }
+        let supervisorIdle = Self.rss(supervisor.processIdentifier)
+        let workerIdle = Self.rss(workerPIDs[0])
+
+        let start = ContinuousClock.now
+        var enqueued = 0
+        while enqueued < jobs {
+            let count = min(10_000, jobs - enqueued)
+            try store.enqueue((0..<count).map { _ in NewJob("drover.test.noop") }, on: admin)
+            enqueued += count
+        }
+        try waitFor("every job to finish", timeout: .seconds(600)) {
+            try admin.query("SELECT count(*) AS n FROM \(store.schema.qualifying("jobs")) WHERE finished_at IS NOT NULL")[0]
+                .decode("n", as: Int.self) == jobs
+        }
+        let seconds = (ContinuousClock.now - start).seconds
+        let workerBusy = Self.rss(workerPIDs[0])
+        let supervisorAfter = Self.rss(supervisor.processIdentifier)
+        kill(supervisor.processIdentifier, SIGTERM)
+        supervisor.waitUntilExit()
+        return Run(jobsPerSecond: Double(jobs) / seconds, supervisorIdleKiB: supervisorIdle, workerIdleKiB: workerIdle,
+                   workerBusyKiB: workerBusy, supervisorAfterKiB: supervisorAfter)
+    }
+
+    /// Resident memory of `pid`, in KiB.
+    static func rss(_ pid: pid_t) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    private func waitFor(_ what: String, timeout: Duration = .seconds(60), _ condition: () throws -> Bool) throws {
+        let deadline = ContinuousClock.now + timeout
+        while try !condition() {
+            guard ContinuousClock.now < deadline else { throw ValidationError("timed out waiting for \(what)") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+}
