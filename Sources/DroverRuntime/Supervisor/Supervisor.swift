@@ -80,6 +80,8 @@ public final class Supervisor {
     private var phase = Phase.running
     private var awaitingReady = true
     private var lastStatus = ""
+    /// The last problem worth a line in STATUS: a child that died.
+    private var lastError: String?
     private var nextHeartbeat = ContinuousClock.now
     private var nextPrune = ContinuousClock.now
     private var nextWatchdog = ContinuousClock.now
@@ -304,6 +306,7 @@ public final class Supervisor {
         let crashed = !stopping && (exitCode == nil || ![0, 75].contains(exitCode!))
         if crashed {
             log.warning("child died", [("name", childName), ("kind", slot.role.kind.rawValue), ("how", how)])
+            lastError = "\(slot.role.kind.rawValue) \(childName) \(how)"
         } else {
             log.info("child exited", [("name", childName), ("how", how)])
         }
@@ -555,6 +558,7 @@ public final class Supervisor {
             + "\(totals.running) jobs running, \(totals.finished) finished, \(totals.failed) failed"
         let health = agent.health
         if health.isDown { line += "; database unreachable: \(health.lastError ?? "")" }
+        if let lastError { line += "; last error: \(lastError)" }
         return line
     }
 

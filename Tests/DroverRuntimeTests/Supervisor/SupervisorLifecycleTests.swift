@@ -64,12 +64,17 @@ struct SupervisorLifecycleTests {
             return workers.count == 2 && !workers.contains { $0.pid == victim }
         }
         #expect(h.log.contains("was killed by signal 9 (SIGKILL)"))
+        try h.listener.waitFor("STATUS names the last error") {
+            $0.fields["STATUS"]?.contains("last error: worker worker-") == true && $0.fields["STATUS"]?.contains("was killed by signal 9") == true
+        }
         #expect(try h.stop().status == 0)
     }
 
     @Test("a job that crashes its worker every time fails after max_crashes, and other jobs are still served")
     func poisonPill() throws {
-        let h = try SupervisorHarness(config: Self.config(workers: 2, extra: "  max_crashes: 2"))
+        // One thread per worker: a crash counts against every job its worker held (nobody can tell
+        // which one killed it), so with more threads an innocent job could share the blame.
+        let h = try SupervisorHarness(config: Self.config(workers: 2, threads: 1, extra: "  max_crashes: 2"))
         try h.waitForReady()
         let poison = try h.enqueue("drover.test.crash")[0]
         let others = try h.enqueue("drover.test.succeed", count: 10)
