@@ -5,13 +5,8 @@ import Testing
 @Suite("drover check")
 struct CheckCommandTests {
     private func withFile<R>(_ text: String, mode: mode_t = 0o644, _ body: (String) throws -> R) throws -> R {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-check-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("drover.yml").path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        chmod(path, mode)
-        return try body(path)
+        let directory = try TemporaryDirectory("drover-check")
+        return try body(try directory.file(text, mode: mode))
     }
 
     @Test("a valid file prints the configuration in effect, defaults filled in, password hidden; exit 0")

@@ -23,13 +23,8 @@ struct DatabaseResolutionTests {
 
     /// A configuration file in a directory of its own, mode 0644.
     private func withConfig<R>(_ text: String, mode: mode_t = 0o644, _ body: (String) throws -> R) throws -> R {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-cli-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("drover.yml").path
-        try text.write(toFile: path, atomically: true, encoding: .utf8)
-        chmod(path, mode)
-        return try body(path)
+        let directory = try TemporaryDirectory("drover-cli")
+        return try body(try directory.file(text, mode: mode))
     }
 
     private func migrate(_ arguments: [String], environment: [String: String?] = [:]) throws -> DroverBinary.Outcome {

@@ -1,4 +1,5 @@
 import DroverRuntime
+import DroverTestSupport
 import Foundation
 import Testing
 
@@ -48,12 +49,9 @@ struct ConfigurationLoaderTests {
 
     @Test("a file writable by other users is refused; a missing file named explicitly is an error")
     func fileChecks() throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-config-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("drover.yml").path
-        try "database:\n  schema: s1\n".write(toFile: path, atomically: true, encoding: .utf8)
-        chmod(path, 0o644)
+        let temporary = try TemporaryDirectory("drover-config")
+        let directory = temporary.url
+        let path = try temporary.file("database:\n  schema: s1\n")
         #expect(try ConfigurationLoader.load(path: path).database.schema == "s1")
         chmod(path, 0o646)
         let writable = #expect(throws: ConfigurationError.self) { try ConfigurationLoader.load(path: path) }

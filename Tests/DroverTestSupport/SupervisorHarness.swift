@@ -10,7 +10,7 @@ public final class SupervisorHarness {
     public let db: Connection
     public let listener: NotifyListener
     public let configPath: String
-    public let directory: URL
+    public let directory: TemporaryDirectory
     public private(set) var process: RunningProcess
 
     /// Timings small enough for tests: heartbeats every 200 ms, dead after 1 s.
@@ -28,10 +28,8 @@ public final class SupervisorHarness {
         if migrate { try DroverSchema.migrator(schema: schema).migrate(on: db) }
         store = try JobStore(schema: schema)
         listener = try NotifyListener()
-        directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-sup-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        configPath = directory.appendingPathComponent("drover.yml").path
-        try Self.write(config, to: configPath)
+        directory = try TemporaryDirectory("drover-sup")
+        configPath = try directory.file(config)
         var env: [String: String?] = ["DROVER_TEST_HANDLERS": "1", "NOTIFY_SOCKET": listener.path]
         for (key, value) in environment { env[key] = value }
         process = try DroverBinary.start(
@@ -43,20 +41,14 @@ public final class SupervisorHarness {
         for child in ProcessTable.children(of: process.pid) { kill(child.pid, SIGKILL) }
         kill(process.pid, SIGKILL)
         _ = try? process.wait(timeout: .seconds(10))
-        try? FileManager.default.removeItem(at: directory)
         _ = try? db.execute("DROP SCHEMA IF EXISTS \(SQLIdentifier(schema)) CASCADE")
     }
 
     public var pid: pid_t { process.pid }
     public var log: String { process.stderrSoFar }
 
-    public static func write(_ config: String, to path: String) throws {
-        try config.write(toFile: path, atomically: true, encoding: .utf8)
-        chmod(path, 0o644)
-    }
-
     /// Replaces the configuration file (for SIGHUP).
-    public func rewriteConfig(_ config: String) throws { try Self.write(config, to: configPath) }
+    public func rewriteConfig(_ config: String) throws { try directory.file(config) }
 
     /// Waits for READY=1 from the supervisor and returns it.
     @discardableResult

@@ -42,11 +42,8 @@ struct RecoveryTests {
         let id = try store.enqueue(NewJob("drover.test.succeed"), on: db)
         #expect(try store.claim(processID: 987_654, queues: ["*"], limit: 1, on: db).count == 1)
 
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-orphan-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("drover.yml").path
-        try SupervisorHarness.write(Self.config, to: path)
+        let directory = try TemporaryDirectory("drover-orphan")
+        let path = try directory.file(Self.config)
         let supervisor = try DroverBinary.start(
             ["start", "--config", path, "--database-url", try TestDatabase.url(), "--schema", schema],
             environment: ["DROVER_TEST_HANDLERS": "1"])

@@ -15,11 +15,13 @@ struct SupervisorStartupTests {
         \(SupervisorHarness.fastSupervisor)
         """
 
+    /// Where the configuration files of these tests live (removed with the suite's instance).
+    private let directory: TemporaryDirectory
+
+    init() throws { directory = try TemporaryDirectory("drover-start") }
+
     private func start(databaseURL: String, schema: String, listener: NotifyListener? = nil) throws -> RunningProcess {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-start-\(UUID())")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        let path = directory.appendingPathComponent("drover.yml").path
-        try SupervisorHarness.write(Self.config, to: path)
+        let path = try directory.file(Self.config, named: "\(UUID()).yml")
         var environment: [String: String?] = ["DROVER_TEST_HANDLERS": "1"]
         if let listener { environment["NOTIFY_SOCKET"] = listener.path }
         return try DroverBinary.start(["start", "--config", path, "--database-url", databaseURL, "--schema", schema],
