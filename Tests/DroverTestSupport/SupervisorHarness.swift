@@ -11,6 +11,8 @@ public final class SupervisorHarness {
     public let listener: NotifyListener
     public let configPath: String
     public let directory: TemporaryDirectory
+    /// The `database:` section written before the configuration, if the database is given there.
+    private let databaseSection: String
     public private(set) var process: RunningProcess
 
     /// Timings small enough for tests: heartbeats every 200 ms, dead after 1 s.
@@ -21,7 +23,12 @@ public final class SupervisorHarness {
           shutdown_timeout: 2s
         """
 
-    public init(config: String, environment: [String: String?] = [:], migrate: Bool = true, databaseURL: String? = nil) throws {
+    /// With `databaseInConfig`, the database URL and schema are written into the configuration file
+    /// (as `database:`) instead of given on the command line.
+    public init(
+        config: String, environment: [String: String?] = [:], migrate: Bool = true, databaseURL: String? = nil,
+        databaseInConfig: Bool = false
+    ) throws {
         schema = TestDatabase.uniqueSchemaName()
         let url = try databaseURL ?? TestDatabase.url()
         db = try Connection(url, applicationName: "drover-tests")
@@ -29,11 +36,12 @@ public final class SupervisorHarness {
         store = try JobStore(schema: schema)
         listener = try NotifyListener()
         directory = try TemporaryDirectory("drover-sup")
-        configPath = try directory.file(config)
+        databaseSection = databaseInConfig ? "database:\n  url: \"\(url)\"\n  schema: \(schema)\n" : ""
+        configPath = try directory.file(databaseSection + config)
         var env: [String: String?] = ["DROVER_TEST_HANDLERS": "1", "NOTIFY_SOCKET": listener.path]
         for (key, value) in environment { env[key] = value }
-        process = try DroverBinary.start(
-            ["start", "--config", configPath, "--database-url", url, "--schema", schema], environment: env)
+        let databaseFlags = databaseInConfig ? [] : ["--database-url", url, "--schema", schema]
+        process = try DroverBinary.start(["start", "--config", configPath] + databaseFlags, environment: env)
     }
 
     deinit {
@@ -48,7 +56,10 @@ public final class SupervisorHarness {
     public var log: String { process.stderrSoFar }
 
     /// Replaces the configuration file (for SIGHUP).
-    public func rewriteConfig(_ config: String) throws { try directory.file(config) }
+    public func rewriteConfig(_ config: String) throws { try directory.file(databaseSection + config) }
+
+    /// Replaces the whole configuration file, database section included.
+    public func rewriteWholeConfig(_ config: String) throws { try directory.file(config) }
 
     /// Waits for READY=1 from the supervisor and returns it.
     @discardableResult

@@ -86,7 +86,6 @@ public final class Supervisor {
     private var nextPrune = ContinuousClock.now
     private var nextWatchdog = ContinuousClock.now
     private var nextRegistrationCheck = ContinuousClock.now
-    private var childCounter = 0
 
     public init(options: Options) throws {
         self.options = options
@@ -249,7 +248,6 @@ public final class Supervisor {
     }
 
     private func spawn(_ slot: ChildSlot) {
-        childCounter += 1
         let childName = "\(slot.role.kind.rawValue)-" + Self.randomSuffix()
         var spec = slot.role
         spec.name = childName
@@ -416,6 +414,7 @@ public final class Supervisor {
     // MARK: - Reload
 
     private func reload() {
+        guard case .running = phase else { return }
         notifier.reloading(status: "reloading the configuration")
         let configuration: Configuration
         do {
@@ -423,6 +422,17 @@ public final class Supervisor {
                 ?? Configuration()
         } catch {
             log.error("the new configuration is not valid; keeping the one in force", [("error", "\(error)")])
+            notifier.ready(status: statusLine())
+            return
+        }
+        // The supervisor's own registration, pruning and releases stay on the database it started
+        // with; children on another one would be orphans.
+        let newLocation = DatabaseLocation.resolve(
+            commandLineURL: options.commandLineURL, commandLineSchema: options.commandLineSchema,
+            environment: options.environment, configuration: configuration)
+        guard newLocation.connectionString == location.connectionString, newLocation.schema == location.schema else {
+            log.error("the new configuration names another database or schema, which a reload cannot change; "
+                      + "keeping the configuration in force: restart drover to move it")
             notifier.ready(status: statusLine())
             return
         }

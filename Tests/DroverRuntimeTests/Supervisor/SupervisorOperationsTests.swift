@@ -55,6 +55,20 @@ struct SupervisorOperationsTests {
         #expect(try h.stop().status == 0)
     }
 
+    @Test("HUP with a configuration naming another schema is refused: the database cannot move under running children")
+    func reloadCannotMoveTheDatabase() throws {
+        let h = try SupervisorHarness(config: Self.workers([("a", 1)]), databaseInConfig: true)
+        try h.waitForReady()
+        let original = try workerPIDs(h)
+        try h.rewriteWholeConfig("database:\n  url: \"\(try TestDatabase.url())\"\n  schema: somewhere_else\n" + Self.workers([("a", 2)]))
+        kill(h.pid, SIGHUP)
+        try h.waitForReady(after: 1)
+        #expect(h.log.contains("names another database or schema, which a reload cannot change"))
+        #expect(try workerPIDs(h) == original)
+        #expect(h.childPIDs().count == 2, "still one worker and the dispatcher")
+        #expect(try h.stop().status == 0)
+    }
+
     @Test("a heartbeat blocked by a row lock, or cut off with its backend, is postponed, not fatal: the next one succeeds and nothing restarts")
     func heartbeatSurvivesLockAndLostBackend() throws {
         let h = try SupervisorHarness(config: Self.workers([("*", 1)]))
