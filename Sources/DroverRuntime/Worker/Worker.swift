@@ -77,8 +77,8 @@ final class Worker {
             } else {
                 let free = threads - pool.busy
                 let claimDue = free > 0 && (claimNow || ContinuousClock.now >= nextPoll)
-                if claimDue { nextPoll = .now + pollingInterval }
                 if (claimDue || !pending.isEmpty) && !lingering {
+                    if claimDue { nextPoll = .now + pollingInterval }
                     if let claimed = cycle(processID: processID, claimLimit: claimDue ? free : 0), claimDue {
                         // A full batch means there may be more: claim again as soon as a thread is free.
                         claimNow = claimed == free
