@@ -34,7 +34,7 @@ struct ProcessRegistryTests {
         }
     }
 
-    @Test("two pruners at once recover each dead process exactly once; live ones and a supervisor's own stay")
+    @Test("two pruners at once recover each dead process exactly once; live ones and the spared stay")
     func pruneExactlyOnce() throws {
         try withStore { store, db throws in
             let supervisor = try store.register(kind: .supervisor, name: "sup", pid: 1, hostname: "h1", supervisorID: nil, on: db)
@@ -52,7 +52,7 @@ struct ProcessRegistryTests {
                     var all: [PrunedProcess] = []
                     while true {
                         let batch = try store.pruneDeadProcesses(
-                            olderThan: .seconds(60), exceptSupervisor: supervisorID, maxCrashes: 3, on: connection)
+                            olderThan: .seconds(60), sparing: ["sup", "own"], maxCrashes: 3, on: connection)
                         if batch.isEmpty { return all }
                         all += batch
                     }
@@ -69,7 +69,7 @@ struct ProcessRegistryTests {
             #expect(jobs.first?.lastError?.message.contains("on h1 stopped heartbeating") == true)
 
             // Another supervisor prunes the first one and its stale child.
-            let other = try store.pruneDeadProcesses(olderThan: .seconds(60), exceptSupervisor: nil, maxCrashes: 3, on: db)
+            let other = try store.pruneDeadProcesses(olderThan: .seconds(60), maxCrashes: 3, on: db)
             #expect(Set(other.map(\.id)) == [supervisorID, own])
             try expectInvariant(store, db)
         }

@@ -62,17 +62,17 @@ extension JobStore {
 
     /// Recovers processes whose heartbeat is older than `threshold`: their jobs are released as
     /// crashed (failing any that reach `maxCrashes`) and their rows deleted. Each dead process is
-    /// handled by exactly one pruner: rows another pruner holds are skipped. The processes of
-    /// `supervisorID` (and itself) are left alone: that supervisor knows whether they are alive.
+    /// handled by exactly one pruner: rows another pruner holds are skipped. The processes named in
+    /// `sparing` are left alone: a supervisor spares itself and the children it knows are alive.
     public func pruneDeadProcesses(
-        olderThan threshold: Duration, exceptSupervisor supervisorID: Int?, maxCrashes: Int, on connection: Connection
+        olderThan threshold: Duration, sparing: [String] = [], maxCrashes: Int, on connection: Connection
     ) throws -> [PrunedProcess] {
         try connection.withTransaction { connection in
             let stale = try connection.query("""
                 SELECT id, name, hostname, kind, extract(epoch FROM now() - last_heartbeat_at)::float8 AS age
                 FROM \(processes)
                 WHERE last_heartbeat_at < now() - make_interval(secs => \(threshold.seconds))
-                  AND (\(supervisorID)::bigint IS NULL OR (id <> \(supervisorID) AND supervisor_id IS DISTINCT FROM \(supervisorID)))
+                  AND name <> ALL(\(sparing))
                 ORDER BY id
                 LIMIT 100
                 FOR UPDATE SKIP LOCKED

@@ -55,6 +55,10 @@ final class DatabaseAgent: @unchecked Sendable {
         arrived.unlock()
     }
 
+    static func isTransient(_ error: DatabaseError) -> Bool {
+        [.lockNotAvailable, .deadlockDetected, .serializationFailure, .queryCanceled].contains(error.code)
+    }
+
     private func loop() {
         while true {
             arrived.lock()
@@ -65,6 +69,10 @@ final class DatabaseAgent: @unchecked Sendable {
             while !done {
                 do {
                     done = try session.run(task.body) != nil
+                } catch let error as DatabaseError where task.essential && Self.isTransient(error) {
+                    // A lock held too long, a deadlock: worth another try, like an outage.
+                    log.warning("database task failed; retrying", [("task", task.name), ("error", error.message)])
+                    done = false
                 } catch {
                     log.error("database task failed", [("task", task.name), ("error", "\(error)")])
                     done = true
@@ -78,7 +86,7 @@ final class DatabaseAgent: @unchecked Sendable {
                 guard !done else { break }
                 guard task.essential else { break }
                 // Wait for the next attempt, unless the database comes back sooner for another task.
-                let wait = session.nextRetry.map { ContinuousClock.now.duration(to: $0) } ?? .milliseconds(250)
+                let wait = session.nextRetry.map { ContinuousClock.now.duration(to: $0) } ?? .milliseconds(500)
                 Thread.sleep(forTimeInterval: max(0.05, wait.seconds))
             }
         }

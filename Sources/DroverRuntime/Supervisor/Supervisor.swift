@@ -510,10 +510,11 @@ public final class Supervisor {
         let store = self.store
         let threshold = settings.aliveThreshold
         let maxCrashes = settings.maxCrashes
-        let id = supervisorID
+        // Itself and its live children: it knows they are alive, whatever their heartbeats say.
+        let sparing = [name] + slots.compactMap(\.name) + Array(draining.values)
         let log = self.log
         agent.submit("prune") { connection in
-            for process in try store.pruneDeadProcesses(olderThan: threshold, exceptSupervisor: id, maxCrashes: maxCrashes, on: connection) {
+            for process in try store.pruneDeadProcesses(olderThan: threshold, sparing: sparing, maxCrashes: maxCrashes, on: connection) {
                 log.warning("pruned a process that stopped heartbeating", [
                     ("name", process.name), ("host", process.hostname),
                     ("released", String(process.jobs.released.count)), ("failed", String(process.jobs.failed.count)),

@@ -31,6 +31,38 @@ struct RecoveryTests {
         #expect(try h.stop().status == 0)
     }
 
+    @Test("heartbeats failing for longer than alive_threshold make a worker exit; it is replaced and its job released")
+    func heartbeatsFailTooLong() throws {
+        let h = try SupervisorHarness(config: Self.config)
+        try h.waitForReady()
+        let id = try h.enqueue("drover.test.sleep", arguments: #"{"ms": 60000}"#)[0]
+        try waitUntil("the job runs") { try h.state(id)?.state == .claimed }
+        let worker = try #require(try h.registeredChildren().first { $0.kind == .worker })
+        // Hold the worker's row well past alive_threshold (1 s); its heartbeats time out (lock_timeout 1 s).
+        let holder = try TestDatabase.connect()
+        try holder.execute("BEGIN")
+        try holder.execute("SELECT * FROM \(h.store.schema.qualifying("processes")) WHERE id = \(worker.id) FOR UPDATE")
+        try waitUntil("the worker gave up", timeout: .seconds(15)) { !ProcessTable.isAlive(pid_t(worker.pid)) }
+        #expect(h.log.contains("heartbeats have failed for longer than alive_threshold"))
+        try holder.execute("COMMIT")
+        // The supervisor's release waited for the lock, then went through.
+        try waitUntil("the job left the gone worker") { try h.state(id)?.claimedBy != worker.id }
+        try waitUntil("a replacement registered") {
+            try h.registeredChildren().contains { $0.kind == .worker && $0.pid != worker.pid }
+        }
+        #expect(try h.stop().status == 0)
+    }
+
+    @Test("the dispatcher makes scheduled jobs ready when they are due")
+    func dispatcher() throws {
+        let h = try SupervisorHarness(config: Self.config.replacingOccurrences(of: "dispatchers: []", with: "dispatchers:\n  - polling_interval: 100ms"))
+        try h.waitForReady()
+        let id = try h.store.enqueue(NewJob("drover.test.succeed", runIn: .milliseconds(400)), on: h.db)
+        #expect(try h.state(id)?.state == .scheduled)
+        try h.waitUntilFinished([id], timeout: .seconds(10))
+        #expect(try h.stop().status == 0)
+    }
+
     @Test("claims left by a process that vanished before the supervisor started are recovered at boot")
     func orphansAtBoot() throws {
         // Prepare the schema and an orphaned claim, then start the supervisor on it.
