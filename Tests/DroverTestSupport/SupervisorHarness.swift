@@ -25,6 +25,16 @@ public final class SupervisorHarness {
 
     /// With `databaseInConfig`, the database URL and schema are written into the configuration file
     /// (as `database:`) instead of given on the command line.
+    /// One worker on every queue with two threads, no dispatcher, fast timings.
+    public static let oneWorker = """
+        workers:
+          - queues: ["*"]
+            threads: 2
+            polling_interval: 200ms
+        dispatchers: []
+        \(fastSupervisor)
+        """
+
     public init(
         config: String, environment: [String: String?] = [:], migrate: Bool = true, databaseURL: String? = nil,
         databaseInConfig: Bool = false

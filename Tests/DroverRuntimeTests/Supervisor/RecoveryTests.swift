@@ -6,14 +6,7 @@ import Testing
 
 @Suite("Recovery: a lost registration, claims orphaned before boot")
 struct RecoveryTests {
-    static let config = """
-        workers:
-          - queues: ["*"]
-            threads: 2
-            polling_interval: 200ms
-        dispatchers: []
-        \(SupervisorHarness.fastSupervisor)
-        """
+    static let config = SupervisorHarness.oneWorker
 
     @Test("a worker whose row is gone (taken for dead elsewhere) stops at its next heartbeat and is replaced")
     func rowGone() throws {

@@ -6,14 +6,7 @@ import Testing
 
 @Suite("The supervisor's start and end: an unreachable database, permanent errors, QUIT, crash loops")
 struct SupervisorStartupTests {
-    static let config = """
-        workers:
-          - queues: ["*"]
-            threads: 2
-            polling_interval: 200ms
-        dispatchers: []
-        \(SupervisorHarness.fastSupervisor)
-        """
+    static let config = SupervisorHarness.oneWorker
 
     /// Where the configuration files of these tests live (removed with the suite's instance).
     private let directory: TemporaryDirectory
