@@ -112,7 +112,4 @@ public final class RunningProcess: @unchecked Sendable {
         _ = readersDone.wait(timeout: .now() + 10)
         return DroverBinary.Outcome(status: process.terminationStatus, stdout: stdoutSoFar, stderr: stderrSoFar)
     }
-
-    /// Whether it was killed by a signal rather than exiting.
-    public var wasSignaled: Bool { process.terminationReason == .uncaughtSignal }
 }

@@ -17,8 +17,6 @@ public final class Heartbeat {
 
     public let record: Record
     public let processID: Int
-    /// When a heartbeat last reached the database.
-    public private(set) var lastSuccess = ContinuousClock.now
     /// Heartbeats that failed (not counting outages) since the last success began.
     private var failingSince: ContinuousClock.Instant?
 
@@ -32,7 +30,6 @@ public final class Heartbeat {
         do {
             let done: Void? = try session.run { connection in try write(metadata: metadata, on: connection) }
             guard done != nil else { return .outage }
-            lastSuccess = .now
             failingSince = nil
             return .beat
         } catch let error as DatabaseError where error.code == .recordNotFound {

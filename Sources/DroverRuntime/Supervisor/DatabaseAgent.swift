@@ -41,13 +41,6 @@ final class DatabaseAgent: @unchecked Sendable {
     /// The database's state as the agent last saw it.
     var health: Health { healthState.withLock { $0 } }
 
-    /// Tasks waiting, the running one not counted.
-    var backlog: Int {
-        arrived.lock()
-        defer { arrived.unlock() }
-        return tasks.count
-    }
-
     func submit(_ name: String, essential: Bool = false, _ body: @escaping (Connection) throws -> Void) {
         arrived.lock()
         tasks.append(Task(name: name, essential: essential, body: body))
