@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -48,4 +49,8 @@ void drover_eventfd_drain(int fd) {
     do {
         n = read(fd, &value, sizeof value);
     } while (n < 0 && errno == EINTR);
+}
+
+int drover_become_subreaper(void) {
+    return prctl(PR_SET_CHILD_SUBREAPER, 1);
 }

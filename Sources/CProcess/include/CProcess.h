@@ -34,4 +34,45 @@ int drover_eventfd(void);
 void drover_eventfd_signal(int fd);
 void drover_eventfd_drain(int fd);
 
+/// How to start a job's command (see `drover_spawn_command`).
+struct drover_command {
+    const char *path;           // the program's path
+    char *const *argv;          // NULL-terminated
+    char *const *envp;          // NULL-terminated, exactly the command's environment
+    const char *directory;      // working directory, or NULL to keep the worker's
+    int stdin_fd, stdout_fd, stderr_fd;  // become 0, 1, 2
+    int switch_user;            // when non-zero: groups, gid and uid below (needs root)
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    size_t group_count;
+};
+
+/// Why `drover_spawn_command` failed: which step, and errno.
+struct drover_spawn_failure {
+    int step;   // DROVER_STEP_*
+    int error;  // errno
+};
+
+enum {
+    DROVER_STEP_FORK = 1,
+    DROVER_STEP_DIRECTORY = 2,
+    DROVER_STEP_USER = 3,
+    DROVER_STEP_EXEC = 4,
+    DROVER_STEP_SETUP = 5,
+};
+
+/// Starts a job's command: fork, then in the child (C only, async-signal-safe calls only) a process
+/// group of its own, SIGKILL when the forking thread's process dies (PR_SET_PDEATHSIG), default
+/// signal dispositions and an empty mask, the three pipes as stdio, every other descriptor closed,
+/// the working directory, the user, and exec. A failure before exec is reported back through a
+/// close-on-exec pipe: returns 0 and sets `*pid`, or returns -1 and fills `*failure`.
+int drover_spawn_command(const struct drover_command *command, pid_t *pid, struct drover_spawn_failure *failure);
+
+/// prctl(PR_SET_CHILD_SUBREAPER): orphans among this process's descendants become its children.
+int drover_become_subreaper(void);
+
+/// pidfd_open(2): a descriptor that becomes readable when `pid` exits.
+int drover_pidfd_open(pid_t pid);
+
 #endif

@@ -41,6 +41,11 @@ struct EnqueueCommand: ParsableCommand {
         "How many times the job may run before it fails for good, from 1 to 1000.", valueName: "n"))
     var maxAttempts: Int = JobRules.defaultMaxAttempts
 
+    @Option(help: ArgumentHelp(
+        "Stop an attempt that runs longer than this (\(DurationText.examples); from 1s to 7d) and fail it with a "
+            + "timeout error; overrides the handler's timeout.", valueName: "duration"))
+    var timeout: String?
+
     @Flag(help: "Print the job as JSON instead of its id.")
     var json = false
 
@@ -77,7 +82,15 @@ struct EnqueueCommand: ParsableCommand {
         case (nil, nil):
             break
         }
-        return NewJob(className, arguments: args, queue: queue, priority: priority, runAt: runAt, maxAttempts: maxAttempts)
+        var limit: Duration? = nil
+        if let timeout {
+            guard let duration = DurationText.parse(timeout), JobRules.timeoutRange.contains(duration) else {
+                throw ValidationError("--timeout \"\(timeout)\" is not a duration from 1s to 7d; use \(DurationText.examples)")
+            }
+            limit = duration
+        }
+        return NewJob(
+            className, arguments: args, queue: queue, priority: priority, runAt: runAt, maxAttempts: maxAttempts, timeout: limit)
     }
 
     func run() throws {

@@ -7,8 +7,8 @@ import Foundation
 struct JobsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "jobs",
-        abstract: "List jobs and show one.",
-        subcommands: [JobsList.self, JobsShow.self]
+        abstract: "List jobs, show one, cancel one.",
+        subcommands: [JobsList.self, JobsShow.self, JobsCancel.self]
     )
 }
 
@@ -128,6 +128,48 @@ struct JobsShow: ParsableCommand {
             if let output = job.lastError?.output, !output.isEmpty {
                 print("output (end):")
                 for line in output.split(separator: "\n", omittingEmptySubsequences: false) { print("  " + line) }
+            }
+        }
+    }
+}
+
+struct JobsCancel: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cancel",
+        abstract: "Cancel a job: delete it if it waits, stop it if it runs.",
+        discussion: """
+            A ready, scheduled or blocked job is deleted at once. A running job's worker is asked to \
+            stop it (a command gets TERM, then KILL after its handler's grace_period; a Swift job's \
+            task is cancelled); it then fails with the error class Cancelled and is not retried. A \
+            finished or failed job cannot be cancelled (exit 65); discard a failed one with \
+            drover failed discard.
+            """)
+
+    @Argument(help: "The job's id.")
+    var id: Int
+
+    @Flag(help: "Print JSON for programs instead of a sentence for people.")
+    var json = false
+
+    @OptionGroup var database: DatabaseOptions
+
+    private struct Outcome: Encodable {
+        let id: Int
+        let outcome: String
+        let was: String?
+        let process: Int?
+    }
+
+    func run() throws {
+        try database.withStore { store, connection in
+            switch try store.cancel(id, on: connection) {
+            case .discarded(let state):
+                print(json ? try jsonText(Outcome(id: id, outcome: "discarded", was: state.rawValue, process: nil))
+                           : "Job \(id) was \(state.rawValue); it is deleted.")
+            case .requested(let processID):
+                print(json ? try jsonText(Outcome(id: id, outcome: "stopping", was: nil, process: processID))
+                           : "Job \(id) is running in process \(processID); its worker was asked to stop it. "
+                                + "It will fail as Cancelled (see drover jobs show \(id)).")
             }
         }
     }

@@ -96,6 +96,11 @@ public struct SQL: Sendable, CustomStringConvertible, ExpressibleByStringInterpo
             pieces.append(.bind(value.databaseValue))
         }
 
+        /// An optional value: the next `$n` parameter, NULL when nil.
+        public mutating func appendInterpolation<Value: DatabaseEncodable>(_ value: Value?) {
+            pieces.append(.bind(value.databaseValue))
+        }
+
         /// An already-encoded value: becomes the next `$n` parameter.
         public mutating func appendInterpolation(_ value: DatabaseValue) {
             pieces.append(.bind(value))

@@ -12,6 +12,8 @@ public enum JobRules {
     /// Arguments: a JSON object or array of at most this many bytes.
     public static let maxArgumentsBytes = 1_048_576
     public static let defaultQueue = "default"
+    /// How long one attempt may be allowed to run.
+    public static let timeoutRange: ClosedRange<Duration> = .seconds(1)...(.seconds(7 * 86_400))
     public static let defaultMaxAttempts = 5
 
     public static func checkQueueName(
@@ -59,6 +61,17 @@ public enum JobRules {
                 .invalidJob, "max_attempts \(job.maxAttempts) is not an integer from 1 to \(maxAttemptsRange.upperBound)",
                 field: "max_attempts")
         }
+        if let timeout = job.timeout, !timeoutRange.contains(timeout) {
+            throw QueueError(
+                .invalidJob, "timeout \(timeout) is not from 1 second to 7 days", field: "timeout")
+        }
+    }
+
+    /// A timeout as `enqueue_many` takes it: seconds, with at most 3 decimals.
+    static func timeoutText(_ timeout: Duration) -> String {
+        let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
+        let fraction = milliseconds % 1000
+        return fraction == 0 ? "\(milliseconds / 1000)" : "\(milliseconds / 1000)." + String(String(fraction + 1000).dropFirst())
     }
 
     private static func isName(_ name: String, maxLength: Int, firstMayBeDigit: Bool) -> Bool {

@@ -18,10 +18,13 @@ public struct NewJob: Sendable, Equatable {
     public var runAt: Date?
     /// How many times it may run before it fails for good.
     public var maxAttempts: Int
+    /// How long one attempt may run before it is stopped and failed with a timeout error; nil
+    /// leaves it to the handler's `timeout`. Whole milliseconds, from 1 second to 7 days.
+    public var timeout: Duration?
 
     public init(
         _ className: String, arguments: JSON = JSON.emptyObject, queue: String = JobRules.defaultQueue,
-        priority: Int = 0, runAt: Date? = nil, maxAttempts: Int = JobRules.defaultMaxAttempts
+        priority: Int = 0, runAt: Date? = nil, maxAttempts: Int = JobRules.defaultMaxAttempts, timeout: Duration? = nil
     ) {
         self.className = className
         self.arguments = arguments
@@ -29,6 +32,7 @@ public struct NewJob: Sendable, Equatable {
         self.priority = priority
         self.runAt = runAt
         self.maxAttempts = maxAttempts
+        self.timeout = timeout
     }
 
     /// A job that runs `delay` from now.
@@ -38,10 +42,10 @@ public struct NewJob: Sendable, Equatable {
     /// ```
     public init(
         _ className: String, arguments: JSON = JSON.emptyObject, queue: String = JobRules.defaultQueue,
-        priority: Int = 0, runIn delay: Duration, maxAttempts: Int = JobRules.defaultMaxAttempts
+        priority: Int = 0, runIn delay: Duration, maxAttempts: Int = JobRules.defaultMaxAttempts, timeout: Duration? = nil
     ) {
         self.init(className, arguments: arguments, queue: queue, priority: priority,
-                  runAt: Date().addingTimeInterval(delay.seconds), maxAttempts: maxAttempts)
+                  runAt: Date().addingTimeInterval(delay.seconds), maxAttempts: maxAttempts, timeout: timeout)
     }
 
     /// The job as an element of `enqueue_many`'s JSON array. Names were checked (they need no
@@ -51,6 +55,7 @@ public struct NewJob: Sendable, Equatable {
         if priority != 0 { text += ",\"priority\":\(priority)" }
         if maxAttempts != JobRules.defaultMaxAttempts { text += ",\"max_attempts\":\(maxAttempts)" }
         // PostgreSQL's own text for a timestamptz, in UTC: "2026-11-27 03:00:00.5+00".
+        if let timeout { text += ",\"timeout\":\(JobRules.timeoutText(timeout))" }
         if let runAt, let timestamp = runAt.databaseText { text += ",\"run_at\":\"\(timestamp)\"" }
         return text + "}"
     }

@@ -16,8 +16,10 @@ extension JobStore {
     ///
     /// The error is kept as the job's `last_error`. With attempts left (and `permanent` false) the same
     /// job row is scheduled again after the ``RetryPolicy`` backoff; otherwise it moves to failed.
+    /// `maxAttempts` (a handler's) replaces the job's own when given.
     public func fail(
-        _ jobID: Int, processID: Int, error: JobFailure, permanent: Bool = false, on connection: Connection
+        _ jobID: Int, processID: Int, error: JobFailure, permanent: Bool = false, maxAttempts: Int? = nil,
+        on connection: Connection
     ) throws(DatabaseError) -> FailOutcome {
         let policy = retryPolicy
         let rows = try connection.query(prepared: true, """
@@ -26,7 +28,8 @@ extension JobStore {
             ), counted AS (
                 UPDATE \(jobs) j
                 SET attempts = j.attempts + 1, last_error = \(error.json), updated_at = now(),
-                    failed_at = CASE WHEN \(permanent) OR j.attempts + 1 >= j.max_attempts THEN now() END
+                    max_attempts = coalesce(\(maxAttempts)::integer, j.max_attempts),
+                    failed_at = CASE WHEN \(permanent) OR j.attempts + 1 >= coalesce(\(maxAttempts)::integer, j.max_attempts) THEN now() END
                 FROM released WHERE j.id = released.job_id
                 RETURNING j.id, j.queue_name, j.priority, j.attempts, j.failed_at
             ), retried AS (

@@ -13,7 +13,8 @@ public struct ReleaseOutcome: Sendable, Equatable {
     }
 }
 
-/// Why a process let go of its jobs.
+/// Why a process let go of its jobs. Either way, a job whose cancellation was asked for fails as
+/// cancelled instead of running again.
 public enum ReleaseReason: Sendable, Equatable {
     /// It stopped gracefully: its jobs go back to ready and no counter changes.
     case graceful
@@ -35,18 +36,27 @@ extension JobStore {
         let update: SQL
         switch reason {
         case .graceful:
-            update = "UPDATE \(jobs) j SET updated_at = now() FROM gone WHERE j.id = gone.job_id"
+            update = """
+                UPDATE \(jobs) j
+                SET updated_at = now(),
+                    last_error = CASE WHEN gone.cancelled THEN \(Self.cancelledError.json) ELSE j.last_error END,
+                    failed_at = CASE WHEN gone.cancelled THEN now() END
+                FROM gone WHERE j.id = gone.job_id
+                """
         case .crashed(let failure, let maxCrashes):
             update = """
                 UPDATE \(jobs) j
-                SET crashes = j.crashes + 1, last_error = \(failure.json) || jsonb_build_object('crashes', j.crashes + 1),
-                    updated_at = now(), failed_at = CASE WHEN j.crashes + 1 >= \(maxCrashes) THEN now() END
+                SET crashes = j.crashes + 1,
+                    last_error = CASE WHEN gone.cancelled THEN \(Self.cancelledError.json)
+                                      ELSE \(failure.json) || jsonb_build_object('crashes', j.crashes + 1) END,
+                    updated_at = now(), failed_at = CASE WHEN gone.cancelled OR j.crashes + 1 >= \(maxCrashes) THEN now() END
                 FROM gone WHERE j.id = gone.job_id
                 """
         }
         let rows = try connection.query("""
             WITH gone AS (
-                DELETE FROM \(claimed) WHERE process_id = \(processID) \(onlyThese) RETURNING job_id
+                DELETE FROM \(claimed) WHERE process_id = \(processID) \(onlyThese)
+                RETURNING job_id, cancel_requested_at IS NOT NULL AS cancelled
             ), counted AS (
                 \(update)
                 RETURNING j.id, j.queue_name, j.priority, j.failed_at, j.last_error

@@ -37,13 +37,19 @@ public struct Configuration: Sendable, Equatable {
         public init() {}
     }
 
-    /// A command a job class runs (issue 5 runs them; the file is checked now).
+    /// A command a job class runs: argv (never a shell), with the job's arguments as JSON on stdin.
     public struct Handler: Sendable, Equatable {
         public var command: [String]
+        /// How long one attempt may run; a job's own timeout (at enqueue) wins.
         public var timeout: Duration?
+        /// After TERM (timeout, cancellation), how long the command has to exit before KILL.
+        public var gracePeriod: Duration = .seconds(10)
+        /// Overrides the job's own max_attempts when set.
         public var maxAttempts: Int?
+        /// Added to the command's environment (which does not inherit the worker's secrets).
         public var environment: [String: String] = [:]
         public var workingDirectory: String?
+        /// The user the command runs as; switching needs the supervisor to run as root.
         public var user: String?
 
         public init(command: [String]) { self.command = command }

@@ -1,3 +1,4 @@
+import Foundation
 import DroverPersistence
 import DroverQueue
 import Yams
@@ -79,7 +80,7 @@ extension ConfigReader {
             var command: [String]? = nil
             var handler = Configuration.Handler(command: [])
             for entry in try mapping(handlerEntry.value, key,
-                                     allowed: ["command", "timeout", "max_attempts", "env", "working_directory", "user"]) {
+                                     allowed: ["command", "timeout", "grace_period", "max_attempts", "env", "working_directory", "user"]) {
                 let field = "\(key).\(entry.key)"
                 switch entry.key {
                 case "command":
@@ -89,13 +90,19 @@ extension ConfigReader {
                     }
                     command = argv
                 case "timeout": handler.timeout = try duration(entry.value, field, .seconds(1)...(.seconds(7 * 86_400)))
+                case "grace_period": handler.gracePeriod = try duration(entry.value, field, .milliseconds(100)...(.seconds(3600)))
                 case "max_attempts": handler.maxAttempts = try int(entry.value, field, JobRules.maxAttemptsRange)
                 case "env": handler.environment = try stringMap(entry.value, field)
                 case "working_directory":
                     let directory = try string(entry.value, field)
                     guard directory.hasPrefix("/") else { throw error(entry.value, field, "must be an absolute path") }
                     handler.workingDirectory = directory
-                default: handler.user = try string(entry.value, field)
+                default:
+                    let user = try string(entry.value, field)
+                    guard getpwnam(user) != nil else {
+                        throw error(entry.value, field, "no user named \"\(user)\" on this host: create it, or name an existing user")
+                    }
+                    handler.user = user
                 }
             }
             guard let command else { throw error(handlerEntry.node, key, "needs a command: [/path/to/program, arguments…]") }

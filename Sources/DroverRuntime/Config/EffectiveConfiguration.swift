@@ -42,6 +42,7 @@ extension Configuration {
             lines.append("  \(quote(name)):")
             lines.append("    command: \(list(handler.command))")
             if let timeout = handler.timeout { lines.append("    timeout: \(duration(timeout))") }
+            lines.append("    grace_period: \(duration(handler.gracePeriod))")
             if let maxAttempts = handler.maxAttempts { lines.append("    max_attempts: \(maxAttempts)") }
             if !handler.environment.isEmpty { lines.append("    env: \(map(handler.environment))") }
             if let directory = handler.workingDirectory { lines.append("    working_directory: \(quote(directory))") }

@@ -83,6 +83,8 @@ public func runChildProcess(extraHandlers: JobHandlers = JobHandlers()) -> Int32
         Log().error("cannot start a child process", [("error", "\(error)")])
         return ChildRuntime.ExitStatus.configuration
     }
+    // A command that closes its stdin early must not kill its worker with SIGPIPE: writes get EPIPE.
+    signal(SIGPIPE, SIG_IGN)
     do {
         let runtime = try ChildRuntime(spec: spec)
         switch spec.kind {

@@ -12,6 +12,9 @@ public struct Log: Sendable {
 
     public init(_ context: [(String, String)] = []) { self.context = context }
 
+    /// This log with `fields` on every line as well.
+    public func adding(_ fields: [(String, String)]) -> Log { Log(context + fields) }
+
     public func info(_ message: String, _ fields: [(String, String)] = []) { write(.info, message, fields) }
     public func warning(_ message: String, _ fields: [(String, String)] = []) { write(.warning, message, fields) }
     public func error(_ message: String, _ fields: [(String, String)] = []) { write(.error, message, fields) }

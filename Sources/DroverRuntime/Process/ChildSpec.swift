@@ -12,6 +12,29 @@ public struct ChildSpec: Codable, Sendable, Equatable {
         public var queues: [String]
         public var threads: Int
         public var pollingIntervalMilliseconds: Int
+        /// The configuration's `handlers:`, by class.
+        public var handlers: [String: HandlerPart]
+    }
+
+    /// One command handler of the configuration.
+    public struct HandlerPart: Codable, Sendable, Equatable {
+        public var command: [String]
+        public var timeoutMilliseconds: Int?
+        public var gracePeriodMilliseconds: Int
+        public var maxAttempts: Int?
+        public var environment: [String: String]
+        public var workingDirectory: String?
+        public var user: String?
+
+        init(_ handler: Configuration.Handler) {
+            command = handler.command
+            timeoutMilliseconds = handler.timeout?.wholeMilliseconds
+            gracePeriodMilliseconds = handler.gracePeriod.wholeMilliseconds
+            maxAttempts = handler.maxAttempts
+            environment = handler.environment
+            workingDirectory = handler.workingDirectory
+            user = handler.user
+        }
     }
 
     public struct DispatcherPart: Codable, Sendable, Equatable {

@@ -88,6 +88,7 @@ public final class Supervisor {
     private var nextRegistrationCheck = ContinuousClock.now
 
     public init(options: Options) throws {
+        try Self.checkHandlerUsers(options.configuration)
         self.options = options
         location = DatabaseLocation.resolve(
             commandLineURL: options.commandLineURL, commandLineSchema: options.commandLineSchema,
@@ -100,6 +101,20 @@ public final class Supervisor {
     }
 
     private var settings: Configuration.Supervisor { options.configuration.supervisor }
+
+    /// Handlers that run as another user need this process to be root, which only a running
+    /// supervisor can tell (`drover check` only checks that the user exists).
+    static func checkHandlerUsers(_ configuration: Configuration) throws(ConfigurationError) {
+        for (name, handler) in configuration.handlers.sorted(by: { $0.key < $1.key }) {
+            guard let user = handler.user else { continue }
+            do {
+                _ = try CommandHandler.credentials(of: user, handler: name)
+            } catch {
+                throw ConfigurationError(path: configuration.path ?? "the configuration", key: "handlers.\(name).user",
+                                         message: String(error.description.drop { $0 != ":" }.dropFirst(2)))
+            }
+        }
+    }
 
     // MARK: - Running
 
@@ -186,6 +201,12 @@ public final class Supervisor {
                 return ExitStatus.software
             }
         }
+        do {
+            try Orphans.adopt()
+        } catch {
+            log.error("cannot become the subreaper of the job commands", [("error", error.description)])
+            return ExitStatus.software
+        }
         guard drover_pipe_cloexec(&deathPipe) == 0 else {
             log.error("cannot create the parent-death pipe", [("error", String(cString: strerror(errno)))])
             return ExitStatus.software
@@ -226,7 +247,8 @@ public final class Supervisor {
         for worker in configuration.workers {
             var spec = base(.worker)
             spec.worker = .init(queues: worker.queues.patterns.map(\.description), threads: worker.threads,
-                                pollingIntervalMilliseconds: worker.pollingInterval.wholeMilliseconds)
+                                pollingIntervalMilliseconds: worker.pollingInterval.wholeMilliseconds,
+                                handlers: configuration.handlers.mapValues(ChildSpec.HandlerPart.init))
             roles += Array(repeating: spec, count: worker.processes)
         }
         for dispatcher in configuration.dispatchers {
@@ -276,13 +298,24 @@ public final class Supervisor {
         }
     }
 
-    /// Reaps every child that has exited (SIGCHLD may stand for several).
+    /// Reaps every child that has exited (SIGCHLD may stand for several), and kills the orphans a
+    /// dead child left (they are this subreaper's children now).
     private func reap() {
+        var reaped = false
         while true {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
-            guard pid > 0 else { return }
+            guard pid > 0 else { break }
+            reaped = true
             childExited(pid, status: status)
+        }
+        if reaped { killOrphans() }
+    }
+
+    private func killOrphans() {
+        let killed = Orphans.kill(except: Set(slots.compactMap(\.pid)).union(draining.keys))
+        if !killed.isEmpty {
+            log.warning("killed processes left behind by a child that is gone", [("pids", killed.map(String.init).joined(separator: ","))])
         }
     }
 
@@ -392,6 +425,7 @@ public final class Supervisor {
     /// Deregisters (its children's jobs were released first: the agent runs tasks in order) and
     /// returns `status`, waiting a little for the database but not forever.
     private func finish(_ status: Int32) -> Int32 {
+        killOrphans()
         let store = self.store
         let id = supervisorID
         let shared = self.shared
@@ -420,6 +454,13 @@ public final class Supervisor {
         do {
             configuration = try ConfigurationLoader.load(explicitPath: options.configPath, environment: options.environment)
                 ?? Configuration()
+        } catch {
+            log.error("the new configuration is not valid; keeping the one in force", [("error", "\(error)")])
+            notifier.ready(status: statusLine())
+            return
+        }
+        do {
+            try Self.checkHandlerUsers(configuration)
         } catch {
             log.error("the new configuration is not valid; keeping the one in force", [("error", "\(error)")])
             notifier.ready(status: statusLine())

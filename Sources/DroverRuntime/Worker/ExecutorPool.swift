@@ -10,6 +10,8 @@ public struct JobResult: Sendable {
     }
     public let job: ClaimedJob
     public let outcome: Outcome
+    /// The handler's max_attempts, which overrides the job's.
+    public var maxAttempts: Int? = nil
 }
 
 /// `threads` threads that run claimed jobs and hand back their results; the coordinator is woken
@@ -19,7 +21,9 @@ final class ExecutorPool: @unchecked Sendable {
     private struct State {
         var queue: [ClaimedJob] = []
         var results: [JobResult] = []
-        var running: [Int: ClaimedJob] = [:]
+        var running: [Int: Execution] = [:]
+        /// Jobs given up (they ignored cancellation): their results, should they come, are dropped.
+        var abandoned: Set<Int> = []
     }
 
     private let state = Mutex(State())
@@ -43,7 +47,10 @@ final class ExecutorPool: @unchecked Sendable {
     var busy: Int { state.withLock { $0.queue.count + $0.running.count } }
 
     /// Jobs being run now (handed over, not finished).
-    var unfinishedJobs: [ClaimedJob] { state.withLock { $0.queue + Array($0.running.values) } }
+    var unfinishedJobs: [ClaimedJob] { state.withLock { $0.queue + $0.running.values.map(\.job) } }
+
+    /// The jobs running now.
+    var executions: [Execution] { state.withLock { Array($0.running.values) } }
 
     func submit(_ jobs: [ClaimedJob]) {
         guard !jobs.isEmpty else { return }
@@ -61,44 +68,91 @@ final class ExecutorPool: @unchecked Sendable {
         }
     }
 
+    /// Stops tracking a job that ignored its cancellation; its thread stays with it.
+    func abandon(_ execution: Execution) {
+        state.withLock { state in
+            state.running[execution.job.id] = nil
+            state.abandoned.insert(execution.job.id)
+        }
+    }
+
+    /// Kills every running command's process group (the worker is about to exit without them).
+    func killCommands() {
+        for execution in executions where execution.kind == .command { execution.signalCommand(SIGKILL) }
+    }
+
     private func executorLoop() {
         while true {
             available.lock()
-            var job: ClaimedJob? = nil
-            while job == nil {
-                job = state.withLock { state -> ClaimedJob? in
+            var next: (ClaimedJob, Execution?)? = nil
+            while next == nil {
+                next = state.withLock { state -> (ClaimedJob, Execution?)? in
                     guard !state.queue.isEmpty else { return nil }
-                    let next = state.queue.removeFirst()
-                    state.running[next.id] = next
-                    return next
+                    let job = state.queue.removeFirst()
+                    // Counted as running from the moment it leaves the queue.
+                    let execution = self.execution(for: job)
+                    if let execution { state.running[job.id] = execution }
+                    return (job, execution)
                 }
-                if job == nil { available.wait() }
+                if next == nil { available.wait() }
             }
             available.unlock()
-            let result = run(job!)
+            let (job, execution) = next!
+            let result = execution.map(run) ?? unknownClass(job)
             state.withLock { state in
-                state.running[job!.id] = nil
-                state.results.append(result)
+                state.running[job.id] = nil
+                if state.abandoned.remove(job.id) == nil { state.results.append(result) }
             }
             wakeup.signal()
         }
     }
 
-    private func run(_ job: ClaimedJob) -> JobResult {
-        guard let handler = handlers.handler(for: job.className) else {
-            let failure = JobFailure(
-                errorClass: "UnknownJobClass",
-                message: "no handler for class \(job.className): declare it under handlers: in the configuration")
-            return JobResult(job: job, outcome: .failed(failure, permanent: true))
+    /// How `job` is to run, or nil when no handler knows its class.
+    private func execution(for job: ClaimedJob) -> Execution? {
+        switch handlers.entry(for: job.className) {
+        case .command(let handler):
+            return Execution(job: job, kind: .command, timeout: job.timeout ?? handler.timeout, gracePeriod: handler.gracePeriod)
+        case .swift(let handler):
+            return Execution(job: job, kind: .swift, timeout: job.timeout ?? handler.timeout, gracePeriod: handler.gracePeriod)
+        case .blocking:
+            return Execution(job: job, kind: .blocking, timeout: job.timeout, gracePeriod: .zero)
+        case nil:
+            return nil
         }
-        do {
-            try handler.perform(job)
-            return JobResult(job: job, outcome: .finished)
-        } catch let error as PermanentJobFailure {
-            return JobResult(job: job, outcome: .failed(JobFailure(errorClass: "PermanentJobFailure", message: error.description), permanent: true))
-        } catch {
-            let failure = JobFailure(errorClass: String(describing: type(of: error)), message: String(describing: error))
-            return JobResult(job: job, outcome: .failed(failure, permanent: false))
+    }
+
+    private func unknownClass(_ job: ClaimedJob) -> JobResult {
+        let known = handlers.classNames
+        let failure = JobFailure(
+            errorClass: "UnknownJobClass",
+            message: "no handler for class \(job.className); this worker knows "
+                + (known.isEmpty ? "no classes" : known.joined(separator: ", "))
+                + ". Declare it under handlers: in the configuration (or register its Swift Job type), "
+                + "reload, then run drover failed retry \(job.id)")
+        return JobResult(job: job, outcome: .failed(failure, permanent: true))
+    }
+
+    private func run(_ execution: Execution) -> JobResult {
+        let job = execution.job
+        let jobLog = log.adding([("job", String(job.id)), ("class", job.className)])
+        switch handlers.entry(for: job.className) {
+        case .command(let handler):
+            var result = CommandRun(handler: handler, execution: execution, log: jobLog).run()
+            result.maxAttempts = handler.maxAttempts
+            return result
+        case .swift(let handler):
+            var result = SwiftJobRun(handler: handler, execution: execution, log: jobLog).run()
+            result.maxAttempts = handler.maxAttempts
+            return result
+        case .blocking(let handler):
+            do {
+                try handler.perform(job)
+                return SwiftJobRun.result(of: execution, .success(()))
+            } catch {
+                return SwiftJobRun.result(of: execution, .failure(error))
+            }
+        case nil:
+            return unknownClass(job)
         }
     }
 }

@@ -2,10 +2,66 @@ import DroverPersistence
 import DroverQueue
 import Foundation
 
-/// Runs jobs of one class. Throwing fails the attempt (retried per policy); throwing
-/// ``PermanentJobFailure`` fails the job at once.
+/// Runs jobs of one class synchronously on an executor thread. Throwing fails the attempt
+/// (retried per policy); throwing ``PermanentJobFailure`` fails the job at once. It cannot be
+/// cancelled: Drover's own test handlers use it; applications write ``AsyncJobHandler``s.
 public protocol JobHandler: Sendable {
     func perform(_ job: ClaimedJob) throws
+}
+
+/// Runs jobs of one class as a Swift task, which timeouts and `drover jobs cancel` cancel. The
+/// `Drover` library's `Job` types are run through it.
+public protocol AsyncJobHandler: Sendable {
+    /// How long one attempt may run (a job's own timeout, given at enqueue, wins); nil for no limit.
+    var timeout: Duration? { get }
+    /// How long a cancelled job may take to end. One that is still running after that is given up:
+    /// its worker fails it, finishes its other jobs and exits to be replaced.
+    var gracePeriod: Duration { get }
+    /// Overrides the job's own max_attempts when set.
+    var maxAttempts: Int? { get }
+    func perform(_ job: ClaimedJob, context: JobContext) async throws
+}
+
+/// What a running Swift job knows about itself.
+///
+/// ```swift
+/// func perform(_ context: JobContext) async throws {
+///     context.log.info("sending", [("to", recipient)])
+///     try context.checkCancellation()
+/// }
+/// ```
+public struct JobContext: Sendable {
+    public let jobID: Int
+    /// 1 the first time, 2 after one failure, …
+    public let attempt: Int
+    public let maxAttempts: Int
+    public let queue: String
+    public let className: String
+    /// The worker's log, with the job's id and class on every line.
+    public let log: Log
+    private let execution: Execution
+
+    init(execution: Execution, log: Log) {
+        let job = execution.job
+        jobID = job.id
+        attempt = job.attempt
+        maxAttempts = job.maxAttempts
+        queue = job.queue
+        className = job.className
+        self.log = log
+        self.execution = execution
+    }
+
+    /// Whether the job was asked to stop (timeout or `drover jobs cancel`); the task is cancelled too.
+    public var isCancelled: Bool { execution.stopReason != nil || Task.isCancelled }
+
+    /// Why the job was asked to stop, if it was.
+    public var stopReason: StopReason? { execution.stopReason }
+
+    /// Throws `CancellationError` once the job was asked to stop.
+    public func checkCancellation() throws {
+        if isCancelled { throw CancellationError() }
+    }
 }
 
 /// A failure that retrying will not fix.
@@ -14,21 +70,39 @@ public struct PermanentJobFailure: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// Which handler runs which class.
+/// Which handler runs which class: commands from the configuration, Swift job types, and (for
+/// Drover's own tests) blocking handlers.
 public struct JobHandlers: Sendable {
-    private var handlers: [String: any JobHandler] = [:]
+    enum Entry: Sendable {
+        case blocking(any JobHandler)
+        case swift(any AsyncJobHandler)
+        case command(CommandHandler)
+    }
+
+    private var entries: [String: Entry] = [:]
 
     public init() {}
 
     public mutating func register(_ className: String, _ handler: any JobHandler) {
-        handlers[className] = handler
+        entries[className] = .blocking(handler)
     }
 
-    public func handler(for className: String) -> (any JobHandler)? { handlers[className] }
+    public mutating func register(_ className: String, _ handler: any AsyncJobHandler) {
+        entries[className] = .swift(handler)
+    }
+
+    mutating func register(_ handler: CommandHandler) {
+        entries[handler.className] = .command(handler)
+    }
+
+    func entry(for className: String) -> Entry? { entries[className] }
+
+    /// Every class this worker can run, sorted.
+    public var classNames: [String] { entries.keys.sorted() }
 
     /// Adds `other`'s handlers; `other` wins where both have a class.
     public mutating func merge(_ other: JobHandlers) {
-        handlers.merge(other.handlers) { _, theirs in theirs }
+        entries.merge(other.entries) { _, theirs in theirs }
     }
 
     /// Handlers for testing and benchmarking Drover itself. They run only when the supervisor was
@@ -41,6 +115,8 @@ public struct JobHandlers: Sendable {
         handlers.register("drover.test.sleep", Sleep())
         handlers.register("drover.test.crash", Crash())
         handlers.register("drover.test.exit", Exit())
+        handlers.register("drover.test.wait", Wait())
+        handlers.register("drover.test.stubborn", Stubborn())
         return handlers
     }
 
@@ -80,6 +156,33 @@ public struct JobHandlers: Sendable {
     struct Crash: JobHandler {
         func perform(_ job: ClaimedJob) throws {
             kill(getpid(), SIGKILL)
+        }
+    }
+
+    /// A Swift job that waits `{"ms": …}` milliseconds (default: forever) and honours cancellation;
+    /// `{"timeout_ms": …}` is its handler's timeout.
+    struct Wait: AsyncJobHandler {
+        var timeout: Duration? { nil }
+        var gracePeriod: Duration { .seconds(2) }
+        var maxAttempts: Int? { nil }
+        struct Arguments: Decodable { var ms: Int? }
+        func perform(_ job: ClaimedJob, context: JobContext) async throws {
+            let ms = (try? job.arguments.decode(Arguments.self))?.ms ?? Int(Int32.max)
+            context.log.info("waiting", [("ms", String(ms))])
+            try await Task.sleep(for: .milliseconds(ms))
+        }
+    }
+
+    /// A Swift job that ignores cancellation: it blocks its thread for `{"ms": …}` milliseconds.
+    struct Stubborn: AsyncJobHandler {
+        var timeout: Duration? { nil }
+        var gracePeriod: Duration { .milliseconds(500) }
+        var maxAttempts: Int? { nil }
+        struct Arguments: Decodable { var ms: Int }
+        func perform(_ job: ClaimedJob, context: JobContext) async throws {
+            let arguments = try job.arguments.decode(Arguments.self)
+            context.log.info("ignoring cancellation", [("ms", String(arguments.ms))])
+            usleep(useconds_t(arguments.ms) * 1000)
         }
     }
 }

@@ -18,6 +18,10 @@ final class Worker {
     static let reportWindow: Duration = .milliseconds(5)
     private var finishedCount = 0
     private var failedCount = 0
+    /// Set when cancellations may be waiting for this worker (a notification, or a heartbeat).
+    private var cancellationsToCheck = false
+    /// How the process exits once stopped: replaced when it gave up a job that ignored cancellation.
+    private var exitStatus = ChildRuntime.ExitStatus.stopped
     private var log: Log { runtime.log }
 
     init(runtime: ChildRuntime, handlers: JobHandlers) throws {
@@ -26,6 +30,15 @@ final class Worker {
         queues = try QueueSelection(part.queues)
         threads = part.threads
         pollingInterval = Duration(milliseconds: part.pollingIntervalMilliseconds)
+        var handlers = handlers
+        let environment = ProcessInfo.processInfo.environment
+        for (className, handler) in part.handlers {
+            do {
+                handlers.register(try CommandHandler(className: className, part: handler, workerEnvironment: environment))
+            } catch {
+                throw ValidationFailure(error.description)
+            }
+        }
         pool = ExecutorPool(threads: part.threads, handlers: handlers, wakeup: wakeup, log: runtime.log)
         let channel = runtime.store.wakeChannel
         runtime.session.onConnect = { connection in try connection.listen(channel) }
@@ -61,18 +74,23 @@ final class Worker {
             // reports many and the next claim fills many threads; not when every thread is done.
             let lingering = !pending.isEmpty && pool.busy > 0 && ContinuousClock.now - (pendingSince ?? .now) < Self.reportWindow
 
+            superviseExecutions()
+            if cancellationsToCheck { applyCancellations(processID: processID) }
+
             if runtime.stopping {
                 if !pending.isEmpty { cycle(processID: processID, claimLimit: 0) }
                 if pool.busy == 0 && pending.isEmpty {
                     runtime.deregister()
-                    return ChildRuntime.ExitStatus.stopped
+                    return exitStatus
                 }
                 if let deadline = runtime.stopDeadline, ContinuousClock.now >= deadline {
                     let unfinished = pool.unfinishedJobs.map(\.id)
                     log.warning("shutdown_timeout passed with jobs still running; releasing them",
                                 [("jobs", unfinished.map(String.init).joined(separator: ","))])
+                    // Their commands go first, so that no job runs twice at once.
+                    pool.killCommands()
                     runtime.deregister()
-                    return ChildRuntime.ExitStatus.stopped
+                    return exitStatus
                 }
             } else {
                 let free = threads - pool.busy
@@ -88,20 +106,27 @@ final class Worker {
                 }
             }
 
-            if let status = runtime.heartbeatIfDue(metadata: metadata) { return status }
+            let beatDue = ContinuousClock.now >= runtime.nextHeartbeat
+            if let status = runtime.heartbeatIfDue(metadata: metadata) {
+                pool.killCommands()
+                return status
+            }
+            // A missed notification (the connection was down) costs at most one heartbeat interval.
+            if beatDue && pool.busy > 0 { cancellationsToCheck = true }
 
             var deadlines = [runtime.nextHeartbeat]
             if lingering, let since = pendingSince { deadlines.append(since + Self.reportWindow) }
             if !runtime.stopping && pool.busy < threads && !lingering { deadlines.append(claimNow ? .now : nextPoll) }
             if let retry = runtime.session.nextRetry { deadlines.append(retry) }
             if let stop = runtime.stopDeadline { deadlines.append(stop) }
+            deadlines += executionDeadlines()
             let timeout = ContinuousClock.now.duration(to: deadlines.min()!)
             var descriptors = runtime.descriptors + [wakeup.descriptor]
             let socket = runtime.session.socketDescriptor
             if let socket { descriptors.append(socket) }
             let readable = waitForReadable(descriptors, timeout: max(.zero, timeout))
             if readable.contains(wakeup.descriptor) { wakeup.drain() }
-            if let socket, readable.contains(socket), wokenForOurQueues() { claimNow = true }
+            if let socket, readable.contains(socket), readNotifications(processID: processID) { claimNow = true }
             runtime.handle(readable)
         }
     }
@@ -125,10 +150,71 @@ final class Worker {
         }
     }
 
-    /// Reads pending notifications; true when one names a queue this worker takes jobs from.
-    private func wokenForOurQueues() -> Bool {
+    /// Reads pending notifications: true when one names a queue this worker takes jobs from; a
+    /// cancellation for this worker is noted for the loop.
+    private func readNotifications(processID: Int) -> Bool {
         let notifications = (try? runtime.session.run { try $0.waitForNotifications(timeout: .zero) }) ?? nil
-        return (notifications ?? []).contains { queues.matches($0.payload) }
+        var wake = false
+        for notification in notifications ?? [] {
+            if let process = JobStore.cancelledProcess(inNotification: notification.payload) {
+                if process == processID { cancellationsToCheck = true }
+            } else if queues.matches(notification.payload) {
+                wake = true
+            }
+        }
+        return wake
+    }
+
+    /// Asks the running jobs whose cancellation was requested to stop.
+    private func applyCancellations(processID: Int) {
+        do {
+            guard let requested = try runtime.session.run({ try runtime.store.cancelRequests(processID: processID, on: $0) }) else {
+                return  // The database is away; the next heartbeat looks again.
+            }
+            cancellationsToCheck = false
+            let ids = Set(requested)
+            for execution in pool.executions where ids.contains(execution.job.id) && execution.stopReason == nil {
+                log.info("cancelling a running job", [("job", String(execution.job.id)), ("class", execution.job.className)])
+                execution.requestStop(.cancelled)
+            }
+        } catch {
+            cancellationsToCheck = false
+            log.error("cannot read cancellation requests", [("error", "\(error)")])
+        }
+    }
+
+    /// Stops jobs past their timeout, and gives up Swift jobs that ignored a stop for longer than
+    /// their grace period: they hold their thread for good, so the job fails now and the worker
+    /// finishes its other jobs and exits to be replaced. (A command is killed by its executor.)
+    private func superviseExecutions() {
+        let now = ContinuousClock.now
+        for execution in pool.executions {
+            if execution.stopReason == nil, let deadline = execution.deadline, let timeout = execution.timeout, now >= deadline {
+                log.warning("job ran past its timeout; stopping it", [
+                    ("job", String(execution.job.id)), ("class", execution.job.className), ("timeout", DurationText.format(timeout)),
+                ])
+                execution.requestStop(.timeout(timeout))
+            }
+            guard execution.kind != .command, let reason = execution.stopReason, let since = execution.stopRequestedAt,
+                  now >= since + execution.gracePeriod else { continue }
+            pool.abandon(execution)
+            let failure = SwiftJobRun.stopFailure(reason, class: execution.job.className, givenUp: execution.gracePeriod)
+            if pending.isEmpty { pendingSince = .now }
+            pending.append(JobResult(job: execution.job, outcome: .failed(failure, permanent: reason == .cancelled)))
+            log.error("a job ignored its cancellation past its grace period; failing it, finishing the other jobs, "
+                      + "and exiting to be replaced", [("job", String(execution.job.id)), ("class", execution.job.className)])
+            exitStatus = ChildRuntime.ExitStatus.replaceMe
+            runtime.beginStopping(reason: "job \(execution.job.id) ignored its cancellation")
+        }
+    }
+
+    /// When the loop must look at running jobs again: a timeout, or the end of a grace period.
+    private func executionDeadlines() -> [ContinuousClock.Instant] {
+        pool.executions.compactMap { execution in
+            if execution.stopReason == nil { return execution.deadline }
+            guard execution.kind != .command else { return nil }
+            return execution.stopRequestedAt.map { $0 + execution.gracePeriod }
+        }
     }
 
     /// One turn against the database, in one transaction and so one commit: reports the finished
@@ -149,7 +235,8 @@ final class Worker {
                     for result in results {
                         guard case .failed(let failure, let permanent) = result.outcome else { continue }
                         failures.append((result, try runtime.store.fail(
-                            result.job.id, processID: processID, error: failure, permanent: permanent, on: connection)))
+                            result.job.id, processID: processID, error: failure, permanent: permanent,
+                            maxAttempts: result.maxAttempts, on: connection)))
                     }
                     let claimed = claimLimit > 0
                         ? try runtime.store.claim(processID: processID, queues: queues, limit: claimLimit, on: connection) : []

@@ -1,0 +1,147 @@
+extension DroverSchema {
+    /// Migration 3: per-job timeouts at enqueue, and cancellation of running jobs.
+    ///
+    /// A claim gets `cancel_requested_at`: `drover jobs cancel` sets it and notifies the claiming
+    /// worker (payload `cancel <process id>` on the schema's channel, which no queue name can be),
+    /// and a release never puts a job whose cancellation was asked for back in ready.
+    ///
+    /// `enqueue_many` and `enqueue` are replaced whole (migration 2 stays as it shipped): they accept
+    /// `timeout`, in seconds, which overrides the handler's.
+    static let jobControlSQL = #"""
+        ALTER TABLE claimed_executions ADD COLUMN cancel_requested_at timestamptz;
+        COMMENT ON COLUMN claimed_executions.cancel_requested_at IS
+            'When drover jobs cancel asked the claiming worker to stop this job; it then fails as cancelled, never retried.';
+
+        CREATE OR REPLACE FUNCTION enqueue_many(new_jobs jsonb) RETURNS SETOF bigint
+        LANGUAGE plpgsql
+        SET search_path FROM CURRENT
+        AS $function$
+        DECLARE
+            problem record;
+            ids bigint[];
+            woken text[];
+        BEGIN
+            IF new_jobs IS NULL OR jsonb_typeof(new_jobs) <> 'array' THEN
+                RAISE EXCEPTION 'drover: jobs must be a JSON array of job objects such as [{"class": "SendReport", "arguments": {"id": 1}}]'
+                    USING ERRCODE = '22023', COLUMN = 'new_jobs';
+            END IF;
+
+            -- The first problem of the first bad job, checked in order (CASE evaluates in order, so
+            -- a cast is only reached once the text is known to fit it). Character classes are
+            -- unbounded with a separate length check: a bounded repeat such as {0,199} makes
+            -- PostgreSQL's regular expressions about ten times slower, and this runs for every job.
+            SELECT e.ord, c.problem[1] AS field, c.problem[2] AS message INTO problem
+            FROM jsonb_array_elements(new_jobs) WITH ORDINALITY AS e(job, ord)
+            CROSS JOIN LATERAL (SELECT CASE
+                WHEN jsonb_typeof(e.job) <> 'object' THEN
+                    ARRAY['job', 'must be a JSON object such as {"class": "SendReport"}']
+                WHEN e.job - ARRAY['class', 'arguments', 'queue', 'priority', 'run_at', 'max_attempts', 'timeout'] <> '{}'::jsonb THEN
+                    ARRAY['job', format('has an unknown key %s; the keys are class, arguments, queue, priority, run_at, max_attempts and timeout',
+                        (SELECT min(k.key) FROM jsonb_object_keys(e.job) AS k(key)
+                         WHERE k.key NOT IN ('class', 'arguments', 'queue', 'priority', 'run_at', 'max_attempts', 'timeout')))]
+                WHEN jsonb_typeof(e.job -> 'class') IS DISTINCT FROM 'string' THEN
+                    ARRAY['class', 'is required and must be a string such as "SendReport"']
+                WHEN e.job ->> 'class' !~ '^[A-Za-z_][A-Za-z0-9_.:-]*$' OR length(e.job ->> 'class') > 200 THEN
+                    ARRAY['class', format('%s is not a valid class name: use 1 to 200 letters, digits, _ . : -, starting with a letter or _', e.job -> 'class')]
+                WHEN e.job ? 'queue' AND jsonb_typeof(e.job -> 'queue') <> 'string' THEN
+                    ARRAY['queue', 'must be a string such as "default"']
+                WHEN e.job ? 'queue' AND (e.job ->> 'queue' !~ '^[A-Za-z0-9_][A-Za-z0-9_.:-]*$' OR length(e.job ->> 'queue') > 100) THEN
+                    ARRAY['queue', format('%s is not a valid queue name: use 1 to 100 letters, digits, _ . : -, starting with a letter, digit or _', e.job -> 'queue')]
+                WHEN e.job ? 'arguments' AND jsonb_typeof(e.job -> 'arguments') NOT IN ('object', 'array') THEN
+                    ARRAY['arguments', 'must be a JSON object or array']
+                -- The text of a jsonb value is at most about 6 times its stored size (a string of
+                -- control characters, each written as \u0001), so only large values are measured.
+                WHEN e.job ? 'arguments' AND pg_column_size(e.job -> 'arguments') > 131072
+                     AND octet_length((e.job -> 'arguments')::text) > 1048576 THEN
+                    ARRAY['arguments', format('is %s bytes of JSON; the limit is 1048576 (1 MiB): pass a reference to large data instead', octet_length((e.job -> 'arguments')::text))]
+                WHEN e.job ? 'priority' AND (jsonb_typeof(e.job -> 'priority') <> 'number' OR e.job ->> 'priority' !~ '^-?[0-9]{1,5}$') THEN
+                    ARRAY['priority', format('%s is not an integer from -32768 to 32767', e.job -> 'priority')]
+                WHEN e.job ? 'priority' AND (e.job ->> 'priority')::integer NOT BETWEEN -32768 AND 32767 THEN
+                    ARRAY['priority', format('%s is not an integer from -32768 to 32767', e.job -> 'priority')]
+                WHEN e.job ? 'max_attempts' AND (jsonb_typeof(e.job -> 'max_attempts') <> 'number' OR e.job ->> 'max_attempts' !~ '^[0-9]{1,4}$') THEN
+                    ARRAY['max_attempts', format('%s is not an integer from 1 to 1000', e.job -> 'max_attempts')]
+                WHEN e.job ? 'max_attempts' AND (e.job ->> 'max_attempts')::integer NOT BETWEEN 1 AND 1000 THEN
+                    ARRAY['max_attempts', format('%s is not an integer from 1 to 1000', e.job -> 'max_attempts')]
+                WHEN e.job ? 'run_at' AND (jsonb_typeof(e.job -> 'run_at') <> 'string'
+                        OR e.job ->> 'run_at' !~ '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])[T ]([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9](\.[0-9]{1,6})?)?(Z|[+-][0-9]{2}(:?[0-9]{2})?)?$') THEN
+                    ARRAY['run_at', format('%s is not a timestamp such as "2026-11-27T03:00:00Z"', e.job -> 'run_at')]
+                WHEN e.job ? 'timeout' AND (jsonb_typeof(e.job -> 'timeout') <> 'number' OR e.job ->> 'timeout' !~ '^[0-9]{1,6}(\.[0-9]{1,3})?$') THEN
+                    ARRAY['timeout', format('%s is not a number of seconds from 1 to 604800 (7 days), with at most 3 decimals', e.job -> 'timeout')]
+                WHEN e.job ? 'timeout' AND (e.job ->> 'timeout')::numeric NOT BETWEEN 1 AND 604800 THEN
+                    ARRAY['timeout', format('%s is not a number of seconds from 1 to 604800 (7 days), with at most 3 decimals', e.job -> 'timeout')]
+                END AS problem) AS c
+            WHERE c.problem IS NOT NULL
+            ORDER BY e.ord
+            LIMIT 1;
+
+            IF FOUND THEN
+                RAISE EXCEPTION 'drover: job %: % %', problem.ord, problem.field, problem.message
+                    USING ERRCODE = '22023', COLUMN = problem.field;
+            END IF;
+
+            WITH input AS (
+                SELECT e.ord,
+                       e.job ->> 'class' AS class_name,
+                       coalesce(e.job -> 'arguments', '{}'::jsonb) AS arguments,
+                       coalesce(e.job ->> 'queue', 'default') AS queue_name,
+                       coalesce((e.job ->> 'priority')::integer, 0) AS priority,
+                       coalesce((e.job ->> 'run_at')::timestamptz, now()) AS scheduled_at,
+                       coalesce((e.job ->> 'max_attempts')::integer, 5) AS max_attempts,
+                       make_interval(secs => (e.job ->> 'timeout')::float8) AS timeout
+                FROM jsonb_array_elements(new_jobs) WITH ORDINALITY AS e(job, ord)
+            ), inserted AS (
+                INSERT INTO jobs (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout)
+                SELECT queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout
+                FROM input ORDER BY ord
+                RETURNING id, queue_name, priority, scheduled_at
+            ), ready AS (
+                INSERT INTO ready_executions (job_id, queue_name, priority)
+                SELECT id, queue_name, priority FROM inserted WHERE scheduled_at <= now()
+                RETURNING queue_name
+            ), scheduled AS (
+                INSERT INTO scheduled_executions (job_id, queue_name, priority, scheduled_at)
+                SELECT id, queue_name, priority, scheduled_at FROM inserted WHERE scheduled_at > now()
+            )
+            SELECT array_agg(id ORDER BY id), (SELECT array_agg(DISTINCT queue_name) FROM ready)
+            INTO ids, woken
+            FROM inserted;
+
+            -- Workers listen on the schema's name; the payload is the queue.
+            PERFORM pg_notify(current_schema(), queue) FROM unnest(woken) AS queue;
+            RETURN QUERY SELECT unnest(ids);
+        END
+        $function$;
+
+        COMMENT ON FUNCTION enqueue_many(jsonb) IS
+            'Enqueues a JSON array of jobs ({"class", "arguments", "queue", "priority", "run_at", "max_attempts", "timeout"}) and returns their ids in order.';
+
+        -- enqueue gains a parameter: the old signature goes, so that a call is never ambiguous.
+        DROP FUNCTION enqueue(text, jsonb, text, integer, timestamptz, integer);
+        CREATE FUNCTION enqueue(
+            class_name text,
+            arguments jsonb DEFAULT '{}',
+            queue_name text DEFAULT 'default',
+            priority integer DEFAULT 0,
+            run_at timestamptz DEFAULT NULL,
+            max_attempts integer DEFAULT 5,
+            timeout interval DEFAULT NULL
+        ) RETURNS bigint
+        LANGUAGE sql
+        SET search_path FROM CURRENT
+        AS $function$
+            -- A NULL argument means its default (jsonb_strip_nulls would also strip nulls inside
+            -- the job's arguments, so the object is built key by key).
+            SELECT enqueue_many(jsonb_build_array(
+                jsonb_build_object('class', class_name)
+                || CASE WHEN arguments IS NULL THEN '{}' ELSE jsonb_build_object('arguments', arguments) END
+                || CASE WHEN queue_name IS NULL THEN '{}' ELSE jsonb_build_object('queue', queue_name) END
+                || CASE WHEN priority IS NULL THEN '{}' ELSE jsonb_build_object('priority', priority) END
+                || CASE WHEN run_at IS NULL THEN '{}' ELSE jsonb_build_object('run_at', run_at) END
+                || CASE WHEN max_attempts IS NULL THEN '{}' ELSE jsonb_build_object('max_attempts', max_attempts) END
+                || CASE WHEN timeout IS NULL THEN '{}' ELSE jsonb_build_object('timeout', round(extract(epoch FROM timeout), 3)) END))
+        $function$;
+
+        COMMENT ON FUNCTION enqueue(text, jsonb, text, integer, timestamptz, integer, interval) IS
+            'Enqueues one job and returns its id; a run_at in the future schedules it; timeout limits how long one attempt may run.';
+        """#
+}

@@ -1,0 +1,99 @@
+import DroverQueue
+import Foundation
+
+/// A `handlers:` entry as a worker runs it: the command's argv, the environment it starts from,
+/// and the user it runs as, resolved once when the worker starts.
+struct CommandHandler: Sendable {
+    struct Credentials: Sendable {
+        let name: String
+        let uid: uid_t
+        let gid: gid_t
+        let groups: [gid_t]
+        let home: String
+    }
+
+    let className: String
+    let command: [String]
+    let timeout: Duration?
+    let gracePeriod: Duration
+    let maxAttempts: Int?
+    let workingDirectory: String?
+    let credentials: Credentials?
+    /// The command's environment before the job's own variables: a few harmless variables of the
+    /// worker's (never the database URL, PG*, or anything else secret), then the handler's `env`.
+    let environment: [String: String]
+
+    /// What a command inherits from its worker's environment.
+    static let inheritedVariables: Set<String> = ["PATH", "LANG", "LANGUAGE", "TZ", "TMPDIR", "HOME", "USER", "LOGNAME"]
+    static let defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+    struct UserError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    init(className: String, part: ChildSpec.HandlerPart, workerEnvironment: [String: String]) throws(UserError) {
+        self.className = className
+        command = part.command
+        timeout = part.timeoutMilliseconds.map(Duration.init(milliseconds:))
+        gracePeriod = Duration(milliseconds: part.gracePeriodMilliseconds)
+        maxAttempts = part.maxAttempts
+        workingDirectory = part.workingDirectory
+        credentials = try part.user.map { name throws(UserError) in try Self.credentials(of: name, handler: className) }
+
+        var environment = workerEnvironment.filter { Self.inheritedVariables.contains($0.key) || $0.key.hasPrefix("LC_") }
+        if environment["PATH"] == nil { environment["PATH"] = Self.defaultPath }
+        if let credentials {
+            environment["HOME"] = credentials.home
+            environment["USER"] = credentials.name
+            environment["LOGNAME"] = credentials.name
+        }
+        environment.merge(part.environment) { _, handlers in handlers }
+        self.environment = environment
+    }
+
+    /// The environment of one attempt: the job's variables last, so that `env` cannot hide them.
+    func environment(for job: ClaimedJob) -> [String: String] {
+        var environment = self.environment
+        environment["DROVER_JOB_ID"] = String(job.id)
+        environment["DROVER_QUEUE"] = job.queue
+        environment["DROVER_ATTEMPT"] = String(job.attempt)
+        environment["DROVER_JOB_CLASS"] = job.className
+        return environment
+    }
+
+    /// The program to exec: as given when it holds a `/`, else the first executable of that name
+    /// in the command's PATH.
+    func program() -> String? {
+        let name = command[0]
+        if name.contains("/") { return name }
+        for directory in (environment["PATH"] ?? Self.defaultPath).split(separator: ":") where !directory.isEmpty {
+            let candidate = "\(directory)/\(name)"
+            var info = stat()
+            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 {
+                return candidate
+            }
+        }
+        return nil
+    }
+
+    /// Looks `name` up in the user database: its uid, primary group, supplementary groups and home.
+    static func credentials(of name: String, handler: String) throws(UserError) -> Credentials {
+        guard let entry = getpwnam(name) else {
+            throw UserError(description: "handlers.\(handler).user: no user named \"\(name)\" on this host")
+        }
+        let uid = entry.pointee.pw_uid
+        let gid = entry.pointee.pw_gid
+        let home = String(cString: entry.pointee.pw_dir)
+        var count: Int32 = 32
+        var groups = [gid_t](repeating: 0, count: Int(count))
+        while getgrouplist(name, gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+        }
+        let switching = uid != geteuid()
+        if switching && geteuid() != 0 {
+            throw UserError(description: "handlers.\(handler).user: running commands as \"\(name)\" needs the supervisor to run as root "
+                + "(it runs as uid \(geteuid())); remove user: or start drover as root")
+        }
+        return Credentials(name: name, uid: uid, gid: gid, groups: Array(groups.prefix(Int(count))), home: home)
+    }
+}

@@ -1,0 +1,330 @@
+import CProcess
+import DroverQueue
+import Foundation
+
+/// One attempt of a command handler, on an executor thread: starts the command, writes the job's
+/// arguments to its stdin, reads its stdout and stderr, all without blocking (whatever the command
+/// reads or writes), stops it when asked (TERM to its process group, KILL after the grace period),
+/// and reaps it and whatever it left in its process group.
+struct CommandRun {
+    let handler: CommandHandler
+    let execution: Execution
+    /// The worker's log with the job attached.
+    let log: Log
+
+    /// How long the pipes may stay open after the command exited: a process that left its process
+    /// group can hold them, and the job's result must not wait for it.
+    static let drainAfterExit: Duration = .seconds(1)
+
+    func run() -> JobResult {
+        let job = execution.job
+        guard let program = handler.program() else {
+            return failed("CommandNotFound", "\(handler.command[0]) was not found in PATH (\(handler.environment["PATH"] ?? "")): "
+                          + "install it or give its absolute path in handlers.\(handler.className).command")
+        }
+        var pipes: [[Int32]] = []
+        for _ in 0..<3 {
+            var fds: [Int32] = [-1, -1]
+            guard drover_pipe_cloexec(&fds) == 0 else {
+                let error = errno
+                for pipe in pipes { close(pipe[0]); close(pipe[1]) }
+                return failed("CommandFailed", "cannot create a pipe for the command: \(String(cString: strerror(error)))")
+            }
+            pipes.append(fds)
+        }
+        let (stdinPipe, stdoutPipe, stderrPipe) = (pipes[0], pipes[1], pipes[2])
+
+        let spawned = spawn(program, stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1])
+        for fd in [stdinPipe[0], stdoutPipe[1], stderrPipe[1]] { close(fd) }
+        guard case .success(let pid) = spawned else {
+            for fd in [stdinPipe[1], stdoutPipe[0], stderrPipe[0]] { close(fd) }
+            if case .failure(let message) = spawned { return failed("CommandFailed", message) }
+            return failed("CommandFailed", "cannot start \(program)")
+        }
+        execution.commandStarted(pid)
+        for fd in [stdinPipe[1], stdoutPipe[0], stderrPipe[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+
+        var io = CommandIO(
+            input: Array(job.arguments.text.utf8), stdin: stdinPipe[1], stdout: stdoutPipe[0], stderr: stderrPipe[0], log: log)
+        let status = supervise(pid: pid, io: &io)
+        io.closeAll()
+        return result(status: status, output: io.output.tail)
+    }
+
+    private enum Spawned { case success(pid_t), failure(String) }
+
+    private func spawn(_ program: String, stdin: Int32, stdout: Int32, stderr: Int32) -> Spawned {
+        let argv = ([program] + handler.command.dropFirst()).map { strdup($0) } + [nil]
+        let envp = handler.environment(for: execution.job).sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        let directory: UnsafeMutablePointer<CChar>? = handler.workingDirectory.flatMap { strdup($0) }
+        defer {
+            for pointer in argv + envp { free(pointer) }
+            free(directory)
+        }
+        let credentials = geteuid() == 0 ? handler.credentials : nil
+        let groups = credentials?.groups ?? []
+        var pid: pid_t = 0
+        var failure = drover_spawn_failure()
+        let status = argv.withUnsafeBufferPointer { argvBuffer in
+            envp.withUnsafeBufferPointer { envpBuffer in
+                groups.withUnsafeBufferPointer { groupBuffer in
+                    var command = drover_command(
+                        path: argvBuffer[0], argv: argvBuffer.baseAddress, envp: envpBuffer.baseAddress,
+                        directory: directory.map { UnsafePointer($0) }, stdin_fd: stdin, stdout_fd: stdout, stderr_fd: stderr,
+                        switch_user: credentials == nil ? 0 : 1, uid: credentials?.uid ?? 0, gid: credentials?.gid ?? 0,
+                        groups: groupBuffer.baseAddress, group_count: groups.count)
+                    return drover_spawn_command(&command, &pid, &failure)
+                }
+            }
+        }
+        guard status != 0 else { return .success(pid) }
+        let reason = String(cString: strerror(failure.error))
+        switch Int(failure.step) {
+        case Int(DROVER_STEP_DIRECTORY):
+            return .failure("cannot start \(program): working directory \(handler.workingDirectory ?? ""): \(reason)")
+        case Int(DROVER_STEP_USER):
+            return .failure("cannot start \(program) as user \(handler.credentials?.name ?? ""): \(reason)")
+        case Int(DROVER_STEP_EXEC):
+            return .failure("cannot start \(program): \(reason)")
+        default:
+            return .failure("cannot start \(program): \(reason)")
+        }
+    }
+
+    /// Runs the command to its end; returns its wait status.
+    private func supervise(pid: pid_t, io: inout CommandIO) -> Int32 {
+        let pidfd = drover_pidfd_open(pid)
+        defer { if pidfd >= 0 { close(pidfd) } }
+        var killAt: ContinuousClock.Instant? = nil
+        var signalled = false
+        var status: Int32? = nil
+        var drainUntil: ContinuousClock.Instant? = nil
+        while true {
+            if status != nil && (io.outputClosed || ContinuousClock.now >= drainUntil!) { return status! }
+            var fds = io.pollDescriptors()
+            if status == nil {
+                // Without a pidfd (kernels before 5.3), the loop checks on the child every 50 ms.
+                if pidfd >= 0 { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
+                if !signalled { fds.append(pollfd(fd: execution.control.descriptor, events: Int16(POLLIN), revents: 0)) }
+            }
+            var deadline = status == nil ? killAt : drainUntil
+            if status == nil && pidfd < 0 { deadline = min(deadline ?? .now + .milliseconds(50), .now + .milliseconds(50)) }
+            let timeout: Int32 = deadline.map { Int32(clamping: max(0, Int64((ContinuousClock.now.duration(to: $0).seconds * 1000).rounded(.up)))) } ?? -1
+            let ready = poll(&fds, nfds_t(fds.count), timeout)
+            if ready < 0 && errno != EINTR { Thread.sleep(forTimeInterval: 0.01) }
+            io.service(fds)
+
+            if status == nil && !signalled, let reason = execution.stopReason {
+                signalled = true
+                execution.control.drain()
+                log.info("stopping the command", [("reason", reason.description), ("signal", "SIGTERM")])
+                execution.signalCommand(SIGTERM)
+                killAt = .now + execution.gracePeriod
+            }
+            if status == nil, let at = killAt, ContinuousClock.now >= at {
+                log.warning("the command outlived its grace period after SIGTERM; killing it",
+                            [("grace_period", DurationText.format(execution.gracePeriod))])
+                execution.signalCommand(SIGKILL)
+                killAt = nil
+            }
+            if status == nil {
+                var waitStatus: Int32 = 0
+                var info = siginfo_t()
+                // Peek first (WNOWAIT): the pid stays reserved until the group is signalled for good.
+                if waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info._sifields._sigchld.si_pid == pid {
+                    // Whatever the command started in its group goes with it.
+                    execution.signalCommand(SIGKILL)
+                    execution.commandExited()
+                    while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
+                    status = waitStatus
+                    drainUntil = .now + Self.drainAfterExit
+                }
+            }
+        }
+    }
+
+    private func result(status: Int32, output: String) -> JobResult {
+        let exitCode: Int32? = (status & 0x7f) == 0 ? (status >> 8) & 0xff : nil
+        let signal: Int32? = exitCode == nil ? status & 0x7f : nil
+        let name = handler.command[0]
+        let how = exitCode.map { "exited with status \($0)" } ?? "was killed by \(Supervisor.signalName(signal!))"
+        if let reason = execution.stopReason {
+            switch reason {
+            case .timeout(let limit):
+                return failed("Timeout", "\(name) ran longer than its timeout of \(DurationText.format(limit)) and was stopped: it \(how)",
+                              exitStatus: exitCode, signal: signal, output: output)
+            case .cancelled:
+                return failed(JobStore.cancelledErrorClass, "cancelled by drover jobs cancel: \(name) \(how)",
+                              exitStatus: exitCode, signal: signal, output: output, permanent: true)
+            }
+        }
+        if exitCode == 0 { return JobResult(job: execution.job, outcome: .finished) }
+        if exitCode == CommandHandler.permanentFailureStatus {
+            return failed("CommandFailed", "\(name) exited with status 100: a permanent failure, not retried",
+                          exitStatus: exitCode, output: output, permanent: true)
+        }
+        return failed("CommandFailed", "\(name) \(how)", exitStatus: exitCode, signal: signal, output: output)
+    }
+
+    private func failed(
+        _ errorClass: String, _ message: String, exitStatus: Int32? = nil, signal: Int32? = nil, output: String? = nil,
+        permanent: Bool = false
+    ) -> JobResult {
+        let failure = JobFailure(
+            errorClass: errorClass, message: message, exitStatus: exitStatus.map(Int.init), signal: signal.map(Int.init),
+            output: output.flatMap { $0.isEmpty ? nil : $0 })
+        return JobResult(job: execution.job, outcome: .failed(failure, permanent: permanent))
+    }
+}
+
+extension CommandHandler {
+    /// A command that exits with this status failed for good: no retry.
+    static let permanentFailureStatus: Int32 = 100
+}
+
+extension StopReason: CustomStringConvertible {
+    public var description: String {
+        switch self {
+        case .timeout(let limit): "timeout of \(DurationText.format(limit))"
+        case .cancelled: "cancelled"
+        }
+    }
+}
+
+/// The command's three pipes: the arguments go in, the output comes out to the log and the tail.
+struct CommandIO {
+    private var input: [UInt8]
+    private var written = 0
+    private var stdin: Int32
+    private var stdout: Int32
+    private var stderr: Int32
+    private(set) var output: CommandOutput
+
+    init(input: [UInt8], stdin: Int32, stdout: Int32, stderr: Int32, log: Log) {
+        self.input = input
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+        output = CommandOutput(log: log)
+        if input.isEmpty { closeInput() }
+    }
+
+    var outputClosed: Bool { stdout < 0 && stderr < 0 }
+
+    func pollDescriptors() -> [pollfd] {
+        var fds: [pollfd] = []
+        if stdin >= 0 { fds.append(pollfd(fd: stdin, events: Int16(POLLOUT), revents: 0)) }
+        if stdout >= 0 { fds.append(pollfd(fd: stdout, events: Int16(POLLIN), revents: 0)) }
+        if stderr >= 0 { fds.append(pollfd(fd: stderr, events: Int16(POLLIN), revents: 0)) }
+        return fds
+    }
+
+    /// Writes and reads what `fds` (after poll) say can be, without blocking.
+    mutating func service(_ fds: [pollfd]) {
+        for fd in fds where fd.revents != 0 {
+            if fd.fd == stdin { writeInput() }
+            if fd.fd == stdout, !read(stdout, stream: .stdout) { stdout = -1 }
+            if fd.fd == stderr, !read(stderr, stream: .stderr) { stderr = -1 }
+        }
+    }
+
+    private mutating func writeInput() {
+        while written < input.count {
+            let n = input[written...].withUnsafeBytes { Glibc.write(stdin, $0.baseAddress, $0.count) }
+            if n > 0 { written += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN { return }
+            break  // EPIPE: the command does not read its input, which is its right.
+        }
+        closeInput()
+    }
+
+    private mutating func closeInput() {
+        if stdin >= 0 { close(stdin) }
+        stdin = -1
+    }
+
+    /// Reads what is there; false (and the descriptor closed) at end of file.
+    private mutating func read(_ fd: Int32, stream: CommandOutput.Stream) -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
+            if n > 0 {
+                output.append(buffer[0..<n], from: stream)
+                continue
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN { return true }
+            output.finish(stream)
+            close(fd)
+            return false
+        }
+    }
+
+    mutating func closeAll() {
+        closeInput()
+        for fd in [stdout, stderr] where fd >= 0 { close(fd) }
+        stdout = -1
+        stderr = -1
+        output.finish(.stdout)
+        output.finish(.stderr)
+    }
+}
+
+/// A command's output: each line goes to the log (up to a budget, so that a chatty command cannot
+/// flood the journal), and the end of both streams together is kept for the job's error.
+struct CommandOutput {
+    enum Stream: String { case stdout, stderr }
+
+    /// Lines longer than this are logged in pieces.
+    static let maxLineBytes = 4096
+    /// Output logged per attempt; beyond it only the tail is kept.
+    static let logBudgetBytes = 256 * 1024
+
+    private let log: Log
+    private var partial: [Stream: [UInt8]] = [:]
+    private var logged = 0
+    private var budgetNoticeGiven = false
+    private var end: [UInt8] = []
+
+    init(log: Log) { self.log = log }
+
+    var tail: String { String(decoding: end, as: UTF8.self) }
+
+    mutating func append(_ bytes: ArraySlice<UInt8>, from stream: Stream) {
+        end += bytes.suffix(JobFailure.maxOutputBytes)
+        if end.count > 2 * JobFailure.maxOutputBytes { end.removeFirst(end.count - JobFailure.maxOutputBytes) }
+        var line = partial[stream] ?? []
+        for byte in bytes {
+            if byte == UInt8(ascii: "\n") {
+                emit(line, stream)
+                line.removeAll(keepingCapacity: true)
+            } else {
+                line.append(byte)
+                if line.count >= Self.maxLineBytes {
+                    emit(line, stream)
+                    line.removeAll(keepingCapacity: true)
+                }
+            }
+        }
+        partial[stream] = line
+    }
+
+    mutating func finish(_ stream: Stream) {
+        if let line = partial[stream], !line.isEmpty { emit(line, stream) }
+        partial[stream] = nil
+    }
+
+    private mutating func emit(_ line: [UInt8], _ stream: Stream) {
+        guard logged < Self.logBudgetBytes else {
+            if !budgetNoticeGiven {
+                budgetNoticeGiven = true
+                log.warning("the command's output passed \(Self.logBudgetBytes / 1024) KiB; the rest is not logged "
+                            + "(the last \(JobFailure.maxOutputBytes) bytes are kept with a failure)")
+            }
+            return
+        }
+        logged += line.count + 1
+        log.info("output", [("stream", stream.rawValue), ("line", String(decoding: line, as: UTF8.self))])
+    }
+}
