@@ -1,6 +1,7 @@
 import ArgumentParser
 import DroverRuntime
 import Foundation
+import Synchronization
 
 /// Drover's entry points.
 ///
@@ -9,6 +10,23 @@ import Foundation
 public enum Drover {
     /// This release.
     public static let version = "0.1.0"
+
+    /// Gives the app's executable the whole `drover` command line, with workers that run `jobs`
+    /// (besides the commands of the configuration's `handlers:`, which win on a shared class name):
+    /// `myapp start` supervises worker processes that are `myapp` itself.
+    ///
+    /// ```swift
+    /// // Sources/MyApp/main.swift
+    /// import Drover
+    /// Drover.main(jobs: [SendWelcomeEmail.self, ResizeImage.self])
+    /// ```
+    public static func main(jobs: [any Job.Type], arguments: [String]? = nil) -> Never {
+        registeredJobs.withLock { $0 = JobHandlers(jobs: jobs) }
+        main(arguments)
+    }
+
+    /// The Swift job types of `main(jobs:)`, for the worker processes `_child` starts.
+    static let registeredJobs = Mutex(JobHandlers())
 
     /// Runs the `drover` command line with `arguments` (default: the process's) and exits.
     public static func main(_ arguments: [String]? = nil) -> Never {

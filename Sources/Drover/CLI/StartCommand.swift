@@ -39,7 +39,7 @@ struct ChildCommand: ParsableCommand {
         commandName: "_child", abstract: "A supervisor's child process (started by drover start).", shouldDisplay: false)
 
     func run() throws {
-        let status = runChildProcess()
+        let status = runChildProcess(extraHandlers: Drover.registeredJobs.withLock { $0 })
         if status != 0 { throw ExitCode(status) }
     }
 }

@@ -1,0 +1,32 @@
+import Drover
+import Foundation
+
+/// Welcomes a new user: here, by writing the message into an outbox directory.
+struct SendWelcomeEmail: Job {
+    static let queue = "mail"
+    static let timeout: Duration? = .seconds(30)
+
+    var userID: Int
+    var address: String
+
+    func perform(_ context: JobContext) async throws {
+        context.log.info("sending a welcome email", [("user", String(userID)), ("attempt", String(context.attempt))])
+        try context.checkCancellation()
+        let outbox = ProcessInfo.processInfo.environment["SIGNUP_OUTBOX"] ?? FileManager.default.temporaryDirectory.path
+        let message = "To: \(address)\nSubject: Welcome!\n\nHello user \(userID), and welcome.\n"
+        try message.write(toFile: "\(outbox)/welcome-\(userID).eml", atomically: true, encoding: .utf8)
+    }
+}
+
+/// A slow job that stops as soon as it is cancelled (timeout or `signup jobs cancel ID`).
+struct GenerateReport: Job {
+    static let timeout: Duration? = .seconds(600)
+
+    var seconds: Int
+
+    func perform(_ context: JobContext) async throws {
+        for _ in 0..<seconds {
+            try await Task.sleep(for: .seconds(1))  // throws CancellationError once cancelled
+        }
+    }
+}

@@ -1,0 +1,48 @@
+import Drover
+import Foundation
+
+// `signup register EMAIL [--rollback]` is the app's own work: it adds a user and enqueues the
+// welcome email in the same transaction, so that the email goes out if and only if the user exists.
+// Every other command is Drover's: `signup start`, `signup jobs list`, `signup migrate`, …
+let arguments = Array(CommandLine.arguments.dropFirst())
+if arguments.first == "register" {
+    do {
+        try register(arguments: Array(arguments.dropFirst()))
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("signup: \(error)\n".utf8))
+        exit(1)
+    }
+}
+Drover.main(jobs: [SendWelcomeEmail.self, GenerateReport.self])
+
+struct RolledBack: Error, CustomStringConvertible {
+    var description: String { "rolled back, as asked: no user, no email" }
+}
+
+func register(arguments: [String]) throws {
+    guard let address = arguments.first else {
+        throw ValidationFailure("usage: signup register EMAIL [--rollback] [--schema NAME]")
+    }
+    let rollback = arguments.contains("--rollback")
+    let schema = arguments.firstIndex(of: "--schema").map { arguments[$0 + 1] } ?? "drover"
+    let url = ProcessInfo.processInfo.environment["DROVER_DATABASE_URL"] ?? ""
+    let db = try Connection(url, applicationName: "signup")
+    let users = SQLIdentifier(schema, "signup_users")
+    try db.execute("CREATE TABLE IF NOT EXISTS \(users) (id bigserial PRIMARY KEY, address text NOT NULL)")
+    do {
+        try db.withTransaction { tx in
+            let id = try tx.query("INSERT INTO \(users) (address) VALUES (\(address)) RETURNING id")[0].decode("id", as: Int.self)
+            let job = try tx.enqueue(SendWelcomeEmail(userID: id, address: address), schema: schema)
+            print("user \(id), job \(job)")
+            if rollback { throw RolledBack() }
+        }
+    } catch let error as RolledBack {
+        print(error)
+    }
+}
+
+struct ValidationFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,46 @@
+import DroverPersistence
+import DroverQueue
+import Foundation
+
+extension Connection {
+    /// Enqueues `job` and returns its id. Inside a transaction, the job is enqueued if and only if
+    /// the transaction commits: workers never see a job whose data was rolled back.
+    ///
+    /// ```swift
+    /// let db = try Connection("postgresql:///shop")
+    /// try db.withTransaction { tx in
+    ///     try tx.execute("INSERT INTO users (id, email) VALUES (\(id), \(email))")
+    ///     try tx.enqueue(SendWelcomeEmail(userID: id, address: email))
+    /// }
+    /// try db.enqueue(RebuildIndex(), runIn: .seconds(60))   // alone: it commits at once
+    /// ```
+    ///
+    /// Options not given come from the job type (`queue`, `priority`, `maxAttempts`, `timeout`).
+    ///
+    /// - Throws: `QueueError` (`invalidJob`) before anything is sent, so a bad job never aborts the
+    ///   caller's transaction; `DatabaseError` when the database fails.
+    @discardableResult
+    public func enqueue<J: Job>(
+        _ job: J, queue: String? = nil, priority: Int? = nil, runAt: Date? = nil, runIn delay: Duration? = nil,
+        maxAttempts: Int? = nil, timeout: Duration? = nil, schema: String = DroverSchema.defaultName
+    ) throws -> Int {
+        try enqueue([job], queue: queue, priority: priority, runAt: runAt, runIn: delay, maxAttempts: maxAttempts,
+                    timeout: timeout, schema: schema)[0]
+    }
+
+    /// Enqueues `jobs` in one statement (waking each queue's workers once) and returns their ids.
+    @discardableResult
+    public func enqueue<J: Job>(
+        _ jobs: [J], queue: String? = nil, priority: Int? = nil, runAt: Date? = nil, runIn delay: Duration? = nil,
+        maxAttempts: Int? = nil, timeout: Duration? = nil, schema: String = DroverSchema.defaultName
+    ) throws -> [Int] {
+        let store = try JobStore(schema: schema)
+        let at = runAt ?? delay.map { Date().addingTimeInterval($0.seconds) }
+        let newJobs = try jobs.map { job in
+            NewJob(
+                J.className, arguments: try JSON(encoding: job), queue: queue ?? J.queue, priority: priority ?? J.priority,
+                runAt: at, maxAttempts: maxAttempts ?? J.maxAttempts, timeout: timeout ?? J.timeout)
+        }
+        return try store.enqueue(newJobs, on: self)
+    }
+}

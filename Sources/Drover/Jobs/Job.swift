@@ -1,0 +1,95 @@
+@_exported import DroverPersistence
+import DroverQueue
+import DroverRuntime
+import Foundation
+
+/// What a running job knows about itself: id, attempt, a logger, and whether it was cancelled.
+public typealias JobContext = DroverRuntime.JobContext
+/// Why a job was asked to stop: its timeout, or `drover jobs cancel`.
+public typealias StopReason = DroverRuntime.StopReason
+/// Throw it from `perform` for a failure that retrying will not fix: the job fails at once.
+public typealias PermanentJobFailure = DroverRuntime.PermanentJobFailure
+
+/// A kind of background job, written in Swift. Its stored properties are its arguments: they are
+/// encoded as JSON when it is enqueued and decoded in the worker that runs it.
+///
+/// ```swift
+/// struct SendWelcomeEmail: Job {
+///     static let queue = "mail"
+///     static let timeout: Duration? = .seconds(30)
+///
+///     var userID: Int
+///     var address: String
+///
+///     func perform(_ context: JobContext) async throws {
+///         context.log.info("sending", [("user", String(userID))])
+///         try await mailer.send(to: address)   // cancelled on timeout or `drover jobs cancel`
+///     }
+/// }
+///
+/// // In the app's executable: the whole drover CLI, running these jobs in its workers.
+/// Drover.main(jobs: [SendWelcomeEmail.self])
+/// ```
+///
+/// `perform` runs on a thread of its own worker thread pool, so blocking calls hold only that job.
+/// Throwing fails the attempt, retried with backoff up to `maxAttempts`; throwing
+/// ``PermanentJobFailure`` fails the job at once. Past its timeout (or when cancelled) the task is
+/// cancelled; a job still running `gracePeriod` later is failed, and its worker finishes its other
+/// jobs and exits to be replaced.
+public protocol Job: Codable, Sendable {
+    /// The class name jobs of this type are stored under (default: the type's name).
+    static var className: String { get }
+    /// The queue a job goes to when `enqueue` is not told (default: `default`).
+    static var queue: String { get }
+    /// Lower runs first (default: 0).
+    static var priority: Int { get }
+    /// How many times a job may run before it fails for good (default: 5).
+    static var maxAttempts: Int { get }
+    /// How long one attempt may run (default: no limit); a timeout given at enqueue wins.
+    static var timeout: Duration? { get }
+    /// How long a cancelled job may take to end (default: 10 seconds).
+    static var gracePeriod: Duration { get }
+
+    func perform(_ context: JobContext) async throws
+}
+
+extension Job {
+    public static var className: String { String(describing: Self.self) }
+    public static var queue: String { JobRules.defaultQueue }
+    public static var priority: Int { 0 }
+    public static var maxAttempts: Int { JobRules.defaultMaxAttempts }
+    public static var timeout: Duration? { nil }
+    public static var gracePeriod: Duration { .seconds(10) }
+}
+
+/// Runs jobs of type `J` in a worker: decodes the arguments, then performs.
+struct JobTypeHandler<J: Job>: AsyncJobHandler {
+    var timeout: Duration? { J.timeout }
+    var gracePeriod: Duration { J.gracePeriod }
+    var maxAttempts: Int? { nil }
+
+    func perform(_ job: ClaimedJob, context: JobContext) async throws {
+        let decoded: J
+        do {
+            decoded = try job.arguments.decode(J.self)
+        } catch {
+            // Arguments that do not decode will not decode next time either.
+            throw PermanentJobFailure("the arguments of job \(job.id) do not decode as \(J.className): \(error)")
+        }
+        try await decoded.perform(context)
+    }
+}
+
+extension JobHandlers {
+    /// Handlers for `jobs`, by their class names.
+    init(jobs: [any Job.Type]) {
+        self.init()
+        for type in jobs { type.register(in: &self) }
+    }
+}
+
+extension Job {
+    fileprivate static func register(in handlers: inout JobHandlers) {
+        handlers.register(className, JobTypeHandler<Self>())
+    }
+}
