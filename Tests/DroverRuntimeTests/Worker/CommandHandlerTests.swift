@@ -1,0 +1,239 @@
+import DroverPersistence
+import DroverQueue
+import DroverTestSupport
+import Foundation
+import Testing
+
+@Suite("Command handlers: argv, arguments on stdin, environment, output, exit statuses")
+struct CommandHandlerTests {
+    struct Arguments: Codable, Equatable {
+        var text: String
+        var shellLike: String
+        var padding: String
+    }
+
+    @Test("a command gets the job's arguments intact on stdin, its variables and the handler's env, and no secret")
+    func argumentsAndEnvironment() throws {
+        let marker = "/tmp/drover-shell-\(UUID().uuidString)"
+        let secret = "pg-secret-\(UUID().uuidString)"
+        let jobs = try CommandJobs(
+            handlers: """
+              Record:
+                command: [$DIR/record.sh, --flag]
+                working_directory: $DIR
+                env: {GREETING: "hello world"}
+            """,
+            scripts: ["record.sh": """
+                cat > "args-$DROVER_JOB_ID.json"
+                env > "env-$DROVER_JOB_ID"
+                pwd > "pwd-$DROVER_JOB_ID"
+                echo "$@" > "argv-$DROVER_JOB_ID"
+                """],
+            environment: ["PGPASSWORD": secret, "DROVER_DATABASE_URL": "postgresql://drover:\(secret)@nowhere/drover"])
+        // Near the 1 MiB limit, with characters JSON escapes and the shell would interpret.
+        let arguments = Arguments(
+            text: "héllo wörld ✓ 日本語 \"quoted\" 'single' \\ back\nslash\ttab",
+            shellLike: "$(touch \(marker)); rm -rf / `touch \(marker)` && touch \(marker) ; $HOME",
+            padding: String(repeating: "0123456789abcdef", count: 65_000))
+        let id = try jobs.enqueue("Record", arguments: try JSON(encoding: arguments))
+        _ = try jobs.waitUntilState(id, .finished)
+
+        let received = try #require(jobs.read("args-\(id).json"))
+        #expect(try JSONDecoder().decode(Arguments.self, from: Data(received.utf8)) == arguments)
+        #expect(!FileManager.default.fileExists(atPath: marker), "job data reached a shell")
+
+        let environment = Dictionary(
+            try jobs.waitForFile("env-\(id)").split(separator: "\n").compactMap { line -> (String, String)? in
+                guard let equals = line.firstIndex(of: "=") else { return nil }
+                return (String(line[..<equals]), String(line[line.index(after: equals)...]))
+            }, uniquingKeysWith: { first, _ in first })
+        #expect(environment["DROVER_JOB_ID"] == String(id))
+        #expect(environment["DROVER_QUEUE"] == "default")
+        #expect(environment["DROVER_ATTEMPT"] == "1")
+        #expect(environment["DROVER_JOB_CLASS"] == "Record")
+        #expect(environment["GREETING"] == "hello world")
+        #expect(environment["PATH"] != nil)
+        for key in ["PGPASSWORD", "DROVER_DATABASE_URL", "DROVER_CHILD_SPEC", "NOTIFY_SOCKET", "DROVER_TEST_HANDLERS"] {
+            #expect(environment[key] == nil, "\(key) reached the command")
+        }
+        let everything = try jobs.waitForFile("env-\(id)")
+        #expect(!everything.contains(secret))
+        #expect(!everything.contains(jobs.harness.schema), "the database URL or schema reached the command")
+        #expect(try jobs.waitForFile("pwd-\(id)").trimmingCharacters(in: .newlines) == jobs.directory)
+        #expect(try jobs.waitForFile("argv-\(id)") == "--flag\n")
+        // Its output went to the log, with the job attached.
+        #expect(!jobs.harness.log.contains(secret))
+        #expect(try jobs.harness.stop().status == 0)
+    }
+
+    @Test("a command's output goes to the log with its job id")
+    func outputIsLogged() throws {
+        let jobs = try CommandJobs(handlers: """
+              Talk:
+                command: [sh, -c, "echo to-stdout; echo to-stderr >&2"]
+            """)
+        let id = try jobs.enqueue("Talk")
+        _ = try jobs.waitUntilState(id, .finished)
+        try waitUntil("the output was logged") {
+            jobs.harness.log.contains("job=\(id) class=Talk msg=output stream=stdout line=to-stdout")
+                && jobs.harness.log.contains("job=\(id) class=Talk msg=output stream=stderr line=to-stderr")
+        }
+        #expect(try jobs.harness.stop().status == 0)
+    }
+
+    @Test("a non-zero exit is retried with backoff, then fails with its status and the end of its output in drover failed list")
+    func failureIsRetriedThenFailed() throws {
+        let jobs = try CommandJobs(handlers: """
+              Flaky:
+                command: [sh, -c, "seq 1 5000; echo \\"attempt $DROVER_ATTEMPT gave up\\" >&2; exit 3"]
+            """)
+        let id = try jobs.enqueue("Flaky", maxAttempts: 2)
+        let retry = try jobs.waitUntilState(id, .scheduled)
+        #expect(retry.attempts == 1)
+        #expect(retry.lastError?.exitStatus == 3)
+        // The backoff: 5 s less up to 25 % jitter.
+        let delay = try #require(retry.nextRunAt).timeIntervalSinceNow
+        #expect(delay > 3 && delay <= 5.1, "retry in \(delay) s")
+        let failed = try jobs.waitUntilState(id, .failed, timeout: .seconds(30))
+        #expect(failed.attempts == 2)
+
+        let listing = try DroverBinary.run([
+            "failed", "list", "--json", "--database-url", try TestDatabase.url(), "--schema", jobs.harness.schema,
+        ])
+        #expect(listing.status == 0, "\(listing)")
+        let entries = try #require(try JSONSerialization.jsonObject(with: Data(listing.stdout.utf8)) as? [[String: Any]])
+        let entry = try #require(entries.first { $0["id"] as? Int == id })
+        let error = try #require((entry["last_error"] ?? entry["lastError"]) as? [String: Any], "\(entry)")
+        #expect(error["class"] as? String == "CommandFailed")
+        #expect(error["exit_status"] as? Int == 3)
+        let output = try #require(error["output"] as? String)
+        #expect(output.hasSuffix("attempt 2 gave up\n"))
+        #expect(output.utf8.count <= 4096 && output.utf8.count > 4000)
+        #expect(try jobs.harness.stop().status == 0)
+    }
+
+    @Test("exit status 100 fails the job at once, without retries")
+    func permanentFailure() throws {
+        let jobs = try CommandJobs(handlers: """
+              Broken:
+                command: [sh, -c, "echo bad input >&2; exit 100"]
+            """)
+        let id = try jobs.enqueue("Broken", maxAttempts: 5)
+        let failed = try jobs.waitUntilState(id, .failed)
+        #expect(failed.attempts == 1)
+        #expect(failed.lastError?.exitStatus == 100)
+        #expect(failed.lastError?.message.contains("permanent") == true)
+        #expect(failed.lastError?.output == "bad input\n")
+        #expect(try jobs.harness.stop().status == 0)
+    }
+
+    @Test("a handler's max_attempts overrides the job's")
+    func handlerMaxAttempts() throws {
+        let jobs = try CommandJobs(handlers: """
+              Once:
+                command: [sh, -c, "exit 1"]
+                max_attempts: 1
+            """)
+        let id = try jobs.enqueue("Once", maxAttempts: 5)
+        let failed = try jobs.waitUntilState(id, .failed)
+        #expect(failed.attempts == 1 && failed.maxAttempts == 1)
+        #expect(try jobs.harness.stop().status == 0)
+    }
+
+    @Test("a command that ignores stdin and writes 10 MB to stdout and stderr finishes, and its worker keeps serving")
+    func floodOfOutput() throws {
+        let jobs = try CommandJobs(handlers: """
+              Flood:
+                command: [sh, -c, "head -c 10000000 /dev/zero | tr '\\\\0' x; head -c 10000000 /dev/zero | tr '\\\\0' y >&2"]
+            """, threads: 1)
+        // 1 MiB of arguments the command never reads: far more than a pipe holds.
+        let big = try JSON(encoding: ["padding": String(repeating: "z", count: 1_000_000)])
+        let id = try jobs.enqueue("Flood", arguments: big)
+        _ = try jobs.waitUntilState(id, .finished, timeout: .seconds(60))
+        #expect(jobs.harness.log.contains("the command's output passed 256 KiB; the rest is not logged"))
+        let next = try jobs.harness.enqueue("drover.test.succeed")
+        try jobs.harness.waitUntilFinished(next)
+        #expect(try jobs.harness.stop().status == 0)
+    }
+
+    @Test("a command that cannot start fails with the reason, retried per policy")
+    func missingProgram() throws {
+        let jobs = try CommandJobs(handlers: """
+              Ghost:
+                command: [no-such-program-anywhere]
+              Lost:
+                command: [/nonexistent/program]
+            """)
+        let ghost = try jobs.enqueue("Ghost", maxAttempts: 1)
+        let lost = try jobs.enqueue("Lost", maxAttempts: 1)
+        let notFound = try jobs.waitUntilState(ghost, .failed)
+        #expect(notFound.lastError?.errorClass == "CommandNotFound")
+        #expect(notFound.lastError?.message.contains("no-such-program-anywhere was not found in PATH") == true)
+        let cannotStart = try jobs.waitUntilState(lost, .failed)
+        #expect(cannotStart.lastError?.message == "cannot start /nonexistent/program: No such file or directory")
+        #expect(try jobs.harness.stop().status == 0)
+    }
+
+    @Test("a job of a class no handler knows fails at once naming the known handlers; drover failed retry runs it once one is deployed")
+    func unknownClass() throws {
+        let jobs = try CommandJobs(handlers: """
+              Known:
+                command: [true]
+            """)
+        let id = try jobs.enqueue("Unknown.Report")
+        let failed = try jobs.waitUntilState(id, .failed)
+        #expect(failed.attempts == 1)
+        #expect(failed.lastError?.errorClass == "UnknownJobClass")
+        let message = try #require(failed.lastError?.message)
+        #expect(message.contains("no handler for class Unknown.Report"))
+        #expect(message.contains("Known,") || message.contains("Known."))
+        #expect(message.contains("drover failed retry \(id)"))
+
+        try jobs.harness.rewriteConfig("""
+            workers:
+              - queues: ["*"]
+                threads: 2
+                polling_interval: 200ms
+            dispatchers:
+              - polling_interval: 100ms
+            \(SupervisorHarness.fastSupervisor)
+            handlers:
+              Known:
+                command: [true]
+              Unknown.Report:
+                command: [true]
+            """)
+        kill(jobs.harness.pid, SIGHUP)
+        try jobs.harness.waitForReady(after: 1)
+        let retried = try DroverBinary.run([
+            "failed", "retry", String(id), "--database-url", try TestDatabase.url(), "--schema", jobs.harness.schema,
+        ])
+        #expect(retried.status == 0, "\(retried)")
+        try jobs.harness.waitUntilFinished([id])
+        #expect(try jobs.harness.stop().status == 0)
+    }
+
+    @Test("a handler's user: runs the command as that user when the supervisor is root, and is refused otherwise")
+    func runsAsUser() throws {
+        let nobody = try #require(getpwnam("nobody")).pointee.pw_uid
+        if geteuid() != 0 {
+            let directory = try TemporaryDirectory()
+            let config = try directory.file("handlers:\n  Who:\n    command: [id, -u]\n    user: nobody\n")
+            let outcome = try DroverBinary.run(["start", "--config", config, "--database-url", try TestDatabase.url()])
+            #expect(outcome.status == 78)
+            #expect(outcome.stderr.contains("handlers.Who.user: running commands as \"nobody\" needs the supervisor to run as root"))
+            return
+        }
+        let jobs = try CommandJobs(handlers: """
+              Who:
+                command: [sh, -c, "id -u > $DIR/uid-$DROVER_JOB_ID; echo $HOME $USER > $DIR/home-$DROVER_JOB_ID"]
+                user: nobody
+            """)
+        let id = try jobs.enqueue("Who")
+        _ = try jobs.waitUntilState(id, .finished)
+        #expect(try jobs.waitForFile("uid-\(id)") == "\(nobody)\n")
+        #expect(try jobs.waitForFile("home-\(id)").hasSuffix(" nobody\n"))
+        #expect(try jobs.harness.stop().status == 0)
+    }
+}
+
