@@ -15,9 +15,11 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# Builds the tests and the drover binary they run, then runs every test against PostgreSQL.
+# Builds the tests, the drover binary they run and the example app (Examples/Signup), then runs
+# every test against PostgreSQL.
 test: deps
 	$(SWIFT) build --build-tests
+	$(SWIFT) build --package-path Examples/Signup
 	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres $(SWIFT) test --skip-build
 
 # Drover's main job, for now: create its tables in a throwaway PostgreSQL, enqueue jobs, show them.

@@ -16,6 +16,37 @@ struct QueueCommandTests {
         try TestDatabase.withSchema { schema, db in try body(schema, try JobStore(schema: schema), db) }
     }
 
+    @Test("enqueue --timeout limits each attempt; a timeout out of range is bad usage")
+    func enqueueTimeout() throws {
+        try withSchema { schema, store, db throws in
+            let ok = try drover(["enqueue", "Slow", "--timeout", "1m30s"], schema: schema)
+            #expect(ok.status == 0, "\(ok)")
+            let id = try #require(Int(ok.stdout.trimmingCharacters(in: .whitespacesAndNewlines)))
+            let claimed = try store.claim(processID: 1, queues: ["*"], limit: 1, on: db)
+            #expect(claimed.first?.id == id && claimed.first?.timeout == .seconds(90))
+            for bad in ["0s", "8d", "soon"] {
+                let refused = try drover(["enqueue", "Slow", "--timeout", bad], schema: schema)
+                #expect(refused.status == 64, "\(refused)")
+                #expect(refused.stderr.contains("--timeout \"\(bad)\" is not a duration from 1s to 7d"))
+            }
+        }
+    }
+
+    @Test("jobs cancel --json says what became of the job")
+    func cancelJSON() throws {
+        try withSchema { schema, store, db throws in
+            let waiting = try store.enqueue(NewJob("Work"), on: db)
+            let running = try store.enqueue(NewJob("Work"), on: db)
+            _ = try store.cancel(waiting, on: db)  // leaves `running` first in line
+            _ = try store.claim(processID: 42, queues: ["*"], limit: 1, on: db)
+            let third = try store.enqueue(NewJob("Work"), on: db)
+            let discarded = try drover(["jobs", "cancel", String(third), "--json"], schema: schema)
+            #expect(discarded.stdout == #"{"id":\#(third),"outcome":"discarded","was":"ready"}"# + "\n", "\(discarded)")
+            let stopping = try drover(["jobs", "cancel", String(running), "--json"], schema: schema)
+            #expect(stopping.stdout == #"{"id":\#(running),"outcome":"stopping","process":42}"# + "\n", "\(stopping)")
+        }
+    }
+
     @Test("enqueue prints the job id, or the job as JSON; --in and --at schedule it")
     func enqueue() throws {
         try withSchema { schema, store, db throws in

@@ -131,6 +131,8 @@ struct JobRuleTests {
         (NewJob("R", priority: -32769), #"{"class": "R", "priority": -32769}"#, "priority"),
         (NewJob("R", maxAttempts: 0), #"{"class": "R", "max_attempts": 0}"#, "max_attempts"),
         (NewJob("R", maxAttempts: 1001), #"{"class": "R", "max_attempts": 1001}"#, "max_attempts"),
+        (NewJob("R", timeout: .milliseconds(999)), #"{"class": "R", "timeout": 0.999}"#, "timeout"),
+        (NewJob("R", timeout: .seconds(604_801)), #"{"class": "R", "timeout": 604801}"#, "timeout"),
     ]
 
     static let boundary: [(job: NewJob, json: String)] = [
@@ -144,6 +146,9 @@ struct JobRuleTests {
          #"{"class": "\#(String(repeating: "C", count: 200))", "queue": "\#(String(repeating: "q", count: 100))"}"#),
         (NewJob("R", arguments: .object("[\"\(megabyteString)\"]")), #"{"class": "R", "arguments": ["\#(megabyteString)"]}"#),
         (NewJob("R", arguments: .object("[]")), #"{"class": "R", "arguments": []}"#),
+        (NewJob("R", timeout: .seconds(1)), #"{"class": "R", "timeout": 1}"#),
+        (NewJob("R", timeout: .milliseconds(1500)), #"{"class": "R", "timeout": 1.5}"#),
+        (NewJob("R", timeout: .seconds(604_800)), #"{"class": "R", "timeout": 604800}"#),
     ]
 
     @Test("bad jobs are refused by both, naming the same field, and nothing is written")
@@ -188,6 +193,9 @@ struct JobRuleTests {
                 (#"[{"class": "R", "priority": 1.5}]"#, "priority"),
                 (#"[{"class": "R", "run_at": "tomorrow"}]"#, "run_at"),
                 (#"[{"class": "R", "run_at": "2026-02-30 25:00"}]"#, "run_at"),
+                (#"[{"class": "R", "timeout": "5m"}]"#, "timeout"),
+                (#"[{"class": "R", "timeout": 1.0001}]"#, "timeout"),
+                (#"[{"class": "R", "timeout": -3}]"#, "timeout"),
                 (#"{"class": "R"}"#, "new_jobs"),
             ] {
                 let error = #expect(throws: DatabaseError.self) {
@@ -213,7 +221,7 @@ struct JobRuleTests {
             psql.arguments = [url, "-X", "-q", "-At", "-v", "ON_ERROR_STOP=1", "-c", """
                 BEGIN;
                 SELECT \(schema).enqueue('SendReport', '{"kind": "nightly", "note": null}', queue_name => 'mail', priority => -5);
-                SELECT \(schema).enqueue('Later', run_at => now() + interval '1 hour');
+                SELECT \(schema).enqueue('Later', run_at => now() + interval '1 hour', timeout => interval '90 seconds');
                 SELECT count(*) FROM \(schema).enqueue_many('[{"class": "A"}, {"class": "B", "queue": "mail"}]');
                 COMMIT;
                 BEGIN;
@@ -233,6 +241,8 @@ struct JobRuleTests {
             #expect(job.queue == "mail" && job.priority == -5 && job.state == .ready)
             #expect(job.arguments == .object(#"{"kind": "nightly", "note": null}"#))
             #expect(try state(store, try #require(Int(printed[1])), db) == .scheduled)
+            let timeout = try db.query("SELECT extract(epoch FROM timeout)::float8 AS t FROM \(store.schema.qualifying("jobs")) WHERE id = \(try #require(Int(printed[1])))")
+            #expect(try timeout[0].decode("t", as: Double.self) == 90)
             #expect(printed[2] == "2")
             #expect(try count(store, "jobs", db) == 4, "the rolled-back enqueue left nothing")
             try expectInvariant(store, db)

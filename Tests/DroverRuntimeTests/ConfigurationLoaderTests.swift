@@ -89,6 +89,11 @@ struct FullConfigurationTests {
             timeout: 5m
             max_attempts: 10
             env: {LANG: C.UTF-8}
+          Cleanup:
+            command: [cleanup]
+            grace_period: 2s
+            working_directory: /var/lib/drover
+            user: root
         recurring:
           nightly_report: {class: SendReport, args: {kind: nightly, count: 3}, schedule: "0 3 * * *", time_zone: Europe/Berlin}
         supervisor:
@@ -112,6 +117,9 @@ struct FullConfigurationTests {
         let handler = try #require(config.handlers["SendReport"])
         #expect(handler.command == ["/usr/local/bin/send-report", "--verbose"])
         #expect(handler.timeout == .seconds(300) && handler.maxAttempts == 10 && handler.environment == ["LANG": "C.UTF-8"])
+        #expect(handler.gracePeriod == .seconds(10), "grace_period defaults to 10s")
+        let cleanup = try #require(config.handlers["Cleanup"])
+        #expect(cleanup.gracePeriod == .seconds(2) && cleanup.workingDirectory == "/var/lib/drover" && cleanup.user == "root")
         let task = try #require(config.recurring["nightly_report"])
         #expect(task.className == "SendReport" && task.schedule == "0 3 * * *" && task.timeZone == "Europe/Berlin")
         #expect(task.arguments.text == #"{"count":3,"kind":"nightly"}"#)
@@ -153,6 +161,9 @@ struct FullConfigurationTests {
         ("handlers:\n  \"Send Report\":\n    command: [/bin/true]\n", "d.yml:2: handlers.Send Report: the handler's name is a job class"),
         ("handlers:\n  Send:\n    command: [/bin/true]\n    working_directory: tmp\n", "d.yml:4: handlers.Send.working_directory: must be an absolute path"),
         ("handlers:\n  Send:\n    command: [/bin/true]\n    env: [A]\n", "d.yml:4: handlers.Send.env: must be a mapping"),
+        ("handlers:\n  Send:\n    command: [/bin/true]\n    user: no-such-user-here\n",
+         "d.yml:4: handlers.Send.user: no user named \"no-such-user-here\" on this host"),
+        ("handlers:\n  Send:\n    command: [/bin/true]\n    grace_period: 50ms\n", "d.yml:4: handlers.Send.grace_period:"),
         ("recurring:\n  nightly: {schedule: \"0 3 * * *\"}\n", "d.yml:2: recurring.nightly: needs a class"),
         ("recurring:\n  nightly: {class: X}\n", "d.yml:2: recurring.nightly: needs a schedule"),
         ("recurring:\n  nightly: {class: X, schedule: \"@daily\", priority: 99999}\n", "d.yml:2: recurring.nightly.priority: 99999 is out of range"),

@@ -66,7 +66,7 @@ public final class RunningProcess: @unchecked Sendable {
     private let stderrBuffer = Buffer()
     private let readersDone = DispatchGroup()
 
-    init(executable: String, arguments: [String], environment: [String: String]) throws {
+    public init(executable: String, arguments: [String], environment: [String: String]) throws {
         let out = Pipe()
         let err = Pipe()
         process.executableURL = URL(fileURLWithPath: executable)

@@ -1,0 +1,106 @@
+import DroverPersistence
+import DroverQueue
+import DroverTestSupport
+import Foundation
+import Testing
+
+/// Examples/Signup: an app with its own Swift job types and `Drover.main(jobs:)`, built and run for
+/// real.
+@Suite("The example app (Examples/Signup)")
+struct ExampleAppTests {
+    static let packagePath = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Examples/Signup").path
+
+    /// Builds the example (`make test` built it already, so this is quick there) and returns its binary.
+    static func build() throws -> String {
+        let swift = ProcessInfo.processInfo.environment["SWIFT"] ?? "/usr/bin/env"
+        let prefix = swift == "/usr/bin/env" ? ["swift"] : []
+        let build = try RunningProcess(
+            executable: swift, arguments: prefix + ["build", "--package-path", packagePath],
+            environment: ProcessInfo.processInfo.environment)
+        let outcome = try build.wait(timeout: .seconds(900))
+        guard outcome.status == 0 else {
+            throw BuildFailed(description: "swift build --package-path \(packagePath) failed:\n\(outcome.stdout)\n\(outcome.stderr)")
+        }
+        let binary = packagePath + "/.build/debug/signup"
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw BuildFailed(description: "the example built, but \(binary) is not there")
+        }
+        return binary
+    }
+
+    struct BuildFailed: Error, CustomStringConvertible { let description: String }
+
+    @Test("built and started, it runs exactly the typed jobs whose transactions committed, and cancels a Swift job")
+    func endToEnd() throws {
+        let signup = try Self.build()
+        let url = try TestDatabase.url()
+        let schema = TestDatabase.uniqueSchemaName()
+        let db = try TestDatabase.connect()
+        defer { _ = try? db.execute("DROP SCHEMA IF EXISTS \(SQLIdentifier(schema)) CASCADE") }
+        let directory = try TemporaryDirectory("drover-signup")
+        let outbox = directory.url.appendingPathComponent("outbox").path
+        try FileManager.default.createDirectory(atPath: outbox, withIntermediateDirectories: true)
+        let config = try directory.file("""
+            workers:
+              - queues: ["*"]
+                threads: 2
+                polling_interval: 200ms
+            \(SupervisorHarness.fastSupervisor)
+            """)
+        var environment = ProcessInfo.processInfo.environment
+        environment["DROVER_DATABASE_URL"] = url
+        environment["SIGNUP_OUTBOX"] = outbox
+        environment["NOTIFY_SOCKET"] = nil
+        func run(_ arguments: [String]) throws -> DroverBinary.Outcome {
+            try RunningProcess(executable: signup, arguments: arguments, environment: environment).wait(timeout: .seconds(60))
+        }
+
+        let migrated = try run(["migrate", "--schema", schema])
+        #expect(migrated.status == 0, "\(migrated)")
+        let app = try RunningProcess(
+            executable: signup, arguments: ["start", "--config", config, "--schema", schema], environment: environment)
+        defer {
+            if app.isRunning {
+                kill(app.pid, SIGKILL)
+                _ = try? app.wait(timeout: .seconds(10))
+            }
+        }
+
+        // Two users committed, one rolled back: the user's row and its welcome email share a transaction.
+        let ada = try run(["register", "ada@example.com", "--schema", schema])
+        let ghost = try run(["register", "ghost@example.com", "--rollback", "--schema", schema])
+        let bob = try run(["register", "bob@example.com", "--schema", schema])
+        for outcome in [ada, ghost, bob] { #expect(outcome.status == 0, "\(outcome)") }
+        #expect(ghost.stdout.contains("rolled back"))
+
+        let store = try JobStore(schema: schema)
+        try waitUntil("the committed welcome emails are sent", timeout: .seconds(30)) {
+            try store.listJobs(state: .finished, on: db).count == 2
+        }
+        let users = try db.query("SELECT id, address FROM \(SQLIdentifier(schema, "signup_users")) ORDER BY id")
+            .map { (try $0.decode("id", as: Int.self), try $0.decode("address", as: String.self)) }
+        #expect(users.map(\.1) == ["ada@example.com", "bob@example.com"])
+        let sent = try FileManager.default.contentsOfDirectory(atPath: outbox).sorted()
+        #expect(sent == users.map { "welcome-\($0.0).eml" })
+        let message = try String(contentsOfFile: "\(outbox)/welcome-\(users[0].0).eml", encoding: .utf8)
+        #expect(message.hasPrefix("To: ada@example.com\n"))
+        let jobs = try store.listJobs(on: db)
+        #expect(jobs.count == 2 && jobs.allSatisfy { $0.className == "SendWelcomeEmail" && $0.queue == "mail" })
+
+        // A Swift job of the app, cancelled while it runs.
+        let enqueued = try run(["enqueue", "GenerateReport", "--args", #"{"seconds": 600}"#, "--schema", schema])
+        let report = try #require(Int(enqueued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(enqueued)")
+        try waitUntil("the report runs") { try store.job(report, on: db)?.state == .claimed }
+        let cancelled = try run(["jobs", "cancel", String(report), "--schema", schema])
+        #expect(cancelled.status == 0, "\(cancelled)")
+        try waitUntil("the report is cancelled") { try store.job(report, on: db)?.state == .failed }
+        #expect(try store.job(report, on: db)?.lastError?.errorClass == "Cancelled")
+
+        kill(app.pid, SIGTERM)
+        let stopped = try app.wait(timeout: .seconds(30))
+        #expect(stopped.status == 0, "\(stopped.stderr)")
+        #expect(stopped.stderr.contains("msg=\"sending a welcome email\""))
+    }
+}

@@ -1,0 +1,69 @@
+import Drover
+import DroverQueue
+import DroverTestSupport
+import Foundation
+import Testing
+
+/// Typed jobs of the `Drover` library, enqueued through `Connection.enqueue`.
+@Suite("The Swift Job API: enqueueing typed jobs")
+struct JobAPITests {
+    struct Resize: Job {
+        static let queue = "images"
+        static let priority = -3
+        static let maxAttempts = 7
+        static let timeout: Duration? = .seconds(90)
+        var path: String
+        var widths: [Int]
+        func perform(_ context: JobContext) async throws {}
+    }
+
+    struct Plain: Job {
+        var note: String?
+        func perform(_ context: JobContext) async throws {}
+    }
+
+    @Test("a typed job is stored under its class name, with its type's defaults and its properties as arguments")
+    func defaultsFromTheType() throws {
+        try TestDatabase.withSchema { schema, db in
+            let id = try db.enqueue(Resize(path: "/img/ä b.png", widths: [64, 128]), schema: schema)
+            let job = try #require(try JobStore(schema: schema).job(id, on: db))
+            #expect(job.className == "Resize" && job.queue == "images" && job.priority == -3 && job.maxAttempts == 7)
+            #expect(try job.arguments?.decode(Resize.self).widths == [64, 128])
+            let timeout = try db.query("SELECT extract(epoch FROM timeout)::float8 AS t FROM \(SQLIdentifier(schema, "jobs")) WHERE id = \(id)")
+            #expect(try timeout[0].decode("t", as: Double?.self) == 90)
+            let plain = try db.enqueue(Plain(note: nil), queue: "other", priority: 4, runIn: .seconds(60), maxAttempts: 2, schema: schema)
+            let other = try #require(try JobStore(schema: schema).job(plain, on: db))
+            #expect(other.className == "Plain" && other.queue == "other" && other.priority == 4 && other.maxAttempts == 2)
+            #expect(other.state == .scheduled)
+        }
+    }
+
+    @Test("inside the caller's transaction a typed job commits or rolls back with it")
+    func followsTheTransaction() throws {
+        try TestDatabase.withSchema { schema, db in
+            struct Abort: Error {}
+            try db.withTransaction { tx in _ = try tx.enqueue(Plain(note: "kept"), schema: schema) }
+            #expect(throws: Abort.self) {
+                try db.withTransaction { tx in
+                    _ = try tx.enqueue([Plain(note: "a"), Plain(note: "b")], schema: schema)
+                    throw Abort()
+                }
+            }
+            let jobs = try JobStore(schema: schema).listJobs(on: db)
+            #expect(jobs.count == 1)
+            let first = try #require(jobs.first)
+            let kept = try #require(try JobStore(schema: schema).job(first.id, on: db))
+            #expect(try kept.arguments?.decode(Plain.self).note == "kept")
+        }
+    }
+
+    @Test("a bad option is refused before anything is sent, naming the field")
+    func badOptions() throws {
+        try TestDatabase.withSchema { schema, db in
+            let error = #expect(throws: QueueError.self) { try db.enqueue(Plain(), queue: "bad queue", schema: schema) }
+            #expect(error?.field == "queue")
+            let timeout = #expect(throws: QueueError.self) { try db.enqueue(Plain(), timeout: .milliseconds(10), schema: schema) }
+            #expect(timeout?.field == "timeout")
+        }
+    }
+}
