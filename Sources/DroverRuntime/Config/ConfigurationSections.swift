@@ -68,6 +68,9 @@ extension ConfigReader {
         return dispatchers
     }
 
+    /// The keys of a `handlers:` entry (drover.yml(5) documents each).
+    static let handlerKeys = ["command", "timeout", "grace_period", "max_attempts", "env", "working_directory", "user"]
+
     func handlers(_ node: Node) throws(ConfigurationError) -> [String: Configuration.Handler] {
         var handlers: [String: Configuration.Handler] = [:]
         for handlerEntry in try mapping(node, "handlers") {
@@ -80,7 +83,7 @@ extension ConfigReader {
             var command: [String]? = nil
             var handler = Configuration.Handler(command: [])
             for entry in try mapping(handlerEntry.value, key,
-                                     allowed: ["command", "timeout", "grace_period", "max_attempts", "env", "working_directory", "user"]) {
+                                     allowed: Self.handlerKeys) {
                 let field = "\(key).\(entry.key)"
                 switch entry.key {
                 case "command":
