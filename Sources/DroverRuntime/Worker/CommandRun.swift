@@ -105,7 +105,7 @@ struct CommandRun {
             if status == nil {
                 // Without a pidfd (kernels before 5.3), the loop checks on the child every 50 ms.
                 if pidfd >= 0 { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
-                if !signalled { fds.append(pollfd(fd: execution.control.descriptor, events: Int16(POLLIN), revents: 0)) }
+                if !signalled, let control = execution.control { fds.append(pollfd(fd: control.descriptor, events: Int16(POLLIN), revents: 0)) }
             }
             var deadline = status == nil ? killAt : drainUntil
             if status == nil && pidfd < 0 { deadline = min(deadline ?? .now + .milliseconds(50), .now + .milliseconds(50)) }
@@ -116,7 +116,7 @@ struct CommandRun {
 
             if status == nil && !signalled, let reason = execution.stopReason {
                 signalled = true
-                execution.control.drain()
+                execution.control?.drain()
                 log.info("stopping the command", [("reason", reason.description), ("signal", "SIGTERM")])
                 execution.signalCommand(SIGTERM)
                 killAt = .now + execution.gracePeriod

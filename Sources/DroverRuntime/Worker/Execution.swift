@@ -33,8 +33,8 @@ final class Execution: @unchecked Sendable {
     /// How long a job asked to stop may take before it is forced: KILL for a command; for a Swift
     /// job that ignores cancellation, the worker gives it up and exits to be replaced.
     let gracePeriod: Duration
-    /// Readable when a stop was requested, for an executor waiting in poll(2).
-    let control = Wakeup()
+    /// Readable when a stop was requested, for a command's executor waiting in poll(2).
+    let control: Wakeup?
     private let state = Mutex(State())
 
     init(job: ClaimedJob, kind: Kind, timeout: Duration?, gracePeriod: Duration) {
@@ -42,6 +42,7 @@ final class Execution: @unchecked Sendable {
         self.kind = kind
         self.timeout = timeout
         self.gracePeriod = gracePeriod
+        control = kind == .command ? Wakeup() : nil
     }
 
     var deadline: ContinuousClock.Instant? { timeout.map { startedAt + $0 } }
@@ -58,7 +59,7 @@ final class Execution: @unchecked Sendable {
             return state.cancelTask
         }
         cancelTask?()
-        control.signal()
+        control?.signal()
     }
 
     /// Records the Swift task running the job, cancelling it at once if a stop came first.
