@@ -28,12 +28,14 @@ demo: build
 
 # Throughput of the queue layer, then of the whole system (drover start, real processes), release
 # builds, against a throwaway PostgreSQL with its default durability. QUEUE_ARGS and SYSTEM_ARGS pass
-# options through, e.g. make bench QUEUE_ARGS="--jobs 20000 --runs 3" SYSTEM_ARGS="--runs 1".
+# options through, e.g. make bench QUEUE_ARGS="--jobs 20000 --runs 3" SYSTEM_ARGS="--runs 1"; the last
+# run times command handlers (/bin/true: one fork/exec per job), COMMAND_ARGS for its options.
 bench: deps
 	$(SWIFT) build -c release --product drover-bench
 	$(SWIFT) build -c release --product drover
 	DROVER_PG_DURABLE=1 scripts/with-postgres sh -c '\
-	  "$$0/drover-bench" queue $(QUEUE_ARGS) && "$$0/drover-bench" system $(SYSTEM_ARGS)' \
+	  "$$0/drover-bench" queue $(QUEUE_ARGS) && "$$0/drover-bench" system $(SYSTEM_ARGS) && \
+	  "$$0/drover-bench" system --command /bin/true --jobs 20000 $(COMMAND_ARGS)' \
 	  $(shell $(SWIFT) build -c release --show-bin-path)
 
 clean:

@@ -16,6 +16,8 @@ struct SystemBenchmark: ParsableCommand {
     @Option(help: "Worker processes.") var workers = 2
     @Option(help: "Threads per worker.") var threads = 5
     @Option(help: "The drover binary (default: next to this one).") var drover: String?
+    @Option(help: "Run each job as this command (a handler), such as /bin/true, instead of a no-op in the worker.")
+    var command: String?
     @Option(name: .customLong("database-url"), help: "The database (default: $DROVER_TEST_DATABASE_URL).")
     var databaseURL: String?
 
@@ -35,7 +37,8 @@ struct SystemBenchmark: ParsableCommand {
         }
         let admin = try Connection(url, applicationName: "drover-bench")
         let machine = try Machine.describe(admin)
-        print("drover system benchmark: \(jobs) no-op jobs, \(workers) workers × \(threads) threads and a dispatcher, \(runs) runs")
+        let kind = command.map { "command jobs (\($0))" } ?? "no-op jobs"
+        print("drover system benchmark: \(jobs) \(kind), \(workers) workers × \(threads) threads and a dispatcher, \(runs) runs")
         print(machine.summary)
         var results: [Run] = []
         for number in 1...runs {
@@ -55,6 +58,7 @@ struct SystemBenchmark: ParsableCommand {
         print(String(format: "worker RSS, after a run (KiB) %9d", medianKiB(\.workerBusyKiB)))
         let summary: [String: AnyEncodable] = [
             "benchmark": AnyEncodable("system"), "jobs": AnyEncodable(jobs), "runs": AnyEncodable(runs),
+            "command": AnyEncodable(command ?? ""),
             "workers": AnyEncodable(workers), "threads": AnyEncodable(threads),
             "jobs_per_s_median": AnyEncodable(throughput.rounded()),
             "jobs_per_s": AnyEncodable(results.map { $0.jobsPerSecond.rounded() }),
@@ -84,6 +88,9 @@ struct SystemBenchmark: ParsableCommand {
                 processes: \(workers)
             dispatchers:
               - polling_interval: 1s
+            handlers:
+              bench.command:
+                command: [\(command ?? "/bin/true")]
             """.write(toFile: config, atomically: true, encoding: .utf8)
         chmod(config, 0o644)
 
@@ -117,7 +124,7 @@ struct SystemBenchmark: ParsableCommand {
         var enqueued = 0
         while enqueued < jobs {
             let count = min(10_000, jobs - enqueued)
-            try store.enqueue((0..<count).map { _ in NewJob("drover.test.noop") }, on: admin)
+            try store.enqueue((0..<count).map { _ in NewJob(command == nil ? "drover.test.noop" : "bench.command") }, on: admin)
             enqueued += count
         }
         try waitFor("every job to finish", timeout: .seconds(600)) {

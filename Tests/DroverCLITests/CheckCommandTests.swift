@@ -26,6 +26,28 @@ struct CheckCommandTests {
         }
     }
 
+    @Test("a handler whose program is missing or not executable is a warning, not an error")
+    func handlerPrograms() throws {
+        let text = """
+            handlers:
+              Present:
+                command: [sh, -c, "true"]
+              Missing:
+                command: [no-such-program-for-drover]
+              Unrunnable:
+                command: [/etc/passwd]
+            """
+        try withFile(text) { path in
+            let outcome = try DroverBinary.run(["check", "--config", path, "--quiet"])
+            #expect(outcome.status == 0, "\(outcome)")
+            let warnings = outcome.stderr.split(separator: "\n")
+            #expect(warnings == [
+                "drover: warning: handlers.Missing.command: no-such-program-for-drover is not in PATH (\(ProcessInfo.processInfo.environment["PATH"] ?? "")); its jobs will fail until it is installed",
+                "drover: warning: handlers.Unrunnable.command: /etc/passwd is not an executable file; its jobs will fail until it is",
+            ])
+        }
+    }
+
     @Test("an invalid or unsafe file exits 78 naming file, line and key; nothing is printed on stdout")
     func invalid() throws {
         try withFile("workers:\n  - queues: [mail]\n    threads: 0\n") { path in

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DroverRuntime
+import Foundation
 
 /// `drover check`: validates the configuration without starting anything.
 struct CheckCommand: ParsableCommand {
@@ -9,7 +10,8 @@ struct CheckCommand: ParsableCommand {
         discussion: """
             Reads --config (else $DROVER_CONFIG, else /etc/drover/drover.yml), reports the first problem \
             with its file, line and key (exit 78), or prints the whole configuration with every default \
-            filled in (exit 0). It does not connect to the database.
+            filled in (exit 0). It does not connect to the database. A handler whose program is not \
+            installed (or not executable) is reported as a warning on stderr, not an error.
             """
     )
 
@@ -22,6 +24,9 @@ struct CheckCommand: ParsableCommand {
 
     func run() throws {
         let configuration = try reportingErrors { try ConfigurationLoader.load(explicitPath: configPath) }
+        for warning in configuration?.handlerWarnings(environment: ProcessInfo.processInfo.environment) ?? [] {
+            FileHandle.standardError.write(Data("drover: warning: \(warning)\n".utf8))
+        }
         guard !quiet else { return }
         if let path = configuration?.path {
             print("# \(path) is valid; the configuration in effect, with defaults filled in:")

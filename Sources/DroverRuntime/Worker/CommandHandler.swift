@@ -64,16 +64,22 @@ struct CommandHandler: Sendable {
     /// The program to exec: as given when it holds a `/`, else the first executable of that name
     /// in the command's PATH.
     func program() -> String? {
-        let name = command[0]
+        Self.locate(command[0], path: environment["PATH"] ?? Self.defaultPath)
+    }
+
+    /// `name` when it holds a `/`, else the first executable file of that name in `path`.
+    static func locate(_ name: String, path: String) -> String? {
         if name.contains("/") { return name }
-        for directory in (environment["PATH"] ?? Self.defaultPath).split(separator: ":") where !directory.isEmpty {
+        for directory in path.split(separator: ":") where !directory.isEmpty {
             let candidate = "\(directory)/\(name)"
-            var info = stat()
-            if stat(candidate, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG, access(candidate, X_OK) == 0 {
-                return candidate
-            }
+            if isExecutableFile(candidate) { return candidate }
         }
         return nil
+    }
+
+    static func isExecutableFile(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG && access(path, X_OK) == 0
     }
 
     /// Looks `name` up in the user database: its uid, primary group, supplementary groups and home.
@@ -95,5 +101,24 @@ struct CommandHandler: Sendable {
                 + "(it runs as uid \(geteuid())); remove user: or start drover as root")
         }
         return Credentials(name: name, uid: uid, gid: gid, groups: Array(groups.prefix(Int(count))), home: home)
+    }
+}
+
+extension Configuration {
+    /// Handlers whose program cannot be found or run here, one line each, for `drover check`: not
+    /// errors, since a deployment may install the program after the configuration.
+    public func handlerWarnings(environment: [String: String]) -> [String] {
+        handlers.sorted { $0.key < $1.key }.compactMap { name, handler in
+            let program = handler.command[0]
+            let path = handler.environment["PATH"] ?? environment["PATH"] ?? CommandHandler.defaultPath
+            guard let found = CommandHandler.locate(program, path: path) else {
+                return "handlers.\(name).command: \(program) is not in PATH (\(path)); its jobs will fail until it is installed"
+            }
+            let resolved = found.hasPrefix("/") || handler.workingDirectory == nil ? found : "\(handler.workingDirectory!)/\(found)"
+            guard CommandHandler.isExecutableFile(resolved) else {
+                return "handlers.\(name).command: \(resolved) is not an executable file; its jobs will fail until it is"
+            }
+            return nil
+        }
     }
 }
