@@ -5,21 +5,35 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
+#include <pthread.h>
+#include <sched.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-// Between fork and exec only async-signal-safe calls: no malloc, no locks, no Swift.
+// The child is started with clone(CLONE_VM | CLONE_VFORK), as glibc's posix_spawn does: it shares
+// the worker's memory (so no page tables are copied, which a fork of a worker with many threads and
+// mappings pays for on every job) and the worker's thread waits until it has exec'd or exited. Until
+// exec the child runs only system calls on its own stack, and reports a failure in `failure`.
+// Signals are blocked around the clone so that no handler of the worker's runs in the child.
 
-static void report_and_exit(int fd, int step) {
-    struct drover_spawn_failure failure = {step, errno};
-    ssize_t ignored = write(fd, &failure, sizeof failure);
-    (void)ignored;
+struct spawn_arguments {
+    const struct drover_command *command;
+    pid_t parent;
+    int failed;
+    struct drover_spawn_failure failure;
+};
+
+static int fail(struct spawn_arguments *arguments, int step) {
+    arguments->failure.step = step;
+    arguments->failure.error = errno;
+    arguments->failed = 1;
     _exit(127);
 }
 
-// Moves `fd` to `target` (0, 1 or 2) without clobbering a descriptor still to be moved.
+// Moves `fd` to `target` (0, 1 or 2).
 static int move_to(int fd, int target) {
     if (fd == target) {
         int flags = fcntl(fd, F_GETFD);
@@ -28,14 +42,17 @@ static int move_to(int fd, int target) {
     return dup2(fd, target) < 0 ? -1 : 0;
 }
 
-static void child(const struct drover_command *command, int report, pid_t parent) {
+static int child(void *context) {
+    struct spawn_arguments *arguments = context;
+    const struct drover_command *command = arguments->command;
     // A process group of its own, so that TERM and KILL reach everything the command starts.
-    if (setpgid(0, 0) != 0) report_and_exit(report, DROVER_STEP_SETUP);
-    // If the worker dies (even by SIGKILL), the command goes with it. The forking thread lives as
-    // long as the worker; its grandchildren are the supervisor's to clean up (it is a subreaper).
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) report_and_exit(report, DROVER_STEP_SETUP);
-    if (getppid() != parent) _exit(127);
+    if (setpgid(0, 0) != 0) fail(arguments, DROVER_STEP_SETUP);
+    // If the worker dies (even by SIGKILL), the command goes with it. The cloning thread lives as
+    // long as the worker; what the command starts is the supervisor's to clean up (a subreaper).
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) fail(arguments, DROVER_STEP_SETUP);
+    if (getppid() != arguments->parent) _exit(127);
 
+    // Every signal at its default disposition, none blocked (the worker blocks several).
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
@@ -43,73 +60,59 @@ static void child(const struct drover_command *command, int report, pid_t parent
         if (signal == SIGKILL || signal == SIGSTOP) continue;
         sigaction(signal, &dfl, NULL);  // fails harmlessly for glibc's internal signals
     }
+
+    if (move_to(command->stdin_fd, 0) != 0 || move_to(command->stdout_fd, 1) != 0 || move_to(command->stderr_fd, 2) != 0) {
+        fail(arguments, DROVER_STEP_SETUP);
+    }
+    syscall(SYS_close_range, 3, ~0U, 0);
+
+    if (command->directory && chdir(command->directory) != 0) fail(arguments, DROVER_STEP_DIRECTORY);
+    if (command->switch_user) {
+        // Raw system calls: they change this task only (glibc's wrappers would try to change every
+        // thread of the worker, whose memory this child shares).
+        if (syscall(SYS_setgroups, command->group_count, command->groups) != 0) fail(arguments, DROVER_STEP_USER);
+        if (syscall(SYS_setresgid, command->gid, command->gid, command->gid) != 0) fail(arguments, DROVER_STEP_USER);
+        if (syscall(SYS_setresuid, command->uid, command->uid, command->uid) != 0) fail(arguments, DROVER_STEP_USER);
+    }
     sigset_t none;
     sigemptyset(&none);
-    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) report_and_exit(report, DROVER_STEP_SETUP);
-
-    // The report pipe must survive the moves; the three pipes are above 2 in the worker.
-    if (report <= 2) {
-        int moved = fcntl(report, F_DUPFD_CLOEXEC, 3);
-        if (moved < 0) _exit(127);
-        report = moved;
-    }
-    if (move_to(command->stdin_fd, 0) != 0 || move_to(command->stdout_fd, 1) != 0 || move_to(command->stderr_fd, 2) != 0) {
-        report_and_exit(report, DROVER_STEP_SETUP);
-    }
-    // Everything else closes: below the report pipe now, above it at exec (it is CLOEXEC).
-    if (report > 3) syscall(SYS_close_range, 3, report - 1, 0);
-    syscall(SYS_close_range, report + 1, ~0U, 0);
-
-    if (command->directory && chdir(command->directory) != 0) report_and_exit(report, DROVER_STEP_DIRECTORY);
-    if (command->switch_user) {
-        // Raw system calls: this process has one thread, and glibc's wrappers would try to
-        // synchronize the credentials of threads the fork did not copy.
-        if (syscall(SYS_setgroups, command->group_count, command->groups) != 0) report_and_exit(report, DROVER_STEP_USER);
-        if (syscall(SYS_setresgid, command->gid, command->gid, command->gid) != 0) report_and_exit(report, DROVER_STEP_USER);
-        if (syscall(SYS_setresuid, command->uid, command->uid, command->uid) != 0) report_and_exit(report, DROVER_STEP_USER);
-    }
+    if (sigprocmask(SIG_SETMASK, &none, NULL) != 0) fail(arguments, DROVER_STEP_SETUP);
     execve(command->path, command->argv, command->envp);
-    report_and_exit(report, DROVER_STEP_EXEC);
+    fail(arguments, DROVER_STEP_EXEC);
+    return 127;
 }
 
 int drover_spawn_command(const struct drover_command *command, pid_t *pid, struct drover_spawn_failure *failure) {
-    int report[2];
-    if (pipe2(report, O_CLOEXEC) != 0) {
+    static const size_t stack_size = 256 * 1024;
+    void *stack = mmap(NULL, stack_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (stack == MAP_FAILED) {
         failure->step = DROVER_STEP_FORK;
         failure->error = errno;
         return -1;
     }
-    pid_t parent = getpid();
-    pid_t forked = fork();
-    if (forked < 0) {
-        failure->step = DROVER_STEP_FORK;
-        failure->error = errno;
-        close(report[0]);
-        close(report[1]);
-        return -1;
-    }
-    if (forked == 0) {
-        close(report[0]);
-        child(command, report[1], parent);
-    }
-    close(report[1]);
-    // Also from this side, so that a signal sent to the group right away finds it.
-    setpgid(forked, forked);
+    sigset_t all, previous;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, &previous);
 
-    struct drover_spawn_failure reported;
-    ssize_t n;
-    do {
-        n = read(report[0], &reported, sizeof reported);
-    } while (n < 0 && errno == EINTR);
-    close(report[0]);
-    if (n == sizeof reported) {
-        // The child exits at once: reap it so that no zombie is left.
-        int status;
-        while (waitpid(forked, &status, 0) < 0 && errno == EINTR) {}
-        *failure = reported;
+    struct spawn_arguments arguments = {command, getpid(), 0, {0, 0}};
+    pid_t child_pid = clone(child, (char *)stack + stack_size, CLONE_VM | CLONE_VFORK | SIGCHLD, &arguments);
+    int clone_error = errno;
+
+    pthread_sigmask(SIG_SETMASK, &previous, NULL);
+    munmap(stack, stack_size);
+    if (child_pid < 0) {
+        failure->step = DROVER_STEP_FORK;
+        failure->error = clone_error;
         return -1;
     }
-    *pid = forked;
+    if (arguments.failed) {
+        // The child has exited: reap it so that no zombie is left.
+        int status;
+        while (waitpid(child_pid, &status, 0) < 0 && errno == EINTR) {}
+        *failure = arguments.failure;
+        return -1;
+    }
+    *pid = child_pid;
     return 0;
 }
 

@@ -62,11 +62,11 @@ enum {
     DROVER_STEP_SETUP = 5,
 };
 
-/// Starts a job's command: fork, then in the child (C only, async-signal-safe calls only) a process
-/// group of its own, SIGKILL when the forking thread's process dies (PR_SET_PDEATHSIG), default
-/// signal dispositions and an empty mask, the three pipes as stdio, every other descriptor closed,
-/// the working directory, the user, and exec. A failure before exec is reported back through a
-/// close-on-exec pipe: returns 0 and sets `*pid`, or returns -1 and fills `*failure`.
+/// Starts a job's command: clone(CLONE_VM | CLONE_VFORK) as posix_spawn does, then in the child
+/// (C only, system calls only) a process group of its own, SIGKILL when the calling thread dies
+/// (PR_SET_PDEATHSIG), default signal dispositions and an empty mask, the three pipes as stdio,
+/// every other descriptor closed, the working directory, the user, and exec. Returns 0 and sets
+/// `*pid` once the command runs, or returns -1 and fills `*failure` with the step that failed.
 int drover_spawn_command(const struct drover_command *command, pid_t *pid, struct drover_spawn_failure *failure);
 
 /// prctl(PR_SET_CHILD_SUBREAPER): orphans among this process's descendants become its children.

@@ -163,6 +163,9 @@ struct CommandHandlerTests {
                 command: [no-such-program-anywhere]
               Lost:
                 command: [/nonexistent/program]
+              Elsewhere:
+                command: [/bin/true]
+                working_directory: /nonexistent-directory
             """)
         let ghost = try jobs.enqueue("Ghost", maxAttempts: 1)
         let lost = try jobs.enqueue("Lost", maxAttempts: 1)
@@ -171,6 +174,10 @@ struct CommandHandlerTests {
         #expect(notFound.lastError?.message.contains("no-such-program-anywhere was not found in PATH") == true)
         let cannotStart = try jobs.waitUntilState(lost, .failed)
         #expect(cannotStart.lastError?.message == "cannot start /nonexistent/program: No such file or directory")
+        let elsewhere = try jobs.enqueue("Elsewhere", maxAttempts: 1)
+        let noDirectory = try jobs.waitUntilState(elsewhere, .failed)
+        #expect(noDirectory.lastError?.message
+                == "cannot start /bin/true: working directory /nonexistent-directory: No such file or directory")
         #expect(try jobs.harness.stop().status == 0)
     }
 
