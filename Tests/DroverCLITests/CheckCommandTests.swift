@@ -26,6 +26,17 @@ struct CheckCommandTests {
         }
     }
 
+    @Test("a handler's env values whose names look secret are printed as ***")
+    func secretEnvironment() throws {
+        let text = "handlers:\n  Send:\n    command: [sh]\n    env: {API_KEY: k-123, db_password: p-456, GithubToken: t-789, LANG: C.UTF-8}\n"
+        try withFile(text) { path in
+            let outcome = try DroverBinary.run(["check", "--config", path])
+            #expect(outcome.status == 0, "\(outcome)")
+            #expect(outcome.stdout.contains(#"env: {"API_KEY": "***", "GithubToken": "***", "LANG": "C.UTF-8", "db_password": "***"}"#))
+            for secret in ["k-123", "p-456", "t-789"] { #expect(!outcome.stdout.contains(secret)) }
+        }
+    }
+
     @Test("a handler whose program is missing or not executable is a warning, not an error")
     func handlerPrograms() throws {
         let text = """

@@ -3,7 +3,8 @@ import Foundation
 
 extension Configuration {
     /// The configuration with every default filled in, as YAML that reads back as the same
-    /// configuration. Strings are written JSON-quoted (valid YAML); the database password is `***`.
+    /// configuration. Strings are written JSON-quoted (valid YAML); the database password is `***`,
+    /// and so is a handler's `env` value whose name looks secret (``isSecretName(_:)``).
     public func renderedYAML() -> String {
         var lines: [String] = []
         func quote(_ s: String) -> String {
@@ -44,7 +45,10 @@ extension Configuration {
             if let timeout = handler.timeout { lines.append("    timeout: \(duration(timeout))") }
             lines.append("    grace_period: \(duration(handler.gracePeriod))")
             if let maxAttempts = handler.maxAttempts { lines.append("    max_attempts: \(maxAttempts)") }
-            if !handler.environment.isEmpty { lines.append("    env: \(map(handler.environment))") }
+            if !handler.environment.isEmpty {
+                let shown = Dictionary(uniqueKeysWithValues: handler.environment.map { ($0.key, Self.isSecretName($0.key) ? "***" : $0.value) })
+                lines.append("    env: \(map(shown))")
+            }
             if let directory = handler.workingDirectory { lines.append("    working_directory: \(quote(directory))") }
             if let user = handler.user { lines.append("    user: \(quote(user))") }
         }
@@ -71,5 +75,12 @@ extension Configuration {
         lines.append("  preserve_finished_jobs: \(retention.preserveFinishedJobs)")
         lines.append("  clear_finished_after: \(duration(retention.clearFinishedAfter))")
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Whether an environment variable's name says it holds a secret: PASSWORD, PASSWD, SECRET,
+    /// TOKEN, KEY or CREDENTIAL in any case (`API_KEY`, `db_password`, `GithubToken`).
+    public static func isSecretName(_ name: String) -> Bool {
+        let upper = name.uppercased()
+        return ["PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL"].contains { upper.contains($0) }
     }
 }
