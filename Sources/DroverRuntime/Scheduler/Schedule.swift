@@ -1,0 +1,340 @@
+import Foundation
+
+/// When a recurring task runs: a cron expression in a time zone, or a fixed interval.
+///
+/// ```swift
+/// let nightly = try Schedule("0 3 * * *", timeZone: "Europe/Berlin")
+/// let next = nightly.next(after: Date())
+/// ```
+///
+/// Cron expressions have 5 fields (minute hour day-of-month month day-of-week) or 6 (seconds
+/// first), with `*`, lists (`1,15`), ranges (`1-5`), steps (`*/7`, `10-50/20`, `5/15`) and names
+/// (`JAN`–`DEC`, `SUN`–`SAT`; day 7 is Sunday too), or one of `@yearly` (`@annually`), `@monthly`,
+/// `@weekly`, `@daily` (`@midnight`) and `@hourly`. As in Vixie cron, when both day fields are
+/// restricted a day matching either runs, and a field starting with `*` is unrestricted.
+/// `every 5m` runs every 5 minutes, aligned on the Unix epoch so that every host agrees.
+///
+/// Daylight-saving time, the way cron users expect: a time that does not exist (the skipped hour in
+/// spring) runs when the clocks jump, once however many of the schedule's times fell in the gap; a
+/// time that occurs twice (the repeated hour in autumn) runs at its first occurrence only.
+public struct Schedule: Sendable, Equatable, CustomStringConvertible {
+    public enum Kind: Sendable, Equatable {
+        case cron(CronFields)
+        case every(Duration)
+    }
+
+    public let kind: Kind
+    public let timeZone: TimeZone
+    /// The text it was parsed from.
+    public let description: String
+
+    public struct ParseError: Error, Sendable, Equatable, CustomStringConvertible {
+        public let description: String
+    }
+
+    public init(_ text: String, timeZone name: String? = nil) throws(ParseError) {
+        let trimmed = text.trimmingCharacters(in: .whitespaces)
+        description = trimmed
+        guard let zone = name.map({ TimeZone(identifier: $0) }) ?? TimeZone(identifier: "UTC") else {
+            throw ParseError(description: "time zone \"\(name ?? "")\" is not in the time zone database: use an IANA name such as Europe/Berlin or UTC")
+        }
+        timeZone = zone
+        let lowered = trimmed.lowercased()
+        if lowered.hasPrefix("every ") {
+            let amount = String(trimmed.dropFirst("every ".count)).trimmingCharacters(in: .whitespaces)
+            guard let interval = DurationText.parse(amount), interval >= .seconds(1), interval <= .seconds(366 * 86_400) else {
+                throw ParseError(description: "schedule \"\(trimmed)\": \"\(amount)\" is not an interval from 1s to 366d, such as every 5m or every 1h30m")
+            }
+            kind = .every(interval)
+            return
+        }
+        let macros = ["@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *", "@monthly": "0 0 1 * *", "@weekly": "0 0 * * 0",
+                      "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@hourly": "0 * * * *"]
+        let expression: String
+        if lowered.hasPrefix("@") {
+            guard let expanded = macros[lowered] else {
+                throw ParseError(description: "schedule \"\(trimmed)\": unknown shorthand; use @yearly, @monthly, @weekly, @daily or @hourly")
+            }
+            expression = expanded
+        } else {
+            expression = trimmed
+        }
+        do {
+            kind = .cron(try CronFields(expression))
+        } catch {
+            throw ParseError(description: "schedule \"\(trimmed)\": \(error.description)")
+        }
+    }
+
+    /// The first run strictly after `date`.
+    public func next(after date: Date) -> Date? {
+        switch kind {
+        case .every(let interval):
+            let step = interval.seconds
+            let seconds = date.timeIntervalSince1970
+            return Date(timeIntervalSince1970: (floor(seconds / step) + 1) * step)
+        case .cron(let fields):
+            return fields.next(after: date, in: timeZone)
+        }
+    }
+
+    /// The runs in `(after, through]`, at most `limit` of them.
+    public func runs(after: Date, through: Date, limit: Int = 10_000) -> [Date] {
+        var runs: [Date] = []
+        var cursor = after
+        while runs.count < limit, let run = next(after: cursor), run <= through {
+            runs.append(run)
+            cursor = run
+        }
+        return runs
+    }
+}
+
+/// The fields of a cron expression, as sets of allowed values.
+public struct CronFields: Sendable, Equatable {
+    struct Field: Sendable, Equatable {
+        var allowed: UInt64 = 0
+        /// Written starting with `*`: unrestricted, for the day-of-month/day-of-week rule.
+        var star = false
+        func contains(_ value: Int) -> Bool { allowed & (1 << UInt64(value)) != 0 }
+        /// The smallest allowed value at or above `value`.
+        func first(atLeast value: Int, max: Int) -> Int? {
+            guard value <= max else { return nil }
+            for candidate in value...max where contains(candidate) { return candidate }
+            return nil
+        }
+    }
+
+    struct FieldError: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    var seconds: Field
+    var minutes: Field
+    var hours: Field
+    var days: Field
+    var months: Field
+    var weekdays: Field
+
+    static let monthNames = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
+    static let dayNames = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
+
+    init(_ expression: String) throws(FieldError) {
+        let parts = expression.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard parts.count == 5 || parts.count == 6 else {
+            throw FieldError(description: "has \(parts.count) fields; use 5 (minute hour day-of-month month day-of-week), "
+                             + "6 with seconds first, @daily-style shorthands, or every 5m")
+        }
+        let offset = parts.count - 5
+        seconds = offset == 1 ? try Self.field(parts[0], "second", 0...59) : Field(allowed: 1)
+        minutes = try Self.field(parts[offset], "minute", 0...59)
+        hours = try Self.field(parts[offset + 1], "hour", 0...23)
+        days = try Self.field(parts[offset + 2], "day of month", 1...31)
+        months = try Self.field(parts[offset + 3], "month", 1...12, names: Self.monthNames, firstName: 1)
+        weekdays = try Self.field(parts[offset + 4], "day of week", 0...7, names: Self.dayNames, firstName: 0)
+        if weekdays.contains(7) { weekdays.allowed |= 1 }  // 7 is Sunday too
+        weekdays.allowed &= ~(1 << 7)
+    }
+
+    private static func field(
+        _ text: String, _ name: String, _ range: ClosedRange<Int>, names: [String] = [], firstName: Int = 0
+    ) throws(FieldError) -> Field {
+        var field = Field()
+        field.star = text.hasPrefix("*")
+        func value(_ token: String) throws(FieldError) -> Int {
+            if let number = Int(token) {
+                guard range.contains(number) else {
+                    throw FieldError(description: "\(name) \(number) is out of range \(range.lowerBound)–\(range.upperBound)")
+                }
+                return number
+            }
+            if let index = names.firstIndex(of: token.uppercased()) { return index + firstName }
+            if token == "?" {
+                throw FieldError(description: "\(name) \"?\" is not supported; use *")
+            }
+            throw FieldError(description: "\(name) \"\(token)\" is not a number"
+                             + (names.isEmpty ? "" : " or a name (\(names.first!)…\(names.last!))"))
+        }
+        for item in text.split(separator: ",", omittingEmptySubsequences: false).map(String.init) {
+            guard !item.isEmpty else { throw FieldError(description: "\(name) \"\(text)\" has an empty list item") }
+            let pieces = item.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
+            guard pieces.count <= 2 else { throw FieldError(description: "\(name) \"\(item)\" has more than one /") }
+            var step = 1
+            if pieces.count == 2 {
+                guard let n = Int(pieces[1]), n >= 1, n <= range.upperBound else {
+                    throw FieldError(description: "\(name) step \"\(pieces[1])\" is not a number from 1 to \(range.upperBound)")
+                }
+                step = n
+            }
+            let low: Int
+            let high: Int
+            if pieces[0] == "*" {
+                (low, high) = (range.lowerBound, range.upperBound)
+            } else if let dash = pieces[0].firstIndex(of: "-") {
+                low = try value(String(pieces[0][..<dash]))
+                high = try value(String(pieces[0][pieces[0].index(after: dash)...]))
+                guard low <= high else {
+                    throw FieldError(description: "\(name) range \"\(pieces[0])\" runs backwards; write it low-high")
+                }
+            } else {
+                low = try value(pieces[0])
+                high = pieces.count == 2 ? range.upperBound : low  // "5/15": from 5 to the end, every 15
+            }
+            for v in stride(from: low, through: high, by: step) { field.allowed |= 1 << UInt64(v) }
+        }
+        return field
+    }
+
+    /// Whether `day` (of `month` in `year`, a `weekday` with 0 = Sunday) is a day to run.
+    func dayMatches(day: Int, weekday: Int) -> Bool {
+        switch (days.star, weekdays.star) {
+        case (true, true): return true
+        case (false, true): return days.contains(day)
+        case (true, false): return weekdays.contains(weekday)
+        case (false, false): return days.contains(day) || weekdays.contains(weekday)
+        }
+    }
+
+    /// The first run strictly after `date`, in `zone`.
+    func next(after date: Date, in zone: TimeZone) -> Date? {
+        let after = date.timeIntervalSince1970
+        // Wall-clock seconds (as if UTC) of the first whole second after `date`.
+        var wall = LocalTime.wallClock(floor(after) + 1, in: zone)
+        for _ in 0..<10_000 {
+            guard let match = nextMatch(atOrAfter: wall) else { return nil }
+            let instant = LocalTime.instant(forWallClock: match, in: zone)
+            if instant > after { return Date(timeIntervalSince1970: instant) }
+            // The first occurrence of a repeated time is already past: look further on.
+            wall = match + 1
+        }
+        return nil
+    }
+
+    /// The first wall-clock second at or after `wall` (seconds since 1970 as if UTC) that matches.
+    func nextMatch(atOrAfter wall: Int64) -> Int64? {
+        var t = Civil(wall)
+        let limit = t.year + 30  // Feb 29 on a given weekday comes back within 28 years
+        while t.year <= limit {
+            guard let month = months.first(atLeast: t.month, max: 12) else {
+                t = Civil(year: t.year + 1, month: 1, day: 1)
+                continue
+            }
+            if month != t.month { t = Civil(year: t.year, month: month, day: 1) }
+            if t.day > Civil.daysIn(year: t.year, month: t.month) {
+                t = t.month == 12 ? Civil(year: t.year + 1, month: 1, day: 1) : Civil(year: t.year, month: t.month + 1, day: 1)
+                continue
+            }
+            if !dayMatches(day: t.day, weekday: t.weekday) {
+                t = t.startOfNextDay
+                continue
+            }
+            guard let hour = hours.first(atLeast: t.hour, max: 23) else {
+                t = t.startOfNextDay
+                continue
+            }
+            if hour != t.hour { t = Civil(year: t.year, month: t.month, day: t.day, hour: hour) }
+            guard let minute = minutes.first(atLeast: t.minute, max: 59) else {
+                t = t.hour == 23 ? t.startOfNextDay : Civil(year: t.year, month: t.month, day: t.day, hour: t.hour + 1)
+                continue
+            }
+            if minute != t.minute { t = Civil(year: t.year, month: t.month, day: t.day, hour: t.hour, minute: minute) }
+            guard let second = seconds.first(atLeast: t.second, max: 59) else {
+                t = Civil(t.seconds - Int64(t.second) + 60)  // the next minute
+                continue
+            }
+            t.second = second
+            return t.seconds
+        }
+        return nil
+    }
+}
+
+/// A wall-clock date and time without a zone (proleptic Gregorian).
+struct Civil: Equatable {
+    var year: Int
+    var month: Int
+    var day: Int
+    var hour = 0
+    var minute = 0
+    var second = 0
+
+    init(year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0, second: Int = 0) {
+        self.year = year
+        self.month = month
+        self.day = day
+        self.hour = hour
+        self.minute = minute
+        self.second = second
+    }
+
+    /// From seconds since 1970-01-01 00:00:00 (as if UTC).
+    init(_ seconds: Int64) {
+        let days = Int64(floor(Double(seconds) / 86_400))
+        let rest = Int(seconds - days * 86_400)
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        let d = doy - (153 * mp + 2) / 5 + 1
+        let m = mp < 10 ? mp + 3 : mp - 9
+        self.init(year: Int(yoe + era * 400 + (m <= 2 ? 1 : 0)), month: Int(m), day: Int(d),
+                  hour: rest / 3600, minute: rest % 3600 / 60, second: rest % 60)
+    }
+
+    /// Days since 1970-01-01 (Hinnant's days_from_civil).
+    var days: Int64 {
+        let y = Int64(month <= 2 ? year - 1 : year)
+        let era = (y >= 0 ? y : y - 399) / 400
+        let yoe = y - era * 400
+        let m = Int64(month)
+        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
+        return era * 146_097 + doe - 719_468
+    }
+
+    var seconds: Int64 { days * 86_400 + Int64(hour * 3600 + minute * 60 + second) }
+
+    /// 0 = Sunday.
+    var weekday: Int { Int(((days % 7) + 11) % 7) }
+
+    var startOfNextDay: Civil { Civil((days + 1) * 86_400) }
+
+    static func daysIn(year: Int, month: Int) -> Int {
+        switch month {
+        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
+        case 4, 6, 9, 11: return 30
+        default: return 31
+        }
+    }
+}
+
+/// Wall clocks and instants in a time zone, daylight-saving transitions included.
+enum LocalTime {
+    /// The wall-clock time (seconds since 1970 as if UTC) in `zone` at the instant `seconds`.
+    static func wallClock(_ seconds: Double, in zone: TimeZone) -> Int64 {
+        let instant = Date(timeIntervalSince1970: seconds)
+        return Int64(seconds) + Int64(zone.secondsFromGMT(for: instant))
+    }
+
+    /// The instant (seconds since 1970) at which the wall clock of `zone` shows `wall`: its first
+    /// occurrence when it shows it twice; when it never shows it (a gap), the end of the gap.
+    static func instant(forWallClock wall: Int64, in zone: TimeZone) -> Double {
+        // The offsets in force a day either side cover every transition near `wall`.
+        let around = [-86_400, 0, 86_400].map { zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(wall + Int64($0)))) }
+        var candidates: [Int64] = []
+        for offset in Set(around) {
+            let t = wall - Int64(offset)
+            if zone.secondsFromGMT(for: Date(timeIntervalSince1970: Double(t))) == offset { candidates.append(t) }
+        }
+        if let first = candidates.min() { return Double(first) }
+        // In a gap: the clocks jumped over `wall`. Run at the jump.
+        let before = Double(wall - Int64(around.max()!))
+        if let transition = zone.nextDaylightSavingTimeTransition(after: Date(timeIntervalSince1970: before - 1)) {
+            return transition.timeIntervalSince1970
+        }
+        return Double(wall - Int64(around[0]))
+    }
+}
