@@ -17,6 +17,12 @@ struct JobAPITests {
         func perform(_ context: JobContext) async throws {}
     }
 
+    struct Daily: Job {
+        var day: String
+        var uniqueKey: String? { "daily:\(day)" }
+        func perform(_ context: JobContext) async throws {}
+    }
+
     struct Plain: Job {
         var note: String?
         func perform(_ context: JobContext) async throws {}
@@ -54,6 +60,15 @@ struct JobAPITests {
             let first = try #require(jobs.first)
             let kept = try #require(try JobStore(schema: schema).job(first.id, on: db))
             #expect(try kept.arguments?.decode(Plain.self).note == "kept")
+        }
+    }
+
+    @Test("a job type's unique key makes a second enqueue return the live job")
+    func uniqueKey() throws {
+        try TestDatabase.withSchema { schema, db in
+            let first = try db.enqueue(Daily(day: "2026-11-27"), schema: schema)
+            #expect(try db.enqueue(Daily(day: "2026-11-27"), schema: schema) == first)
+            #expect(try db.enqueue(Daily(day: "2026-11-28"), schema: schema) != first)
         }
     }
 

@@ -32,6 +32,20 @@ struct QueueCommandTests {
         }
     }
 
+    @Test("enqueue --unique-key prints the live job's id instead of enqueueing another")
+    func enqueueUniqueKey() throws {
+        try withSchema { schema, store, db throws in
+            let first = try drover(["enqueue", "Nightly", "--unique-key", "nightly:2026-11-27"], schema: schema)
+            let second = try drover(["enqueue", "Nightly", "--unique-key", "nightly:2026-11-27"], schema: schema)
+            #expect(first.status == 0 && second.status == 0, "\(first)\n\(second)")
+            #expect(first.stdout == second.stdout)
+            let empty = try drover(["enqueue", "Nightly", "--unique-key", ""], schema: schema)
+            #expect(empty.status == 64, "\(empty)")
+            #expect(empty.stderr.contains("unique_key must be 1 to 1000 characters"))
+            #expect(try store.listJobs(on: db).count == 1)
+        }
+    }
+
     @Test("jobs cancel --json says what became of the job")
     func cancelJSON() throws {
         try withSchema { schema, store, db throws in

@@ -133,6 +133,8 @@ struct JobRuleTests {
         (NewJob("R", maxAttempts: 1001), #"{"class": "R", "max_attempts": 1001}"#, "max_attempts"),
         (NewJob("R", timeout: .milliseconds(999)), #"{"class": "R", "timeout": 0.999}"#, "timeout"),
         (NewJob("R", timeout: .seconds(604_801)), #"{"class": "R", "timeout": 604801}"#, "timeout"),
+        (NewJob("R", uniqueKey: ""), #"{"class": "R", "unique_key": ""}"#, "unique_key"),
+        (NewJob("R", uniqueKey: String(repeating: "é", count: 1001)), #"{"class": "R", "unique_key": "\#(String(repeating: "é", count: 1001))"}"#, "unique_key"),
     ]
 
     static let boundary: [(job: NewJob, json: String)] = [
@@ -149,6 +151,7 @@ struct JobRuleTests {
         (NewJob("R", timeout: .seconds(1)), #"{"class": "R", "timeout": 1}"#),
         (NewJob("R", timeout: .milliseconds(1500)), #"{"class": "R", "timeout": 1.5}"#),
         (NewJob("R", timeout: .seconds(604_800)), #"{"class": "R", "timeout": 604800}"#),
+        (NewJob("R", uniqueKey: String(repeating: "é", count: 1000)), #"{"class": "R", "unique_key": "\#(String(repeating: "é", count: 1000))"}"#),
     ]
 
     @Test("bad jobs are refused by both, naming the same field, and nothing is written")
@@ -178,7 +181,8 @@ struct JobRuleTests {
                     try db.query("SELECT \(store.schema).enqueue_many(\(DatabaseValue(type: .jsonb, text: "[\(json)]")))")
                 }
             }
-            #expect(try count(store, "jobs", db) == 2 * Self.boundary.count)
+            // The job with a unique key was enqueued once: the second time it is the same job.
+            #expect(try count(store, "jobs", db) == 2 * Self.boundary.count - 1)
         }
     }
 

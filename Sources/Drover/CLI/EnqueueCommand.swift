@@ -46,6 +46,11 @@ struct EnqueueCommand: ParsableCommand {
             + "timeout error; overrides the handler's timeout.", valueName: "duration"))
     var timeout: String?
 
+    @Option(name: .customLong("unique-key"), help: ArgumentHelp(
+        "While a live job (scheduled, ready, running or blocked) has this key, print that job's id instead of "
+            + "enqueueing another.", valueName: "key"))
+    var uniqueKey: String?
+
     @Flag(help: "Print the job as JSON instead of its id.")
     var json = false
 
@@ -90,7 +95,8 @@ struct EnqueueCommand: ParsableCommand {
             limit = duration
         }
         return NewJob(
-            className, arguments: args, queue: queue, priority: priority, runAt: runAt, maxAttempts: maxAttempts, timeout: limit)
+            className, arguments: args, queue: queue, priority: priority, runAt: runAt, maxAttempts: maxAttempts, timeout: limit,
+            uniqueKey: uniqueKey)
     }
 
     func run() throws {

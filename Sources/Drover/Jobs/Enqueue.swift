@@ -15,7 +15,9 @@ extension Connection {
     /// try db.enqueue(RebuildIndex(), runIn: .seconds(60))   // alone: it commits at once
     /// ```
     ///
-    /// Options not given come from the job type (`queue`, `priority`, `maxAttempts`, `timeout`).
+    /// Options not given come from the job type (`queue`, `priority`, `maxAttempts`, `timeout`) and
+    /// the job (`uniqueKey`): while a live job has the same unique key, its id is returned and
+    /// nothing is enqueued.
     ///
     /// - Throws: `QueueError` (`invalidJob`) before anything is sent, so a bad job never aborts the
     ///   caller's transaction; `DatabaseError` when the database fails.
@@ -39,7 +41,7 @@ extension Connection {
         let newJobs = try jobs.map { job in
             NewJob(
                 J.className, arguments: try JSON(encoding: job), queue: queue ?? J.queue, priority: priority ?? J.priority,
-                runAt: at, maxAttempts: maxAttempts ?? J.maxAttempts, timeout: timeout ?? J.timeout)
+                runAt: at, maxAttempts: maxAttempts ?? J.maxAttempts, timeout: timeout ?? J.timeout, uniqueKey: job.uniqueKey)
         }
         return try store.enqueue(newJobs, on: self)
     }

@@ -49,6 +49,9 @@ public protocol Job: Codable, Sendable {
     static var timeout: Duration? { get }
     /// How long a cancelled job may take to end (default: 10 seconds).
     static var gracePeriod: Duration { get }
+    /// While a live job has this key, enqueueing another returns that job (default: none). Computed
+    /// from the job's arguments, such as `"report:\(day)"`.
+    var uniqueKey: String? { get }
 
     func perform(_ context: JobContext) async throws
 }
@@ -60,6 +63,7 @@ extension Job {
     public static var maxAttempts: Int { JobRules.defaultMaxAttempts }
     public static var timeout: Duration? { nil }
     public static var gracePeriod: Duration { .seconds(10) }
+    public var uniqueKey: String? { nil }
 }
 
 /// Runs jobs of type `J` in a worker: decodes the arguments, then performs.

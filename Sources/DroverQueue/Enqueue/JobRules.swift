@@ -12,6 +12,8 @@ public enum JobRules {
     /// Arguments: a JSON object or array of at most this many bytes.
     public static let maxArgumentsBytes = 1_048_576
     public static let defaultQueue = "default"
+    /// Unique keys: any text of 1 to this many characters.
+    public static let maxUniqueKeyLength = 1000
     /// How long one attempt may be allowed to run.
     public static let timeoutRange: ClosedRange<Duration> = .seconds(1)...(.seconds(7 * 86_400))
     public static let defaultMaxAttempts = 5
@@ -64,6 +66,12 @@ public enum JobRules {
         if let timeout = job.timeout, !timeoutRange.contains(timeout) {
             throw QueueError(
                 .invalidJob, "timeout \(timeout) is not from 1 second to 7 days", field: "timeout")
+        }
+        // Characters as PostgreSQL counts them: code points.
+        if let key = job.uniqueKey, !(1...maxUniqueKeyLength).contains(key.unicodeScalars.count) {
+            throw QueueError(
+                .invalidJob, "unique_key must be 1 to \(maxUniqueKeyLength) characters, not \(key.unicodeScalars.count)",
+                field: "unique_key")
         }
     }
 

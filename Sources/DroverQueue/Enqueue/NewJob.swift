@@ -21,10 +21,14 @@ public struct NewJob: Sendable, Equatable {
     /// How long one attempt may run before it is stopped and failed with a timeout error; nil
     /// leaves it to the handler's `timeout`. Whole milliseconds, from 1 second to 7 days.
     public var timeout: Duration?
+    /// While a live job (scheduled, ready, claimed or blocked) has this key, enqueueing this one
+    /// returns that job's id instead of creating another.
+    public var uniqueKey: String?
 
     public init(
         _ className: String, arguments: JSON = JSON.emptyObject, queue: String = JobRules.defaultQueue,
-        priority: Int = 0, runAt: Date? = nil, maxAttempts: Int = JobRules.defaultMaxAttempts, timeout: Duration? = nil
+        priority: Int = 0, runAt: Date? = nil, maxAttempts: Int = JobRules.defaultMaxAttempts, timeout: Duration? = nil,
+        uniqueKey: String? = nil
     ) {
         self.className = className
         self.arguments = arguments
@@ -33,6 +37,7 @@ public struct NewJob: Sendable, Equatable {
         self.runAt = runAt
         self.maxAttempts = maxAttempts
         self.timeout = timeout
+        self.uniqueKey = uniqueKey
     }
 
     /// A job that runs `delay` from now.
@@ -42,10 +47,11 @@ public struct NewJob: Sendable, Equatable {
     /// ```
     public init(
         _ className: String, arguments: JSON = JSON.emptyObject, queue: String = JobRules.defaultQueue,
-        priority: Int = 0, runIn delay: Duration, maxAttempts: Int = JobRules.defaultMaxAttempts, timeout: Duration? = nil
+        priority: Int = 0, runIn delay: Duration, maxAttempts: Int = JobRules.defaultMaxAttempts, timeout: Duration? = nil,
+        uniqueKey: String? = nil
     ) {
         self.init(className, arguments: arguments, queue: queue, priority: priority,
-                  runAt: Date().addingTimeInterval(delay.seconds), maxAttempts: maxAttempts, timeout: timeout)
+                  runAt: Date().addingTimeInterval(delay.seconds), maxAttempts: maxAttempts, timeout: timeout, uniqueKey: uniqueKey)
     }
 
     /// The job as an element of `enqueue_many`'s JSON array. Names were checked (they need no
@@ -56,6 +62,10 @@ public struct NewJob: Sendable, Equatable {
         if maxAttempts != JobRules.defaultMaxAttempts { text += ",\"max_attempts\":\(maxAttempts)" }
         // PostgreSQL's own text for a timestamptz, in UTC: "2026-11-27 03:00:00.5+00".
         if let timeout { text += ",\"timeout\":\(JobRules.timeoutText(timeout))" }
+        // A unique key is any text: it is the one field that needs JSON escaping.
+        if let uniqueKey, let quoted = try? JSONEncoder().encode(uniqueKey) {
+            text += ",\"unique_key\":" + String(decoding: quoted, as: UTF8.self)
+        }
         if let runAt, let timestamp = runAt.databaseText { text += ",\"run_at\":\"\(timestamp)\"" }
         return text + "}"
     }

@@ -1,12 +1,15 @@
 extension DroverSchema {
-    /// Migration 3: per-job timeouts at enqueue, and cancellation of running jobs.
+    /// Migration 3: per-job timeouts and unique keys at enqueue, and cancellation of running jobs.
     ///
     /// A claim gets `cancel_requested_at`: `drover jobs cancel` sets it and notifies the claiming
     /// worker (payload `cancel <process id>` on the schema's channel, which no queue name can be),
     /// and a release never puts a job whose cancellation was asked for back in ready.
     ///
     /// `enqueue_many` and `enqueue` are replaced whole (migration 2 stays as it shipped): they accept
-    /// `timeout`, in seconds, which overrides the handler's.
+    /// `timeout`, in seconds, which overrides the handler's, and `unique_key`: while a live job
+    /// (not finished, not failed) has that key, enqueueing another returns the live job's id. The
+    /// partial unique index `jobs_unique_key_live` decides, with `ON CONFLICT DO NOTHING`, so two
+    /// concurrent enqueues cannot both insert.
     static let jobControlSQL = #"""
         ALTER TABLE claimed_executions ADD COLUMN cancel_requested_at timestamptz;
         COMMENT ON COLUMN claimed_executions.cancel_requested_at IS
@@ -20,6 +23,9 @@ extension DroverSchema {
             problem record;
             ids bigint[];
             woken text[];
+            job record;
+            found_id bigint;
+            keyed bigint[] := '{}';
         BEGIN
             IF new_jobs IS NULL OR jsonb_typeof(new_jobs) <> 'array' THEN
                 RAISE EXCEPTION 'drover: jobs must be a JSON array of job objects such as [{"class": "SendReport", "arguments": {"id": 1}}]'
@@ -35,10 +41,10 @@ extension DroverSchema {
             CROSS JOIN LATERAL (SELECT CASE
                 WHEN jsonb_typeof(e.job) <> 'object' THEN
                     ARRAY['job', 'must be a JSON object such as {"class": "SendReport"}']
-                WHEN e.job - ARRAY['class', 'arguments', 'queue', 'priority', 'run_at', 'max_attempts', 'timeout'] <> '{}'::jsonb THEN
-                    ARRAY['job', format('has an unknown key %s; the keys are class, arguments, queue, priority, run_at, max_attempts and timeout',
+                WHEN e.job - ARRAY['class', 'arguments', 'queue', 'priority', 'run_at', 'max_attempts', 'timeout', 'unique_key'] <> '{}'::jsonb THEN
+                    ARRAY['job', format('has an unknown key %s; the keys are class, arguments, queue, priority, run_at, max_attempts, timeout and unique_key',
                         (SELECT min(k.key) FROM jsonb_object_keys(e.job) AS k(key)
-                         WHERE k.key NOT IN ('class', 'arguments', 'queue', 'priority', 'run_at', 'max_attempts', 'timeout')))]
+                         WHERE k.key NOT IN ('class', 'arguments', 'queue', 'priority', 'run_at', 'max_attempts', 'timeout', 'unique_key')))]
                 WHEN jsonb_typeof(e.job -> 'class') IS DISTINCT FROM 'string' THEN
                     ARRAY['class', 'is required and must be a string such as "SendReport"']
                 WHEN e.job ->> 'class' !~ '^[A-Za-z_][A-Za-z0-9_.:-]*$' OR length(e.job ->> 'class') > 200 THEN
@@ -69,6 +75,9 @@ extension DroverSchema {
                     ARRAY['timeout', format('%s is not a number of seconds from 1 to 604800 (7 days), with at most 3 decimals', e.job -> 'timeout')]
                 WHEN e.job ? 'timeout' AND (e.job ->> 'timeout')::numeric NOT BETWEEN 1 AND 604800 THEN
                     ARRAY['timeout', format('%s is not a number of seconds from 1 to 604800 (7 days), with at most 3 decimals', e.job -> 'timeout')]
+                WHEN e.job ? 'unique_key' AND (jsonb_typeof(e.job -> 'unique_key') <> 'string'
+                        OR length(e.job ->> 'unique_key') NOT BETWEEN 1 AND 1000) THEN
+                    ARRAY['unique_key', 'must be a string of 1 to 1000 characters such as "report:2026-11-27"']
                 END AS problem) AS c
             WHERE c.problem IS NOT NULL
             ORDER BY e.ord
@@ -89,6 +98,7 @@ extension DroverSchema {
                        coalesce((e.job ->> 'max_attempts')::integer, 5) AS max_attempts,
                        make_interval(secs => (e.job ->> 'timeout')::float8) AS timeout
                 FROM jsonb_array_elements(new_jobs) WITH ORDINALITY AS e(job, ord)
+                WHERE NOT e.job ? 'unique_key'
             ), inserted AS (
                 INSERT INTO jobs (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout)
                 SELECT queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout
@@ -106,14 +116,68 @@ extension DroverSchema {
             INTO ids, woken
             FROM inserted;
 
+            -- Jobs with a unique key, one at a time: each either inserts or finds the live job that
+            -- holds its key. The conflict check waits for a concurrent insert of the same key to
+            -- commit or roll back; a live job found by the conflict may finish before it is looked
+            -- up, in which case the insert is tried again.
+            FOR job IN
+                SELECT e.ord, e.job FROM jsonb_array_elements(new_jobs) WITH ORDINALITY AS e(job, ord)
+                WHERE e.job ? 'unique_key' ORDER BY e.ord
+            LOOP
+                LOOP
+                    INSERT INTO jobs (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout, unique_key)
+                    VALUES (coalesce(job.job ->> 'queue', 'default'), job.job ->> 'class', coalesce(job.job -> 'arguments', '{}'::jsonb),
+                            coalesce((job.job ->> 'priority')::integer, 0), coalesce((job.job ->> 'run_at')::timestamptz, now()),
+                            coalesce((job.job ->> 'max_attempts')::integer, 5),
+                            make_interval(secs => (job.job ->> 'timeout')::float8), job.job ->> 'unique_key')
+                    ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND finished_at IS NULL AND failed_at IS NULL
+                    DO NOTHING
+                    RETURNING id INTO found_id;
+                    IF found_id IS NOT NULL THEN
+                        INSERT INTO ready_executions (job_id, queue_name, priority)
+                        SELECT id, queue_name, priority FROM jobs WHERE id = found_id AND scheduled_at <= now();
+                        IF FOUND THEN
+                            woken := array_append(woken, coalesce(job.job ->> 'queue', 'default'));
+                        ELSE
+                            INSERT INTO scheduled_executions (job_id, queue_name, priority, scheduled_at)
+                            SELECT id, queue_name, priority, scheduled_at FROM jobs WHERE id = found_id;
+                        END IF;
+                        EXIT;
+                    END IF;
+                    SELECT id INTO found_id FROM jobs
+                    WHERE unique_key = job.job ->> 'unique_key' AND finished_at IS NULL AND failed_at IS NULL;
+                    EXIT WHEN found_id IS NOT NULL;
+                END LOOP;
+                keyed := keyed || ARRAY[job.ord, found_id];
+            END LOOP;
+
             -- Workers listen on the schema's name; the payload is the queue.
-            PERFORM pg_notify(current_schema(), queue) FROM unnest(woken) AS queue;
-            RETURN QUERY SELECT unnest(ids);
+            PERFORM pg_notify(current_schema(), queue) FROM (SELECT DISTINCT unnest(woken) AS queue) q;
+            IF cardinality(keyed) = 0 THEN
+                RETURN QUERY SELECT unnest(ids);
+                RETURN;
+            END IF;
+            -- In input order: keyed jobs at their positions, the others in the order they were inserted.
+            RETURN QUERY
+            WITH plain AS (
+                SELECT id, row_number() OVER (ORDER BY id) AS n FROM unnest(ids) AS id
+            ), positions AS (
+                SELECT e.ord, CASE WHEN NOT e.job ? 'unique_key'
+                                   THEN count(*) FILTER (WHERE NOT e.job ? 'unique_key') OVER (ORDER BY e.ord) END AS n
+                FROM jsonb_array_elements(new_jobs) WITH ORDINALITY AS e(job, ord)
+            ), keyed_ids AS (
+                SELECT keyed[2 * i - 1] AS ord, keyed[2 * i] AS id FROM generate_subscripts(keyed, 1) AS i
+                WHERE i <= cardinality(keyed) / 2
+            )
+            SELECT coalesce(p.id, k.id) FROM positions x
+            LEFT JOIN plain p ON p.n = x.n
+            LEFT JOIN keyed_ids k ON k.ord = x.ord
+            ORDER BY x.ord;
         END
         $function$;
 
         COMMENT ON FUNCTION enqueue_many(jsonb) IS
-            'Enqueues a JSON array of jobs ({"class", "arguments", "queue", "priority", "run_at", "max_attempts", "timeout"}) and returns their ids in order.';
+            'Enqueues a JSON array of jobs ({"class", "arguments", "queue", "priority", "run_at", "max_attempts", "timeout", "unique_key"}) and returns their ids in order; a job whose unique_key a live job holds is that job.';
 
         -- enqueue gains a parameter: the old signature goes, so that a call is never ambiguous.
         DROP FUNCTION enqueue(text, jsonb, text, integer, timestamptz, integer);
@@ -124,7 +188,8 @@ extension DroverSchema {
             priority integer DEFAULT 0,
             run_at timestamptz DEFAULT NULL,
             max_attempts integer DEFAULT 5,
-            timeout interval DEFAULT NULL
+            timeout interval DEFAULT NULL,
+            unique_key text DEFAULT NULL
         ) RETURNS bigint
         LANGUAGE sql
         SET search_path FROM CURRENT
@@ -138,10 +203,11 @@ extension DroverSchema {
                 || CASE WHEN priority IS NULL THEN '{}' ELSE jsonb_build_object('priority', priority) END
                 || CASE WHEN run_at IS NULL THEN '{}' ELSE jsonb_build_object('run_at', run_at) END
                 || CASE WHEN max_attempts IS NULL THEN '{}' ELSE jsonb_build_object('max_attempts', max_attempts) END
-                || CASE WHEN timeout IS NULL THEN '{}' ELSE jsonb_build_object('timeout', round(extract(epoch FROM timeout), 3)) END))
+                || CASE WHEN timeout IS NULL THEN '{}' ELSE jsonb_build_object('timeout', round(extract(epoch FROM timeout), 3)) END
+                || CASE WHEN unique_key IS NULL THEN '{}' ELSE jsonb_build_object('unique_key', unique_key) END))
         $function$;
 
-        COMMENT ON FUNCTION enqueue(text, jsonb, text, integer, timestamptz, integer, interval) IS
-            'Enqueues one job and returns its id; a run_at in the future schedules it; timeout limits how long one attempt may run.';
+        COMMENT ON FUNCTION enqueue(text, jsonb, text, integer, timestamptz, integer, interval, text) IS
+            'Enqueues one job and returns its id; a run_at in the future schedules it; timeout limits how long one attempt may run; a unique_key held by a live job returns that job''s id.';
         """#
 }
