@@ -15,6 +15,10 @@ public struct QueueError: Error, Sendable, CustomStringConvertible {
         public static let jobNotFound = Code("jobNotFound")
         /// The job is not in a state the operation applies to (retrying a job that has not failed).
         public static let wrongState = Code("wrongState")
+        /// No recurring task has that key.
+        public static let taskNotFound = Code("taskNotFound")
+        /// The recurring task comes from the configuration file: change it there.
+        public static let staticTask = Code("staticTask")
     }
 
     public var code: Code

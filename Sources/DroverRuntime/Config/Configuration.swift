@@ -109,3 +109,15 @@ public struct Configuration: Sendable, Equatable {
         self.path = path
     }
 }
+
+extension Configuration {
+    /// The `recurring:` section as the static tasks of the database.
+    public var staticTasks: [DroverQueue.RecurringTask] {
+        recurring.sorted { $0.key < $1.key }.map { key, task in
+            DroverQueue.RecurringTask(
+                key: key, schedule: task.schedule, timeZone: task.timeZone ?? "UTC", className: task.className,
+                arguments: task.arguments, queue: task.queue, priority: task.priority, catchUp: task.catchUp, isStatic: true,
+                description: task.description)
+        }
+    }
+}

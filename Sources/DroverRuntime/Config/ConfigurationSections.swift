@@ -145,6 +145,12 @@ extension ConfigReader {
             }
             guard let className else { throw error(taskEntry.node, key, "needs a class: the job class to enqueue") }
             guard let schedule, !schedule.isEmpty else { throw error(taskEntry.node, key, "needs a schedule, such as \"0 3 * * *\"") }
+            do {
+                _ = try Schedule(schedule, timeZone: task.timeZone)
+            } catch {
+                let node = taskEntry.value.mapping?[error.description.hasPrefix("time zone") ? "time_zone" : "schedule"] ?? taskEntry.node
+                throw self.error(node, error.description.hasPrefix("time zone") ? "\(key).time_zone" : "\(key).schedule", error.description)
+            }
             task.className = className
             task.schedule = schedule
             tasks[taskEntry.key] = task

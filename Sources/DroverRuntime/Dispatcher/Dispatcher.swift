@@ -94,7 +94,9 @@ public func runChildProcess(extraHandlers: JobHandlers = JobHandlers()) -> Int32
             return try Worker(runtime: runtime, handlers: handlers).run()
         case .dispatcher:
             return try Dispatcher(runtime: runtime).run()
-        case .supervisor, .scheduler:
+        case .scheduler:
+            return try Scheduler(runtime: runtime).run()
+        case .supervisor:
             runtime.log.error("a supervisor does not start this kind of child", [("kind", spec.kind.rawValue)])
             return ChildRuntime.ExitStatus.configuration
         }

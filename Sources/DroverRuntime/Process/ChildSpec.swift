@@ -37,6 +37,10 @@ public struct ChildSpec: Codable, Sendable, Equatable {
         }
     }
 
+    public struct SchedulerPart: Codable, Sendable, Equatable {
+        public var pollingIntervalMilliseconds: Int
+    }
+
     public struct DispatcherPart: Codable, Sendable, Equatable {
         public var pollingIntervalMilliseconds: Int
         public var batchSize: Int
@@ -56,6 +60,7 @@ public struct ChildSpec: Codable, Sendable, Equatable {
     public var testHandlers: Bool
     public var worker: WorkerPart?
     public var dispatcher: DispatcherPart?
+    public var scheduler: SchedulerPart? = nil
 
     /// What makes two children interchangeable, for reload: everything but the name.
     public var role: ChildSpec {

@@ -47,6 +47,7 @@ public final class Supervisor {
         private var _totals = Totals()
         private var _ownRowGone = false
         private var _deregistered = false
+        private var _recurringTasksExist = false
         struct Totals: Equatable { var running = 0; var finished = 0; var failed = 0 }
 
         func with<R>(_ body: (Shared) -> R) -> R { lock.lock(); defer { lock.unlock() }; return body(self) }
@@ -54,6 +55,11 @@ public final class Supervisor {
         var totals: Totals { get { with { $0._totals } } set { with { $0._totals = newValue } } }
         var ownRowGone: Bool { get { with { $0._ownRowGone } } set { with { $0._ownRowGone = newValue } } }
         var deregistered: Bool { get { with { $0._deregistered } } set { with { $0._deregistered = newValue } } }
+        /// Whether the database has recurring tasks (some may have been added at run time).
+        var recurringTasksExist: Bool {
+            get { with { $0._recurringTasksExist } }
+            set { with { $0._recurringTasksExist = newValue } }
+        }
     }
 
     private enum Phase {
@@ -175,6 +181,8 @@ public final class Supervisor {
                         ("released", String(orphans.released.count)), ("failed", String(orphans.failed.count)),
                     ])
                 }
+                try store.syncStaticTasks(options.configuration.staticTasks, on: connection)
+                shared.recurringTasksExist = !(try store.tasks(on: connection)).isEmpty
                 break
             } catch let error as DatabaseError where [.connectionFailed, .connectionLost].contains(error.code) || error.sqlState == "57P03" {
                 // Unreachable for now: wait for it, and ask systemd to wait with us.
@@ -257,7 +265,26 @@ public final class Supervisor {
                                     batchSize: dispatcher.batchSize)
             roles.append(spec)
         }
+        // One scheduler per supervisor when there are recurring tasks; several hosts' schedulers
+        // share the work, each run enqueued once.
+        if !configuration.recurring.isEmpty || shared.recurringTasksExist {
+            roles.append(schedulerRole(base(.scheduler)))
+        }
         return roles
+    }
+
+    private func schedulerRole(_ base: ChildSpec) -> ChildSpec {
+        var spec = base
+        spec.scheduler = .init(pollingIntervalMilliseconds: 1000)
+        return spec
+    }
+
+    /// Starts a scheduler when recurring tasks were added at run time and none runs yet.
+    private func addSchedulerIfNeeded() {
+        guard case .running = phase, shared.recurringTasksExist, !slots.contains(where: { $0.role.kind == .scheduler }),
+              let role = roles(for: options.configuration).first(where: { $0.kind == .scheduler }) else { return }
+        slots.append(ChildSlot(role: role))
+        log.info("recurring tasks exist: starting a scheduler")
     }
 
     // MARK: - Children
@@ -478,6 +505,13 @@ public final class Supervisor {
             return
         }
         options.configuration = configuration
+        let store = self.store
+        let shared = self.shared
+        let tasks = configuration.staticTasks
+        agent.submit("update the recurring tasks of the configuration", essential: true) { connection in
+            try store.syncStaticTasks(tasks, on: connection)
+            shared.recurringTasksExist = !(try store.tasks(on: connection)).isEmpty
+        }
         intensity = RestartIntensity(maxRestarts: configuration.supervisor.maxRestarts, window: configuration.supervisor.restartWindow)
         var unmatched = slots
         var kept: [ChildSlot] = []
@@ -554,6 +588,7 @@ public final class Supervisor {
         // Itself and its live children: it knows they are alive, whatever their heartbeats say.
         let sparing = [name] + slots.compactMap(\.name) + Array(draining.values)
         let log = self.log
+        let shared = self.shared
         agent.submit("prune") { connection in
             for process in try store.pruneDeadProcesses(olderThan: threshold, sparing: sparing, maxCrashes: maxCrashes, on: connection) {
                 log.warning("pruned a process that stopped heartbeating", [
@@ -565,6 +600,7 @@ public final class Supervisor {
             if !orphans.released.isEmpty || !orphans.failed.isEmpty {
                 log.warning("recovered jobs of processes that vanished", [("released", String(orphans.released.count))])
             }
+            shared.recurringTasksExist = !(try store.tasks(on: connection)).isEmpty
         }
     }
 
@@ -579,6 +615,7 @@ public final class Supervisor {
     }
 
     private func afterAgentNews() {
+        addSchedulerIfNeeded()
         if shared.ownRowGone, case .running = phase {
             log.error("this supervisor's registration is gone (another supervisor took it for dead); stopping")
             beginStopping(status: ExitStatus.software, immediate: false, reason: "registration lost")
@@ -606,7 +643,9 @@ public final class Supervisor {
         let workers = slots.filter { $0.role.kind == .worker && $0.pid != nil }.count
         let dispatchers = slots.filter { $0.role.kind == .dispatcher && $0.pid != nil }.count
         let totals = shared.totals
-        var line = "\(workers) worker\(workers == 1 ? "" : "s"), \(dispatchers) dispatcher\(dispatchers == 1 ? "" : "s"); "
+        let schedulers = slots.filter { $0.role.kind == .scheduler && $0.pid != nil }.count
+        var line = "\(workers) worker\(workers == 1 ? "" : "s"), \(dispatchers) dispatcher\(dispatchers == 1 ? "" : "s")"
+            + (schedulers > 0 ? ", \(schedulers) scheduler" : "") + "; "
             + "\(totals.running) jobs running, \(totals.finished) finished, \(totals.failed) failed"
         let health = agent.health
         if health.isDown { line += "; database unreachable: \(health.lastError ?? "")" }

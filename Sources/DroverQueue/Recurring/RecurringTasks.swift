@@ -1,0 +1,197 @@
+import DroverPersistence
+import Foundation
+
+/// A job enqueued on a schedule. The schedule is text here (a cron expression, a shorthand or an
+/// interval); the runtime parses it and computes run times.
+public struct RecurringTask: Sendable, Equatable {
+    public var key: String
+    public var schedule: String
+    /// An IANA time zone name.
+    public var timeZone: String
+    public var className: String
+    public var arguments: JSON
+    /// nil: the default queue.
+    public var queue: String?
+    public var priority: Int?
+    /// After an outage, enqueue the latest missed run once (otherwise missed runs are skipped).
+    public var catchUp: Bool
+    /// From the configuration file (replaced at every start and reload), or added at run time.
+    public var isStatic: Bool
+    public var description: String?
+    /// When `schedule` or `timeZone` last changed: runs after it follow them.
+    public var scheduleChangedAt: Date
+
+    public init(
+        key: String, schedule: String, timeZone: String = "UTC", className: String, arguments: JSON = .emptyObject,
+        queue: String? = nil, priority: Int? = nil, catchUp: Bool = false, isStatic: Bool = false, description: String? = nil,
+        scheduleChangedAt: Date = Date()
+    ) {
+        self.key = key
+        self.schedule = schedule
+        self.timeZone = timeZone
+        self.className = className
+        self.arguments = arguments
+        self.queue = queue
+        self.priority = priority
+        self.catchUp = catchUp
+        self.isStatic = isStatic
+        self.description = description
+        self.scheduleChangedAt = scheduleChangedAt
+    }
+
+    static let columns: SQL = """
+        t.key, t.schedule, t.time_zone, t.class_name, t.arguments, t.queue_name, t.priority, t.catch_up, t.static,
+        t.description, t.schedule_changed_at
+        """
+
+    init(row: Row) throws(DatabaseError) {
+        key = try row.decode("key")
+        schedule = try row.decode("schedule")
+        timeZone = try row.decode("time_zone")
+        className = try row.decode("class_name")
+        arguments = try row.decode("arguments")
+        queue = try row.decode("queue_name")
+        priority = try row.decode("priority")
+        catchUp = try row.decode("catch_up")
+        isStatic = try row.decode("static")
+        description = try row.decode("description")
+        scheduleChangedAt = try row.decode("schedule_changed_at")
+    }
+
+    /// The job one run enqueues.
+    func job(runAt: Date) -> NewJob {
+        NewJob(className, arguments: arguments, queue: queue ?? JobRules.defaultQueue, priority: priority ?? 0, runAt: runAt)
+    }
+}
+
+/// A task with what `drover recurring list` shows about its last run.
+public struct RecurringTaskInfo: Sendable, Equatable {
+    public let task: RecurringTask
+    public let lastRunAt: Date?
+    public let lastJobID: Int?
+    /// The last run's job's state, when the job still exists.
+    public let lastJobState: JobState?
+}
+
+extension JobStore {
+    var recurringTasks: SQLIdentifier { table("recurring_tasks") }
+    var recurringExecutions: SQLIdentifier { table("recurring_executions") }
+
+    /// Makes the static tasks exactly `tasks`: adds and updates them (a task added at run time with
+    /// the same key becomes static) and deletes static tasks that are gone. A task whose schedule
+    /// or time zone changed gets a new `schedule_changed_at`.
+    public func syncStaticTasks(_ tasks: [RecurringTask], on connection: Connection) throws {
+        for task in tasks { try checkTask(task) }
+        try connection.withTransaction { connection in
+            for task in tasks {
+                try connection.execute("""
+                    INSERT INTO \(recurringTasks) AS t
+                        (key, schedule, time_zone, class_name, arguments, queue_name, priority, catch_up, static, description)
+                    VALUES (\(task.key), \(task.schedule), \(task.timeZone), \(task.className), \(task.arguments), \(task.queue),
+                            \(task.priority), \(task.catchUp), true, \(task.description))
+                    ON CONFLICT (key) DO UPDATE SET
+                        schedule_changed_at = CASE WHEN (t.schedule, t.time_zone) IS DISTINCT FROM (excluded.schedule, excluded.time_zone)
+                                                   THEN now() ELSE t.schedule_changed_at END,
+                        schedule = excluded.schedule, time_zone = excluded.time_zone, class_name = excluded.class_name,
+                        arguments = excluded.arguments, queue_name = excluded.queue_name, priority = excluded.priority,
+                        catch_up = excluded.catch_up, static = true, description = excluded.description, updated_at = now()
+                    """)
+            }
+            try connection.execute("DELETE FROM \(recurringTasks) WHERE static AND NOT (key = ANY(\(tasks.map(\.key))))")
+        }
+    }
+
+    /// Adds a task at run time, or replaces one added at run time with that key.
+    ///
+    /// - Throws: ``QueueError`` `staticTask` when the configuration file defines the key.
+    public func addTask(_ task: RecurringTask, on connection: Connection) throws {
+        try checkTask(task)
+        let rows = try connection.query("""
+            INSERT INTO \(recurringTasks) AS t
+                (key, schedule, time_zone, class_name, arguments, queue_name, priority, catch_up, static, description)
+            VALUES (\(task.key), \(task.schedule), \(task.timeZone), \(task.className), \(task.arguments), \(task.queue),
+                    \(task.priority), \(task.catchUp), false, \(task.description))
+            ON CONFLICT (key) DO UPDATE SET
+                schedule_changed_at = CASE WHEN (t.schedule, t.time_zone) IS DISTINCT FROM (excluded.schedule, excluded.time_zone)
+                                           THEN now() ELSE t.schedule_changed_at END,
+                schedule = excluded.schedule, time_zone = excluded.time_zone, class_name = excluded.class_name,
+                arguments = excluded.arguments, queue_name = excluded.queue_name, priority = excluded.priority,
+                catch_up = excluded.catch_up, description = excluded.description, updated_at = now()
+            WHERE NOT t.static
+            RETURNING key
+            """)
+        guard !rows.isEmpty else {
+            throw QueueError(.staticTask, "recurring task \(task.key) is defined in the configuration file: change it there and reload")
+        }
+    }
+
+    /// Removes a task added at run time. Its past runs' records go with it; their jobs stay.
+    public func removeTask(_ key: String, on connection: Connection) throws {
+        try connection.withTransaction { connection in
+            let removed = try connection.query("DELETE FROM \(recurringTasks) WHERE key = \(key) AND NOT static RETURNING key")
+            guard removed.isEmpty else {
+                try connection.execute("DELETE FROM \(recurringExecutions) WHERE task_key = \(key)")
+                return
+            }
+            if try connection.query("SELECT 1 FROM \(recurringTasks) WHERE key = \(key)").isEmpty {
+                throw QueueError(.taskNotFound, "no recurring task named \(key)")
+            }
+            throw QueueError(.staticTask, "recurring task \(key) is defined in the configuration file: remove it there and reload")
+        }
+    }
+
+    /// Every task, by key.
+    public func tasks(on connection: Connection) throws -> [RecurringTask] {
+        try connection.query("SELECT \(RecurringTask.columns) FROM \(recurringTasks) t ORDER BY t.key").map(RecurringTask.init(row:))
+    }
+
+    /// Every task with its last run, by key.
+    public func listTasks(on connection: Connection) throws -> [RecurringTaskInfo] {
+        let rows = try connection.query("""
+            SELECT \(RecurringTask.columns), last.run_at AS last_run_at, last.job_id AS last_job_id,
+                   CASE WHEN last.job_id IS NULL THEN NULL ELSE \(stateExpression) END AS last_state
+            FROM \(recurringTasks) t
+            LEFT JOIN LATERAL (
+                SELECT run_at, job_id FROM \(recurringExecutions) e WHERE e.task_key = t.key ORDER BY run_at DESC LIMIT 1
+            ) last ON true
+            LEFT JOIN \(jobs) j ON j.id = last.job_id
+            ORDER BY t.key
+            """)
+        return try rows.map { row in
+            RecurringTaskInfo(
+                task: try RecurringTask(row: row), lastRunAt: try row.decode("last_run_at"), lastJobID: try row.decode("last_job_id"),
+                lastJobState: try row.decode("last_state", as: String?.self).flatMap(JobState.init(rawValue:)))
+        }
+    }
+
+    /// The latest run time recorded for `key`.
+    public func lastRun(of key: String, on connection: Connection) throws -> Date? {
+        try connection.query(prepared: true, "SELECT max(run_at) AS at FROM \(recurringExecutions) WHERE task_key = \(key)")
+            .first?.decode("at", as: Date?.self)
+    }
+
+    /// Enqueues the run of `task` at `runAt`, exactly once across every scheduler: the run's record
+    /// and its job are written in one transaction, and the unique (task, run time) constraint
+    /// makes every other scheduler's attempt at the same run a no-op. Returns the job's id, or nil
+    /// when the run was already enqueued.
+    @discardableResult
+    public func enqueueRun(of task: RecurringTask, at runAt: Date, on connection: Connection) throws -> Int? {
+        try connection.withTransaction { connection in
+            let recorded = try connection.query(prepared: true, """
+                INSERT INTO \(recurringExecutions) (task_key, run_at) VALUES (\(task.key), \(runAt))
+                ON CONFLICT (task_key, run_at) DO NOTHING RETURNING id
+                """)
+            guard let execution = try recorded.first?.decode("id", as: Int.self) else { return nil }
+            let jobID = try enqueue(task.job(runAt: runAt), on: connection)
+            _ = try connection.query(prepared: true, "UPDATE \(recurringExecutions) SET job_id = \(jobID) WHERE id = \(execution)")
+            return jobID
+        }
+    }
+
+    private func checkTask(_ task: RecurringTask) throws(QueueError) {
+        guard (1...200).contains(task.key.count), !task.key.contains(where: { $0.isWhitespace }) else {
+            throw QueueError(.invalidJob, "recurring task key \"\(task.key)\" must be 1 to 200 characters without spaces", field: "key")
+        }
+        try JobRules.check(task.job(runAt: Date()))
+    }
+}
