@@ -72,6 +72,23 @@ struct JobAPITests {
         }
     }
 
+    @Test("recurring tasks of a job type are added and removed at run time; a bad schedule is refused")
+    func recurringTasks() throws {
+        try TestDatabase.withSchema { schema, db in
+            try db.addRecurringTask("daily-report", schedule: "0 7 * * *", timeZone: "Europe/Berlin", job: Daily(day: "any"),
+                                    catchUp: true, schema: schema)
+            let task = try #require(try JobStore(schema: schema).tasks(on: db).first)
+            #expect(task.className == "Daily" && task.timeZone == "Europe/Berlin" && task.catchUp && !task.isStatic)
+            #expect(task.arguments.text == #"{"day": "any"}"#)
+            let error = #expect(throws: ScheduleError.self) {
+                try db.addRecurringTask("bad", schedule: "every never", job: Plain(), schema: schema)
+            }
+            #expect(error?.description.hasPrefix("schedule \"every never\"") == true)
+            try db.removeRecurringTask("daily-report", schema: schema)
+            #expect(try JobStore(schema: schema).tasks(on: db).isEmpty)
+        }
+    }
+
     @Test("a bad option is refused before anything is sent, naming the field")
     func badOptions() throws {
         try TestDatabase.withSchema { schema, db in
