@@ -95,4 +95,21 @@ struct RecurringTaskTests {
             #expect(job.className == "Report" && job.arguments?.text == #"{"kind": "nightly"}"#)
         }
     }
+
+    @Test("retention deletes old run records but keeps each task's latest")
+    func retention() throws {
+        try withStore { store, db throws in
+            try store.syncStaticTasks([Self.task("a"), Self.task("b")], on: db)
+            let tasks = try store.tasks(on: db)
+            let old = Date(timeIntervalSince1970: (Date().timeIntervalSince1970 - 3 * 86_400).rounded())
+            for hours in 0..<3 {
+                _ = try store.enqueueRun(of: tasks[0], at: old.addingTimeInterval(Double(hours) * 3600), on: db)
+            }
+            _ = try store.enqueueRun(of: tasks[1], at: old, on: db)
+            _ = try store.enqueueRun(of: tasks[1], at: Date(), on: db)
+            #expect(try store.clearRecurringRuns(olderThan: .seconds(86_400), on: db) == 3)
+            #expect(try store.lastRun(of: "a", on: db) == old.addingTimeInterval(2 * 3600))
+            #expect(try count(store, "recurring_executions", db) == 2)
+        }
+    }
 }

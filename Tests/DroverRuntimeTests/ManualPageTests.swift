@@ -19,6 +19,13 @@ struct ManualPageTests {
         }
     }
 
+    @Test("it documents every key of a recurring task")
+    func recurringKeys() {
+        for key in ConfigReader.recurringKeys {
+            #expect(Self.page.contains("Cm \(key)"), "recurring.\(key) is not documented")
+        }
+    }
+
     @Test("it documents what a command's exit status does, 100 included")
     func exitStatuses() {
         #expect(Self.page.contains(".It 0\nThe job is finished."))

@@ -68,6 +68,9 @@ extension ConfigReader {
         return dispatchers
     }
 
+    /// The keys of a `recurring:` entry (drover.yml(5) documents each).
+    static let recurringKeys = ["class", "args", "schedule", "time_zone", "queue", "priority", "catch_up", "description"]
+
     /// The keys of a `handlers:` entry (drover.yml(5) documents each).
     static let handlerKeys = ["command", "timeout", "grace_period", "max_attempts", "env", "working_directory", "user"]
 
@@ -122,9 +125,7 @@ extension ConfigReader {
             var className: String? = nil
             var schedule: String? = nil
             var task = Configuration.RecurringTask(className: "", schedule: "")
-            for entry in try mapping(taskEntry.value, key, allowed: [
-                "class", "args", "schedule", "time_zone", "queue", "priority", "catch_up", "description",
-            ]) {
+            for entry in try mapping(taskEntry.value, key, allowed: Self.recurringKeys) {
                 let field = "\(key).\(entry.key)"
                 switch entry.key {
                 case "class":

@@ -3,7 +3,8 @@ import DroverQueue
 import Foundation
 
 /// A dispatcher process: moves due scheduled jobs (retries included) to ready in batches, at once
-/// again after a full batch, and clears finished jobs past their retention now and then.
+/// again after a full batch, and clears finished jobs and records of recurring runs past their
+/// retention now and then.
 final class Dispatcher {
     private let runtime: ChildRuntime
     private let pollingInterval: Duration
@@ -54,21 +55,31 @@ final class Dispatcher {
                     nextPoll = .now + pollingInterval
                 }
             }
-            if runtime.spec.preserveFinishedJobs, ContinuousClock.now >= nextRetention {
+            if ContinuousClock.now >= nextRetention {
                 nextRetention = .now + Self.retentionInterval
+                if runtime.spec.preserveFinishedJobs { clearFinishedJobs() }
+                // Records of recurring runs are kept as long as finished jobs, each task's latest always.
                 do {
-                    if let count = try runtime.session.run({ try runtime.store.clearFinished(olderThan: clearFinishedAfter, on: $0) }), count > 0 {
-                        cleared += count
-                        log.info("cleared finished jobs", [("count", String(count))])
-                    }
+                    _ = try runtime.session.run { try runtime.store.clearRecurringRuns(olderThan: clearFinishedAfter, on: $0) }
                 } catch {
-                    log.error("clearing finished jobs failed", [("error", "\(error)")])
+                    log.error("clearing records of recurring runs failed", [("error", "\(error)")])
                 }
             }
             if let status = runtime.heartbeatIfDue(metadata: metadata) { return status }
             var deadlines = [nextPoll, runtime.nextHeartbeat]
             if let retry = runtime.session.nextRetry { deadlines.append(retry) }
             runtime.handle(waitForReadable(runtime.descriptors, timeout: max(.zero, ContinuousClock.now.duration(to: deadlines.min()!))))
+        }
+    }
+
+    private func clearFinishedJobs() {
+        do {
+            if let count = try runtime.session.run({ try runtime.store.clearFinished(olderThan: clearFinishedAfter, on: $0) }), count > 0 {
+                cleared += count
+                log.info("cleared finished jobs", [("count", String(count))])
+            }
+        } catch {
+            log.error("clearing finished jobs failed", [("error", "\(error)")])
         }
     }
 }
