@@ -22,12 +22,12 @@ struct StartCommand: ParsableCommand {
         let configuration = try reportingErrors {
             try ConfigurationLoader.load(explicitPath: database.configPath, environment: environment) ?? Configuration()
         }
-        let supervisor = try reportingErrors {
-            try Supervisor(options: .init(
-                configuration: configuration, configPath: database.configPath, commandLineURL: database.databaseURL,
-                commandLineSchema: database.schema, environment: environment,
-                testHandlers: environment["DROVER_TEST_HANDLERS"] == "1"))
-        }
+        var options = Supervisor.Options(
+            configuration: configuration, configPath: database.configPath, commandLineURL: database.databaseURL,
+            commandLineSchema: database.schema, environment: environment,
+            testHandlers: environment["DROVER_TEST_HANDLERS"] == "1")
+        options.jobConcurrencyRules = Drover.registeredJobs.withLock { $0.concurrencyRules }
+        let supervisor = try reportingErrors { try Supervisor(options: options) }
         let status = supervisor.run()
         if status != 0 { throw ExitCode(status) }
     }

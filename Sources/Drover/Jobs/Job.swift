@@ -7,6 +7,8 @@ import Foundation
 public typealias JobContext = DroverRuntime.JobContext
 /// Why a job was asked to stop: its timeout, or `drover jobs cancel`.
 public typealias StopReason = DroverRuntime.StopReason
+/// At most `limit` jobs with the same key run at once: `ConcurrencyLimit(key: "account:{accountID}", limit: 2)`.
+public typealias ConcurrencyLimit = DroverRuntime.Configuration.Concurrency
 /// Throw it from `perform` for a failure that retrying will not fix: the job fails at once.
 public typealias PermanentJobFailure = DroverRuntime.PermanentJobFailure
 
@@ -49,6 +51,10 @@ public protocol Job: Codable, Sendable {
     static var timeout: Duration? { get }
     /// How long a cancelled job may take to end (default: 10 seconds).
     static var gracePeriod: Duration { get }
+    /// At most `limit` jobs of this type with the same key run at once (default: no limit); the
+    /// key's `{name}` stands for the job's property `name`. `drover start` records it in the
+    /// database, where enqueueing from any language applies it.
+    static var concurrency: ConcurrencyLimit? { get }
     /// While a live job has this key, enqueueing another returns that job (default: none). Computed
     /// from the job's arguments, such as `"report:\(day)"`.
     var uniqueKey: String? { get }
@@ -64,10 +70,20 @@ extension Job {
     public static var timeout: Duration? { nil }
     public static var gracePeriod: Duration { .seconds(10) }
     public var uniqueKey: String? { nil }
+    public static var concurrency: ConcurrencyLimit? { nil }
+}
+
+extension ConcurrencyLimit {
+    public init(key: String, limit: Int, duration: Duration = .seconds(300), onConflict: ConcurrencyRule.OnConflict = .block) {
+        self.init(key: key, limit: limit)
+        self.duration = duration
+        self.onConflict = onConflict
+    }
 }
 
 /// Runs jobs of type `J` in a worker: decodes the arguments, then performs.
 struct JobTypeHandler<J: Job>: AsyncJobHandler {
+    var concurrency: ConcurrencyLimit? { J.concurrency }
     var timeout: Duration? { J.timeout }
     var gracePeriod: Duration { J.gracePeriod }
     var maxAttempts: Int? { nil }

@@ -23,7 +23,10 @@ extension JobStore {
             // between states is found in the state it lands in.
             for (table, state) in [(ready, JobState.ready), (scheduled, .scheduled), (blocked, .blocked)] {
                 if try connection.execute("DELETE FROM \(table) WHERE job_id = \(id)") > 0 {
-                    try connection.execute("DELETE FROM \(jobs) WHERE id = \(id)")
+                    let key = try connection.query("DELETE FROM \(jobs) WHERE id = \(id) RETURNING concurrency_key")
+                        .first?.decode("concurrency_key", as: String?.self)
+                    // A ready job held a slot of its concurrency key.
+                    if state == .ready, let key { try signal([key], on: connection) }
                     return .discarded(was: state)
                 }
             }

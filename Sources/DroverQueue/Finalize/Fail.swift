@@ -31,7 +31,7 @@ extension JobStore {
                     max_attempts = coalesce(\(maxAttempts)::integer, j.max_attempts),
                     failed_at = CASE WHEN \(permanent) OR j.attempts + 1 >= coalesce(\(maxAttempts)::integer, j.max_attempts) THEN now() END
                 FROM released WHERE j.id = released.job_id
-                RETURNING j.id, j.queue_name, j.priority, j.attempts, j.failed_at
+                RETURNING j.id, j.queue_name, j.priority, j.attempts, j.failed_at, j.concurrency_key
             ), retried AS (
                 INSERT INTO \(scheduled) (job_id, queue_name, priority, scheduled_at)
                 SELECT id, queue_name, priority,
@@ -42,9 +42,11 @@ extension JobStore {
             ), dead AS (
                 INSERT INTO \(failed) (job_id, error) SELECT id, \(error.json) FROM counted WHERE failed_at IS NOT NULL
             )
-            SELECT c.attempts, r.scheduled_at FROM counted c LEFT JOIN retried r ON r.job_id = c.id
+            SELECT c.attempts, r.scheduled_at, c.concurrency_key FROM counted c LEFT JOIN retried r ON r.job_id = c.id
             """)
         guard let row = rows.first else { return .dropped }
+        // Failed or waiting for its retry, it no longer holds a slot of its concurrency key.
+        if let key = try row.decode("concurrency_key", as: String?.self) { try signal([key], on: connection) }
         let attempts = try row.decode("attempts", as: Int.self)
         if let at = try row.decode("scheduled_at", as: Date?.self) {
             return .retryScheduled(at: at, attempts: attempts)

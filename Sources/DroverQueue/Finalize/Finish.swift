@@ -19,17 +19,22 @@ extension JobStore {
     public func finish(_ jobIDs: [Int], processID: Int, on connection: Connection) throws(DatabaseError) -> FinishOutcome {
         guard !jobIDs.isEmpty else { return FinishOutcome(finished: [], dropped: []) }
         let done: SQL = preserveFinishedJobs
-            ? "UPDATE \(jobs) SET finished_at = now(), updated_at = now() WHERE id IN (SELECT job_id FROM released) RETURNING id"
-            : "DELETE FROM \(jobs) WHERE id IN (SELECT job_id FROM released) RETURNING id"
+            ? "UPDATE \(jobs) SET finished_at = now(), updated_at = now() WHERE id IN (SELECT job_id FROM released) RETURNING id, concurrency_key"
+            : "DELETE FROM \(jobs) WHERE id IN (SELECT job_id FROM released) RETURNING id, concurrency_key"
         let rows = try connection.query(prepared: true, """
             WITH released AS (
                 DELETE FROM \(claimed) WHERE job_id = ANY(\(jobIDs)) AND process_id = \(processID) RETURNING job_id
             ), done AS (\(done))
-            SELECT id FROM done
+            SELECT id, concurrency_key FROM done
             """)
         var finished: [Int] = []
+        var keys: [String] = []
         finished.reserveCapacity(rows.count)
-        for row in rows { finished.append(try row.decode(at: 0, as: Int.self)) }
+        for row in rows {
+            finished.append(try row.decode(at: 0, as: Int.self))
+            if let key = try row.decode(at: 1, as: String?.self) { keys.append(key) }
+        }
+        try signal(keys, on: connection)
         let finishedSet = Set(finished)
         return FinishOutcome(finished: finished.sorted(), dropped: jobIDs.filter { !finishedSet.contains($0) })
     }

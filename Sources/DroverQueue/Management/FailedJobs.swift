@@ -75,14 +75,18 @@ extension JobStore {
                 ), reset AS (
                     UPDATE \(jobs) j SET attempts = 0, crashes = 0, failed_at = NULL, updated_at = now()
                     FROM revived WHERE j.id = revived.job_id
-                    RETURNING j.id, j.queue_name, j.priority
+                    RETURNING j.id, j.queue_name, j.priority, j.concurrency_key
                 ), back AS (
                     INSERT INTO \(ready) (job_id, queue_name, priority) SELECT id, queue_name, priority FROM reset
+                    WHERE concurrency_key IS NULL
                     RETURNING job_id, queue_name
                 ), woken AS (
                     \(notifyingQueues(of: "back"))
+                ), admitted AS (
+                    -- A job with a concurrency key takes a free slot or waits in blocked.
+                    SELECT \(schema).concurrency_admit(array_agg(id)) AS n FROM reset WHERE concurrency_key IS NOT NULL
                 )
-                SELECT b.job_id FROM back b, woken ORDER BY b.job_id
+                SELECT r.id AS job_id FROM reset r, woken, admitted ORDER BY r.id
                 """).map { try $0.decode("job_id", as: Int.self) }
         } catch let error as DatabaseError where error.code == .uniqueViolation {
             throw QueueError(

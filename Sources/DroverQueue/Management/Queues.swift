@@ -74,10 +74,16 @@ extension JobStore {
         func deleteAll(in table: SQLIdentifier) throws -> Int {
             var total = 0
             while true {
-                let deleted = try connection.execute("""
-                    DELETE FROM \(jobs) WHERE id IN (
-                        SELECT job_id FROM \(table) WHERE queue_name = \(queue) LIMIT \(batchSize) FOR UPDATE SKIP LOCKED)
-                    """)
+                let deleted = try connection.withTransaction { connection in
+                    let keys = try connection.query("""
+                        DELETE FROM \(jobs) WHERE id IN (
+                            SELECT job_id FROM \(table) WHERE queue_name = \(queue) LIMIT \(batchSize) FOR UPDATE SKIP LOCKED)
+                        RETURNING concurrency_key
+                        """).map { try $0.decode("concurrency_key", as: String?.self) }
+                    // Ready jobs held slots of their concurrency keys.
+                    if table == ready { try signal(keys.compactMap { $0 }, on: connection) }
+                    return keys.count
+                }
                 total += deleted
                 if deleted < batchSize { return total }
             }

@@ -59,7 +59,7 @@ extension JobStore {
                 RETURNING job_id, cancel_requested_at IS NOT NULL AS cancelled
             ), counted AS (
                 \(update)
-                RETURNING j.id, j.queue_name, j.priority, j.failed_at, j.last_error
+                RETURNING j.id, j.queue_name, j.priority, j.failed_at, j.last_error, j.concurrency_key
             ), back AS (
                 INSERT INTO \(ready) (job_id, queue_name, priority)
                 SELECT id, queue_name, priority FROM counted WHERE failed_at IS NULL
@@ -69,14 +69,22 @@ extension JobStore {
             ), woken AS (
                 \(notifyingQueues(of: "back"))
             )
-            SELECT c.id, c.failed_at IS NOT NULL AS failed FROM counted c, woken ORDER BY c.id
+            SELECT c.id, c.failed_at IS NOT NULL AS failed, c.concurrency_key FROM counted c, woken ORDER BY c.id
             """)
         var released: [Int] = []
         var failed: [Int] = []
+        // A job back in ready keeps its concurrency slot; one that failed gives it back.
+        var keys: [String] = []
         for row in rows {
             let id = try row.decode("id", as: Int.self)
-            if try row.decode("failed", as: Bool.self) { failed.append(id) } else { released.append(id) }
+            if try row.decode("failed", as: Bool.self) {
+                failed.append(id)
+                if let key = try row.decode("concurrency_key", as: String?.self) { keys.append(key) }
+            } else {
+                released.append(id)
+            }
         }
+        try signal(keys, on: connection)
         return ReleaseOutcome(released: released, failed: failed)
     }
 }

@@ -13,8 +13,7 @@ public enum DroverSchema {
     public static let migrations: [Migration] = [
         Migration(version: 1, name: "data_model", sql: dataModelSQL),
         Migration(version: 2, name: "enqueue_functions", sql: enqueueFunctionsSQL),
-        Migration(version: 3, name: "job_control", sql: jobControlSQL),
-        Migration(version: 4, name: "recurring_schedules", sql: recurringSchedulesSQL),
+        Migration(version: 3, name: "job_control", sql: concurrencySQL + jobControlSQL),
     ]
 
     /// The version a fully migrated database is at.

@@ -1,5 +1,6 @@
 extension DroverSchema {
-    /// Migration 3: per-job timeouts and unique keys at enqueue, and cancellation of running jobs.
+    /// Migration 3: per-job timeouts, unique keys and concurrency limits at enqueue, cancellation of
+    /// running jobs, and the date of a recurring task's schedule.
     ///
     /// A claim gets `cancel_requested_at`: `drover jobs cancel` sets it and notifies the claiming
     /// worker (payload `cancel <process id>` on the schema's channel, which no queue name can be),
@@ -10,10 +11,18 @@ extension DroverSchema {
     /// (not finished, not failed) has that key, enqueueing another returns the live job's id. The
     /// partial unique index `jobs_unique_key_live` decides, with `ON CONFLICT DO NOTHING`, so two
     /// concurrent enqueues cannot both insert.
+    ///
+    /// Recurring tasks get `schedule_changed_at`: runs up to then followed the old schedule, runs
+    /// after it follow the new one, so a change never doubles or skips a run.
     static let jobControlSQL = #"""
         ALTER TABLE claimed_executions ADD COLUMN cancel_requested_at timestamptz;
         COMMENT ON COLUMN claimed_executions.cancel_requested_at IS
             'When drover jobs cancel asked the claiming worker to stop this job; it then fails as cancelled, never retried.';
+
+        ALTER TABLE recurring_tasks ADD COLUMN schedule_changed_at timestamptz NOT NULL DEFAULT now();
+        COMMENT ON COLUMN recurring_tasks.schedule_changed_at IS
+            'When schedule or time_zone last changed: the scheduler enqueues runs after it only.';
+        ALTER TABLE recurring_tasks ADD CONSTRAINT recurring_tasks_key_length CHECK (char_length(key) BETWEEN 1 AND 200);
 
         CREATE OR REPLACE FUNCTION enqueue_many(new_jobs jsonb) RETURNS SETOF bigint
         LANGUAGE plpgsql
@@ -26,6 +35,8 @@ extension DroverSchema {
             job record;
             found_id bigint;
             keyed bigint[] := '{}';
+            keyed_due bigint[];
+            key_template text;
         BEGIN
             IF new_jobs IS NULL OR jsonb_typeof(new_jobs) <> 'array' THEN
                 RAISE EXCEPTION 'drover: jobs must be a JSON array of job objects such as [{"class": "SendReport", "arguments": {"id": 1}}]'
@@ -38,6 +49,7 @@ extension DroverSchema {
             -- PostgreSQL's regular expressions about ten times slower, and this runs for every job.
             SELECT e.ord, c.problem[1] AS field, c.problem[2] AS message INTO problem
             FROM jsonb_array_elements(new_jobs) WITH ORDINALITY AS e(job, ord)
+            LEFT JOIN concurrency_rules cr ON cr.class_name = e.job ->> 'class'
             CROSS JOIN LATERAL (SELECT CASE
                 WHEN jsonb_typeof(e.job) <> 'object' THEN
                     ARRAY['job', 'must be a JSON object such as {"class": "SendReport"}']
@@ -78,6 +90,8 @@ extension DroverSchema {
                 WHEN e.job ? 'unique_key' AND (jsonb_typeof(e.job -> 'unique_key') <> 'string'
                         OR length(e.job ->> 'unique_key') NOT BETWEEN 1 AND 1000) THEN
                     ARRAY['unique_key', 'must be a string of 1 to 1000 characters such as "report:2026-11-27"']
+                WHEN cr.key_template IS NOT NULL AND concurrency_key(cr.key_template, coalesce(e.job -> 'arguments', '{}')) IS NULL THEN
+                    ARRAY['arguments', format('lack what the concurrency key %s of %s needs', cr.key_template, cr.class_name)]
                 END AS problem) AS c
             WHERE c.problem IS NOT NULL
             ORDER BY e.ord
@@ -96,25 +110,32 @@ extension DroverSchema {
                        coalesce((e.job ->> 'priority')::integer, 0) AS priority,
                        coalesce((e.job ->> 'run_at')::timestamptz, now()) AS scheduled_at,
                        coalesce((e.job ->> 'max_attempts')::integer, 5) AS max_attempts,
-                       make_interval(secs => (e.job ->> 'timeout')::float8) AS timeout
+                       make_interval(secs => (e.job ->> 'timeout')::float8) AS timeout,
+                       concurrency_key(cr.key_template, coalesce(e.job -> 'arguments', '{}')) AS concurrency_key
                 FROM jsonb_array_elements(new_jobs) WITH ORDINALITY AS e(job, ord)
+                LEFT JOIN concurrency_rules cr ON cr.class_name = e.job ->> 'class'
                 WHERE NOT e.job ? 'unique_key'
             ), inserted AS (
-                INSERT INTO jobs (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout)
-                SELECT queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout
+                INSERT INTO jobs (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout, concurrency_key)
+                SELECT queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout, concurrency_key
                 FROM input ORDER BY ord
-                RETURNING id, queue_name, priority, scheduled_at
+                RETURNING id, queue_name, priority, scheduled_at, concurrency_key
             ), ready AS (
+                -- A job with a concurrency key is admitted below: ready if its key has a free slot.
                 INSERT INTO ready_executions (job_id, queue_name, priority)
-                SELECT id, queue_name, priority FROM inserted WHERE scheduled_at <= now()
+                SELECT id, queue_name, priority FROM inserted WHERE scheduled_at <= now() AND concurrency_key IS NULL
                 RETURNING queue_name
             ), scheduled AS (
                 INSERT INTO scheduled_executions (job_id, queue_name, priority, scheduled_at)
                 SELECT id, queue_name, priority, scheduled_at FROM inserted WHERE scheduled_at > now()
             )
-            SELECT array_agg(id ORDER BY id), (SELECT array_agg(DISTINCT queue_name) FROM ready)
-            INTO ids, woken
+            SELECT array_agg(id ORDER BY id), (SELECT array_agg(DISTINCT queue_name) FROM ready),
+                   array_agg(id ORDER BY id) FILTER (WHERE scheduled_at <= now() AND concurrency_key IS NOT NULL)
+            INTO ids, woken, keyed_due
             FROM inserted;
+            IF keyed_due IS NOT NULL THEN
+                PERFORM concurrency_admit(keyed_due);
+            END IF;
 
             -- Jobs with a unique key, one at a time: each either inserts or finds the live job that
             -- holds its key. The conflict check waits for a concurrent insert of the same key to
@@ -124,16 +145,23 @@ extension DroverSchema {
                 SELECT e.ord, e.job FROM jsonb_array_elements(new_jobs) WITH ORDINALITY AS e(job, ord)
                 WHERE e.job ? 'unique_key' ORDER BY e.ord
             LOOP
+                SELECT cr.key_template INTO key_template FROM concurrency_rules cr WHERE cr.class_name = job.job ->> 'class';
                 LOOP
-                    INSERT INTO jobs (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout, unique_key)
+                    INSERT INTO jobs (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout, unique_key,
+                                      concurrency_key)
                     VALUES (coalesce(job.job ->> 'queue', 'default'), job.job ->> 'class', coalesce(job.job -> 'arguments', '{}'::jsonb),
                             coalesce((job.job ->> 'priority')::integer, 0), coalesce((job.job ->> 'run_at')::timestamptz, now()),
                             coalesce((job.job ->> 'max_attempts')::integer, 5),
-                            make_interval(secs => (job.job ->> 'timeout')::float8), job.job ->> 'unique_key')
+                            make_interval(secs => (job.job ->> 'timeout')::float8), job.job ->> 'unique_key',
+                            concurrency_key(key_template, coalesce(job.job -> 'arguments', '{}'::jsonb)))
                     ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND finished_at IS NULL AND failed_at IS NULL
                     DO NOTHING
                     RETURNING id INTO found_id;
                     IF found_id IS NOT NULL THEN
+                        IF key_template IS NOT NULL AND coalesce((job.job ->> 'run_at')::timestamptz, now()) <= now() THEN
+                            PERFORM concurrency_admit(ARRAY[found_id]);
+                            EXIT;
+                        END IF;
                         INSERT INTO ready_executions (job_id, queue_name, priority)
                         SELECT id, queue_name, priority FROM jobs WHERE id = found_id AND scheduled_at <= now();
                         IF FOUND THEN

@@ -51,8 +51,25 @@ public struct Configuration: Sendable, Equatable {
         public var workingDirectory: String?
         /// The user the command runs as; switching needs the supervisor to run as root.
         public var user: String?
+        /// At most `limit` jobs with one key run at once.
+        public var concurrency: Concurrency?
 
         public init(command: [String]) { self.command = command }
+    }
+
+    /// `handlers.X.concurrency`: at most `limit` jobs of the class with the same key run at once.
+    public struct Concurrency: Sendable, Equatable {
+        /// `{name}` stands for the job's argument `name`: `account:{account_id}`.
+        public var key: String
+        public var limit: Int
+        /// After this long without movement, a key's slots are counted again from its jobs.
+        public var duration: Duration = .seconds(300)
+        public var onConflict: ConcurrencyRule.OnConflict = .block
+
+        public init(key: String, limit: Int) {
+            self.key = key
+            self.limit = limit
+        }
     }
 
     /// A task enqueued on a schedule (issue 6 schedules them; the file is checked now).
@@ -118,6 +135,15 @@ extension Configuration {
                 key: key, schedule: task.schedule, timeZone: task.timeZone ?? "UTC", className: task.className,
                 arguments: task.arguments, queue: task.queue, priority: task.priority, catchUp: task.catchUp, isStatic: true,
                 description: task.description)
+        }
+    }
+
+    /// The `concurrency:` of every handler, as the database's rules.
+    public var concurrencyRules: [ConcurrencyRule] {
+        handlers.sorted { $0.key < $1.key }.compactMap { name, handler in
+            handler.concurrency.map {
+                ConcurrencyRule(className: name, keyTemplate: $0.key, maxRunning: $0.limit, duration: $0.duration, onConflict: $0.onConflict)
+            }
         }
     }
 }

@@ -72,7 +72,41 @@ extension ConfigReader {
     static let recurringKeys = ["class", "args", "schedule", "time_zone", "queue", "priority", "catch_up", "description"]
 
     /// The keys of a `handlers:` entry (drover.yml(5) documents each).
-    static let handlerKeys = ["command", "timeout", "grace_period", "max_attempts", "env", "working_directory", "user"]
+    static let handlerKeys = ["command", "timeout", "grace_period", "max_attempts", "env", "working_directory", "user", "concurrency"]
+
+    /// The keys of a handler's `concurrency:`.
+    static let concurrencyKeys = ["key", "limit", "duration", "on_conflict"]
+
+    func concurrency(_ node: Node, _ key: String) throws(ConfigurationError) -> Configuration.Concurrency {
+        var template: String? = nil
+        var limit: Int? = nil
+        var result = Configuration.Concurrency(key: "", limit: 1)
+        for entry in try mapping(node, key, allowed: Self.concurrencyKeys) {
+            let field = "\(key).\(entry.key)"
+            switch entry.key {
+            case "key":
+                let text = try string(entry.value, field)
+                guard !text.isEmpty, text.count <= 1000 else { throw error(entry.value, field, "must be 1 to 1000 characters, such as \"account:{account_id}\"") }
+                guard text.filter({ $0 == "{" }).count == text.filter({ $0 == "}" }).count else {
+                    throw error(entry.value, field, "has unbalanced braces; write arguments as {name}")
+                }
+                template = text
+            case "limit": limit = try int(entry.value, field, 1...10_000)
+            case "duration": result.duration = try duration(entry.value, field, .seconds(1)...(.seconds(7 * 86_400)))
+            default:
+                let text = try string(entry.value, field)
+                guard let value = ConcurrencyRule.OnConflict(rawValue: text) else {
+                    throw error(entry.value, field, "must be block or discard, not \"\(text)\"")
+                }
+                result.onConflict = value
+            }
+        }
+        guard let template else { throw error(node, key, "needs a key, such as \"account:{account_id}\"") }
+        guard let limit else { throw error(node, key, "needs a limit: how many jobs with one key may run at once") }
+        result.key = template
+        result.limit = limit
+        return result
+    }
 
     func handlers(_ node: Node) throws(ConfigurationError) -> [String: Configuration.Handler] {
         var handlers: [String: Configuration.Handler] = [:]
@@ -96,6 +130,7 @@ extension ConfigReader {
                     }
                     command = argv
                 case "timeout": handler.timeout = try duration(entry.value, field, .seconds(1)...(.seconds(7 * 86_400)))
+                case "concurrency": handler.concurrency = try concurrency(entry.value, field)
                 case "grace_period": handler.gracePeriod = try duration(entry.value, field, .milliseconds(100)...(.seconds(3600)))
                 case "max_attempts": handler.maxAttempts = try int(entry.value, field, JobRules.maxAttemptsRange)
                 case "env": handler.environment = try stringMap(entry.value, field)

@@ -51,6 +51,10 @@ extension Configuration {
             }
             if let directory = handler.workingDirectory { lines.append("    working_directory: \(quote(directory))") }
             if let user = handler.user { lines.append("    user: \(quote(user))") }
+            if let limit = handler.concurrency {
+                lines.append("    concurrency: {key: \(quote(limit.key)), limit: \(limit.limit), duration: \(duration(limit.duration)), "
+                             + "on_conflict: \(limit.onConflict.rawValue)}")
+            }
         }
         lines.append(recurring.isEmpty ? "recurring: {}" : "recurring:")
         for (name, task) in recurring.sorted(by: { $0.key < $1.key }) {

@@ -54,6 +54,14 @@ final class Dispatcher {
                     log.error("dispatching failed", [("error", "\(error)")])
                     nextPoll = .now + pollingInterval
                 }
+                do {
+                    // Keys whose slots have not moved for their duration are counted again.
+                    if let unblocked = try runtime.session.run({ try runtime.store.expireConcurrency(on: $0) }), unblocked > 0 {
+                        log.info("let blocked jobs run after counting their concurrency keys again", [("jobs", String(unblocked))])
+                    }
+                } catch {
+                    log.error("counting concurrency keys again failed", [("error", "\(error)")])
+                }
             }
             if ContinuousClock.now >= nextRetention {
                 nextRetention = .now + Self.retentionInterval

@@ -20,6 +20,9 @@ public final class Supervisor {
         public var environment: [String: String]
         /// Lets children run Drover's own test handlers (DROVER_TEST_HANDLERS=1).
         public var testHandlers: Bool
+        /// The concurrency limits of the app's Swift job types (`Drover.main(jobs:)`); a handler of
+        /// the configuration with the same class wins.
+        public var jobConcurrencyRules: [ConcurrencyRule] = []
 
         public init(configuration: Configuration, configPath: String?, commandLineURL: String?, commandLineSchema: String?,
                     environment: [String: String], testHandlers: Bool) {
@@ -182,6 +185,7 @@ public final class Supervisor {
                     ])
                 }
                 try store.syncStaticTasks(options.configuration.staticTasks, on: connection)
+                try store.syncConcurrencyRules(concurrencyRules(for: options.configuration), on: connection)
                 shared.recurringTasksExist = !(try store.tasks(on: connection)).isEmpty
                 break
             } catch let error as DatabaseError where [.connectionFailed, .connectionLost].contains(error.code) || error.sqlState == "57P03" {
@@ -271,6 +275,13 @@ public final class Supervisor {
             roles.append(schedulerRole(base(.scheduler)))
         }
         return roles
+    }
+
+    /// The configuration's limits, then the Swift job types' for classes it does not have.
+    private func concurrencyRules(for configuration: Configuration) -> [ConcurrencyRule] {
+        let configured = configuration.concurrencyRules
+        let classes = Set(configuration.handlers.keys)
+        return configured + options.jobConcurrencyRules.filter { !classes.contains($0.className) }
     }
 
     private func schedulerRole(_ base: ChildSpec) -> ChildSpec {
@@ -508,8 +519,10 @@ public final class Supervisor {
         let store = self.store
         let shared = self.shared
         let tasks = configuration.staticTasks
-        agent.submit("update the recurring tasks of the configuration", essential: true) { connection in
+        let rules = concurrencyRules(for: configuration)
+        agent.submit("update the recurring tasks and concurrency limits of the configuration", essential: true) { connection in
             try store.syncStaticTasks(tasks, on: connection)
+            try store.syncConcurrencyRules(rules, on: connection)
             shared.recurringTasksExist = !(try store.tasks(on: connection)).isEmpty
         }
         intensity = RestartIntensity(maxRestarts: configuration.supervisor.maxRestarts, window: configuration.supervisor.restartWindow)

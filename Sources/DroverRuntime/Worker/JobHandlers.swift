@@ -19,7 +19,13 @@ public protocol AsyncJobHandler: Sendable {
     var gracePeriod: Duration { get }
     /// Overrides the job's own max_attempts when set.
     var maxAttempts: Int? { get }
+    /// At most `limit` jobs of this class with one key run at once (nil: no limit).
+    var concurrency: Configuration.Concurrency? { get }
     func perform(_ job: ClaimedJob, context: JobContext) async throws
+}
+
+extension AsyncJobHandler {
+    public var concurrency: Configuration.Concurrency? { nil }
 }
 
 /// What a running Swift job knows about itself.
@@ -99,6 +105,15 @@ public struct JobHandlers: Sendable {
 
     /// Every class this worker can run, sorted.
     public var classNames: [String] { entries.keys.sorted() }
+
+    /// The concurrency limits of the Swift job types, as the database's rules.
+    public var concurrencyRules: [ConcurrencyRule] {
+        entries.sorted { $0.key < $1.key }.compactMap { name, entry in
+            guard case .swift(let handler) = entry, let limit = handler.concurrency else { return nil }
+            return ConcurrencyRule(className: name, keyTemplate: limit.key, maxRunning: limit.limit, duration: limit.duration,
+                                   onConflict: limit.onConflict)
+        }
+    }
 
     /// Adds `other`'s handlers; `other` wins where both have a class.
     public mutating func merge(_ other: JobHandlers) {
