@@ -37,6 +37,15 @@ func expectInvariant(_ store: JobStore, _ db: Connection, sourceLocation: Source
         }
     let ids = try violations.map { try $0.decode("id", as: Int.self) }
     #expect(ids.isEmpty, "jobs breaking the one-execution-row invariant: \(ids)", sourceLocation: sourceLocation)
+    // Concurrency: every key's free slots are its limit less the jobs holding one (ready or claimed).
+    let keys = try store.concurrencyKeys(on: db)
+    let miscounted = try db.query("SELECT key, value FROM \(t("semaphores"))").compactMap { row -> String? in
+        let key = try row.decode("key", as: String.self)
+        let value = try row.decode("value", as: Int.self)
+        guard let info = keys.first(where: { $0.key == key }) else { return nil }
+        return info.holding > info.maxRunning || value != info.maxRunning - info.holding ? "\(key): \(value) free, \(info.holding) holding" : nil
+    }
+    #expect(miscounted.isEmpty, "semaphores out of step with their jobs: \(miscounted)", sourceLocation: sourceLocation)
 }
 
 /// How many rows `table` of the store's schema has.
