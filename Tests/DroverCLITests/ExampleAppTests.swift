@@ -93,10 +93,20 @@ struct ExampleAppTests {
         let enqueued = try run(["enqueue", "GenerateReport", "--args", #"{"seconds": 600}"#, "--schema", schema])
         let report = try #require(Int(enqueued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(enqueued)")
         try waitUntil("the report runs") { try store.job(report, on: db)?.state == .claimed }
+        // One report at a time (GenerateReport.concurrency): a second waits, blocked.
+        let second = try run(["enqueue", "GenerateReport", "--args", #"{"seconds": 1}"#, "--schema", schema])
+        let secondID = try #require(Int(second.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(second)")
+        #expect(try store.job(secondID, on: db)?.state == .blocked)
+        let limits = try run(["concurrency", "list", "--json", "--schema", schema])
+        #expect(limits.stdout.contains(#"{"class":"GenerateReport","duration_seconds":300,"key":"reports","limit":1,"on_conflict":"block"}"#),
+                "\(limits)")
+        #expect(limits.stdout.contains(#""key":"reports","limit":1,"running":1}"#) || limits.stdout.contains(#""blocked":1"#), "\(limits)")
         let cancelled = try run(["jobs", "cancel", String(report), "--schema", schema])
         #expect(cancelled.status == 0, "\(cancelled)")
         try waitUntil("the report is cancelled") { try store.job(report, on: db)?.state == .failed }
         #expect(try store.job(report, on: db)?.lastError?.errorClass == "Cancelled")
+        // Its slot went to the second report, which ran.
+        try waitUntil("the second report ran") { try store.job(secondID, on: db)?.state == .finished }
 
         kill(app.pid, SIGTERM)
         let stopped = try app.wait(timeout: .seconds(30))

@@ -91,6 +91,7 @@ struct FullConfigurationTests {
             env: {LANG: C.UTF-8}
           Cleanup:
             command: [cleanup]
+            concurrency: {key: "cleanup:{table}", limit: 2, duration: 10m, on_conflict: discard}
             grace_period: 2s
             working_directory: /var/lib/drover
             user: root
@@ -119,6 +120,10 @@ struct FullConfigurationTests {
         #expect(handler.timeout == .seconds(300) && handler.maxAttempts == 10 && handler.environment == ["LANG": "C.UTF-8"])
         #expect(handler.gracePeriod == .seconds(10), "grace_period defaults to 10s")
         let cleanup = try #require(config.handlers["Cleanup"])
+        #expect(cleanup.concurrency?.key == "cleanup:{table}" && cleanup.concurrency?.limit == 2)
+        #expect(cleanup.concurrency?.duration == .seconds(600) && cleanup.concurrency?.onConflict == .discard)
+        #expect(handler.concurrency == nil)
+        #expect(config.concurrencyRules.map(\.className) == ["Cleanup"])
         #expect(cleanup.gracePeriod == .seconds(2) && cleanup.workingDirectory == "/var/lib/drover" && cleanup.user == "root")
         let task = try #require(config.recurring["nightly_report"])
         #expect(task.className == "SendReport" && task.schedule == "0 3 * * *" && task.timeZone == "Europe/Berlin")
@@ -165,6 +170,12 @@ struct FullConfigurationTests {
          "d.yml:4: handlers.Send.user: no user named \"no-such-user-here\" on this host"),
         ("handlers:\n  Send:\n    command: [/bin/true]\n    grace_period: 50ms\n", "d.yml:4: handlers.Send.grace_period:"),
         ("recurring:\n  r:\n    class: C\n    schedule: \"0 25 * * *\"\n", "d.yml:4: recurring.r.schedule: schedule \"0 25 * * *\": hour 25 is out of range 0–23"),
+        ("handlers:\n  S:\n    command: [x]\n    concurrency: {limit: 2}\n", "d.yml:4: handlers.S.concurrency: needs a key"),
+        ("handlers:\n  S:\n    command: [x]\n    concurrency: {key: \"a:{id}\"}\n", "d.yml:4: handlers.S.concurrency: needs a limit"),
+        ("handlers:\n  S:\n    command: [x]\n    concurrency: {key: \"a:{id\", limit: 1}\n", "d.yml:4: handlers.S.concurrency.key: has unbalanced braces"),
+        ("handlers:\n  S:\n    command: [x]\n    concurrency: {key: k, limit: 0}\n", "d.yml:4: handlers.S.concurrency.limit:"),
+        ("handlers:\n  S:\n    command: [x]\n    concurrency: {key: k, limit: 1, on_conflict: queue}\n",
+         "d.yml:4: handlers.S.concurrency.on_conflict: must be block or discard, not \"queue\""),
         ("recurring:\n  r:\n    class: C\n    schedule: \"@daily\"\n    time_zone: Nowhere/Town\n",
          "d.yml:5: recurring.r.time_zone: time zone \"Nowhere/Town\" is not in the time zone database"),
         ("recurring:\n  nightly: {schedule: \"0 3 * * *\"}\n", "d.yml:2: recurring.nightly: needs a class"),

@@ -19,6 +19,13 @@ struct ManualPageTests {
         }
     }
 
+    @Test("it documents every key of a concurrency limit")
+    func concurrencyKeys() {
+        for key in ConfigReader.concurrencyKeys {
+            #expect(Self.page.contains(".It Cm \(key)\n"), "handlers.*.concurrency.\(key) is not documented")
+        }
+    }
+
     @Test("it documents every key of a recurring task")
     func recurringKeys() {
         for key in ConfigReader.recurringKeys {

@@ -17,7 +17,7 @@ struct DroverCommand: ParsableCommand {
         version: Drover.version,
         subcommands: [
             StartCommand.self, CheckCommand.self, MigrateCommand.self, EnqueueCommand.self, JobsCommand.self, FailedCommand.self,
-            QueuesCommand.self, RecurringCommand.self, ProcessesCommand.self, StatusCommand.self,
+            QueuesCommand.self, RecurringCommand.self, ConcurrencyCommand.self, ProcessesCommand.self, StatusCommand.self,
             VersionCommand.self, ChildCommand.self,
         ]
     )

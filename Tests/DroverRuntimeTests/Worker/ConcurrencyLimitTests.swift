@@ -93,6 +93,10 @@ struct ConcurrencyLimitTests {
         let waiting = try h.store.enqueue(NewJob("Limited", arguments: try JSON(validating: #"{"account": 7}"#)), on: h.db)
         try waitUntil("the holder runs") { FileManager.default.fileExists(atPath: directory.url.appendingPathComponent("run-\(holder)").path) }
         #expect(try h.state(waiting)?.state == .blocked)
+        let listing = try DroverBinary.run(["concurrency", "list", "--json", "--database-url", try TestDatabase.url(), "--schema", h.schema])
+        #expect(listing.status == 0, "\(listing)")
+        #expect(listing.stdout.hasPrefix(#"{"keys":[{"blocked":1,"expires_at":"#), "\(listing)")
+        #expect(listing.stdout.hasSuffix(#""key":"account:7","limit":1,"running":1}],"rules":[{"class":"Limited","duration_seconds":3,"key":"account:{account}","limit":1,"on_conflict":"block"}]}"# + "\n"))
         let processID = try #require(try h.state(holder)?.claimedBy)
         let worker = try #require(try h.registeredChildren().first { $0.id == processID })
         let killed = ContinuousClock.now

@@ -18,9 +18,11 @@ struct SendWelcomeEmail: Job {
     }
 }
 
-/// A slow job that stops as soon as it is cancelled (timeout or `signup jobs cancel ID`).
+/// A slow job that stops as soon as it is cancelled (timeout or `signup jobs cancel ID`). One
+/// report at a time, across every host: the others wait as blocked.
 struct GenerateReport: Job {
     static let timeout: Duration? = .seconds(600)
+    static let concurrency: ConcurrencyLimit? = ConcurrencyLimit(key: "reports", limit: 1)
 
     var seconds: Int
 
