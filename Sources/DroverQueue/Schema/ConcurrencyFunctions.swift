@@ -33,9 +33,10 @@ extension DroverSchema {
             WHERE concurrency_key IS NOT NULL AND finished_at IS NULL AND failed_at IS NULL;
 
         -- The template with each {name} replaced by that argument ({a.b} reaches into objects);
-        -- NULL when an argument is missing.
+        -- NULL when an argument is missing. STRICT: a job of a class without a rule (a NULL
+        -- template) costs no call at all, which keeps bulk enqueue fast.
         CREATE FUNCTION concurrency_key(template text, arguments jsonb) RETURNS text
-        LANGUAGE plpgsql IMMUTABLE
+        LANGUAGE plpgsql IMMUTABLE STRICT
         AS $function$
         DECLARE
             result text := '';

@@ -49,7 +49,6 @@ extension DroverSchema {
             -- PostgreSQL's regular expressions about ten times slower, and this runs for every job.
             SELECT e.ord, c.problem[1] AS field, c.problem[2] AS message INTO problem
             FROM jsonb_array_elements(new_jobs) WITH ORDINALITY AS e(job, ord)
-            LEFT JOIN concurrency_rules cr ON cr.class_name = e.job ->> 'class'
             CROSS JOIN LATERAL (SELECT CASE
                 WHEN jsonb_typeof(e.job) <> 'object' THEN
                     ARRAY['job', 'must be a JSON object such as {"class": "SendReport"}']
@@ -90,8 +89,6 @@ extension DroverSchema {
                 WHEN e.job ? 'unique_key' AND (jsonb_typeof(e.job -> 'unique_key') <> 'string'
                         OR length(e.job ->> 'unique_key') NOT BETWEEN 1 AND 1000) THEN
                     ARRAY['unique_key', 'must be a string of 1 to 1000 characters such as "report:2026-11-27"']
-                WHEN cr.key_template IS NOT NULL AND concurrency_key(cr.key_template, coalesce(e.job -> 'arguments', '{}')) IS NULL THEN
-                    ARRAY['arguments', format('lack what the concurrency key %s of %s needs', cr.key_template, cr.class_name)]
                 END AS problem) AS c
             WHERE c.problem IS NOT NULL
             ORDER BY e.ord
@@ -100,6 +97,23 @@ extension DroverSchema {
             IF FOUND THEN
                 RAISE EXCEPTION 'drover: job %: % %', problem.ord, problem.field, problem.message
                     USING ERRCODE = '22023', COLUMN = problem.field;
+            END IF;
+
+            -- Jobs of a class with a concurrency limit need the arguments its key is made of. (A
+            -- separate query, skipped when there are no rules: it would slow every bulk enqueue.)
+            IF EXISTS (SELECT 1 FROM concurrency_rules) THEN
+                SELECT e.ord, 'arguments' AS field,
+                       format('lack what the concurrency key %s of %s needs', cr.key_template, cr.class_name) AS message
+                INTO problem
+                FROM jsonb_array_elements(new_jobs) WITH ORDINALITY AS e(job, ord)
+                JOIN concurrency_rules cr ON cr.class_name = e.job ->> 'class'
+                WHERE concurrency_key(cr.key_template, coalesce(e.job -> 'arguments', '{}')) IS NULL
+                ORDER BY e.ord
+                LIMIT 1;
+                IF FOUND THEN
+                    RAISE EXCEPTION 'drover: job %: % %', problem.ord, problem.field, problem.message
+                        USING ERRCODE = '22023', COLUMN = problem.field;
+                END IF;
             END IF;
 
             WITH input AS (
