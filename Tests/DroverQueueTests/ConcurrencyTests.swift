@@ -147,6 +147,13 @@ struct ConcurrencyTests {
             #expect(try store.concurrencyRules(on: db) == [wider])
             #expect(try store.expireConcurrency(on: db) == 1, "the wider limit lets the blocked job run")
             #expect(try state(store, ids[2], db) == .ready)
+            let fourth = try store.enqueue(job(1), on: db)
+            #expect(try state(store, fourth, db) == .blocked)
+            // Without a rule, nothing limits the key any more.
+            try store.syncConcurrencyRules([], on: db)
+            #expect(try store.expireConcurrency(on: db) == 1)
+            #expect(try state(store, fourth, db) == .ready)
+            #expect(try state(store, try store.enqueue(job(1), on: db), db) == .ready)
         }
     }
 }

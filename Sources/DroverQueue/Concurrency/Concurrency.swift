@@ -60,12 +60,8 @@ extension JobStore {
                     """)
             }
             try connection.execute("DELETE FROM \(concurrencyRules) WHERE NOT (class_name = ANY(\(rules.map(\.className))))")
-            // A limit that changed applies to keys already in use.
-            try connection.execute("""
-                UPDATE \(semaphores) s SET max_value = r.max_running, duration = r.duration, expires_at = now()
-                FROM \(concurrencyRules) r JOIN \(jobs) j ON j.class_name = r.class_name
-                WHERE j.concurrency_key = s.key AND (s.max_value, s.duration) IS DISTINCT FROM (r.max_running, r.duration)
-                """)
+            // Keys in use are counted again soon, under the limits now in force.
+            try connection.execute("UPDATE \(semaphores) SET expires_at = now()")
         }
     }
 

@@ -119,21 +119,20 @@ extension DroverSchema {
             moved integer;
             notified integer;
         BEGIN
-            SELECT max_value, duration INTO limit_value, lease FROM semaphores WHERE key = k FOR UPDATE;
+            -- The limit in force: the rule of a live job's class (limits change with the configuration);
+            -- none left means nothing limits what waits.
+            SELECT r.max_running, r.duration INTO limit_value, lease
+            FROM jobs j JOIN concurrency_rules r ON r.class_name = j.class_name
+            WHERE j.concurrency_key = k AND j.finished_at IS NULL AND j.failed_at IS NULL
+            LIMIT 1;
             IF NOT FOUND THEN
-                SELECT r.max_running, r.duration INTO limit_value, lease
-                FROM jobs j JOIN concurrency_rules r ON r.class_name = j.class_name
-                WHERE j.concurrency_key = k AND j.finished_at IS NULL AND j.failed_at IS NULL
-                LIMIT 1;
-                IF NOT FOUND THEN
-                    -- No rule any more: nothing limits what waits.
-                    limit_value := 2147483647;
-                    lease := interval '5 minutes';
-                END IF;
-                INSERT INTO semaphores (key, value, max_value, duration, expires_at)
-                VALUES (k, 0, limit_value, lease, now() + lease) ON CONFLICT (key) DO NOTHING;
-                PERFORM 1 FROM semaphores WHERE key = k FOR UPDATE;
+                limit_value := 2147483647;
+                lease := interval '5 minutes';
             END IF;
+            -- Taking the semaphore's row lock serializes this with admits and signals of the key.
+            INSERT INTO semaphores AS s (key, value, max_value, duration, expires_at)
+            VALUES (k, 0, limit_value, lease, now() + lease)
+            ON CONFLICT (key) DO UPDATE SET max_value = excluded.max_value, duration = excluded.duration;
             SELECT count(*) INTO holders FROM jobs j
             WHERE j.concurrency_key = k AND j.finished_at IS NULL AND j.failed_at IS NULL
               AND (EXISTS (SELECT 1 FROM ready_executions r WHERE r.job_id = j.id)
