@@ -17,8 +17,24 @@ struct StartCommand: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
+    @Option(name: .customLong("log-level"), help: ArgumentHelp(
+        "Log this level and above: debug, info, warning or error (default: $DROVER_LOG_LEVEL, else info). Under "
+            + "systemd the log goes to the journal with structured fields; otherwise logfmt lines on stderr.",
+        valueName: "level"))
+    var logLevel: String?
+
+    func validate() throws {
+        if let logLevel, Log.Level(rawValue: logLevel) == nil {
+            throw ValidationError("--log-level \"\(logLevel)\" is not a level; use debug, info, warning or error")
+        }
+    }
+
     func run() throws {
-        let environment = ProcessInfo.processInfo.environment
+        var environment = ProcessInfo.processInfo.environment
+        let level = try reportingErrors { try Self.level(logLevel, environment: environment) }
+        Log.configure(minimum: level, environment: environment)
+        // The children log at the same level.
+        environment["DROVER_LOG_LEVEL"] = level.rawValue
         let configuration = try reportingErrors {
             try ConfigurationLoader.load(explicitPath: database.configPath, environment: environment) ?? Configuration()
         }
@@ -33,12 +49,27 @@ struct StartCommand: ParsableCommand {
     }
 }
 
+extension StartCommand {
+    /// `--log-level`, else `$DROVER_LOG_LEVEL`, else info.
+    static func level(_ option: String?, environment: [String: String]) throws -> Log.Level {
+        if let option { return Log.Level(rawValue: option) ?? .info }
+        guard let text = environment["DROVER_LOG_LEVEL"], !text.isEmpty else { return .info }
+        guard let level = Log.Level(rawValue: text) else {
+            throw ConfigurationError(path: "the environment", key: "DROVER_LOG_LEVEL",
+                                     message: "\"\(text)\" is not a level; use debug, info, warning or error")
+        }
+        return level
+    }
+}
+
 /// `drover _child`: a worker or dispatcher, started by `drover start` with its spec in the environment.
 struct ChildCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "_child", abstract: "A supervisor's child process (started by drover start).", shouldDisplay: false)
 
     func run() throws {
+        let environment = ProcessInfo.processInfo.environment
+        Log.configure(minimum: environment["DROVER_LOG_LEVEL"].flatMap(Log.Level.init(rawValue:)) ?? .info, environment: environment)
         let status = runChildProcess(extraHandlers: Drover.registeredJobs.withLock { $0 })
         if status != 0 { throw ExitCode(status) }
     }

@@ -257,6 +257,10 @@ final class Worker {
                                         ("error", result.outcome.failureMessage), ("outcome", "\(outcome)")])
             }
             pool.submit(claimed)
+            if !claimed.isEmpty || !results.isEmpty {
+                log.debug("turn", [("claimed", String(claimed.count)), ("finished", String(finished.finished.count)),
+                                   ("failed", String(failures.count))])
+            }
             return claimed.count
         } catch {
             // Not an outage: a statement failed. Drop these results rather than retry them forever;
