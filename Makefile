@@ -5,7 +5,7 @@
 SWIFT ?= swift
 BIN_PATH = $(shell $(SWIFT) build --show-bin-path)
 
-.PHONY: all deps build test demo bench clean
+.PHONY: all deps build test demo bench man deb clean
 
 all: build
 
@@ -37,6 +37,13 @@ bench: deps
 	  "$$0/drover-bench" queue $(QUEUE_ARGS) && "$$0/drover-bench" system $(SYSTEM_ARGS) && \
 	  "$$0/drover-bench" system --command /bin/true --jobs 20000 $(COMMAND_ARGS)' \
 	  $(shell $(SWIFT) build -c release --show-bin-path)
+
+# Regenerates man/drover.1 from the argument parser (commit the result; a test checks it against the
+# command line) and lints both pages.
+man:
+	$(SWIFT) package plugin --allow-writing-to-package-directory generate-manual --configuration debug --date 2026-11-27
+	scripts/generate-man .build/plugins/GenerateManual/outputs/drover/drover.1 man/drover.1
+	mandoc -Tlint -W warning man/drover.1 man/drover.yml.5
 
 clean:
 	rm -rf .build
