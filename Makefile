@@ -15,12 +15,14 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# Builds the tests, the drover binary they run and the example app (Examples/Signup), then runs
-# every test against PostgreSQL.
+# Builds the tests, the drover binary they run and the example app (Examples/Signup), runs every
+# test against PostgreSQL, then the packaging checks: the .deb and lintian, the unit, the man pages.
 test: deps
+	@scripts/install-deps packaging
 	$(SWIFT) build --build-tests
 	$(SWIFT) build --package-path Examples/Signup
 	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres $(SWIFT) test --skip-build
+	SWIFT=$(SWIFT) scripts/check-packaging
 
 # Drover's main job, for now: create its tables in a throwaway PostgreSQL, enqueue jobs, show them.
 demo: build
@@ -44,6 +46,11 @@ man:
 	$(SWIFT) package plugin --allow-writing-to-package-directory generate-manual --configuration debug --date 2026-11-27
 	scripts/generate-man .build/plugins/GenerateManual/outputs/drover/drover.1 man/drover.1
 	mandoc -Tlint -W warning man/drover.1 man/drover.yml.5
+
+# The Debian package: dist/drover_<version>-<revision>_<arch>.deb (and its -dbgsym), checked by lintian.
+deb:
+	@scripts/install-deps packaging
+	SWIFT=$(SWIFT) scripts/build-deb
 
 clean:
 	rm -rf .build
