@@ -5,7 +5,7 @@
 SWIFT ?= swift
 BIN_PATH = $(shell $(SWIFT) build --show-bin-path)
 
-.PHONY: all deps build test demo bench man deb clean
+.PHONY: all deps build test demo bench man deb systemd-test clean
 
 all: build
 
@@ -16,13 +16,16 @@ build: deps
 	$(SWIFT) build
 
 # Builds the tests, the drover binary they run and the example app (Examples/Signup), runs every
-# test against PostgreSQL, then the packaging checks: the .deb and lintian, the unit, the man pages.
+# test against PostgreSQL, then the packaging checks (the .deb and lintian, the unit, the man pages)
+# and the .deb under a real systemd in a container (scripts/systemd-test).
 test: deps
 	@scripts/install-deps packaging
 	$(SWIFT) build --build-tests
 	$(SWIFT) build --package-path Examples/Signup
 	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres $(SWIFT) test --skip-build
 	SWIFT=$(SWIFT) scripts/check-packaging
+	@scripts/install-deps container
+	scripts/systemd-test
 
 # Drover's main job, for now: create its tables in a throwaway PostgreSQL, enqueue jobs, show them.
 demo: build
@@ -51,6 +54,11 @@ man:
 deb:
 	@scripts/install-deps packaging
 	SWIFT=$(SWIFT) scripts/build-deb
+
+# The .deb under a real systemd in a Debian 12 container (systemd-nspawn): see scripts/systemd-test.
+systemd-test: deb
+	@scripts/install-deps container
+	scripts/systemd-test
 
 clean:
 	rm -rf .build
