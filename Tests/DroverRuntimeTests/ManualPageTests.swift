@@ -19,6 +19,29 @@ struct ManualPageTests {
         }
     }
 
+    /// The text of the item documenting `key` in the section whose heading is `section`.
+    static func item(_ key: String, in section: String) -> String? {
+        guard let start = page.range(of: ".Ss \(section)\n") else { return nil }
+        let rest = page[start.upperBound...]
+        let end = rest.range(of: "\n.Ss ")?.lowerBound ?? rest.endIndex
+        let body = rest[..<end]
+        guard let item = body.range(of: ".It Cm \(key)\n") else { return nil }
+        let after = body[item.upperBound...]
+        return String(after[..<(after.range(of: "\n.It ")?.lowerBound ?? after.endIndex)])
+    }
+
+    @Test("every key of every section is documented with its default")
+    func everyKeyWithDefault() {
+        var keys = ConfigReader.sectionKeys.flatMap { section, keys in keys.map { (section, $0) } }
+        keys += ConfigReader.handlerKeys.map { ("handlers", $0) } + ConfigReader.recurringKeys.map { ("recurring", $0) }
+        keys += ConfigReader.concurrencyKeys.map { ("handlers", $0) }
+        for (section, key) in keys {
+            let text = Self.item(key, in: section)
+            #expect(text != nil, "\(section).\(key) is not documented in drover.yml(5)")
+            #expect(text?.contains("default") == true, "\(section).\(key) has no default in drover.yml(5): \(text ?? "")")
+        }
+    }
+
     @Test("it documents every key of a concurrency limit")
     func concurrencyKeys() {
         for key in ConfigReader.concurrencyKeys {

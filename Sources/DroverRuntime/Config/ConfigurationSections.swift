@@ -7,7 +7,7 @@ import Yams
 extension ConfigReader {
     func database(_ node: Node) throws(ConfigurationError) -> Configuration.Database {
         var database = Configuration.Database()
-        for entry in try mapping(node, "database", allowed: ["url", "schema"]) {
+        for entry in try mapping(node, "database", allowed: Self.sectionKeys["database"]) {
             switch entry.key {
             case "url":
                 let url = try string(entry.value, "database.url")
@@ -30,7 +30,7 @@ extension ConfigReader {
         for (i, item) in try sequence(node, "workers").enumerated() {
             let key = "workers[\(i)]"
             var worker = Configuration.Worker()
-            for entry in try mapping(item, key, allowed: ["queues", "threads", "processes", "polling_interval"]) {
+            for entry in try mapping(item, key, allowed: Self.sectionKeys["workers"]) {
                 let field = "\(key).\(entry.key)"
                 switch entry.key {
                 case "queues":
@@ -55,7 +55,7 @@ extension ConfigReader {
         for (i, item) in try sequence(node, "dispatchers").enumerated() {
             let key = "dispatchers[\(i)]"
             var dispatcher = Configuration.Dispatcher()
-            for entry in try mapping(item, key, allowed: ["polling_interval", "batch_size"]) {
+            for entry in try mapping(item, key, allowed: Self.sectionKeys["dispatchers"]) {
                 let field = "\(key).\(entry.key)"
                 if entry.key == "batch_size" {
                     dispatcher.batchSize = try int(entry.value, field, 1...10_000)
@@ -67,6 +67,15 @@ extension ConfigReader {
         }
         return dispatchers
     }
+
+    /// The keys of the sections that are not per-entry mappings (drover.yml(5) documents each).
+    static let sectionKeys: [String: [String]] = [
+        "database": ["url", "schema"],
+        "workers": ["queues", "threads", "processes", "polling_interval"],
+        "dispatchers": ["polling_interval", "batch_size"],
+        "supervisor": ["heartbeat_interval", "alive_threshold", "shutdown_timeout", "max_crashes", "max_restarts", "restart_window"],
+        "retention": ["preserve_finished_jobs", "clear_finished_after"],
+    ]
 
     /// The keys of a `recurring:` entry (drover.yml(5) documents each).
     static let recurringKeys = ["class", "args", "schedule", "time_zone", "queue", "priority", "catch_up", "description"]
@@ -197,9 +206,7 @@ extension ConfigReader {
     func supervisor(_ node: Node) throws(ConfigurationError) -> Configuration.Supervisor {
         var supervisor = Configuration.Supervisor()
         var thresholdNode: Node? = nil
-        for entry in try mapping(node, "supervisor", allowed: [
-            "heartbeat_interval", "alive_threshold", "shutdown_timeout", "max_crashes", "max_restarts", "restart_window",
-        ]) {
+        for entry in try mapping(node, "supervisor", allowed: Self.sectionKeys["supervisor"]) {
             let field = "supervisor.\(entry.key)"
             switch entry.key {
             case "heartbeat_interval": supervisor.heartbeatInterval = try duration(entry.value, field, .milliseconds(100)...(.seconds(3600)))
@@ -224,7 +231,7 @@ extension ConfigReader {
 
     func retention(_ node: Node) throws(ConfigurationError) -> Configuration.Retention {
         var retention = Configuration.Retention()
-        for entry in try mapping(node, "retention", allowed: ["preserve_finished_jobs", "clear_finished_after"]) {
+        for entry in try mapping(node, "retention", allowed: Self.sectionKeys["retention"]) {
             let field = "retention.\(entry.key)"
             if entry.key == "preserve_finished_jobs" {
                 retention.preserveFinishedJobs = try bool(entry.value, field)
