@@ -27,6 +27,11 @@ let package = Package(
             providers: [.apt(["libpq-dev"])]
         ),
         // fork/exec of children entirely in C (DESIGN.md §2), and the few Linux calls Glibc does not expose.
+        .systemLibrary(
+            name: "CSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
         .target(name: "CProcess"),
         .systemLibrary(
             name: "CSystemd",
@@ -35,7 +40,7 @@ let package = Package(
         ),
 
         // Persistence: connections, bound queries, rows, transactions, LISTEN/NOTIFY, records, migrations.
-        .target(name: "DroverPersistence", dependencies: ["CLibPQ"]),
+        .target(name: "DroverPersistence", dependencies: ["CLibPQ", "CSQLite"]),
 
         // Queue: the data model and job state transitions as SQL.
         .target(name: "DroverQueue", dependencies: ["DroverPersistence"]),

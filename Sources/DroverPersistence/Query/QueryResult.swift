@@ -10,8 +10,13 @@ import CLibPQ
 /// ```
 public final class QueryResult: RandomAccessCollection, @unchecked Sendable {
     // @unchecked: a PGresult is immutable once returned and libpq documents it as safe to read from
-    // any thread; it is freed only when the last Row referring to it is gone.
-    private let handle: OpaquePointer
+    // any thread; it is freed only when the last Row referring to it is gone. Rows read from SQLite
+    // are immutable values.
+    private enum Storage {
+        case postgres(OpaquePointer)
+        case rows([[DatabaseValue]])
+    }
+    private let storage: Storage
     /// Column names, in order.
     public let columns: [String]
     /// Column types, in order.
@@ -22,7 +27,7 @@ public final class QueryResult: RandomAccessCollection, @unchecked Sendable {
     public let commandTag: String
 
     init(_ handle: OpaquePointer) {
-        self.handle = handle
+        storage = .postgres(handle)
         let count = Int(PQnfields(handle))
         columns = (0..<count).map { String(cString: PQfname(handle, Int32($0))) }
         columnTypes = (0..<count).map { DatabaseType(rawValue: UInt32(PQftype(handle, Int32($0)))) }
@@ -30,15 +35,33 @@ public final class QueryResult: RandomAccessCollection, @unchecked Sendable {
         commandTag = String(cString: PQcmdStatus(handle))
     }
 
+    /// Rows read by another backend (SQLite), already decoded into values.
+    init(columns: [String], rows: [[DatabaseValue]], affectedRows: Int, commandTag: String) {
+        storage = .rows(rows)
+        self.columns = columns
+        columnTypes = columns.indices.map { index in rows.first?[index].type ?? .unknown }
+        self.affectedRows = affectedRows
+        self.commandTag = commandTag
+    }
+
     deinit {
-        PQclear(handle)
+        if case .postgres(let handle) = storage { PQclear(handle) }
     }
 
     public var startIndex: Int { 0 }
-    public var endIndex: Int { Int(PQntuples(handle)) }
+    public var endIndex: Int {
+        switch storage {
+        case .postgres(let handle): Int(PQntuples(handle))
+        case .rows(let rows): rows.count
+        }
+    }
     public subscript(position: Int) -> Row { Row(result: self, index: position) }
 
     func value(row: Int, column: Int) -> DatabaseValue {
+        guard case .postgres(let handle) = storage else {
+            if case .rows(let rows) = storage { return rows[row][column] }
+            return .null(.unknown)
+        }
         let type = columnTypes[column]
         if PQgetisnull(handle, Int32(row), Int32(column)) == 1 { return .null(type) }
         let length = Int(PQgetlength(handle, Int32(row), Int32(column)))

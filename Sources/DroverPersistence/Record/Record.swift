@@ -38,10 +38,10 @@ public final class Record {
 
     /// Loads the row of `table` whose primary key is `id`.
     public static func find<ID: DatabaseEncodable>(
-        in table: SQLIdentifier, primaryKey: String = "id", id: ID, on connection: Connection
+        in table: SQLIdentifier, primaryKey: String = "id", id: ID, on connection: some SQLDatabase
     ) throws(DatabaseError) -> Record {
         let key = SQLIdentifier(primaryKey)
-        guard let row = try connection.query("SELECT * FROM \(table) WHERE \(key) = \(id)").first else {
+        guard let row = try connection.fetch("SELECT * FROM \(table) WHERE \(key) = \(id)").first else {
             throw notFound(table: table, primaryKey: primaryKey, id: id.databaseValue)
         }
         return try Record(table: table, primaryKey: primaryKey, row: row)
@@ -50,7 +50,7 @@ public final class Record {
     /// Inserts a row with `values` (other columns take their defaults) and returns its record.
     public static func insert(
         into table: SQLIdentifier, primaryKey: String = "id", values: [String: any DatabaseEncodable],
-        on connection: Connection
+        on connection: some SQLDatabase
     ) throws(DatabaseError) -> Record {
         let columns = values.keys.sorted()
         let sql: SQL
@@ -61,7 +61,7 @@ public final class Record {
             let binds = SQL.joined(columns.map { "\(values[$0]!.databaseValue)" })
             sql = "INSERT INTO \(table) (\(names)) VALUES (\(binds)) RETURNING *"
         }
-        let row = try connection.query(sql)[0]
+        let row = try connection.fetch(sql)[0]
         return try Record(table: table, primaryKey: primaryKey, row: row)
     }
 
@@ -106,13 +106,13 @@ public final class Record {
 
     /// Writes the pending changes (only the changed columns) and refreshes the attributes from what
     /// the database stored. If the write fails, the changes stay pending.
-    public func save(on connection: Connection) throws(DatabaseError) {
+    public func save(on connection: some SQLDatabase) throws(DatabaseError) {
         try write(on: connection)
         pendingChanges = [:]
     }
 
     /// Re-reads the row. Pending changes are kept: they are still to be written.
-    public func reload(on connection: Connection) throws(DatabaseError) {
+    public func reload(on connection: some SQLDatabase) throws(DatabaseError) {
         attributes = try loadRow(on: connection, lock: false)
     }
 
@@ -125,11 +125,11 @@ public final class Record {
     /// transaction fails after `body` ran (the save or the commit), `body`'s changes stay pending too;
     /// if `body` throws, its changes are dropped. A row that no longer exists gives
     /// ``DatabaseError/Code-swift.struct/recordNotFound``.
-    public func withLock<R>(on connection: Connection, _ body: (Record) throws -> R) throws -> R {
+    public func withLock<R>(on connection: some SQLDatabase, _ body: (Record) throws -> R) throws -> R {
         if hasPendingChanges { try save(on: connection) }
         var lockedAttributes: [String: DatabaseValue]? = nil
         do {
-            let result = try connection.withTransaction { connection in
+            let result = try connection.inWriteTransaction {
                 attributes = try loadRow(on: connection, lock: true)
                 lockedAttributes = attributes
                 let result: R
@@ -152,27 +152,28 @@ public final class Record {
     }
 
     /// Deletes the row.
-    public func delete(on connection: Connection) throws(DatabaseError) {
-        if try connection.execute("DELETE FROM \(table) WHERE \(thisRow)") == 0 {
+    public func delete(on connection: some SQLDatabase) throws(DatabaseError) {
+        if try connection.fetch("DELETE FROM \(table) WHERE \(thisRow)").affectedRows == 0 {
             throw Self.notFound(table: table, primaryKey: primaryKey, id: id)
         }
     }
 
     /// Writes pending changes and takes the stored values as the loaded attributes; leaves
     /// `pendingChanges` alone, so a caller whose transaction fails later can keep them.
-    private func write(on connection: Connection) throws(DatabaseError) {
+    private func write(on connection: some SQLDatabase) throws(DatabaseError) {
         guard hasPendingChanges else { return }
         let columns = pendingChanges.keys.sorted()
         let assignments = SQL.joined(columns.map { "\(SQLIdentifier($0)) = \(pendingChanges[$0]!)" })
-        guard let row = try connection.query("UPDATE \(table) SET \(assignments) WHERE \(thisRow) RETURNING *").first else {
+        guard let row = try connection.fetch("UPDATE \(table) SET \(assignments) WHERE \(thisRow) RETURNING *").first else {
             throw Self.notFound(table: table, primaryKey: primaryKey, id: id)
         }
         attributes = row.values
     }
 
-    private func loadRow(on connection: Connection, lock: Bool) throws(DatabaseError) -> [String: DatabaseValue] {
-        let forUpdate = SQL(unsafeRaw: lock ? " FOR UPDATE" : "")
-        guard let row = try connection.query("SELECT * FROM \(table) WHERE \(thisRow)\(forUpdate)").first else {
+    private func loadRow(on connection: some SQLDatabase, lock: Bool) throws(DatabaseError) -> [String: DatabaseValue] {
+        // SQLite has no row locks; its write transaction already holds the database's write lock.
+        let forUpdate = SQL(unsafeRaw: lock && connection.locksRows ? " FOR UPDATE" : "")
+        guard let row = try connection.fetch("SELECT * FROM \(table) WHERE \(thisRow)\(forUpdate)").first else {
             throw Self.notFound(table: table, primaryKey: primaryKey, id: id)
         }
         return row.values

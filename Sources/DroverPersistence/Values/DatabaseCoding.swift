@@ -124,9 +124,10 @@ extension Bool: DatabaseCodable {
     public static var databaseType: DatabaseType { .bool }
     public var databaseText: String? { self ? "t" : "f" }
     public static func decode(from value: DatabaseValue) throws(DatabaseDecodingFailure) -> Bool {
-        switch try text(of: value, accepting: [.bool]) {
-        case "t": return true
-        case "f": return false
+        // SQLite has no boolean: it stores 1 and 0.
+        switch try text(of: value, accepting: [.bool, .int8]) {
+        case "t", "1": return true
+        case "f", "0": return false
         case let other: throw .malformed(other)
         }
     }
@@ -152,7 +153,8 @@ extension Date: DatabaseCodable {
     public static var databaseType: DatabaseType { .timestamptz }
     public var databaseText: String? { PostgresTimestamp.format(self) }
     public static func decode(from value: DatabaseValue) throws(DatabaseDecodingFailure) -> Date {
-        let text = try text(of: value, accepting: [.timestamptz, .timestamp])
+        // SQLite stores timestamps as text, in the same format.
+        let text = try text(of: value, accepting: [.timestamptz, .timestamp, .text])
         guard let date = PostgresTimestamp.parse(text) else {
             throw .malformed("\(text) is not an ISO timestamp; the session's DateStyle must be ISO")
         }
