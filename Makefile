@@ -21,7 +21,8 @@ build: deps
 test: deps
 	@scripts/install-deps packaging
 	$(SWIFT) build --build-tests
-	$(SWIFT) build --package-path Examples/Signup
+	# SwiftPM can miss files added to Drover when it rebuilds the example: start it afresh then.
+	$(SWIFT) build --package-path Examples/Signup || (rm -rf Examples/Signup/.build && $(SWIFT) build --package-path Examples/Signup)
 	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres $(SWIFT) test --skip-build
 	SWIFT=$(SWIFT) scripts/check-packaging
 	@scripts/install-deps container

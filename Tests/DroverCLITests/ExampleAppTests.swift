@@ -16,10 +16,18 @@ struct ExampleAppTests {
     static func build() throws -> String {
         let swift = ProcessInfo.processInfo.environment["SWIFT"] ?? "/usr/bin/env"
         let prefix = swift == "/usr/bin/env" ? ["swift"] : []
-        let build = try RunningProcess(
-            executable: swift, arguments: prefix + ["build", "--package-path", packagePath],
-            environment: ProcessInfo.processInfo.environment)
-        let outcome = try build.wait(timeout: .seconds(900))
+        func build() throws -> DroverBinary.Outcome {
+            try RunningProcess(
+                executable: swift, arguments: prefix + ["build", "--package-path", packagePath],
+                environment: ProcessInfo.processInfo.environment
+            ).wait(timeout: .seconds(900))
+        }
+        var outcome = try build()
+        if outcome.status != 0 {
+            // SwiftPM can miss files added to Drover when it rebuilds the example: start it afresh.
+            try? FileManager.default.removeItem(atPath: packagePath + "/.build")
+            outcome = try build()
+        }
         guard outcome.status == 0 else {
             throw BuildFailed(description: "swift build --package-path \(packagePath) failed:\n\(outcome.stdout)\n\(outcome.stderr)")
         }
