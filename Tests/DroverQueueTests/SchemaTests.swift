@@ -151,3 +151,39 @@ struct SchemaTests {
     }
 }
 
+
+@Suite("The data model on SQLite")
+struct SQLiteSchemaTests {
+    @Test("migrating a SQLite file creates the same tables as on PostgreSQL, once, with the same constraints")
+    func sameTables() throws {
+        let directory = try TemporaryDirectory("drover-sqlite-schema")
+        let path = directory.url.appendingPathComponent("drover.sqlite3").path
+        let db = try SQLiteConnection(path: path, schema: "drover")
+        let migrator = try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations)
+        let report = try migrator.migrate(on: db)
+        #expect(report.applied.map(\.version) == [1] && report.currentVersion == 1)
+        #expect(try migrator.migrate(on: SQLiteConnection(path: path, schema: "drover")).applied.isEmpty, "again: nothing to do")
+        let tables = Set(try db.query("SELECT name FROM drover.sqlite_master WHERE type = 'table'").map { try $0.decode("name", as: String.self) })
+        #expect(tables == SchemaTests.tables)
+
+        // The rules hold: a live unique key once, JSON checked, a claim without its job refused.
+        try db.execute("INSERT INTO drover.jobs (queue_name, class_name, unique_key) VALUES ('default', 'A', 'k')")
+        let duplicate = #expect(throws: DatabaseError.self) {
+            try db.execute("INSERT INTO drover.jobs (queue_name, class_name, unique_key) VALUES ('default', 'A', 'k')")
+        }
+        #expect(duplicate?.code == .uniqueViolation)
+        try db.execute("UPDATE drover.jobs SET finished_at = \(Date()) WHERE unique_key = 'k'")
+        try db.execute("INSERT INTO drover.jobs (queue_name, class_name, unique_key) VALUES ('default', 'A', 'k')")
+        let badJSON = #expect(throws: DatabaseError.self) {
+            try db.execute("INSERT INTO drover.jobs (queue_name, class_name, arguments) VALUES ('default', 'A', '{not json')")
+        }
+        #expect(badJSON?.code == .checkViolation)
+        let orphan = #expect(throws: DatabaseError.self) {
+            try db.execute("INSERT INTO drover.claimed_executions (job_id, process_id) VALUES (999, 1)")
+        }
+        #expect(orphan?.code == .foreignKeyViolation)
+        // Timestamps are text in PostgreSQL's format: they decode as dates.
+        let created = try db.query("SELECT created_at FROM drover.jobs LIMIT 1")[0].decode("created_at", as: Date.self)
+        #expect(abs(created.timeIntervalSinceNow) < 60)
+    }
+}

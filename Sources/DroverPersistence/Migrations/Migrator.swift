@@ -120,3 +120,50 @@ public struct Migrator: Sendable {
         return try body()
     }
 }
+
+extension Migrator {
+    /// Applies the pending migrations to a SQLite database, each in its own `BEGIN IMMEDIATE`
+    /// transaction (SQLite's write lock keeps a second migrator out); `{schema}` in their SQL is the
+    /// schema's quoted name. Running it again changes nothing.
+    @discardableResult
+    public func migrate(on connection: SQLiteConnection, progress: (Migration) -> Void = { _ in }) throws -> Report {
+        try connection.execute(unsafeRawScript: """
+            CREATE TABLE IF NOT EXISTS \(table.quoted) (
+                version    INTEGER PRIMARY KEY,
+                name       TEXT NOT NULL,
+                applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00')
+            )
+            """)
+        var applied: [Migration] = []
+        var known: [Int] = []
+        for migration in migrations {
+            let done: Bool = try connection.withTransaction { connection in
+                // Read under the write lock: another migrator may just have applied it.
+                let present = try !connection.query("SELECT 1 FROM \(table) WHERE version = \(migration.version)").isEmpty
+                if present { return false }
+                do {
+                    try connection.execute(unsafeRawScript: migration.sql.replacingOccurrences(of: "{schema}", with: schema.quoted))
+                } catch let error as DatabaseError {
+                    var failed = error
+                    failed.code = .migrationFailed
+                    failed.message = "migration \(migration.version) (\(migration.name)) on \(connection.path) failed "
+                        + "and was rolled back: \(error.message)"
+                    throw failed
+                }
+                try connection.execute("INSERT INTO \(table) (version, name) VALUES (\(migration.version), \(migration.name))")
+                return true
+            }
+            if done {
+                applied.append(migration)
+                progress(migration)
+            }
+        }
+        for row in try connection.query("SELECT version FROM \(table) ORDER BY version") {
+            known.append(try row.decode("version", as: Int.self))
+        }
+        let knownVersions = Set(migrations.map(\.version))
+        return Report(
+            applied: applied, currentVersion: known.max() ?? 0, latestKnownVersion: migrations.last?.version ?? 0,
+            unknownVersions: known.filter { !knownVersions.contains($0) })
+    }
+}
