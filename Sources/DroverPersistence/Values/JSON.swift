@@ -72,6 +72,7 @@ extension JSON: DatabaseCodable {
     public static var databaseType: DatabaseType { .jsonb }
     public var databaseText: String? { text }
     public static func decode(from value: DatabaseValue) throws(DatabaseDecodingFailure) -> JSON {
-        JSON(trusted: try text(of: value, accepting: [.json, .jsonb]))
+        // SQLite keeps JSON as text.
+        JSON(trusted: try text(of: value, accepting: [.json, .jsonb, .text]))
     }
 }

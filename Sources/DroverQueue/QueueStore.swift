@@ -1,0 +1,36 @@
+import DroverPersistence
+
+/// The seam between Drover's queue and its database: the core state changes of a job, which the
+/// PostgreSQL store (``JobStore``) and the SQLite store (``SQLiteJobStore``) both implement, and
+/// one conformance suite checks on both.
+///
+/// What only PostgreSQL has stays on ``JobStore``: `FOR UPDATE SKIP LOCKED` claims by many
+/// processes at once (SQLite serializes writers instead), LISTEN/NOTIFY wake-ups, and the SQL
+/// enqueue functions other languages call.
+public protocol QueueStore: Sendable {
+    associatedtype Database: SQLDatabase
+
+    /// The schema (PostgreSQL) or attached database (SQLite) the tables live in.
+    var schema: SQLIdentifier { get }
+
+    /// Enqueues `jobs` and returns their ids in order; nothing is written if one is invalid.
+    func enqueue(_ jobs: [NewJob], on database: Database) throws -> [Int]
+    /// Takes up to `limit` ready jobs from `queues` for `processID`, in claim order.
+    func claim(processID: Int, queues: QueueSelection, limit: Int, on database: Database) throws -> [ClaimedJob]
+    /// Finishes jobs `processID` holds; others are reported as dropped.
+    func finish(_ jobIDs: [Int], processID: Int, on database: Database) throws -> FinishOutcome
+    /// Records a failed attempt: retried later, or failed for good.
+    func fail(
+        _ jobID: Int, processID: Int, error: JobFailure, permanent: Bool, maxAttempts: Int?, on database: Database
+    ) throws -> FailOutcome
+    /// Lets go of the jobs `processID` holds (all, or `jobIDs`).
+    func release(processID: Int, jobIDs: [Int]?, reason: ReleaseReason, on database: Database) throws -> ReleaseOutcome
+    /// Makes up to `batchSize` due scheduled jobs ready; returns how many.
+    func dispatchDue(batchSize: Int, on database: Database) throws -> Int
+    /// One job, as the management commands show it.
+    func job(_ id: Int, on database: Database) throws -> JobInfo?
+}
+
+extension JobStore: QueueStore {
+    public typealias Database = Connection
+}

@@ -1,0 +1,301 @@
+import DroverPersistence
+import Foundation
+
+/// The queue on SQLite: the same state changes as ``JobStore``, as SQLite statements inside
+/// `BEGIN IMMEDIATE` transactions (SQLite serializes writers, so a claim never races another
+/// claim and needs no `SKIP LOCKED`).
+///
+/// Not yet on SQLite: concurrency limits, recurring tasks, cancellation and the management
+/// listings; the runtime still runs on PostgreSQL only (issue 8 goes on).
+public struct SQLiteJobStore: QueueStore {
+    public typealias Database = SQLiteConnection
+
+    public let schema: SQLIdentifier
+    public var retryPolicy: RetryPolicy
+    public var preserveFinishedJobs: Bool
+
+    public init(schema: String = DroverSchema.defaultName, retryPolicy: RetryPolicy = RetryPolicy(), preserveFinishedJobs: Bool = true)
+        throws(DatabaseError)
+    {
+        self.schema = try SQLIdentifier.validated(schema, what: "schema name")
+        self.retryPolicy = retryPolicy
+        self.preserveFinishedJobs = preserveFinishedJobs
+    }
+
+    private func table(_ name: String) -> SQLIdentifier { schema.qualifying(name) }
+    private var jobs: SQLIdentifier { table("jobs") }
+    private var ready: SQLIdentifier { table("ready_executions") }
+    private var claimed: SQLIdentifier { table("claimed_executions") }
+    private var scheduled: SQLIdentifier { table("scheduled_executions") }
+    private var failed: SQLIdentifier { table("failed_executions") }
+    private var pauses: SQLIdentifier { table("pauses") }
+
+    /// Timestamps as text of one width (milliseconds, as SQLite's defaults write them), so that
+    /// text order is time order.
+    static func timestamp(_ date: Date) -> String {
+        var seconds = time_t(floor(date.timeIntervalSince1970))
+        let milliseconds = Int((date.timeIntervalSince1970 - floor(date.timeIntervalSince1970)) * 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(format: "%04d-%02d-%02d %02d:%02d:%02d.%03d+00", parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
+                      parts.tm_hour, parts.tm_min, parts.tm_sec, milliseconds)
+    }
+
+    /// A list of ids as the JSON array `json_each` reads: SQLite has no array type.
+    private static func idList(_ ids: [Int]) -> String { "[" + ids.map(String.init).joined(separator: ",") + "]" }
+
+    // MARK: - Enqueue
+
+    public func enqueue(_ newJobs: [NewJob], on database: SQLiteConnection) throws -> [Int] {
+        for (i, job) in newJobs.enumerated() {
+            do {
+                try JobRules.check(job)
+            } catch {
+                throw QueueError(error.code, newJobs.count > 1 ? "job \(i + 1): \(error.message)" : error.message, field: error.field)
+            }
+        }
+        let now = Date()
+        return try database.withTransaction { db in
+            var ids: [Int] = []
+            for job in newJobs {
+                if let key = job.uniqueKey, let live = try db.query("""
+                    SELECT id FROM \(jobs) WHERE unique_key = \(key) AND finished_at IS NULL AND failed_at IS NULL
+                    """).first {
+                    ids.append(try live.decode("id", as: Int.self))
+                    continue
+                }
+                let runAt = max(job.runAt ?? now, now)
+                let due = (job.runAt ?? now) <= now
+                let id = try db.query("""
+                    INSERT INTO \(jobs) (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout, unique_key,
+                                         created_at, updated_at)
+                    VALUES (\(job.queue), \(job.className), \(job.arguments.text), \(job.priority), \(Self.timestamp(runAt)),
+                            \(job.maxAttempts), \(job.timeout?.seconds), \(job.uniqueKey), \(Self.timestamp(now)), \(Self.timestamp(now)))
+                    RETURNING id
+                    """)[0].decode("id", as: Int.self)
+                if due {
+                    try db.execute("INSERT INTO \(ready) (job_id, queue_name, priority) VALUES (\(id), \(job.queue), \(job.priority))")
+                } else {
+                    try db.execute("""
+                        INSERT INTO \(scheduled) (job_id, queue_name, priority, scheduled_at)
+                        VALUES (\(id), \(job.queue), \(job.priority), \(Self.timestamp(runAt)))
+                        """)
+                }
+                ids.append(id)
+            }
+            return ids
+        }
+    }
+
+    // MARK: - Claim
+
+    public func claim(processID: Int, queues: QueueSelection, limit: Int, on database: SQLiteConnection) throws -> [ClaimedJob] {
+        guard limit > 0 else { return [] }
+        return try database.withTransaction { db in
+            var taken: [Int] = []
+            for pattern in queues.patterns where taken.count < limit {
+                let condition: SQL
+                let order: String
+                switch pattern {
+                case .exact(let name):
+                    condition = "r.queue_name = \(name)"
+                    order = "r.priority, r.job_id"
+                case .prefix(let prefix):
+                    // LIKE ignores case in SQLite: compare the prefix itself.
+                    condition = "substr(r.queue_name, 1, \(prefix.utf8.count)) = \(prefix)"
+                    order = "r.queue_name, r.priority, r.job_id"
+                case .all:
+                    condition = "1"
+                    order = "r.priority, r.job_id"
+                }
+                let rows = try db.query("""
+                    SELECT r.job_id FROM \(ready) r
+                    WHERE \(condition) AND r.queue_name NOT IN (SELECT queue_name FROM \(pauses))
+                    ORDER BY \(unsafeRaw: order) LIMIT \(limit - taken.count)
+                    """)
+                taken += try rows.map { try $0.decode("job_id", as: Int.self) }
+            }
+            guard !taken.isEmpty else { return [] }
+            let list = Self.idList(taken)
+            try db.execute("DELETE FROM \(ready) WHERE job_id IN (SELECT value FROM json_each(\(list)))")
+            try db.execute("""
+                INSERT INTO \(claimed) (job_id, process_id, created_at)
+                SELECT value, \(processID), \(Self.timestamp(Date())) FROM json_each(\(list))
+                """)
+            let rows = try db.query("""
+                SELECT j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.attempts, j.max_attempts, j.crashes,
+                       j.timeout AS timeout_seconds, j.created_at
+                FROM \(jobs) j WHERE j.id IN (SELECT value FROM json_each(\(list)))
+                """)
+            let byID = Dictionary(uniqueKeysWithValues: try rows.map { (try $0.decode("id", as: Int.self), try ClaimedJob(row: $0)) })
+            return taken.compactMap { byID[$0] }
+        }
+    }
+
+    // MARK: - Finish, fail
+
+    public func finish(_ jobIDs: [Int], processID: Int, on database: SQLiteConnection) throws -> FinishOutcome {
+        guard !jobIDs.isEmpty else { return FinishOutcome(finished: [], dropped: []) }
+        let finished: [Int] = try database.withTransaction { db in
+            let released = try db.query("""
+                DELETE FROM \(claimed) WHERE process_id = \(processID) AND job_id IN (SELECT value FROM json_each(\(Self.idList(jobIDs))))
+                RETURNING job_id
+                """).map { try $0.decode("job_id", as: Int.self) }
+            guard !released.isEmpty else { return [] }
+            let list = Self.idList(released)
+            if preserveFinishedJobs {
+                let now = Self.timestamp(Date())
+                try db.execute("""
+                    UPDATE \(jobs) SET finished_at = \(now), updated_at = \(now) WHERE id IN (SELECT value FROM json_each(\(list)))
+                    """)
+            } else {
+                try db.execute("DELETE FROM \(jobs) WHERE id IN (SELECT value FROM json_each(\(list)))")
+            }
+            return released.sorted()
+        }
+        let done = Set(finished)
+        return FinishOutcome(finished: finished, dropped: jobIDs.filter { !done.contains($0) })
+    }
+
+    public func fail(
+        _ jobID: Int, processID: Int, error: JobFailure, permanent: Bool = false, maxAttempts: Int? = nil,
+        on database: SQLiteConnection
+    ) throws -> FailOutcome {
+        try database.withTransaction { db in
+            guard try db.execute("DELETE FROM \(claimed) WHERE job_id = \(jobID) AND process_id = \(processID)") > 0 else {
+                return .dropped
+            }
+            let row = try db.query("SELECT attempts, max_attempts, queue_name, priority FROM \(jobs) WHERE id = \(jobID)")[0]
+            let attempts = try row.decode("attempts", as: Int.self) + 1
+            let stored = try row.decode("max_attempts", as: Int.self)
+            let limit = maxAttempts ?? stored
+            let now = Date()
+            if permanent || attempts >= limit {
+                try db.execute("""
+                    UPDATE \(jobs) SET attempts = \(attempts), max_attempts = \(limit), last_error = \(error.json.text),
+                        failed_at = \(Self.timestamp(now)), updated_at = \(Self.timestamp(now))
+                    WHERE id = \(jobID)
+                    """)
+                try db.execute("INSERT INTO \(failed) (job_id, error, created_at) VALUES (\(jobID), \(error.json.text), \(Self.timestamp(now)))")
+                return .failed(attempts: attempts)
+            }
+            let at = now.addingTimeInterval(retryPolicy.delay(afterAttempt: attempts))
+            try db.execute("""
+                UPDATE \(jobs) SET attempts = \(attempts), max_attempts = \(limit), last_error = \(error.json.text),
+                    updated_at = \(Self.timestamp(now))
+                WHERE id = \(jobID)
+                """)
+            try db.execute("""
+                INSERT INTO \(scheduled) (job_id, queue_name, priority, scheduled_at)
+                VALUES (\(jobID), \(try row.decode("queue_name", as: String.self)), \(try row.decode("priority", as: Int.self)),
+                        \(Self.timestamp(at)))
+                """)
+            return .retryScheduled(at: at, attempts: attempts)
+        }
+    }
+
+    // MARK: - Release, dispatch
+
+    public func release(processID: Int, jobIDs: [Int]? = nil, reason: ReleaseReason, on database: SQLiteConnection) throws -> ReleaseOutcome {
+        try database.withTransaction { db in
+            let only: SQL = jobIDs.map { "AND job_id IN (SELECT value FROM json_each(\(Self.idList($0))))" } ?? ""
+            let gone = try db.query("""
+                DELETE FROM \(claimed) WHERE process_id = \(processID) \(only) RETURNING job_id, cancel_requested_at IS NOT NULL AS cancelled
+                """).map { (try $0.decode("job_id", as: Int.self), try $0.decode("cancelled", as: Bool.self)) }
+            var released: [Int] = []
+            var failedIDs: [Int] = []
+            let now = Self.timestamp(Date())
+            for (id, cancelled) in gone.sorted(by: { $0.0 < $1.0 }) {
+                let row = try db.query("SELECT crashes, queue_name, priority FROM \(jobs) WHERE id = \(id)")[0]
+                var crashes = try row.decode("crashes", as: Int.self)
+                // A crash is counted and recorded as the job's last error; the limit, or a
+                // cancellation, fails the job instead of putting it back.
+                var lastError: String? = nil
+                var failsNow = cancelled
+                if case .crashed(let failure, let maxCrashes) = reason {
+                    crashes += 1
+                    lastError = try JSON(encoding: CrashedFailure(failure: failure, crashes: crashes)).text
+                    failsNow = failsNow || crashes >= maxCrashes
+                }
+                if cancelled { lastError = JobStore.cancelledError.json.text }
+                if failsNow, let error = lastError {
+                    try db.execute("""
+                        UPDATE \(jobs) SET crashes = \(crashes), last_error = \(error), failed_at = \(now), updated_at = \(now) WHERE id = \(id)
+                        """)
+                    try db.execute("INSERT INTO \(failed) (job_id, error, created_at) VALUES (\(id), \(error), \(now))")
+                    failedIDs.append(id)
+                } else {
+                    if let lastError {
+                        try db.execute("UPDATE \(jobs) SET last_error = \(lastError) WHERE id = \(id)")
+                    }
+                    try db.execute("UPDATE \(jobs) SET crashes = \(crashes), updated_at = \(now) WHERE id = \(id)")
+                    try db.execute("""
+                        INSERT INTO \(ready) (job_id, queue_name, priority)
+                        VALUES (\(id), \(try row.decode("queue_name", as: String.self)), \(try row.decode("priority", as: Int.self)))
+                        """)
+                    released.append(id)
+                }
+            }
+            return ReleaseOutcome(released: released, failed: failedIDs)
+        }
+    }
+
+    /// A crash failure with its count, as `last_error` keeps it.
+    private struct CrashedFailure: Encodable {
+        let failure: JobFailure
+        let crashes: Int
+        func encode(to encoder: any Encoder) throws {
+            try failure.encode(to: encoder)
+            var container = encoder.container(keyedBy: Key.self)
+            try container.encode(crashes, forKey: .crashes)
+        }
+        enum Key: String, CodingKey { case crashes }
+    }
+
+    public func dispatchDue(batchSize: Int = 500, on database: SQLiteConnection) throws -> Int {
+        try database.withTransaction { db in
+            let moved = try db.query("""
+                DELETE FROM \(scheduled) WHERE job_id IN (
+                    SELECT job_id FROM \(scheduled) WHERE scheduled_at <= \(Self.timestamp(Date()))
+                    ORDER BY scheduled_at, priority, job_id LIMIT \(batchSize))
+                RETURNING job_id, queue_name, priority
+                """)
+            for row in moved {
+                try db.execute("""
+                    INSERT INTO \(ready) (job_id, queue_name, priority)
+                    VALUES (\(try row.decode("job_id", as: Int.self)), \(try row.decode("queue_name", as: String.self)),
+                            \(try row.decode("priority", as: Int.self)))
+                    """)
+            }
+            return moved.count
+        }
+    }
+
+    // MARK: - Looking at jobs
+
+    public func job(_ id: Int, on database: SQLiteConnection) throws -> JobInfo? {
+        try database.query("""
+            SELECT j.id, j.queue_name, j.class_name, j.priority, j.attempts, j.max_attempts, j.crashes, j.created_at,
+                   j.finished_at, j.failed_at, j.last_error, j.arguments,
+                   (SELECT s.scheduled_at FROM \(scheduled) s WHERE s.job_id = j.id) AS next_run_at,
+                   (SELECT c.process_id FROM \(claimed) c WHERE c.job_id = j.id) AS claimed_by,
+                   CASE WHEN j.finished_at IS NOT NULL THEN 'finished'
+                        WHEN EXISTS (SELECT 1 FROM \(ready) x WHERE x.job_id = j.id) THEN 'ready'
+                        WHEN EXISTS (SELECT 1 FROM \(claimed) x WHERE x.job_id = j.id) THEN 'claimed'
+                        WHEN EXISTS (SELECT 1 FROM \(scheduled) x WHERE x.job_id = j.id) THEN 'scheduled'
+                        WHEN EXISTS (SELECT 1 FROM \(table("blocked_executions")) x WHERE x.job_id = j.id) THEN 'blocked'
+                        WHEN EXISTS (SELECT 1 FROM \(failed) x WHERE x.job_id = j.id) THEN 'failed'
+                   END AS state
+            FROM \(jobs) j WHERE j.id = \(id)
+            """).first.map(JobInfo.init(row:))
+    }
+}
+
+extension RetryPolicy {
+    /// Seconds before the retry after `attempt` failed attempts: doubling from `baseDelay`, at most
+    /// `maxDelay`, less up to `jitter` of it at random (as the PostgreSQL store computes it in SQL).
+    func delay(afterAttempt attempt: Int) -> Double {
+        let full = min(maxDelay.seconds, baseDelay.seconds * pow(2, Double(attempt - 1)))
+        return full * (1 - jitter * Double.random(in: 0..<1))
+    }
+}
