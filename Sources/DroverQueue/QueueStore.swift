@@ -29,6 +29,21 @@ public protocol QueueStore: Sendable {
     func dispatchDue(batchSize: Int, on database: Database) throws -> Int
     /// One job, as the management commands show it.
     func job(_ id: Int, on database: Database) throws -> JobInfo?
+
+    /// Registers a process; its record is what its heartbeats update.
+    func register(
+        kind: ProcessKind, name: String, pid: Int32, hostname: String, supervisorID: Int?, metadata: JSON, on database: Database
+    ) throws -> Record
+    /// Releases a process's jobs and removes its registration, in one transaction.
+    func deregister(processID: Int, reason: ReleaseReason, on database: Database) throws -> ReleaseOutcome
+    /// Deregisters processes whose heartbeat is older than `threshold` (but not `sparing`), counting
+    /// a crash against each job they held.
+    func pruneDeadProcesses(olderThan threshold: Duration, sparing: [String], maxCrashes: Int, on database: Database) throws
+        -> [PrunedProcess]
+    /// Releases claims whose process is not registered (it vanished without being pruned).
+    func recoverOrphanedClaims(maxCrashes: Int, on database: Database) throws -> ReleaseOutcome
+    /// The jobs `processID` holds.
+    func claimedJobIDs(processID: Int, on database: Database) throws -> [Int]
 }
 
 extension JobStore: QueueStore {

@@ -141,6 +141,44 @@ struct QueueStoreConformanceTests {
         }
     }
 
+    struct Processes: ConformanceScenario {
+        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+            let worker = try store.register(kind: .worker, name: "worker-a", pid: 101, hostname: "h1", supervisorID: nil,
+                                            metadata: .emptyObject, on: db)
+            let spared = try store.register(kind: .worker, name: "worker-b", pid: 102, hostname: "h1", supervisorID: nil,
+                                            metadata: .emptyObject, on: db)
+            let workerID = try worker.get("id", as: Int.self)
+            let ids = try store.enqueue([NewJob("A"), NewJob("B"), NewJob("C")], on: db)
+            _ = try store.claim(processID: workerID, queues: ["*"], limit: 2, on: db)
+            #expect(try store.claimedJobIDs(processID: workerID, on: db) == [ids[0], ids[1]])
+
+            // Heartbeats go through the record layer's withLock on either backend.
+            try worker.withLock(on: db) { $0.set("last_heartbeat_at", to: Date().addingTimeInterval(-120)) }
+            try spared.withLock(on: db) { $0.set("last_heartbeat_at", to: Date().addingTimeInterval(-120)) }
+            #expect(try store.pruneDeadProcesses(olderThan: .seconds(300), sparing: [], maxCrashes: 3, on: db).isEmpty)
+            let pruned = try store.pruneDeadProcesses(olderThan: .seconds(60), sparing: ["worker-b"], maxCrashes: 3, on: db)
+            #expect(pruned.map(\.name) == ["worker-a"])
+            #expect(pruned.first?.jobs == ReleaseOutcome(released: [ids[0], ids[1]], failed: []))
+            #expect(try store.job(ids[0], on: db)?.crashes == 1 && store.job(ids[0], on: db)?.lastError?.errorClass == "ProcessLost")
+            #expect(throws: DatabaseError.self) { try worker.withLock(on: db) { _ in } }
+
+            // A claim whose process never registered is recovered.
+            _ = try store.claim(processID: 999, queues: ["*"], limit: 1, on: db)
+            let orphans = try store.recoverOrphanedClaims(maxCrashes: 3, on: db)
+            #expect(orphans.released.count == 1)
+
+            let sparedID = try spared.get("id", as: Int.self)
+            _ = try store.claim(processID: sparedID, queues: ["*"], limit: 3, on: db)
+            let stopped = try store.deregister(processID: sparedID, reason: .graceful, on: db)
+            #expect(stopped.released.count == 3 && stopped.failed.isEmpty)
+            #expect(try store.claimedJobIDs(processID: sparedID, on: db).isEmpty)
+        }
+    }
+
+    @Test("processes: register, heartbeat, prune the dead (sparing the living), recover orphaned claims, deregister",
+          arguments: Backend.allCases)
+    func processes(_ backend: Backend) throws { try backend.run(Processes()) }
+
     @Test("claim order: queue list, prefixes (case sensitive), priority, id; paused queues and future jobs wait", arguments: Backend.allCases)
     func claimOrder(_ backend: Backend) throws { try backend.run(ClaimOrder()) }
 
