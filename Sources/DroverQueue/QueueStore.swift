@@ -44,6 +44,13 @@ public protocol QueueStore: Sendable {
     func recoverOrphanedClaims(maxCrashes: Int, on database: Database) throws -> ReleaseOutcome
     /// The jobs `processID` holds.
     func claimedJobIDs(processID: Int, on database: Database) throws -> [Int]
+
+    /// Deletes a waiting job, or asks the worker running it to stop it.
+    func cancel(_ id: Int, on database: Database) throws -> CancelOutcome
+    /// The jobs `processID` holds whose cancellation was asked for.
+    func cancelRequests(processID: Int, on database: Database) throws -> [Int]
+    /// Jobs, newest first, filtered by queue, state and class.
+    func listJobs(queue: String?, state: JobState?, className: String?, limit: Int, on database: Database) throws -> [JobInfo]
 }
 
 extension JobStore: QueueStore {

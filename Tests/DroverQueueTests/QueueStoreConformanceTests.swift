@@ -175,6 +175,48 @@ struct QueueStoreConformanceTests {
         }
     }
 
+    struct Cancellation: ConformanceScenario {
+        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+            let ids = try store.enqueue([NewJob("A"), NewJob("B", runIn: .seconds(3600)), NewJob("C"), NewJob("D")], on: db)
+            #expect(try store.cancel(ids[0], on: db) == .discarded(was: .ready))
+            #expect(try store.cancel(ids[1], on: db) == .discarded(was: .scheduled))
+            #expect(try store.job(ids[0], on: db) == nil)
+            let running = try store.claim(processID: 7, queues: ["*"], limit: 2, on: db).map(\.id)
+            #expect(try store.cancel(running[0], on: db) == .requested(processID: 7))
+            #expect(try store.cancelRequests(processID: 7, on: db) == [running[0]])
+            // The worker stopped (or died) first: the cancelled job fails instead of running again.
+            let outcome = try store.release(processID: 7, jobIDs: nil, reason: .graceful, on: db)
+            #expect(outcome == ReleaseOutcome(released: [running[1]], failed: [running[0]]))
+            #expect(try store.job(running[0], on: db)?.lastError?.errorClass == "Cancelled")
+            let failedAlready = #expect(throws: QueueError.self) { try store.cancel(running[0], on: db) }
+            #expect(failedAlready?.code == .wrongState)
+            let missing = #expect(throws: QueueError.self) { try store.cancel(ids[0], on: db) }
+            #expect(missing?.code == .jobNotFound)
+        }
+    }
+
+    struct Listings: ConformanceScenario {
+        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+            let ids = try store.enqueue([
+                NewJob("Mail", queue: "mail"), NewJob("Mail", queue: "mail", runIn: .seconds(60)), NewJob("Report"), NewJob("Report"),
+            ], on: db)
+            _ = try store.claim(processID: 1, queues: ["default"], limit: 1, on: db)
+            #expect(try store.listJobs(queue: nil, state: nil, className: nil, limit: 50, on: db).map(\.id) == ids.reversed())
+            #expect(try store.listJobs(queue: "mail", state: nil, className: nil, limit: 50, on: db).map(\.id) == [ids[1], ids[0]])
+            #expect(try store.listJobs(queue: nil, state: .scheduled, className: nil, limit: 50, on: db).map(\.id) == [ids[1]])
+            #expect(try store.listJobs(queue: nil, state: .claimed, className: "Report", limit: 50, on: db).map(\.id) == [ids[2]])
+            #expect(try store.listJobs(queue: nil, state: nil, className: nil, limit: 2, on: db).count == 2)
+            let listed = try #require(try store.listJobs(queue: "mail", state: .ready, className: nil, limit: 50, on: db).first)
+            #expect(listed.className == "Mail" && listed.arguments == nil, "listings leave the arguments out")
+        }
+    }
+
+    @Test("cancellation: waiting jobs deleted, running ones marked; a release fails them as cancelled", arguments: Backend.allCases)
+    func cancellation(_ backend: Backend) throws { try backend.run(Cancellation()) }
+
+    @Test("listings filter by queue, state and class, newest first", arguments: Backend.allCases)
+    func listings(_ backend: Backend) throws { try backend.run(Listings()) }
+
     @Test("processes: register, heartbeat, prune the dead (sparing the living), recover orphaned claims, deregister",
           arguments: Backend.allCases)
     func processes(_ backend: Backend) throws { try backend.run(Processes()) }

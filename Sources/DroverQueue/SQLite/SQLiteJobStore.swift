@@ -274,21 +274,76 @@ public struct SQLiteJobStore: QueueStore {
     // MARK: - Looking at jobs
 
     public func job(_ id: Int, on database: SQLiteConnection) throws -> JobInfo? {
-        try database.query("""
-            SELECT j.id, j.queue_name, j.class_name, j.priority, j.attempts, j.max_attempts, j.crashes, j.created_at,
-                   j.finished_at, j.failed_at, j.last_error, j.arguments,
-                   (SELECT s.scheduled_at FROM \(scheduled) s WHERE s.job_id = j.id) AS next_run_at,
-                   (SELECT c.process_id FROM \(claimed) c WHERE c.job_id = j.id) AS claimed_by,
-                   CASE WHEN j.finished_at IS NOT NULL THEN 'finished'
-                        WHEN EXISTS (SELECT 1 FROM \(ready) x WHERE x.job_id = j.id) THEN 'ready'
-                        WHEN EXISTS (SELECT 1 FROM \(claimed) x WHERE x.job_id = j.id) THEN 'claimed'
-                        WHEN EXISTS (SELECT 1 FROM \(scheduled) x WHERE x.job_id = j.id) THEN 'scheduled'
-                        WHEN EXISTS (SELECT 1 FROM \(table("blocked_executions")) x WHERE x.job_id = j.id) THEN 'blocked'
-                        WHEN EXISTS (SELECT 1 FROM \(failed) x WHERE x.job_id = j.id) THEN 'failed'
-                   END AS state
-            FROM \(jobs) j WHERE j.id = \(id)
-            """).first.map(JobInfo.init(row:))
+        try database.query("SELECT \(jobColumns(withArguments: true)) FROM \(jobs) j WHERE j.id = \(id)").first.map(JobInfo.init(row:))
     }
+
+    public func listJobs(
+        queue: String? = nil, state: JobState? = nil, className: String? = nil, limit: Int = 50, on database: SQLiteConnection
+    ) throws -> [JobInfo] {
+        var conditions: [SQL] = []
+        if let queue { conditions.append("j.queue_name = \(queue)") }
+        if let className { conditions.append("j.class_name = \(className)") }
+        if let state {
+            let tables: [JobState: String] = [.scheduled: "scheduled_executions", .ready: "ready_executions",
+                                              .claimed: "claimed_executions", .blocked: "blocked_executions", .failed: "failed_executions"]
+            if let name = tables[state] {
+                conditions.append("j.id IN (SELECT job_id FROM \(table(name)))")
+            } else {
+                conditions.append("j.finished_at IS NOT NULL")
+            }
+        }
+        let filter = conditions.isEmpty ? SQL("1") : SQL.joined(conditions, separator: " AND ")
+        return try database.query("""
+            SELECT \(jobColumns(withArguments: false)) FROM \(jobs) j WHERE \(filter) ORDER BY j.id DESC LIMIT \(limit)
+            """).map(JobInfo.init(row:))
+    }
+
+    /// The columns `JobInfo(row:)` reads, with the job's state from the execution row that points at it.
+    private func jobColumns(withArguments: Bool) -> SQL {
+        """
+        j.id, j.queue_name, j.class_name, j.priority, j.attempts, j.max_attempts, j.crashes, j.created_at,
+        j.finished_at, j.failed_at, j.last_error, \(unsafeRaw: withArguments ? "j.arguments" : "NULL AS arguments"),
+        (SELECT s.scheduled_at FROM \(scheduled) s WHERE s.job_id = j.id) AS next_run_at,
+        (SELECT c.process_id FROM \(claimed) c WHERE c.job_id = j.id) AS claimed_by,
+        CASE WHEN j.finished_at IS NOT NULL THEN 'finished'
+             WHEN EXISTS (SELECT 1 FROM \(ready) x WHERE x.job_id = j.id) THEN 'ready'
+             WHEN EXISTS (SELECT 1 FROM \(claimed) x WHERE x.job_id = j.id) THEN 'claimed'
+             WHEN EXISTS (SELECT 1 FROM \(scheduled) x WHERE x.job_id = j.id) THEN 'scheduled'
+             WHEN EXISTS (SELECT 1 FROM \(table("blocked_executions")) x WHERE x.job_id = j.id) THEN 'blocked'
+             WHEN EXISTS (SELECT 1 FROM \(failed) x WHERE x.job_id = j.id) THEN 'failed'
+             ELSE 'none' END AS state
+        """
+    }
+
+    // MARK: - Cancel
+
+    public func cancel(_ id: Int, on database: SQLiteConnection) throws -> CancelOutcome {
+        try database.withTransaction { db in
+            for (name, state) in [("ready_executions", JobState.ready), ("scheduled_executions", .scheduled),
+                                  ("blocked_executions", .blocked)] where try db.execute("DELETE FROM \(table(name)) WHERE job_id = \(id)") > 0 {
+                try db.execute("DELETE FROM \(jobs) WHERE id = \(id)")
+                return .discarded(was: state)
+            }
+            // SQLite has no NOTIFY: the worker finds the request at its next look (issue 8 adds wake-ups).
+            if let row = try db.query("""
+                UPDATE \(claimed) SET cancel_requested_at = coalesce(cancel_requested_at, \(Self.timestamp(Date())))
+                WHERE job_id = \(id) RETURNING process_id
+                """).first {
+                return .requested(processID: try row.decode("process_id", as: Int.self))
+            }
+            guard let state = try job(id, on: db)?.state else {
+                throw QueueError(.jobNotFound, "no job with id \(id)", jobIDs: [id])
+            }
+            throw QueueError(.wrongState, "job \(id) is \(state.rawValue): only waiting or running jobs can be cancelled", jobIDs: [id])
+        }
+    }
+
+    public func cancelRequests(processID: Int, on database: SQLiteConnection) throws -> [Int] {
+        try database.query("""
+            SELECT job_id FROM \(claimed) WHERE process_id = \(processID) AND cancel_requested_at IS NOT NULL ORDER BY job_id
+            """).map { try $0.decode("job_id", as: Int.self) }
+    }
+
 }
 
 extension SQLiteJobStore {
