@@ -1,0 +1,104 @@
+import DroverPersistence
+import Foundation
+
+/// Moves the live jobs of a SQLite database into PostgreSQL, for an operator who outgrows one host.
+///
+/// Every job that is not finished is copied with its history (attempts, crashes, last error,
+/// times) into PostgreSQL in one transaction, in the state it had: ready, scheduled, blocked
+/// (admitted again under PostgreSQL's concurrency rules) or failed; a claimed job becomes ready,
+/// since the process that held it is gone. Only once PostgreSQL has committed are the jobs deleted
+/// from SQLite, so an interruption loses nothing: at worst the jobs are in both, and the SQLite
+/// file is left as it was. Run it with Drover stopped.
+public struct MoveToPostgres {
+    public let source: SQLiteJobStore
+    public let destination: JobStore
+
+    public init(from source: SQLiteJobStore, to destination: JobStore) {
+        self.source = source
+        self.destination = destination
+    }
+
+    public struct Report: Sendable, Equatable {
+        /// Jobs moved, by the state they arrived in.
+        public var moved: [JobState: Int] = [:]
+        public var total: Int { moved.values.reduce(0, +) }
+    }
+
+    public func run(from sqlite: SQLiteConnection, to postgres: Connection) throws -> Report {
+        let rows = try sqlite.query("""
+            SELECT j.*,
+                   (SELECT s.scheduled_at FROM \(source.schema.qualifying("scheduled_executions")) s WHERE s.job_id = j.id) AS due_at,
+                   CASE WHEN EXISTS (SELECT 1 FROM \(source.schema.qualifying("failed_executions")) f WHERE f.job_id = j.id) THEN 'failed'
+                        WHEN EXISTS (SELECT 1 FROM \(source.schema.qualifying("scheduled_executions")) s WHERE s.job_id = j.id) THEN 'scheduled'
+                        WHEN EXISTS (SELECT 1 FROM \(source.schema.qualifying("blocked_executions")) b WHERE b.job_id = j.id) THEN 'blocked'
+                        ELSE 'ready' END AS move_state
+            FROM \(source.schema.qualifying("jobs")) j
+            WHERE j.finished_at IS NULL
+            ORDER BY j.id
+            """)
+        var report = Report()
+        var movedIDs: [Int] = []
+        let jobs = destination.schema.qualifying("jobs")
+        try postgres.withTransaction { pg in
+            for row in rows {
+                let state = try row.decode("move_state", as: String.self)
+                let failedAt: Date? = try row.decode("failed_at")
+                let lastError: JSON? = try row.decode("last_error")
+                let timeout: Double? = try row.decode("timeout")
+                let id = try pg.query("""
+                    INSERT INTO \(jobs) (queue_name, class_name, arguments, priority, scheduled_at, attempts, max_attempts, crashes,
+                                         timeout, concurrency_key, unique_key, last_error, failed_at, created_at, updated_at)
+                    VALUES (\(try row.decode("queue_name", as: String.self)), \(try row.decode("class_name", as: String.self)),
+                            \(try row.decode("arguments", as: JSON.self)), \(try row.decode("priority", as: Int.self)),
+                            \(try row.decode("scheduled_at", as: Date.self)), \(try row.decode("attempts", as: Int.self)),
+                            \(try row.decode("max_attempts", as: Int.self)), \(try row.decode("crashes", as: Int.self)),
+                            make_interval(secs => \(timeout)::float8), \(try row.decode("concurrency_key", as: String?.self)),
+                            \(try row.decode("unique_key", as: String?.self)), \(lastError), \(failedAt),
+                            \(try row.decode("created_at", as: Date.self)), now())
+                    RETURNING id, queue_name, priority
+                    """)[0].decode("id", as: Int.self)
+                let queue = try row.decode("queue_name", as: String.self)
+                let priority = try row.decode("priority", as: Int.self)
+                let arrived: JobState
+                switch state {
+                case "failed":
+                    try pg.execute("""
+                        INSERT INTO \(destination.schema.qualifying("failed_executions")) (job_id, error)
+                        VALUES (\(id), \(lastError ?? JSON.emptyObject))
+                        """)
+                    arrived = .failed
+                case "scheduled":
+                    try pg.execute("""
+                        INSERT INTO \(destination.schema.qualifying("scheduled_executions")) (job_id, queue_name, priority, scheduled_at)
+                        VALUES (\(id), \(queue), \(priority), \(try row.decode("due_at", as: Date.self)))
+                        """)
+                    arrived = .scheduled
+                default:
+                    if try row.decode("concurrency_key", as: String?.self) != nil {
+                        _ = try pg.query("SELECT \(destination.schema).concurrency_admit(ARRAY[\(id)]::bigint[])")
+                        arrived = try destination.job(id, on: pg)?.state ?? .ready
+                    } else {
+                        try pg.execute("""
+                            INSERT INTO \(destination.schema.qualifying("ready_executions")) (job_id, queue_name, priority)
+                            VALUES (\(id), \(queue), \(priority))
+                            """)
+                        arrived = .ready
+                    }
+                }
+                report.moved[arrived, default: 0] += 1
+                movedIDs.append(try row.decode("id", as: Int.self))
+            }
+        }
+        // PostgreSQL has them: now they leave SQLite (their execution rows go with them).
+        try sqlite.withTransaction { db in
+            for chunk in stride(from: 0, to: movedIDs.count, by: 500) {
+                let ids = movedIDs[chunk..<min(chunk + 500, movedIDs.count)]
+                try db.execute("""
+                    DELETE FROM \(source.schema.qualifying("jobs"))
+                    WHERE id IN (SELECT value FROM json_each(\("[" + ids.map(String.init).joined(separator: ",") + "]")))
+                    """)
+            }
+        }
+        return report
+    }
+}
