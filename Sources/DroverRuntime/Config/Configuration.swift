@@ -72,7 +72,7 @@ public struct Configuration: Sendable, Equatable {
         }
     }
 
-    /// A task enqueued on a schedule (issue 6 schedules them; the file is checked now).
+    /// A task enqueued on a schedule by the scheduler processes, each run once across all hosts.
     public struct RecurringTask: Sendable, Equatable {
         public var className: String
         public var arguments: JSON = .emptyObject
