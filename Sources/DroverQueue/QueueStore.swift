@@ -51,6 +51,17 @@ public protocol QueueStore: Sendable {
     func cancelRequests(processID: Int, on database: Database) throws -> [Int]
     /// Jobs, newest first, filtered by queue, state and class.
     func listJobs(queue: String?, state: JobState?, className: String?, limit: Int, on database: Database) throws -> [JobInfo]
+
+    /// Stops claims from `queue`; false when it was paused already.
+    func pause(_ queue: String, on database: Database) throws -> Bool
+    /// Lets claims from `queue` go on; false when it was not paused.
+    func resume(_ queue: String, on database: Database) throws -> Bool
+    /// Deletes `queue`'s ready and scheduled jobs.
+    func clear(_ queue: String, batchSize: Int, on database: Database) throws -> (ready: Int, scheduled: Int)
+    /// Puts failed jobs back in ready with fresh attempts; every id must be a failed job.
+    func retryFailed(_ ids: [Int], on database: Database) throws -> [Int]
+    /// Deletes failed jobs; every id must be a failed job.
+    func discardFailed(_ ids: [Int], on database: Database) throws -> [Int]
 }
 
 extension JobStore: QueueStore {

@@ -211,6 +211,35 @@ struct QueueStoreConformanceTests {
         }
     }
 
+    struct Management: ConformanceScenario {
+        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+            #expect(try store.pause("mail", on: db) && !store.pause("mail", on: db))
+            let ids = try store.enqueue([NewJob("M", queue: "mail"), NewJob("M", queue: "mail", runIn: .seconds(60)), NewJob("D")], on: db)
+            #expect(try store.claim(processID: 1, queues: ["mail"], limit: 5, on: db).isEmpty, "paused")
+            #expect(try store.resume("mail", on: db) && !store.resume("mail", on: db))
+            #expect(try store.clear("mail", batchSize: 1000, on: db) == (ready: 1, scheduled: 1))
+            #expect(try store.job(ids[0], on: db) == nil && store.job(ids[2], on: db)?.state == .ready)
+
+            let failing = try store.enqueue([NewJob("F"), NewJob("G")], on: db)
+            _ = try store.claim(processID: 1, queues: ["*"], limit: 5, on: db)
+            for id in failing {
+                _ = try store.fail(id, processID: 1, error: JobFailure(errorClass: "E", message: "m"), permanent: true, maxAttempts: nil, on: db)
+            }
+            let wrong = #expect(throws: QueueError.self) { try store.retryFailed([failing[0], ids[2]], on: db) }
+            #expect(wrong?.code == .wrongState && wrong?.message == "only failed jobs can be retried: job \(ids[2]) is claimed; nothing was retried")
+            let missing = #expect(throws: QueueError.self) { try store.discardFailed([999_999], on: db) }
+            #expect(missing?.code == .jobNotFound)
+            #expect(try store.retryFailed([failing[0]], on: db) == [failing[0]])
+            let retried = try #require(try store.job(failing[0], on: db))
+            #expect(retried.state == .ready && retried.attempts == 0)
+            #expect(try store.discardFailed([failing[1]], on: db) == [failing[1]])
+            #expect(try store.job(failing[1], on: db) == nil)
+        }
+    }
+
+    @Test("management: pause, resume, clear; failed jobs retried or discarded, all or nothing", arguments: Backend.allCases)
+    func management(_ backend: Backend) throws { try backend.run(Management()) }
+
     @Test("cancellation: waiting jobs deleted, running ones marked; a release fails them as cancelled", arguments: Backend.allCases)
     func cancellation(_ backend: Backend) throws { try backend.run(Cancellation()) }
 
