@@ -1,4 +1,5 @@
 import DroverPersistence
+import Foundation
 import DroverTestSupport
 import Testing
 
@@ -24,6 +25,36 @@ struct ConnectionLossTests {
         try terminate(before, using: admin)
         #expect(try db.query("SELECT 1 AS one")[0].decode("one", as: Int.self) == 1)
         #expect(db.backendPID != before)
+    }
+
+    @Test("session settings survive a reconnect: lock_timeout still bounds a wait for a row lock")
+    func settingsSurviveReconnect() throws {
+        try TestDatabase.withSchema(migrate: false) { schema, admin in
+            let t = SQLIdentifier(schema, "t")
+            try admin.execute("CREATE TABLE \(t) (k int PRIMARY KEY)")
+            try admin.execute("INSERT INTO \(t) VALUES (1)")
+            let db = try TestDatabase.connect()
+            try db.setSessionSetting("lock_timeout", to: "300ms")
+            try terminate(db.backendPID, using: admin)
+            // The next use reconnects, to a new session that must have the setting again.
+            #expect(try db.query("SHOW lock_timeout")[0].decode("lock_timeout", as: String.self) == "300ms")
+            // Another session holds the row for 5 s: a lost lock_timeout would wait all that time.
+            let locked = DispatchSemaphore(value: 0)
+            let holder = BackgroundWork("holder") {
+                let holder = try TestDatabase.connect()
+                try holder.execute("BEGIN")
+                try holder.execute("SELECT * FROM \(t) WHERE k = 1 FOR UPDATE")
+                locked.signal()
+                Thread.sleep(forTimeInterval: 5)
+                try holder.execute("ROLLBACK")
+            }
+            #expect(locked.wait(timeout: .now() + 10) == .success)
+            let started = ContinuousClock.now
+            let blocked = #expect(throws: DatabaseError.self) { try db.execute("UPDATE \(t) SET k = 1 WHERE k = 1") }
+            #expect(blocked?.code == .lockNotAvailable, "it gave up after lock_timeout instead of waiting")
+            #expect(ContinuousClock.now - started < .seconds(3))
+            try holder.value(timeout: .seconds(15))
+        }
     }
 
     @Test("a statement in flight when the connection drops fails with connectionLost and is not retried")

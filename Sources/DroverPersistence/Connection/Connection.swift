@@ -30,6 +30,9 @@ public final class Connection {
     private var lastTransactionStatus = PQTRANS_IDLE
     /// Channels to LISTEN on again after a reconnect.
     var listeningChannels: [String] = []
+    /// Settings made with ``setSessionSetting(_:to:)``, in order: a reconnect is a new server session,
+    /// which starts from the defaults, so they are made again.
+    private var sessionSettings: [(name: String, value: String)] = []
     /// Set by a reconnect, cleared by the next wait for notifications (which returns at once, as
     /// notifications sent meanwhile are lost).
     var reconnectedSinceLastWait = false
@@ -230,10 +233,24 @@ public final class Connection {
         }
         lastTransactionStatus = PQTRANS_IDLE
         try setUpSession()
+        for (name, value) in sessionSettings {
+            _ = try run(text: "SELECT set_config($1, $2, false)", binds: [DatabaseValue(type: .text, text: name),
+                                                                              DatabaseValue(type: .text, text: value)],
+                        simpleProtocol: false)
+        }
         for channel in listeningChannels {
             _ = try run(text: "LISTEN \(SQLIdentifier(channel).quoted)", binds: [], simpleProtocol: false)
         }
         reconnectedSinceLastWait = true
+    }
+
+    /// Sets a server setting for this session (`lock_timeout`, `statement_timeout`, …), and again
+    /// after every reconnect: a setting made with a plain `SET` would silently be lost with the
+    /// session (a heartbeat that should give up after `lock_timeout` would wait forever instead).
+    public func setSessionSetting(_ name: String, to value: String) throws(DatabaseError) {
+        try execute("SELECT set_config(\(name), \(value), false)")
+        sessionSettings.removeAll { $0.name == name }
+        sessionSettings.append((name, value))
     }
 
     /// Session settings every statement relies on.

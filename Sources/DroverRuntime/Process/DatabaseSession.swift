@@ -68,7 +68,8 @@ public final class DatabaseSession {
     private func connect() throws -> Connection {
         if let connection { return connection }
         let fresh = try Connection(url, applicationName: applicationName)
-        try fresh.execute("SELECT set_config('lock_timeout', \("\(lockTimeout.wholeMilliseconds)ms"), false)")
+        // Kept across reconnects: without it a heartbeat behind a held row lock would wait forever.
+        try fresh.setSessionSetting("lock_timeout", to: "\(lockTimeout.wholeMilliseconds)ms")
         try onConnect?(fresh)
         connection = fresh
         connectedSince = .now
