@@ -22,13 +22,13 @@ public struct SQLiteJobStore: QueueStore {
         self.preserveFinishedJobs = preserveFinishedJobs
     }
 
-    private func table(_ name: String) -> SQLIdentifier { schema.qualifying(name) }
-    private var jobs: SQLIdentifier { table("jobs") }
-    private var ready: SQLIdentifier { table("ready_executions") }
-    private var claimed: SQLIdentifier { table("claimed_executions") }
-    private var scheduled: SQLIdentifier { table("scheduled_executions") }
-    private var failed: SQLIdentifier { table("failed_executions") }
-    private var pauses: SQLIdentifier { table("pauses") }
+    func table(_ name: String) -> SQLIdentifier { schema.qualifying(name) }
+    var jobs: SQLIdentifier { table("jobs") }
+    var ready: SQLIdentifier { table("ready_executions") }
+    var claimed: SQLIdentifier { table("claimed_executions") }
+    var scheduled: SQLIdentifier { table("scheduled_executions") }
+    var failed: SQLIdentifier { table("failed_executions") }
+    var pauses: SQLIdentifier { table("pauses") }
 
     /// Timestamps as text of one width (milliseconds, as SQLite's defaults write them), so that
     /// text order is time order.
@@ -42,7 +42,7 @@ public struct SQLiteJobStore: QueueStore {
     }
 
     /// A list of ids as the JSON array `json_each` reads: SQLite has no array type.
-    private static func idList(_ ids: [Int]) -> String { "[" + ids.map(String.init).joined(separator: ",") + "]" }
+    static func idList(_ ids: [Int]) -> String { "[" + ids.map(String.init).joined(separator: ",") + "]" }
 
     // MARK: - Enqueue
 
@@ -346,165 +346,7 @@ public struct SQLiteJobStore: QueueStore {
 
 }
 
-extension SQLiteJobStore {
-    private var processes: SQLIdentifier { schema.qualifying("processes") }
 
-    public func register(
-        kind: ProcessKind, name: String, pid: Int32, hostname: String, supervisorID: Int?, metadata: JSON = .emptyObject,
-        on database: SQLiteConnection
-    ) throws -> Record {
-        let now = Self.timestamp(Date())
-        return try Record.insert(
-            into: processes,
-            values: [
-                "kind": kind.rawValue, "name": name, "pid": Int(pid), "hostname": hostname, "supervisor_id": supervisorID,
-                "metadata": metadata.text, "last_heartbeat_at": now, "created_at": now,
-            ],
-            on: database)
-    }
-
-    @discardableResult
-    public func deregister(processID: Int, reason: ReleaseReason = .graceful, on database: SQLiteConnection) throws -> ReleaseOutcome {
-        try database.withTransaction { db in
-            let outcome = try release(processID: processID, jobIDs: nil, reason: reason, on: db)
-            try db.execute("DELETE FROM \(processes) WHERE id = \(processID)")
-            return outcome
-        }
-    }
-
-    public func pruneDeadProcesses(
-        olderThan threshold: Duration, sparing: [String] = [], maxCrashes: Int, on database: SQLiteConnection
-    ) throws -> [PrunedProcess] {
-        try database.withTransaction { db in
-            let cutoff = Self.timestamp(Date().addingTimeInterval(-threshold.seconds))
-            let stale = try db.query("""
-                SELECT id, name, hostname, kind, last_heartbeat_at FROM \(processes)
-                WHERE last_heartbeat_at < \(cutoff)
-                  AND name NOT IN (SELECT value FROM json_each(\(String(decoding: try JSONEncoder().encode(sparing), as: UTF8.self))))
-                ORDER BY id LIMIT 100
-                """)
-            var pruned: [PrunedProcess] = []
-            for row in stale {
-                let id = try row.decode("id", as: Int.self)
-                let name = try row.decode("name", as: String.self)
-                let hostname = try row.decode("hostname", as: String.self)
-                let age = Date().timeIntervalSince(try row.decode("last_heartbeat_at", as: Date.self))
-                let failure = JobFailure(
-                    errorClass: "ProcessLost",
-                    message: "\(try row.decode("kind", as: String.self)) \(name) on \(hostname) stopped heartbeating "
-                        + "(last heartbeat \(Int(age)) s ago) while running this job")
-                let jobs = try deregister(processID: id, reason: .crashed(failure, maxCrashes: maxCrashes), on: db)
-                pruned.append(PrunedProcess(id: id, name: name, hostname: hostname, jobs: jobs))
-            }
-            return pruned
-        }
-    }
-
-    public func recoverOrphanedClaims(maxCrashes: Int, on database: SQLiteConnection) throws -> ReleaseOutcome {
-        try database.withTransaction { db in
-            let orphans = try db.query("""
-                SELECT DISTINCT c.process_id FROM \(claimed) c
-                WHERE NOT EXISTS (SELECT 1 FROM \(processes) p WHERE p.id = c.process_id) ORDER BY c.process_id
-                """).map { try $0.decode("process_id", as: Int.self) }
-            var released: [Int] = []
-            var failedIDs: [Int] = []
-            for processID in orphans {
-                let failure = JobFailure(errorClass: "ProcessLost", message: "process \(processID) disappeared while it held this job")
-                let outcome = try release(processID: processID, jobIDs: nil, reason: .crashed(failure, maxCrashes: maxCrashes), on: db)
-                released += outcome.released
-                failedIDs += outcome.failed
-            }
-            return ReleaseOutcome(released: released.sorted(), failed: failedIDs.sorted())
-        }
-    }
-
-    public func claimedJobIDs(processID: Int, on database: SQLiteConnection) throws -> [Int] {
-        try database.query("SELECT job_id FROM \(claimed) WHERE process_id = \(processID) ORDER BY job_id")
-            .map { try $0.decode("job_id", as: Int.self) }
-    }
-}
-
-extension SQLiteJobStore {
-    private var pausesTable: SQLIdentifier { schema.qualifying("pauses") }
-
-    @discardableResult
-    public func pause(_ queue: String, on database: SQLiteConnection) throws -> Bool {
-        try JobRules.checkQueueName(queue, code: .invalidQueue)
-        return try database.execute("INSERT INTO \(pausesTable) (queue_name) VALUES (\(queue)) ON CONFLICT DO NOTHING") == 1
-    }
-
-    @discardableResult
-    public func resume(_ queue: String, on database: SQLiteConnection) throws -> Bool {
-        try JobRules.checkQueueName(queue, code: .invalidQueue)
-        return try database.execute("DELETE FROM \(pausesTable) WHERE queue_name = \(queue)") == 1
-    }
-
-    public func clear(_ queue: String, batchSize: Int = 1000, on database: SQLiteConnection) throws -> (ready: Int, scheduled: Int) {
-        try JobRules.checkQueueName(queue, code: .invalidQueue)
-        return try database.withTransaction { db in
-            func delete(_ table: String) throws -> Int {
-                try db.execute("""
-                    DELETE FROM \(schema.qualifying("jobs")) WHERE id IN (
-                        SELECT job_id FROM \(schema.qualifying(table)) WHERE queue_name = \(queue))
-                    """)
-            }
-            return (try delete("ready_executions"), try delete("scheduled_executions"))
-        }
-    }
-
-    @discardableResult
-    public func retryFailed(_ ids: [Int], on database: SQLiteConnection) throws -> [Int] {
-        try database.withTransaction { db in
-            try requireFailed(ids, doing: "retried", on: db)
-            let now = Self.timestamp(Date())
-            for id in ids {
-                try db.execute("DELETE FROM \(schema.qualifying("failed_executions")) WHERE job_id = \(id)")
-                do {
-                    try db.execute("UPDATE \(schema.qualifying("jobs")) SET attempts = 0, crashes = 0, failed_at = NULL, updated_at = \(now) WHERE id = \(id)")
-                } catch let error as DatabaseError where error.code == .uniqueViolation {
-                    throw QueueError(
-                        .wrongState,
-                        "a failed job cannot be retried while another live job has its unique key; finish or discard that one first")
-                }
-                try db.execute("""
-                    INSERT INTO \(schema.qualifying("ready_executions")) (job_id, queue_name, priority)
-                    SELECT id, queue_name, priority FROM \(schema.qualifying("jobs")) WHERE id = \(id)
-                    """)
-            }
-            return ids.sorted()
-        }
-    }
-
-    @discardableResult
-    public func discardFailed(_ ids: [Int], on database: SQLiteConnection) throws -> [Int] {
-        try database.withTransaction { db in
-            try requireFailed(ids, doing: "discarded", on: db)
-            for id in ids { try db.execute("DELETE FROM \(schema.qualifying("jobs")) WHERE id = \(id)") }
-            return ids.sorted()
-        }
-    }
-
-    /// Throws, naming them, when any of `ids` is missing or not failed (the same words as PostgreSQL's store).
-    private func requireFailed(_ ids: [Int], doing verb: String, on db: SQLiteConnection) throws {
-        var missing: [Int] = []
-        var others: [(Int, JobState)] = []
-        for id in Set(ids).sorted() {
-            guard let state = try job(id, on: db)?.state else {
-                missing.append(id)
-                continue
-            }
-            if state != .failed { others.append((id, state)) }
-        }
-        if !missing.isEmpty {
-            throw QueueError(
-                .jobNotFound, "no job with id \(missing.map(String.init).joined(separator: ", ")); nothing was \(verb)", jobIDs: missing)
-        }
-        if !others.isEmpty {
-            let described = others.map { "job \($0.0) is \($0.1.rawValue)" }.joined(separator: ", ")
-            throw QueueError(.wrongState, "only failed jobs can be \(verb): \(described); nothing was \(verb)", jobIDs: others.map(\.0))
-        }
-    }
-}
 
 extension RetryPolicy {
     /// Seconds before the retry after `attempt` failed attempts: doubling from `baseDelay`, at most

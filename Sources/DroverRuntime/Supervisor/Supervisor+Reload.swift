@@ -1,0 +1,71 @@
+import DroverPersistence
+import DroverQueue
+import Foundation
+
+/// SIGHUP: read the configuration again and reconcile the children with it.
+extension Supervisor {
+
+    func reload() {
+        guard case .running = phase else { return }
+        notifier.reloading(status: "reloading the configuration")
+        let configuration: Configuration
+        do {
+            configuration = try ConfigurationLoader.load(explicitPath: options.configPath, environment: options.environment)
+                ?? Configuration()
+        } catch {
+            log.error("the new configuration is not valid; keeping the one in force", [("error", "\(error)")])
+            notifier.ready(status: statusLine())
+            return
+        }
+        do {
+            try Self.checkHandlerUsers(configuration)
+        } catch {
+            log.error("the new configuration is not valid; keeping the one in force", [("error", "\(error)")])
+            notifier.ready(status: statusLine())
+            return
+        }
+        // The supervisor's own registration, pruning and releases stay on the database it started
+        // with; children on another one would be orphans.
+        let newLocation = DatabaseLocation.resolve(
+            commandLineURL: options.commandLineURL, commandLineSchema: options.commandLineSchema,
+            environment: options.environment, configuration: configuration)
+        guard newLocation.connectionString == location.connectionString, newLocation.schema == location.schema else {
+            log.error("the new configuration names another database or schema, which a reload cannot change; "
+                      + "keeping the configuration in force: restart drover to move it")
+            notifier.ready(status: statusLine())
+            return
+        }
+        options.configuration = configuration
+        let store = self.store
+        let shared = self.shared
+        let tasks = configuration.staticTasks
+        let rules = concurrencyRules(for: configuration)
+        agent.submit("update the recurring tasks and concurrency limits of the configuration", essential: true) { connection in
+            try store.syncStaticTasks(tasks, on: connection)
+            try store.syncConcurrencyRules(rules, on: connection)
+            shared.recurringTasksExist = !(try store.tasks(on: connection)).isEmpty
+        }
+        intensity = RestartIntensity(maxRestarts: configuration.supervisor.maxRestarts, window: configuration.supervisor.restartWindow)
+        var unmatched = slots
+        var kept: [ChildSlot] = []
+        var added = 0
+        for role in roles(for: configuration) {
+            if let index = unmatched.firstIndex(where: { $0.role == role }) {
+                kept.append(unmatched.remove(at: index))
+            } else {
+                kept.append(ChildSlot(role: role))
+                added += 1
+            }
+        }
+        for slot in unmatched {
+            if let pid = slot.pid, let childName = slot.name {
+                draining[pid] = childName
+                kill(pid, SIGTERM)
+            }
+        }
+        slots = kept
+        awaitingReady = true
+        log.info("reloaded the configuration", [("kept", String(kept.count - added)), ("added", String(added)), ("draining", String(unmatched.count))])
+        if added == 0 && unmatched.isEmpty { notifier.ready(status: statusLine()); awaitingReady = false }
+    }
+}

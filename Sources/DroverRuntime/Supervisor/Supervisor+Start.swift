@@ -1,0 +1,150 @@
+import CProcess
+import DroverPersistence
+import DroverQueue
+import Foundation
+
+/// Starting up: the database (waited for), the schema, the registration, recovery of claims left
+/// behind, the configuration's recurring tasks and concurrency limits, and the children it asks for.
+extension Supervisor {
+
+    /// Connects (waiting out an unreachable database), checks the schema, registers, recovers claims
+    /// left by processes that vanished, and starts the children. Returns an exit status to stop with.
+    func start() -> Int32? {
+        var lastExtension = ContinuousClock.now - .seconds(60)
+        var backoff = Duration.milliseconds(250)
+        var waitingLogged = false
+        while true {
+            do {
+                let connection = try Connection(location.connectionString, applicationName: "drover supervisor")
+                let status = try DroverSchema.migrator(schema: location.schema).status(on: connection)
+                if !status.pending.isEmpty {
+                    log.error("the database schema is not up to date: run drover migrate", [
+                        ("schema", location.schema), ("pending", status.pending.map { String($0.version) }.joined(separator: ",")),
+                    ])
+                    return ExitStatus.unavailable
+                }
+                let record = try store.register(
+                    kind: .supervisor, name: name, pid: getpid(), hostname: ChildRuntime.hostname, supervisorID: nil,
+                    on: connection)
+                heartbeat = try Heartbeat(record: record)
+                supervisorID = heartbeat.processID
+                let orphans = try store.recoverOrphanedClaims(maxCrashes: settings.maxCrashes, on: connection)
+                if !orphans.released.isEmpty || !orphans.failed.isEmpty {
+                    log.warning("recovered jobs claimed by processes that vanished", [
+                        ("released", String(orphans.released.count)), ("failed", String(orphans.failed.count)),
+                    ])
+                }
+                try store.syncStaticTasks(options.configuration.staticTasks, on: connection)
+                try store.syncConcurrencyRules(concurrencyRules(for: options.configuration), on: connection)
+                shared.recurringTasksExist = !(try store.tasks(on: connection)).isEmpty
+                break
+            } catch let error as DatabaseError where [.connectionFailed, .connectionLost].contains(error.code) || error.sqlState == "57P03" {
+                // Unreachable for now: wait for it, and ask systemd to wait with us.
+                if !waitingLogged {
+                    log.warning("waiting for the database", [("error", error.message)])
+                    waitingLogged = true
+                }
+                if ContinuousClock.now - lastExtension >= .seconds(10) {
+                    notifier.extendTimeout(by: .seconds(30), status: "waiting for database: \(error.message)")
+                    lastExtension = .now
+                }
+                for (signal, _) in waitAndReadSignals(timeout: backoff) where [SIGTERM, SIGINT, SIGQUIT].contains(signal) {
+                    log.info("stopped while waiting for the database")
+                    return ExitStatus.stopped
+                }
+                backoff = min(backoff * 2, .seconds(5))
+            } catch let error as DatabaseError {
+                let status = error.code == .invalidConnectionString ? ExitStatus.configuration : ExitStatus.unavailable
+                let hint = error.code == .undefinedTable || error.sqlState == "3F000" ? "; run drover migrate" : ""
+                log.error("cannot start: \(error.message)\(hint)", [("database", location.source.description)])
+                return status
+            } catch {
+                log.error("cannot start", [("error", "\(error)")])
+                return ExitStatus.software
+            }
+        }
+        do {
+            try Orphans.adopt()
+        } catch {
+            log.error("cannot become the subreaper of the job commands", [("error", error.description)])
+            return ExitStatus.software
+        }
+        guard drover_pipe_cloexec(&deathPipe) == 0 else {
+            log.error("cannot create the parent-death pipe", [("error", String(cString: strerror(errno)))])
+            return ExitStatus.software
+        }
+        let session = DatabaseSession(
+            url: location.connectionString, applicationName: "drover supervisor",
+            lockTimeout: max(.seconds(1), settings.heartbeatInterval / 2), log: log)
+        agent = DatabaseAgent(session: session, log: log)
+        slots = roles(for: options.configuration).map(ChildSlot.init(role:))
+        nextHeartbeat = .now + settings.heartbeatInterval
+        nextPrune = .now + settings.aliveThreshold / 2
+        notifier.status("starting \(slots.count) processes")
+        return nil
+    }
+
+    func waitAndReadSignals(timeout: Duration) -> [(signal: Int32, sender: pid_t)] {
+        _ = waitForReadable([signals.descriptor], timeout: timeout)
+        return signals.pending()
+    }
+
+    /// The children a configuration asks for, as specs without names.
+    func roles(for configuration: Configuration) -> [ChildSpec] {
+        let location = DatabaseLocation.resolve(
+            commandLineURL: options.commandLineURL, commandLineSchema: options.commandLineSchema,
+            environment: options.environment, configuration: configuration)
+        let s = configuration.supervisor
+        func base(_ kind: ProcessKind) -> ChildSpec {
+            ChildSpec(
+                kind: kind, name: "", supervisorID: supervisorID, databaseURL: location.connectionString, schema: location.schema,
+                heartbeatIntervalMilliseconds: s.heartbeatInterval.wholeMilliseconds,
+                aliveThresholdMilliseconds: s.aliveThreshold.wholeMilliseconds,
+                shutdownTimeoutMilliseconds: s.shutdownTimeout.wholeMilliseconds, maxCrashes: s.maxCrashes,
+                preserveFinishedJobs: configuration.retention.preserveFinishedJobs,
+                clearFinishedAfterSeconds: Int(configuration.retention.clearFinishedAfter.seconds),
+                testHandlers: options.testHandlers, worker: nil, dispatcher: nil)
+        }
+        var roles: [ChildSpec] = []
+        for worker in configuration.workers {
+            var spec = base(.worker)
+            spec.worker = .init(queues: worker.queues.patterns.map(\.description), threads: worker.threads,
+                                pollingIntervalMilliseconds: worker.pollingInterval.wholeMilliseconds,
+                                handlers: configuration.handlers.mapValues(ChildSpec.HandlerPart.init))
+            roles += Array(repeating: spec, count: worker.processes)
+        }
+        for dispatcher in configuration.dispatchers {
+            var spec = base(.dispatcher)
+            spec.dispatcher = .init(pollingIntervalMilliseconds: dispatcher.pollingInterval.wholeMilliseconds,
+                                    batchSize: dispatcher.batchSize)
+            roles.append(spec)
+        }
+        // One scheduler per supervisor when there are recurring tasks; several hosts' schedulers
+        // share the work, each run enqueued once.
+        if !configuration.recurring.isEmpty || shared.recurringTasksExist {
+            roles.append(schedulerRole(base(.scheduler)))
+        }
+        return roles
+    }
+
+    /// The configuration's limits, then the Swift job types' for classes it does not have.
+    func concurrencyRules(for configuration: Configuration) -> [ConcurrencyRule] {
+        let configured = configuration.concurrencyRules
+        let classes = Set(configuration.handlers.keys)
+        return configured + options.jobConcurrencyRules.filter { !classes.contains($0.className) }
+    }
+
+    func schedulerRole(_ base: ChildSpec) -> ChildSpec {
+        var spec = base
+        spec.scheduler = .init(pollingIntervalMilliseconds: 1000)
+        return spec
+    }
+
+    /// Starts a scheduler when recurring tasks were added at run time and none runs yet.
+    func addSchedulerIfNeeded() {
+        guard case .running = phase, shared.recurringTasksExist, !slots.contains(where: { $0.role.kind == .scheduler }),
+              let role = roles(for: options.configuration).first(where: { $0.kind == .scheduler }) else { return }
+        slots.append(ChildSlot(role: role))
+        log.info("recurring tasks exist: starting a scheduler")
+    }
+}

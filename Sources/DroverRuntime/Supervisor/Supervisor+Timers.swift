@@ -1,0 +1,143 @@
+import DroverPersistence
+import DroverQueue
+import Foundation
+
+/// What the supervisor does on a clock (heartbeats, pruning, the watchdog, registration checks) and
+/// what it does with the database agent's news (readiness, STATUS).
+extension Supervisor {
+
+    func timers() {
+        let now = ContinuousClock.now
+        if now >= nextHeartbeat {
+            nextHeartbeat = now + settings.heartbeatInterval
+            let heartbeat = self.heartbeat!
+            let shared = self.shared
+            let store = self.store
+            let id = supervisorID
+            let metadata = (try? JSON(encoding: ["children": slots.filter { $0.pid != nil }.count])) ?? .emptyObject
+            agent.submit("heartbeat") { connection in
+                do {
+                    try heartbeat.write(metadata: metadata, on: connection)
+                } catch let error as DatabaseError where error.code == .recordNotFound {
+                    shared.ownRowGone = true
+                    return
+                }
+                shared.totals = try Self.totals(of: id, store: store, on: connection)
+            }
+        }
+        if now >= nextPrune {
+            nextPrune = now + max(.milliseconds(100), settings.aliveThreshold / 2)
+            // After an outage, wait until live processes have had time to heartbeat again.
+            if let since = agent.health.connectedSince, now - since >= settings.aliveThreshold, !agent.health.isDown {
+                prune()
+            }
+        }
+        if let interval = notifier.watchdogInterval, now >= nextWatchdog {
+            nextWatchdog = now + interval / 2
+            notifier.watchdog()
+        }
+        if awaitingReady, now >= nextRegistrationCheck {
+            nextRegistrationCheck = now + .milliseconds(100)
+            let store = self.store
+            let shared = self.shared
+            let id = supervisorID
+            agent.submit("check registrations") { connection in
+                shared.registered = Set(try connection.query(
+                    "SELECT name FROM \(store.schema.qualifying("processes")) WHERE supervisor_id = \(id)"
+                ).map { try $0.decode("name", as: String.self) })
+            }
+        }
+    }
+
+    func prune() {
+        let store = self.store
+        let threshold = settings.aliveThreshold
+        let maxCrashes = settings.maxCrashes
+        // Itself and its live children: it knows they are alive, whatever their heartbeats say.
+        let sparing = [name] + slots.compactMap(\.name) + Array(draining.values)
+        let log = self.log
+        let shared = self.shared
+        agent.submit("prune") { connection in
+            for process in try store.pruneDeadProcesses(olderThan: threshold, sparing: sparing, maxCrashes: maxCrashes, on: connection) {
+                log.warning("pruned a process that stopped heartbeating", [
+                    ("name", process.name), ("host", process.hostname),
+                    ("released", String(process.jobs.released.count)), ("failed", String(process.jobs.failed.count)),
+                ])
+            }
+            let orphans = try store.recoverOrphanedClaims(maxCrashes: maxCrashes, on: connection)
+            if !orphans.released.isEmpty || !orphans.failed.isEmpty {
+                log.warning("recovered jobs of processes that vanished", [("released", String(orphans.released.count))])
+            }
+            shared.recurringTasksExist = !(try store.tasks(on: connection)).isEmpty
+        }
+    }
+
+    static func totals(of supervisorID: Int, store: JobStore, on connection: Connection) throws -> Shared.Totals {
+        let row = try connection.query("""
+            SELECT coalesce(sum((metadata ->> 'running')::bigint), 0)::bigint AS running,
+                   coalesce(sum((metadata ->> 'finished')::bigint), 0)::bigint AS finished,
+                   coalesce(sum((metadata ->> 'failed')::bigint), 0)::bigint AS failed
+            FROM \(store.schema.qualifying("processes")) WHERE supervisor_id = \(supervisorID)
+            """)[0]
+        return Shared.Totals(running: try row.decode("running"), finished: try row.decode("finished"), failed: try row.decode("failed"))
+    }
+
+    func afterAgentNews() {
+        addSchedulerIfNeeded()
+        if shared.ownRowGone, case .running = phase {
+            log.error("this supervisor's registration is gone (another supervisor took it for dead); stopping")
+            beginStopping(status: ExitStatus.software, immediate: false, reason: "registration lost")
+        }
+        if awaitingReady, case .running = phase {
+            let names = Set(slots.compactMap(\.name))
+            let waitingFor = slots.filter { $0.pid == nil && !$0.givenUp }.count
+            if waitingFor == 0, names.isSubset(of: shared.registered) {
+                awaitingReady = false
+                let line = statusLine()
+                lastStatus = line
+                notifier.ready(status: line)
+                log.info("ready", [("status", line)])
+                return
+            }
+        }
+        let line = statusLine()
+        if line != lastStatus, !awaitingReady {
+            lastStatus = line
+            notifier.status(line)
+        }
+    }
+
+    func statusLine() -> String {
+        let workers = slots.filter { $0.role.kind == .worker && $0.pid != nil }.count
+        let dispatchers = slots.filter { $0.role.kind == .dispatcher && $0.pid != nil }.count
+        let totals = shared.totals
+        let schedulers = slots.filter { $0.role.kind == .scheduler && $0.pid != nil }.count
+        var line = "\(workers) worker\(workers == 1 ? "" : "s"), \(dispatchers) dispatcher\(dispatchers == 1 ? "" : "s")"
+            + (schedulers > 0 ? ", \(schedulers) scheduler" : "") + "; "
+            + "\(totals.running) jobs running, \(totals.finished) finished, \(totals.failed) failed"
+        let health = agent.health
+        if health.isDown { line += "; database unreachable: \(health.lastError ?? "")" }
+        if let lastError { line += "; last error: \(lastError)" }
+        return line
+    }
+
+    static func randomSuffix() -> String {
+        let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789")
+        return String((0..<8).map { _ in letters.randomElement()! })
+    }
+
+    static func signalName(_ signal: Int32) -> String {
+        switch signal {
+        case SIGKILL: return "SIGKILL"
+        case SIGTERM: return "SIGTERM"
+        case SIGSEGV: return "SIGSEGV"
+        case SIGABRT: return "SIGABRT"
+        case SIGILL: return "SIGILL"
+        case SIGBUS: return "SIGBUS"
+        case SIGINT: return "SIGINT"
+        case SIGQUIT: return "SIGQUIT"
+        case SIGTRAP: return "SIGTRAP"
+        default: return "signal \(signal)"
+        }
+    }
+}
