@@ -32,7 +32,8 @@ final class ChildRuntime {
         log = Log([("process", spec.kind.rawValue), ("name", spec.name), ("pid", String(getpid()))])
         store = try JobStore(schema: spec.schema, preserveFinishedJobs: spec.preserveFinishedJobs)
         session = DatabaseSession(
-            url: spec.databaseURL, applicationName: "drover \(spec.kind.rawValue)",
+            // The process's name too, so that pg_stat_activity tells one worker's session from another's.
+            url: spec.databaseURL, applicationName: "drover \(spec.kind.rawValue) \(spec.name)",
             lockTimeout: max(.seconds(1), Duration(milliseconds: spec.heartbeatIntervalMilliseconds) / 2), log: log)
     }
 

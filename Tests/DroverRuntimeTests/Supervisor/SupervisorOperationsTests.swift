@@ -89,7 +89,9 @@ struct SupervisorOperationsTests {
         try waitUntil("a heartbeat got through after the lock") { try lastBeat() > before }
 
         // End the worker's backend: the next heartbeat reconnects.
-        let backends = try h.db.query("SELECT pid FROM pg_stat_activity WHERE application_name = 'drover worker'")
+        // This test's worker only: other tests run workers on the same server at the same time.
+        let backends = try h.db.query("SELECT pid FROM pg_stat_activity WHERE application_name = \("drover worker \(worker.name)")")
+        #expect(backends.count == 1, "the worker's own session")
         for backend in backends { try h.db.execute("SELECT pg_terminate_backend(\(try backend.decode("pid", as: Int32.self)))") }
         let afterKill = try lastBeat()
         try waitUntil("a heartbeat after the backend ended") { try lastBeat() > afterKill }
