@@ -2,7 +2,6 @@ import DroverPersistence
 import DroverQueue
 import DroverTestSupport
 import Foundation
-import Synchronization
 import Testing
 
 @Suite("Recurring tasks in the database")
@@ -64,28 +63,11 @@ struct RecurringTaskTests {
             let task = Self.task("nightly")
             try store.syncStaticTasks([task], on: db)
             let runAt = Date(timeIntervalSince1970: 1_795_000_000)
-            let url = try TestDatabase.url()
-            let results = Mutex<[Int?]>([])
-            let connected = DispatchSemaphore(value: 0)
-            let start = DispatchSemaphore(value: 0)
-            let group = DispatchGroup()
-            for _ in 0..<10 {
-                group.enter()
-                Thread {
-                    defer { group.leave() }
-                    let connection = try? Connection(url, applicationName: "drover-tests")
-                    connected.signal()
-                    guard let connection else { return }
-                    start.wait()
-                    let job = try? store.enqueueRun(of: task, at: runAt, on: connection)
-                    results.withLock { $0.append(job ?? nil) }
-                }.start()
-            }
-            for _ in 0..<10 { #expect(connected.wait(timeout: .now() + 30) == .success) }
-            for _ in 0..<10 { start.signal() }
-            #expect(group.wait(timeout: .now() + 60) == .success)
-            let jobs = results.withLock { $0 }.compactMap { $0 }
-            #expect(jobs.count == 1, "\(results.withLock { $0 })")
+            let results = try raceOnConnections(10) { connection in
+                try store.enqueueRun(of: task, at: runAt, on: connection)
+            }.map { (try? $0.get()) ?? nil }
+            let jobs = results.compactMap { $0 }
+            #expect(jobs.count == 1, "\(results)")
             #expect(try count(store, "jobs", db) == 1)
             #expect(try store.enqueueRun(of: task, at: runAt, on: db) == nil)
             #expect(try store.lastRun(of: "nightly", on: db) == runAt)

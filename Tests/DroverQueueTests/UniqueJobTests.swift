@@ -2,7 +2,6 @@ import DroverPersistence
 import DroverQueue
 import DroverTestSupport
 import Foundation
-import Synchronization
 import Testing
 
 @Suite("Unique jobs")
@@ -45,29 +44,10 @@ struct UniqueJobTests {
     @Test("50 concurrent enqueues with the same key create one job")
     func concurrentEnqueues() throws {
         try withStore { store, db throws in
-            let url = try TestDatabase.url()
-            let ids = Mutex<[Int]>([])
-            let start = DispatchSemaphore(value: 0)
-            let connected = DispatchSemaphore(value: 0)
-            let group = DispatchGroup()
-            for _ in 0..<50 {
-                group.enter()
-                Thread {
-                    defer { group.leave() }
-                    let connection = try? Connection(url, applicationName: "drover-tests")
-                    connected.signal()
-                    guard let connection else { return }
-                    start.wait()
-                    if let id = try? store.enqueue(NewJob("Once", uniqueKey: "the-one"), on: connection) {
-                        ids.withLock { $0.append(id) }
-                    }
-                }.start()
+            let outcomes = try raceOnConnections(50) { connection in
+                try store.enqueue(NewJob("Once", uniqueKey: "the-one"), on: connection)
             }
-            // Every thread connects first; then all are released together.
-            for _ in 0..<50 { #expect(connected.wait(timeout: .now() + 30) == .success) }
-            for _ in 0..<50 { start.signal() }
-            #expect(group.wait(timeout: .now() + 60) == .success)
-            let all = ids.withLock { $0 }
+            let all = outcomes.compactMap { try? $0.get() }
             #expect(all.count == 50)
             #expect(Set(all).count == 1)
             #expect(try count(store, "jobs", db) == 1)

@@ -55,3 +55,42 @@ public final class BackgroundWork<Result: Sendable>: Sendable {
         return try state.outcome.withLock { $0! }.get()
     }
 }
+
+/// Runs `body` on `count` threads at once, each with a connection of its own to the test
+/// database: every thread connects first, then all are released together, so that their
+/// statements race. Returns each thread's outcome (in no particular order).
+public func raceOnConnections<Value: Sendable>(
+    _ count: Int, timeout: Duration = .seconds(60), _ body: @escaping @Sendable (Connection) throws -> Value
+) throws -> [Swift.Result<Value, any Error>] {
+    let url = try TestDatabase.url()
+    let outcomes = Mutex<[Swift.Result<Value, any Error>]>([])
+    let connected = DispatchSemaphore(value: 0)
+    let start = DispatchSemaphore(value: 0)
+    let group = DispatchGroup()
+    for _ in 0..<count {
+        group.enter()
+        Thread {
+            defer { group.leave() }
+            let connection: Connection
+            do {
+                connection = try Connection(url, applicationName: "drover-tests")
+            } catch {
+                connected.signal()
+                outcomes.withLock { $0.append(.failure(error)) }
+                return
+            }
+            connected.signal()
+            start.wait()
+            let outcome = Swift.Result { try body(connection) }
+            outcomes.withLock { $0.append(outcome) }
+        }.start()
+    }
+    for _ in 0..<count where connected.wait(timeout: .now() + timeout.seconds) != .success {
+        throw DeadlineExceeded(description: "the racing threads did not all connect within \(timeout)")
+    }
+    for _ in 0..<count { start.signal() }
+    guard group.wait(timeout: .now() + timeout.seconds) == .success else {
+        throw DeadlineExceeded(description: "the racing threads did not all finish within \(timeout)")
+    }
+    return outcomes.withLock { $0 }
+}

@@ -64,16 +64,20 @@ public struct JobInfo: Sendable, Equatable {
 
 extension JobStore {
     /// The state of job `j`, from the execution row that points at it.
-    var stateExpression: SQL {
-        """
-        CASE WHEN j.finished_at IS NOT NULL THEN 'finished'
-             WHEN EXISTS (SELECT 1 FROM \(ready) x WHERE x.job_id = j.id) THEN 'ready'
-             WHEN EXISTS (SELECT 1 FROM \(claimed) x WHERE x.job_id = j.id) THEN 'claimed'
-             WHEN EXISTS (SELECT 1 FROM \(scheduled) x WHERE x.job_id = j.id) THEN 'scheduled'
-             WHEN EXISTS (SELECT 1 FROM \(blocked) x WHERE x.job_id = j.id) THEN 'blocked'
-             WHEN EXISTS (SELECT 1 FROM \(failed) x WHERE x.job_id = j.id) THEN 'failed'
-             ELSE 'none' END
-        """
+    var stateExpression: SQL { Self.stateExpression(schema: schema) }
+
+    /// The same for any backend whose tables live in `schema` (the SQL is the same on SQLite).
+    static func stateExpression(schema: SQLIdentifier) -> SQL {
+        func table(_ name: String) -> SQLIdentifier { schema.qualifying(name) }
+        return """
+            CASE WHEN j.finished_at IS NOT NULL THEN 'finished'
+                 WHEN EXISTS (SELECT 1 FROM \(table("ready_executions")) x WHERE x.job_id = j.id) THEN 'ready'
+                 WHEN EXISTS (SELECT 1 FROM \(table("claimed_executions")) x WHERE x.job_id = j.id) THEN 'claimed'
+                 WHEN EXISTS (SELECT 1 FROM \(table("scheduled_executions")) x WHERE x.job_id = j.id) THEN 'scheduled'
+                 WHEN EXISTS (SELECT 1 FROM \(table("blocked_executions")) x WHERE x.job_id = j.id) THEN 'blocked'
+                 WHEN EXISTS (SELECT 1 FROM \(table("failed_executions")) x WHERE x.job_id = j.id) THEN 'failed'
+                 ELSE 'none' END
+            """
     }
 
     /// The table holding jobs in `state` (nil for finished, which has none).

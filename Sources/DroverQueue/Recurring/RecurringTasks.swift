@@ -83,20 +83,7 @@ extension JobStore {
     public func syncStaticTasks(_ tasks: [RecurringTask], on connection: Connection) throws {
         for task in tasks { try checkTask(task) }
         try connection.withTransaction { connection in
-            for task in tasks {
-                try connection.execute("""
-                    INSERT INTO \(recurringTasks) AS t
-                        (key, schedule, time_zone, class_name, arguments, queue_name, priority, catch_up, static, description)
-                    VALUES (\(task.key), \(task.schedule), \(task.timeZone), \(task.className), \(task.arguments), \(task.queue),
-                            \(task.priority), \(task.catchUp), true, \(task.description))
-                    ON CONFLICT (key) DO UPDATE SET
-                        schedule_changed_at = CASE WHEN (t.schedule, t.time_zone) IS DISTINCT FROM (excluded.schedule, excluded.time_zone)
-                                                   THEN now() ELSE t.schedule_changed_at END,
-                        schedule = excluded.schedule, time_zone = excluded.time_zone, class_name = excluded.class_name,
-                        arguments = excluded.arguments, queue_name = excluded.queue_name, priority = excluded.priority,
-                        catch_up = excluded.catch_up, static = true, description = excluded.description, updated_at = now()
-                    """)
-            }
+            for task in tasks { _ = try upsert(task, isStatic: true, on: connection) }
             try connection.execute("DELETE FROM \(recurringTasks) WHERE static AND NOT (key = ANY(\(tasks.map(\.key))))")
         }
     }
@@ -106,23 +93,30 @@ extension JobStore {
     /// - Throws: ``QueueError`` `staticTask` when the configuration file defines the key.
     public func addTask(_ task: RecurringTask, on connection: Connection) throws {
         try checkTask(task)
-        let rows = try connection.query("""
+        let rows = try upsert(task, isStatic: false, on: connection)
+        guard !rows.isEmpty else {
+            throw QueueError(.staticTask, "recurring task \(task.key) is defined in the configuration file: change it there and reload")
+        }
+    }
+
+    /// Inserts `task`, or updates the task with its key; a changed schedule or time zone gets a new
+    /// `schedule_changed_at`. A static task takes over a run-time one; a run-time task never
+    /// replaces a static one (no row comes back then).
+    private func upsert(_ task: RecurringTask, isStatic: Bool, on connection: Connection) throws(DatabaseError) -> QueryResult {
+        try connection.query("""
             INSERT INTO \(recurringTasks) AS t
                 (key, schedule, time_zone, class_name, arguments, queue_name, priority, catch_up, static, description)
             VALUES (\(task.key), \(task.schedule), \(task.timeZone), \(task.className), \(task.arguments), \(task.queue),
-                    \(task.priority), \(task.catchUp), false, \(task.description))
+                    \(task.priority), \(task.catchUp), \(isStatic), \(task.description))
             ON CONFLICT (key) DO UPDATE SET
                 schedule_changed_at = CASE WHEN (t.schedule, t.time_zone) IS DISTINCT FROM (excluded.schedule, excluded.time_zone)
                                            THEN now() ELSE t.schedule_changed_at END,
                 schedule = excluded.schedule, time_zone = excluded.time_zone, class_name = excluded.class_name,
                 arguments = excluded.arguments, queue_name = excluded.queue_name, priority = excluded.priority,
-                catch_up = excluded.catch_up, description = excluded.description, updated_at = now()
-            WHERE NOT t.static
+                catch_up = excluded.catch_up, static = excluded.static, description = excluded.description, updated_at = now()
+            WHERE excluded.static OR NOT t.static
             RETURNING key
             """)
-        guard !rows.isEmpty else {
-            throw QueueError(.staticTask, "recurring task \(task.key) is defined in the configuration file: change it there and reload")
-        }
     }
 
     /// Removes a task added at run time. Its past runs' records go with it; their jobs stay.
@@ -138,6 +132,11 @@ extension JobStore {
             }
             throw QueueError(.staticTask, "recurring task \(key) is defined in the configuration file: remove it there and reload")
         }
+    }
+
+    /// Whether any task exists (a supervisor starts a scheduler then).
+    public func hasTasks(on connection: Connection) throws(DatabaseError) -> Bool {
+        try !connection.query("SELECT 1 FROM \(recurringTasks) LIMIT 1").isEmpty
     }
 
     /// Every task, by key.

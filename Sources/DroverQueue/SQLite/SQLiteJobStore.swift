@@ -305,13 +305,7 @@ public struct SQLiteJobStore: QueueStore {
         j.finished_at, j.failed_at, j.last_error, \(unsafeRaw: withArguments ? "j.arguments" : "NULL AS arguments"),
         (SELECT s.scheduled_at FROM \(scheduled) s WHERE s.job_id = j.id) AS next_run_at,
         (SELECT c.process_id FROM \(claimed) c WHERE c.job_id = j.id) AS claimed_by,
-        CASE WHEN j.finished_at IS NOT NULL THEN 'finished'
-             WHEN EXISTS (SELECT 1 FROM \(ready) x WHERE x.job_id = j.id) THEN 'ready'
-             WHEN EXISTS (SELECT 1 FROM \(claimed) x WHERE x.job_id = j.id) THEN 'claimed'
-             WHEN EXISTS (SELECT 1 FROM \(scheduled) x WHERE x.job_id = j.id) THEN 'scheduled'
-             WHEN EXISTS (SELECT 1 FROM \(table("blocked_executions")) x WHERE x.job_id = j.id) THEN 'blocked'
-             WHEN EXISTS (SELECT 1 FROM \(failed) x WHERE x.job_id = j.id) THEN 'failed'
-             ELSE 'none' END AS state
+        \(JobStore.stateExpression(schema: schema)) AS state
         """
     }
 

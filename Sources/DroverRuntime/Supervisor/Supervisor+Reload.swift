@@ -43,7 +43,7 @@ extension Supervisor {
         agent.submit("update the recurring tasks and concurrency limits of the configuration", essential: true) { connection in
             try store.syncStaticTasks(tasks, on: connection)
             try store.syncConcurrencyRules(rules, on: connection)
-            shared.recurringTasksExist = !(try store.tasks(on: connection)).isEmpty
+            shared.recurringTasksExist = try store.hasTasks(on: connection)
         }
         intensity = RestartIntensity(maxRestarts: configuration.supervisor.maxRestarts, window: configuration.supervisor.restartWindow)
         var unmatched = slots

@@ -36,7 +36,7 @@ extension Supervisor {
                 }
                 try store.syncStaticTasks(options.configuration.staticTasks, on: connection)
                 try store.syncConcurrencyRules(concurrencyRules(for: options.configuration), on: connection)
-                shared.recurringTasksExist = !(try store.tasks(on: connection)).isEmpty
+                shared.recurringTasksExist = try store.hasTasks(on: connection)
                 break
             } catch let error as DatabaseError where [.connectionFailed, .connectionLost].contains(error.code) || error.sqlState == "57P03" {
                 // Unreachable for now: wait for it, and ask systemd to wait with us.

@@ -68,7 +68,7 @@ extension Supervisor {
             if !orphans.released.isEmpty || !orphans.failed.isEmpty {
                 log.warning("recovered jobs of processes that vanished", [("released", String(orphans.released.count))])
             }
-            shared.recurringTasksExist = !(try store.tasks(on: connection)).isEmpty
+            shared.recurringTasksExist = try store.hasTasks(on: connection)
         }
     }
 
