@@ -126,3 +126,11 @@ public struct DatabaseError: Error, Sendable, CustomStringConvertible {
         }
     }
 }
+
+extension DatabaseError {
+    /// Whether trying the same thing again soon may well succeed: a lock held too long (PostgreSQL's
+    /// lock_timeout, SQLite's busy timeout), a deadlock, a serialization failure, a cancelled statement.
+    public var isTransient: Bool {
+        [.lockNotAvailable, .deadlockDetected, .serializationFailure, .queryCanceled].contains(code)
+    }
+}

@@ -19,6 +19,8 @@ public struct QueueError: Error, Sendable, CustomStringConvertible {
         public static let taskNotFound = Code("taskNotFound")
         /// The recurring task comes from the configuration file: change it there.
         public static let staticTask = Code("staticTask")
+        /// The backend cannot do this (a PostgreSQL-only feature asked of SQLite).
+        public static let unsupported = Code("unsupported")
     }
 
     public var code: Code

@@ -1,4 +1,5 @@
 import DroverPersistence
+import Foundation
 
 /// The seam between Drover's queue and its database: the core state changes of a job, which the
 /// PostgreSQL store (``JobStore``) and the SQLite store (``SQLiteJobStore``) both implement, and
@@ -62,6 +63,53 @@ public protocol QueueStore: Sendable {
     func retryFailed(_ ids: [Int], on database: Database) throws -> [Int]
     /// Deletes failed jobs; every id must be a failed job.
     func discardFailed(_ ids: [Int], on database: Database) throws -> [Int]
+
+    // What the runtime needs besides: a supervisor's view of its children, retention, recurring
+    // tasks and concurrency limits.
+
+    /// The id of the process called `name`, if it is registered.
+    func processID(named name: String, on database: Database) throws -> Int?
+    /// The names of the processes `supervisorID` started that are registered.
+    func processNames(supervisorID: Int, on database: Database) throws -> Set<String>
+    /// What the children of `supervisorID` report in their heartbeats, summed.
+    func processTotals(supervisorID: Int, on database: Database) throws -> ProcessTotals
+    /// Deletes jobs that finished more than `age` ago; returns how many.
+    func clearFinished(olderThan age: Duration, batchSize: Int, on database: Database) throws -> Int
+    /// Deletes records of recurring runs older than `age` (each task's latest stays); returns how many.
+    func clearRecurringRuns(olderThan age: Duration, batchSize: Int, on database: Database) throws -> Int
+    /// Makes the configuration's recurring tasks exactly `tasks`.
+    func syncStaticTasks(_ tasks: [RecurringTask], on database: Database) throws
+    /// Adds a recurring task at run time.
+    func addTask(_ task: RecurringTask, on database: Database) throws
+    /// Removes a recurring task added at run time.
+    func removeTask(_ key: String, on database: Database) throws
+    /// Whether any recurring task exists.
+    func hasTasks(on database: Database) throws -> Bool
+    /// Every recurring task, by key.
+    func tasks(on database: Database) throws -> [RecurringTask]
+    /// Every recurring task with its last run, by key.
+    func listTasks(on database: Database) throws -> [RecurringTaskInfo]
+    /// The latest run time recorded for the task `key`.
+    func lastRun(of key: String, on database: Database) throws -> Date?
+    /// Enqueues one run of `task`, exactly once; nil when it was enqueued already.
+    func enqueueRun(of task: RecurringTask, at runAt: Date, on database: Database) throws -> Int?
+    /// Makes the concurrency limits exactly `rules`.
+    func syncConcurrencyRules(_ rules: [ConcurrencyRule], on database: Database) throws
+    /// Counts again the concurrency keys whose slots expired; returns how many blocked jobs it let run.
+    func expireConcurrency(batchSize: Int, on database: Database) throws -> Int
+}
+
+/// What a supervisor's children report in their heartbeats, summed (for systemd's STATUS line).
+public struct ProcessTotals: Sendable, Equatable {
+    public var running = 0
+    public var finished = 0
+    public var failed = 0
+
+    public init(running: Int = 0, finished: Int = 0, failed: Int = 0) {
+        self.running = running
+        self.finished = finished
+        self.failed = failed
+    }
 }
 
 extension JobStore: QueueStore {

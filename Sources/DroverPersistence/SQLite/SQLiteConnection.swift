@@ -19,6 +19,9 @@ public final class SQLiteConnection {
     public let path: String
     public let schema: String
     private var transactionDepth = 0
+    /// Set when a write inside the open transaction made jobs ready: the wake file is touched
+    /// after the commit, not before it (a worker woken earlier would find nothing).
+    private var wakeAfterCommit = false
 
     public init(path: String, schema: String = "drover", busyTimeout: Duration = .seconds(5)) throws(DatabaseError) {
         self.path = path
@@ -109,6 +112,7 @@ public final class SQLiteConnection {
             result = try body(self)
         } catch {
             transactionDepth -= 1
+            if transactionDepth == 0 { wakeAfterCommit = false }
             try? execute(unsafeRawScript: savepoint.map { "ROLLBACK TO \($0); RELEASE \($0)" } ?? "ROLLBACK")
             throw error
         }
@@ -117,9 +121,38 @@ public final class SQLiteConnection {
             try execute(unsafeRawScript: savepoint.map { "RELEASE \($0)" } ?? "COMMIT")
         } catch {
             try? execute(unsafeRawScript: savepoint.map { "ROLLBACK TO \($0); RELEASE \($0)" } ?? "ROLLBACK")
+            if transactionDepth == 0 { wakeAfterCommit = false }
             throw error
         }
+        if transactionDepth == 0 && wakeAfterCommit {
+            wakeAfterCommit = false
+            Self.touch(wakeFilePath)
+        }
         return result
+    }
+
+    // MARK: - Wake-ups
+
+    /// The file whose change wakes the workers on this host (SQLite has no LISTEN/NOTIFY): they
+    /// watch it with inotify. It sits next to the database file.
+    public var wakeFilePath: String { path + "-wake" }
+
+    /// Wakes the workers watching ``wakeFilePath``: at once, or after the commit when a transaction
+    /// is open. (A rolled-back transaction wakes nobody.)
+    public func wakeWorkers() {
+        if transactionDepth > 0 {
+            wakeAfterCommit = true
+        } else {
+            Self.touch(wakeFilePath)
+        }
+    }
+
+    /// Sets the file's times (creating it when missing), which inotify reports as IN_ATTRIB.
+    public static func touch(_ path: String) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0o660)
+        guard fd >= 0 else { return }  // A wake-up is best effort: the workers also poll.
+        futimens(fd, nil)
+        close(fd)
     }
 
     // MARK: - Values

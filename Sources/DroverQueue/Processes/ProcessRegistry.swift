@@ -49,6 +49,23 @@ extension JobStore {
         try connection.query("SELECT id FROM \(processes) WHERE name = \(name)").first?.decode("id", as: Int.self)
     }
 
+    /// The names of the processes `supervisorID` started that are registered.
+    public func processNames(supervisorID: Int, on connection: Connection) throws -> Set<String> {
+        Set(try connection.query("SELECT name FROM \(processes) WHERE supervisor_id = \(supervisorID)")
+            .map { try $0.decode("name", as: String.self) })
+    }
+
+    /// What the children of `supervisorID` report in their heartbeats, summed.
+    public func processTotals(supervisorID: Int, on connection: Connection) throws(DatabaseError) -> ProcessTotals {
+        let row = try connection.query("""
+            SELECT coalesce(sum((metadata ->> 'running')::bigint), 0)::bigint AS running,
+                   coalesce(sum((metadata ->> 'finished')::bigint), 0)::bigint AS finished,
+                   coalesce(sum((metadata ->> 'failed')::bigint), 0)::bigint AS failed
+            FROM \(processes) WHERE supervisor_id = \(supervisorID)
+            """)[0]
+        return ProcessTotals(running: try row.decode("running"), finished: try row.decode("finished"), failed: try row.decode("failed"))
+    }
+
     /// Removes a process: gives its claimed jobs back (`reason`) and deletes its row, in one
     /// transaction, so that no claim is ever left pointing at a missing process.
     @discardableResult

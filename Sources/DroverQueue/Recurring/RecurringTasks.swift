@@ -58,6 +58,14 @@ public struct RecurringTask: Sendable, Equatable {
         scheduleChangedAt = try row.decode("schedule_changed_at")
     }
 
+    /// Throws when the key or the job a run would enqueue is not valid.
+    static func check(_ task: RecurringTask) throws(QueueError) {
+        guard (1...200).contains(task.key.count), !task.key.contains(where: { $0.isWhitespace }) else {
+            throw QueueError(.invalidJob, "recurring task key \"\(task.key)\" must be 1 to 200 characters without spaces", field: "key")
+        }
+        try JobRules.check(task.job(runAt: Date()))
+    }
+
     /// The job one run enqueues.
     func job(runAt: Date) -> NewJob {
         NewJob(className, arguments: arguments, queue: queue ?? JobRules.defaultQueue, priority: priority ?? 0, runAt: runAt)
@@ -81,7 +89,7 @@ extension JobStore {
     /// the same key becomes static) and deletes static tasks that are gone. A task whose schedule
     /// or time zone changed gets a new `schedule_changed_at`.
     public func syncStaticTasks(_ tasks: [RecurringTask], on connection: Connection) throws {
-        for task in tasks { try checkTask(task) }
+        for task in tasks { try RecurringTask.check(task) }
         try connection.withTransaction { connection in
             for task in tasks { _ = try upsert(task, isStatic: true, on: connection) }
             try connection.execute("DELETE FROM \(recurringTasks) WHERE static AND NOT (key = ANY(\(tasks.map(\.key))))")
@@ -92,7 +100,7 @@ extension JobStore {
     ///
     /// - Throws: ``QueueError`` `staticTask` when the configuration file defines the key.
     public func addTask(_ task: RecurringTask, on connection: Connection) throws {
-        try checkTask(task)
+        try RecurringTask.check(task)
         let rows = try upsert(task, isStatic: false, on: connection)
         guard !rows.isEmpty else {
             throw QueueError(.staticTask, "recurring task \(task.key) is defined in the configuration file: change it there and reload")
@@ -187,10 +195,4 @@ extension JobStore {
         }
     }
 
-    private func checkTask(_ task: RecurringTask) throws(QueueError) {
-        guard (1...200).contains(task.key.count), !task.key.contains(where: { $0.isWhitespace }) else {
-            throw QueueError(.invalidJob, "recurring task key \"\(task.key)\" must be 1 to 200 characters without spaces", field: "key")
-        }
-        try JobRules.check(task.job(runAt: Date()))
-    }
 }

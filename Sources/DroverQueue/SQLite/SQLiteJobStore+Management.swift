@@ -14,7 +14,9 @@ extension SQLiteJobStore {
     @discardableResult
     public func resume(_ queue: String, on database: SQLiteConnection) throws -> Bool {
         try JobRules.checkQueueName(queue, code: .invalidQueue)
-        return try database.execute("DELETE FROM \(pausesTable) WHERE queue_name = \(queue)") == 1
+        let resumed = try database.execute("DELETE FROM \(pausesTable) WHERE queue_name = \(queue)") == 1
+        if resumed { database.wakeWorkers() }
+        return resumed
     }
 
     public func clear(_ queue: String, batchSize: Int = 1000, on database: SQLiteConnection) throws -> (ready: Int, scheduled: Int) {
@@ -49,6 +51,7 @@ extension SQLiteJobStore {
                     SELECT id, queue_name, priority FROM \(schema.qualifying("jobs")) WHERE id = \(id)
                     """)
             }
+            db.wakeWorkers()
             return ids.sorted()
         }
     }

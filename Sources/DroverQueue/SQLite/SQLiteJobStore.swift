@@ -5,8 +5,9 @@ import Foundation
 /// `BEGIN IMMEDIATE` transactions (SQLite serializes writers, so a claim never races another
 /// claim and needs no `SKIP LOCKED`).
 ///
-/// Not yet on SQLite: concurrency limits, recurring tasks, cancellation and the management
-/// listings; the runtime still runs on PostgreSQL only (issue 8 goes on).
+/// Wake-ups: a change that makes jobs ready (or asks a worker to cancel one) touches the wake file
+/// next to the database after its commit (``SQLiteConnection/wakeWorkers()``); workers on this
+/// host watch it with inotify, as PostgreSQL's workers LISTEN.
 public struct SQLiteJobStore: QueueStore {
     public typealias Database = SQLiteConnection
 
@@ -75,6 +76,7 @@ public struct SQLiteJobStore: QueueStore {
                     """)[0].decode("id", as: Int.self)
                 if due {
                     try db.execute("INSERT INTO \(ready) (job_id, queue_name, priority) VALUES (\(id), \(job.queue), \(job.priority))")
+                    db.wakeWorkers()
                 } else {
                     try db.execute("""
                         INSERT INTO \(scheduled) (job_id, queue_name, priority, scheduled_at)
@@ -236,6 +238,7 @@ public struct SQLiteJobStore: QueueStore {
                     released.append(id)
                 }
             }
+            if !released.isEmpty { db.wakeWorkers() }
             return ReleaseOutcome(released: released, failed: failedIDs)
         }
     }
@@ -267,6 +270,7 @@ public struct SQLiteJobStore: QueueStore {
                             \(try row.decode("priority", as: Int.self)))
                     """)
             }
+            if !moved.isEmpty { db.wakeWorkers() }
             return moved.count
         }
     }
@@ -318,11 +322,12 @@ public struct SQLiteJobStore: QueueStore {
                 try db.execute("DELETE FROM \(jobs) WHERE id = \(id)")
                 return .discarded(was: state)
             }
-            // SQLite has no NOTIFY: the worker finds the request at its next look (issue 8 adds wake-ups).
             if let row = try db.query("""
                 UPDATE \(claimed) SET cancel_requested_at = coalesce(cancel_requested_at, \(Self.timestamp(Date())))
                 WHERE job_id = \(id) RETURNING process_id
                 """).first {
+                // SQLite has no NOTIFY: the wake file makes the workers look for cancellations.
+                db.wakeWorkers()
                 return .requested(processID: try row.decode("process_id", as: Int.self))
             }
             guard let state = try job(id, on: db)?.state else {

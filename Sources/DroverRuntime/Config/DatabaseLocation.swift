@@ -1,12 +1,22 @@
-/// Which database to use and where that choice came from (DESIGN.md §6): `--database-url`, then
+import DroverPersistence
+import Foundation
+
+/// Which database to use and where that choice came from: `--database-url`, then
 /// `DROVER_DATABASE_URL`, then the configuration file's `database.url`, then libpq's own defaults
-/// (`PGHOST`, `PGDATABASE`, service files, …).
+/// when the environment names a PostgreSQL server (`PGHOST`, `PGDATABASE` or `PGSERVICE`), and
+/// otherwise the embedded default: a SQLite file, `$STATE_DIRECTORY/drover.sqlite3` under systemd,
+/// else `./drover.sqlite3`.
+///
+/// A URL is PostgreSQL's (`postgresql://…` or libpq `key=value` pairs) unless it starts with
+/// `sqlite:`: `sqlite:///var/lib/drover/drover.sqlite3` (absolute) or `sqlite:drover.sqlite3`
+/// (relative to the working directory).
 public struct DatabaseLocation: Sendable, Equatable {
     public enum Source: Sendable, Equatable, CustomStringConvertible {
         case commandLine
         case environment
         case configurationFile(path: String)
         case libpqDefaults
+        case embeddedDefault
 
         public var description: String {
             switch self {
@@ -14,6 +24,7 @@ public struct DatabaseLocation: Sendable, Equatable {
             case .environment: return "DROVER_DATABASE_URL"
             case .configurationFile(let path): return "database.url in \(path)"
             case .libpqDefaults: return "libpq's defaults (PGHOST, PGPORT, PGDATABASE, PGUSER, …)"
+            case .embeddedDefault: return "the default (no database configured)"
             }
         }
     }
@@ -26,8 +37,9 @@ public struct DatabaseLocation: Sendable, Equatable {
     /// The schema Drover's tables live in.
     public let schema: String
 
+    /// A `sqlite:` URL is kept with its path made absolute (`sqlite:///abs/path`).
     public init(connectionString: String, source: Source, schema: String) {
-        self.connectionString = connectionString
+        self.connectionString = Self.sqlitePath(connectionString).map { "sqlite://" + $0 } ?? connectionString
         self.source = source
         self.schema = schema
     }
@@ -46,6 +58,37 @@ public struct DatabaseLocation: Sendable, Equatable {
         if let configuration, let url = configuration.database.url, let path = configuration.path {
             return DatabaseLocation(connectionString: url, source: .configurationFile(path: path), schema: schema)
         }
-        return DatabaseLocation(connectionString: "", source: .libpqDefaults, schema: schema)
+        if ["PGHOST", "PGDATABASE", "PGSERVICE"].contains(where: { !(environment[$0] ?? "").isEmpty }) {
+            return DatabaseLocation(connectionString: "", source: .libpqDefaults, schema: schema)
+        }
+        return DatabaseLocation(connectionString: defaultSQLiteURL(environment: environment), source: .embeddedDefault, schema: schema)
+    }
+
+    /// Whether this is a SQLite database.
+    public var isSQLite: Bool { Self.sqlitePath(connectionString) != nil }
+
+    /// The file of a `sqlite:` URL (nil for any other), made absolute, so that every process finds
+    /// the same file whatever its working directory.
+    public static func sqlitePath(_ url: String) -> String? {
+        guard url.hasPrefix("sqlite:") else { return nil }
+        var path = String(url.dropFirst("sqlite:".count))
+        if path.hasPrefix("//") { path.removeFirst(2) }
+        guard !path.isEmpty else { return nil }
+        if !path.hasPrefix("/") { path = FileManager.default.currentDirectoryPath + "/" + path }
+        return URL(fileURLWithPath: path).standardizedFileURL.path
+    }
+
+    /// `sqlite://` and the file: `$STATE_DIRECTORY/drover.sqlite3` under systemd (its first
+    /// directory), else `drover.sqlite3` in the working directory.
+    static func defaultSQLiteURL(environment: [String: String]) -> String {
+        let directory = environment["STATE_DIRECTORY"].flatMap { $0.split(separator: ":").first.map(String.init) }
+            ?? FileManager.default.currentDirectoryPath
+        return "sqlite://" + URL(fileURLWithPath: directory).appendingPathComponent("drover.sqlite3").path
+    }
+
+    /// What the log says of this database: a SQLite file's path, or a PostgreSQL URL without its password.
+    public var redacted: String {
+        if isSQLite { return connectionString }
+        return connectionString.isEmpty ? source.description : Connection.redacted(connectionString)
     }
 }

@@ -5,8 +5,8 @@ import Foundation
 /// A dispatcher process: moves due scheduled jobs (retries included) to ready in batches, at once
 /// again after a full batch, and clears finished jobs and records of recurring runs past their
 /// retention now and then.
-final class Dispatcher {
-    private let runtime: ChildRuntime
+final class Dispatcher<Store: RuntimeStore> {
+    private let runtime: ChildRuntime<Store>
     private let pollingInterval: Duration
     private let batchSize: Int
     private let clearFinishedAfter: Duration
@@ -15,9 +15,9 @@ final class Dispatcher {
     private var log: Log { runtime.log }
 
     /// How often finished jobs past their retention are looked for.
-    static let retentionInterval: Duration = .seconds(60)
+    static var retentionInterval: Duration { .seconds(60) }
 
-    init(runtime: ChildRuntime) throws {
+    init(runtime: ChildRuntime<Store>) throws {
         guard let part = runtime.spec.dispatcher else { throw ValidationFailure("a dispatcher's spec has no dispatcher part") }
         self.runtime = runtime
         pollingInterval = Duration(milliseconds: part.pollingIntervalMilliseconds)
@@ -33,13 +33,13 @@ final class Dispatcher {
     private var metadata: JSON { (try? JSON(encoding: Metadata(dispatched: dispatched, cleared: cleared))) ?? .emptyObject }
 
     func run() -> Int32 {
-        guard runtime.register(metadata: metadata) else { return ChildRuntime.ExitStatus.stopped }
+        guard runtime.register(metadata: metadata) else { return ChildProcess.ExitStatus.stopped }
         var nextPoll = ContinuousClock.now
         var nextRetention = ContinuousClock.now + .seconds(5)
         while true {
             if runtime.stopping {
                 runtime.deregister()
-                return ChildRuntime.ExitStatus.stopped
+                return ChildProcess.ExitStatus.stopped
             }
             if ContinuousClock.now >= nextPoll {
                 do {
@@ -56,7 +56,7 @@ final class Dispatcher {
                 }
                 do {
                     // Keys whose slots have not moved for their duration are counted again.
-                    if let unblocked = try runtime.session.run({ try runtime.store.expireConcurrency(on: $0) }), unblocked > 0 {
+                    if let unblocked = try runtime.session.run({ try runtime.store.expireConcurrency(batchSize: 100, on: $0) }), unblocked > 0 {
                         log.info("let blocked jobs run after counting their concurrency keys again", [("jobs", String(unblocked))])
                     }
                 } catch {
@@ -68,7 +68,7 @@ final class Dispatcher {
                 if runtime.spec.preserveFinishedJobs { clearFinishedJobs() }
                 // Records of recurring runs are kept as long as finished jobs, each task's latest always.
                 do {
-                    _ = try runtime.session.run { try runtime.store.clearRecurringRuns(olderThan: clearFinishedAfter, on: $0) }
+                    _ = try runtime.session.run { try runtime.store.clearRecurringRuns(olderThan: clearFinishedAfter, batchSize: 1000, on: $0) }
                 } catch {
                     log.error("clearing records of recurring runs failed", [("error", "\(error)")])
                 }
@@ -82,7 +82,7 @@ final class Dispatcher {
 
     private func clearFinishedJobs() {
         do {
-            if let count = try runtime.session.run({ try runtime.store.clearFinished(olderThan: clearFinishedAfter, on: $0) }), count > 0 {
+            if let count = try runtime.session.run({ try runtime.store.clearFinished(olderThan: clearFinishedAfter, batchSize: 1000, on: $0) }), count > 0 {
                 cleared += count
                 log.info("cleared finished jobs", [("count", String(count))])
             }
@@ -100,12 +100,19 @@ public func runChildProcess(extraHandlers: JobHandlers = JobHandlers()) -> Int32
         spec = try ChildSpec.takeFromEnvironment()
     } catch {
         Log().error("cannot start a child process", [("error", "\(error)")])
-        return ChildRuntime.ExitStatus.configuration
+        return ChildProcess.ExitStatus.configuration
     }
     // A command that closes its stdin early must not kill its worker with SIGPIPE: writes get EPIPE.
     signal(SIGPIPE, SIG_IGN)
+    if DatabaseLocation.sqlitePath(spec.databaseURL) != nil {
+        return runChild(SQLiteJobStore.self, spec: spec, extraHandlers: extraHandlers)
+    }
+    return runChild(JobStore.self, spec: spec, extraHandlers: extraHandlers)
+}
+
+private func runChild<Store: RuntimeStore>(_: Store.Type, spec: ChildSpec, extraHandlers: JobHandlers) -> Int32 {
     do {
-        let runtime = try ChildRuntime(spec: spec)
+        let runtime = try ChildRuntime<Store>(spec: spec)
         switch spec.kind {
         case .worker:
             var handlers = spec.testHandlers ? JobHandlers.builtInTestHandlers : JobHandlers()
@@ -117,10 +124,10 @@ public func runChildProcess(extraHandlers: JobHandlers = JobHandlers()) -> Int32
             return try Scheduler(runtime: runtime).run()
         case .supervisor:
             runtime.log.error("a supervisor does not start this kind of child", [("kind", spec.kind.rawValue)])
-            return ChildRuntime.ExitStatus.configuration
+            return ChildProcess.ExitStatus.configuration
         }
     } catch {
         Log([("process", spec.kind.rawValue), ("name", spec.name)]).error("cannot start", [("error", "\(error)")])
-        return ChildRuntime.ExitStatus.configuration
+        return ChildProcess.ExitStatus.configuration
     }
 }

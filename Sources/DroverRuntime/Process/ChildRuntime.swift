@@ -4,22 +4,14 @@ import Foundation
 
 /// What every child of the supervisor does the same way: read signals, notice the supervisor's
 /// death on fd 3, register, heartbeat, and stop.
-final class ChildRuntime {
-    /// The read end of the pipe whose write end only the supervisor holds: EOF means it died.
-    static let parentDeathDescriptor: Int32 = 3
-
-    /// Exit statuses a child reports to its supervisor.
-    enum ExitStatus {
-        static let stopped: Int32 = 0
-        /// Its registration was lost (pruned) or its heartbeats kept failing: start a new one.
-        static let replaceMe: Int32 = 75
-        static let configuration: Int32 = 78
-    }
+final class ChildRuntime<Store: RuntimeStore> {
+    typealias ExitStatus = ChildProcess.ExitStatus
+    static var parentDeathDescriptor: Int32 { ChildProcess.parentDeathDescriptor }
 
     let spec: ChildSpec
     let log: Log
-    let store: JobStore
-    let session: DatabaseSession
+    let store: Store
+    let session: DatabaseSession<Store.Database>
     let signals = SignalReader([SIGTERM, SIGINT, SIGQUIT, SIGHUP])
     private(set) var heartbeat: Heartbeat?
     private(set) var stopping = false
@@ -30,11 +22,13 @@ final class ChildRuntime {
     init(spec: ChildSpec) throws {
         self.spec = spec
         log = Log([("process", spec.kind.rawValue), ("name", spec.name), ("pid", String(getpid()))])
-        store = try JobStore(schema: spec.schema, preserveFinishedJobs: spec.preserveFinishedJobs)
-        session = DatabaseSession(
-            // The process's name too, so that pg_stat_activity tells one worker's session from another's.
-            url: spec.databaseURL, applicationName: "drover \(spec.kind.rawValue) \(spec.name)",
-            lockTimeout: max(.seconds(1), Duration(milliseconds: spec.heartbeatIntervalMilliseconds) / 2), log: log)
+        store = try Store(schema: spec.schema, preserveFinishedJobs: spec.preserveFinishedJobs)
+        // The process's name too, so that pg_stat_activity tells one worker's session from another's.
+        let applicationName = "drover \(spec.kind.rawValue) \(spec.name)"
+        let lockTimeout = max(.seconds(1), Duration(milliseconds: spec.heartbeatIntervalMilliseconds) / 2)
+        session = DatabaseSession(log: log) { [spec] in
+            try Store.openDatabase(url: spec.databaseURL, schema: spec.schema, applicationName: applicationName, lockTimeout: lockTimeout)
+        }
     }
 
     var heartbeatInterval: Duration { Duration(milliseconds: spec.heartbeatIntervalMilliseconds) }
@@ -78,7 +72,7 @@ final class ChildRuntime {
             do {
                 let record = try session.run { connection in
                     try store.register(
-                        kind: spec.kind, name: spec.name, pid: getpid(), hostname: Self.hostname,
+                        kind: spec.kind, name: spec.name, pid: getpid(), hostname: ChildProcess.hostname,
                         supervisorID: spec.supervisorID, metadata: metadata, on: connection)
                 }
                 if let record {
@@ -138,6 +132,21 @@ final class ChildRuntime {
         } catch {
             log.error("cannot deregister; the supervisor will release this process's jobs", [("error", "\(error)")])
         }
+    }
+
+}
+
+/// What is the same for every child, whichever backend it runs on.
+enum ChildProcess {
+    /// The read end of the pipe whose write end only the supervisor holds: EOF means it died.
+    static let parentDeathDescriptor: Int32 = 3
+
+    /// Exit statuses a child reports to its supervisor.
+    enum ExitStatus {
+        static let stopped: Int32 = 0
+        /// Its registration was lost (pruned) or its heartbeats kept failing: start a new one.
+        static let replaceMe: Int32 = 75
+        static let configuration: Int32 = 78
     }
 
     static let hostname: String = {

@@ -1,17 +1,15 @@
 import DroverPersistence
 import Foundation
 
-/// A process's connection, which rides out database outages.
+/// A process's connection, which rides out database outages, on either backend.
 ///
 /// An outage (the server unreachable, restarting, or the connection lost) is not a failure of the
 /// process: operations return nil while it lasts, reconnection is retried with backoff, and the log
 /// says so once when it starts and once when it ends, not once per attempt.
-public final class DatabaseSession {
-    private let url: String
-    private let applicationName: String
-    private let lockTimeout: Duration
+public final class DatabaseSession<Database: SQLDatabase> {
+    private let open: () throws -> Database
     private let log: Log
-    private var connection: Connection?
+    private var connection: Database?
     private var retryAt = ContinuousClock.now
     private var backoff = Duration.milliseconds(250)
     /// When the current outage began; nil while the database is reachable.
@@ -19,16 +17,15 @@ public final class DatabaseSession {
     /// The last outage error, for status lines.
     public private(set) var lastError: DatabaseError?
     /// Runs after every (re)connection, before anything else: LISTEN, for instance.
-    public var onConnect: ((Connection) throws -> Void)?
+    public var onConnect: ((Database) throws -> Void)?
     /// When the database came back (or was first reached): pruning waits a while after it.
     public private(set) var connectedSince: ContinuousClock.Instant?
     /// Set when an outage ends; whoever needs to reconcile after one clears it.
     public var recoveredFromOutage = false
 
-    public init(url: String, applicationName: String, lockTimeout: Duration, log: Log) {
-        self.url = url
-        self.applicationName = applicationName
-        self.lockTimeout = lockTimeout
+    /// `open` makes a new connection, with its session settings (a lock timeout, say).
+    public init(log: Log, open: @escaping () throws -> Database) {
+        self.open = open
         self.log = log
     }
 
@@ -37,8 +34,7 @@ public final class DatabaseSession {
     /// The connection's socket while connected, to wait for notifications on.
     public var socketDescriptor: Int32? {
         guard !isDown, let connection else { return nil }
-        let descriptor = connection.socketDescriptor
-        return descriptor >= 0 ? descriptor : nil
+        return connection.notificationDescriptor
     }
 
     /// When the next reconnection attempt is due, during an outage.
@@ -46,7 +42,7 @@ public final class DatabaseSession {
 
     /// Runs `body` on the connection. Returns nil when the database is unreachable (now, or since
     /// an attempt that is not due for a retry yet); rethrows every other error.
-    public func run<R>(_ body: (Connection) throws -> R) throws -> R? {
+    public func run<R>(_ body: (Database) throws -> R) throws -> R? {
         if isDown, ContinuousClock.now < retryAt { return nil }
         do {
             let connection = try connect()
@@ -65,11 +61,9 @@ public final class DatabaseSession {
             || error.sqlState == "57P03"  // the database system is starting up
     }
 
-    private func connect() throws -> Connection {
+    private func connect() throws -> Database {
         if let connection { return connection }
-        let fresh = try Connection(url, applicationName: applicationName)
-        // Kept across reconnects: without it a heartbeat behind a held row lock would wait forever.
-        try fresh.setSessionSetting("lock_timeout", to: "\(lockTimeout.wholeMilliseconds)ms")
+        let fresh = try open()
         try onConnect?(fresh)
         connection = fresh
         connectedSince = .now

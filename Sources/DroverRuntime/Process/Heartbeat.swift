@@ -26,7 +26,7 @@ public final class Heartbeat {
     }
 
     /// Beats once. The change stays pending when it fails, and the next beat writes it first.
-    public func beat(metadata: JSON, session: DatabaseSession) -> Outcome {
+    public func beat<Database>(metadata: JSON, session: DatabaseSession<Database>) -> Outcome {
         do {
             let done: Void? = try session.run { connection in try write(metadata: metadata, on: connection) }
             guard done != nil else { return .outage }
@@ -41,7 +41,7 @@ public final class Heartbeat {
     }
 
     /// Sets the time and metadata and writes them: flush, lock, reload, save, commit.
-    public func write(metadata: JSON, on connection: Connection) throws {
+    public func write(metadata: JSON, on connection: some SQLDatabase) throws {
         record.set("last_heartbeat_at", to: Date())
         record.set("metadata", to: metadata)
         try record.withLock(on: connection) { _ in }

@@ -68,3 +68,21 @@ public func waitForReadable(_ descriptors: [Int32], timeout: Duration?) -> Set<I
     guard ready > 0 else { return [] }
     return Set(fds.filter { $0.revents != 0 }.map(\.fd))
 }
+
+extension Signals {
+    /// A signal's name for the log (SIGKILL), or its number.
+    static func signalName(_ signal: Int32) -> String {
+        switch signal {
+        case SIGKILL: return "SIGKILL"
+        case SIGTERM: return "SIGTERM"
+        case SIGSEGV: return "SIGSEGV"
+        case SIGABRT: return "SIGABRT"
+        case SIGILL: return "SIGILL"
+        case SIGBUS: return "SIGBUS"
+        case SIGINT: return "SIGINT"
+        case SIGQUIT: return "SIGQUIT"
+        case SIGTRAP: return "SIGTRAP"
+        default: return "signal \(signal)"
+        }
+    }
+}

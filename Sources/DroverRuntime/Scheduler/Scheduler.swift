@@ -5,8 +5,8 @@ import Foundation
 /// A scheduler process: enqueues the runs of recurring tasks as they fall due. Any number of
 /// schedulers may run against one database; each run is enqueued exactly once (``JobStore``'s
 /// `enqueueRun` records it in the same transaction as its job, under a unique constraint).
-final class Scheduler {
-    private let runtime: ChildRuntime
+final class Scheduler<Store: RuntimeStore> {
+    private let runtime: ChildRuntime<Store>
     /// How often the task list is read again (tasks added or removed at run time).
     private let pollingInterval: Duration
     private var tasks: [(task: RecurringTask, schedule: Schedule)] = []
@@ -15,7 +15,7 @@ final class Scheduler {
     private var enqueued = 0
     private var log: Log { runtime.log }
 
-    init(runtime: ChildRuntime) throws {
+    init(runtime: ChildRuntime<Store>) throws {
         guard let part = runtime.spec.scheduler else { throw ValidationFailure("a scheduler's spec has no scheduler part") }
         self.runtime = runtime
         pollingInterval = Duration(milliseconds: part.pollingIntervalMilliseconds)
@@ -29,12 +29,12 @@ final class Scheduler {
     private var metadata: JSON { (try? JSON(encoding: Metadata(tasks: tasks.count, enqueued: enqueued))) ?? .emptyObject }
 
     func run() -> Int32 {
-        guard runtime.register(metadata: metadata) else { return ChildRuntime.ExitStatus.stopped }
+        guard runtime.register(metadata: metadata) else { return ChildProcess.ExitStatus.stopped }
         var nextRefresh = ContinuousClock.now
         while true {
             if runtime.stopping {
                 runtime.deregister()
-                return ChildRuntime.ExitStatus.stopped
+                return ChildProcess.ExitStatus.stopped
             }
             if ContinuousClock.now >= nextRefresh {
                 refreshTasks()

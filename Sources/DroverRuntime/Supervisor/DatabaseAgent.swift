@@ -8,12 +8,12 @@ import Synchronization
 /// Tasks run in order. An essential task (releasing a dead child's jobs) is retried until the
 /// database takes it; a routine one (a heartbeat, a pruning pass) is skipped while it is unreachable.
 /// The loop is woken through ``wakeup`` after every task, to read what tasks left in shared state.
-final class DatabaseAgent: @unchecked Sendable {
+final class DatabaseAgent<Database: SQLDatabase>: @unchecked Sendable {
     // @unchecked: `session` is used only on the agent's thread; the rest is behind locks.
     struct Task {
         let name: String
         let essential: Bool
-        let body: (Connection) throws -> Void
+        let body: (Database) throws -> Void
     }
 
     struct Health: Sendable {
@@ -23,14 +23,14 @@ final class DatabaseAgent: @unchecked Sendable {
     }
 
     let wakeup = Wakeup()
-    private let session: DatabaseSession
+    private let session: DatabaseSession<Database>
     private let log: Log
     /// Guarded by `arrived`'s lock.
     private var tasks: [Task] = []
     private let arrived = NSCondition()
     private let healthState = Mutex(Health())
 
-    init(session: DatabaseSession, log: Log) {
+    init(session: DatabaseSession<Database>, log: Log) {
         self.session = session
         self.log = log
         let thread = Thread { [self] in loop() }
@@ -41,15 +41,11 @@ final class DatabaseAgent: @unchecked Sendable {
     /// The database's state as the agent last saw it.
     var health: Health { healthState.withLock { $0 } }
 
-    func submit(_ name: String, essential: Bool = false, _ body: @escaping (Connection) throws -> Void) {
+    func submit(_ name: String, essential: Bool = false, _ body: @escaping (Database) throws -> Void) {
         arrived.lock()
         tasks.append(Task(name: name, essential: essential, body: body))
         arrived.signal()
         arrived.unlock()
-    }
-
-    static func isTransient(_ error: DatabaseError) -> Bool {
-        [.lockNotAvailable, .deadlockDetected, .serializationFailure, .queryCanceled].contains(error.code)
     }
 
     private func loop() {
@@ -62,7 +58,7 @@ final class DatabaseAgent: @unchecked Sendable {
             while !done {
                 do {
                     done = try session.run(task.body) != nil
-                } catch let error as DatabaseError where task.essential && Self.isTransient(error) {
+                } catch let error as DatabaseError where task.essential && error.isTransient {
                     // A lock held too long, a deadlock: worth another try, like an outage.
                     log.warning("database task failed; retrying", [("task", task.name), ("error", error.message)])
                     done = false

@@ -3,7 +3,7 @@ import DroverQueue
 import Foundation
 
 /// SIGHUP: read the configuration again and reconcile the children with it.
-extension Supervisor {
+extension SupervisorProcess {
 
     func reload() {
         guard case .running = phase else { return }
@@ -18,7 +18,7 @@ extension Supervisor {
             return
         }
         do {
-            try Self.checkHandlerUsers(configuration)
+            try Supervisor.checkHandlerUsers(configuration)
         } catch {
             log.error("the new configuration is not valid; keeping the one in force", [("error", "\(error)")])
             notifier.ready(status: statusLine())

@@ -5,27 +5,37 @@ import Foundation
 
 /// Starting up: the database (waited for), the schema, the registration, recovery of claims left
 /// behind, the configuration's recurring tasks and concurrency limits, and the children it asks for.
-extension Supervisor {
+extension SupervisorProcess {
 
     /// Connects (waiting out an unreachable database), checks the schema, registers, recovers claims
     /// left by processes that vanished, and starts the children. Returns an exit status to stop with.
     func start() -> Int32? {
+        // The first line says which database this is, and why.
+        if location.source == .embeddedDefault {
+            log.info("no database configured: using SQLite at \(DatabaseLocation.sqlitePath(location.connectionString) ?? "")", [
+                ("hint", "set database.url (or DROVER_DATABASE_URL) to a postgresql:// URL to use PostgreSQL"),
+            ])
+        } else {
+            log.info("using \(location.isSQLite ? "SQLite" : "PostgreSQL")", [("database", location.redacted), ("from", location.source.description)])
+        }
         var lastExtension = ContinuousClock.now - .seconds(60)
         var backoff = Duration.milliseconds(250)
         var waitingLogged = false
+        let lockTimeout = max(.seconds(1), settings.heartbeatInterval / 2)
         while true {
             do {
-                let connection = try Connection(location.connectionString, applicationName: "drover supervisor")
-                let status = try DroverSchema.migrator(schema: location.schema).status(on: connection)
-                if !status.pending.isEmpty {
+                let connection = try Store.openDatabase(
+                    url: location.connectionString, schema: location.schema, applicationName: "drover supervisor", lockTimeout: lockTimeout)
+                let pending = try store.prepareSchema(on: connection, log: log)
+                if !pending.isEmpty {
                     log.error("the database schema is not up to date: run drover migrate", [
-                        ("schema", location.schema), ("pending", status.pending.map { String($0.version) }.joined(separator: ",")),
+                        ("schema", location.schema), ("pending", pending.map(String.init).joined(separator: ",")),
                     ])
                     return ExitStatus.unavailable
                 }
                 let record = try store.register(
-                    kind: .supervisor, name: name, pid: getpid(), hostname: ChildRuntime.hostname, supervisorID: nil,
-                    on: connection)
+                    kind: .supervisor, name: name, pid: getpid(), hostname: ChildProcess.hostname, supervisorID: nil,
+                    metadata: .emptyObject, on: connection)
                 heartbeat = try Heartbeat(record: record)
                 supervisorID = heartbeat.processID
                 let orphans = try store.recoverOrphanedClaims(maxCrashes: settings.maxCrashes, on: connection)
@@ -38,7 +48,8 @@ extension Supervisor {
                 try store.syncConcurrencyRules(concurrencyRules(for: options.configuration), on: connection)
                 shared.recurringTasksExist = try store.hasTasks(on: connection)
                 break
-            } catch let error as DatabaseError where [.connectionFailed, .connectionLost].contains(error.code) || error.sqlState == "57P03" {
+            } catch let error as DatabaseError
+                where Store.waitsForDatabase && ([.connectionFailed, .connectionLost].contains(error.code) || error.sqlState == "57P03") {
                 // Unreachable for now: wait for it, and ask systemd to wait with us.
                 if !waitingLogged {
                     log.warning("waiting for the database", [("error", error.message)])
@@ -73,9 +84,11 @@ extension Supervisor {
             log.error("cannot create the parent-death pipe", [("error", String(cString: strerror(errno)))])
             return ExitStatus.software
         }
-        let session = DatabaseSession(
-            url: location.connectionString, applicationName: "drover supervisor",
-            lockTimeout: max(.seconds(1), settings.heartbeatInterval / 2), log: log)
+        let location = self.location
+        let session = DatabaseSession<Store.Database>(log: log) {
+            try Store.openDatabase(
+                url: location.connectionString, schema: location.schema, applicationName: "drover supervisor", lockTimeout: lockTimeout)
+        }
         agent = DatabaseAgent(session: session, log: log)
         slots = roles(for: options.configuration).map(ChildSlot.init(role:))
         nextHeartbeat = .now + settings.heartbeatInterval

@@ -4,7 +4,7 @@ import Foundation
 
 /// What the supervisor does on a clock (heartbeats, pruning, the watchdog, registration checks) and
 /// what it does with the database agent's news (readiness, STATUS).
-extension Supervisor {
+extension SupervisorProcess {
 
     func timers() {
         let now = ContinuousClock.now
@@ -22,7 +22,7 @@ extension Supervisor {
                     shared.ownRowGone = true
                     return
                 }
-                shared.totals = try Self.totals(of: id, store: store, on: connection)
+                shared.totals = try store.processTotals(supervisorID: id, on: connection)
             }
         }
         if now >= nextPrune {
@@ -42,9 +42,7 @@ extension Supervisor {
             let shared = self.shared
             let id = supervisorID
             agent.submit("check registrations") { connection in
-                shared.registered = Set(try connection.query(
-                    "SELECT name FROM \(store.schema.qualifying("processes")) WHERE supervisor_id = \(id)"
-                ).map { try $0.decode("name", as: String.self) })
+                shared.registered = try store.processNames(supervisorID: id, on: connection)
             }
         }
     }
@@ -70,16 +68,6 @@ extension Supervisor {
             }
             shared.recurringTasksExist = try store.hasTasks(on: connection)
         }
-    }
-
-    static func totals(of supervisorID: Int, store: JobStore, on connection: Connection) throws -> Shared.Totals {
-        let row = try connection.query("""
-            SELECT coalesce(sum((metadata ->> 'running')::bigint), 0)::bigint AS running,
-                   coalesce(sum((metadata ->> 'finished')::bigint), 0)::bigint AS finished,
-                   coalesce(sum((metadata ->> 'failed')::bigint), 0)::bigint AS failed
-            FROM \(store.schema.qualifying("processes")) WHERE supervisor_id = \(supervisorID)
-            """)[0]
-        return Shared.Totals(running: try row.decode("running"), finished: try row.decode("finished"), failed: try row.decode("failed"))
     }
 
     func afterAgentNews() {
@@ -124,20 +112,5 @@ extension Supervisor {
     static func randomSuffix() -> String {
         let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789")
         return String((0..<8).map { _ in letters.randomElement()! })
-    }
-
-    static func signalName(_ signal: Int32) -> String {
-        switch signal {
-        case SIGKILL: return "SIGKILL"
-        case SIGTERM: return "SIGTERM"
-        case SIGSEGV: return "SIGSEGV"
-        case SIGABRT: return "SIGABRT"
-        case SIGILL: return "SIGILL"
-        case SIGBUS: return "SIGBUS"
-        case SIGINT: return "SIGINT"
-        case SIGQUIT: return "SIGQUIT"
-        case SIGTRAP: return "SIGTRAP"
-        default: return "signal \(signal)"
-        }
     }
 }

@@ -11,6 +11,25 @@ import Synchronization
 /// wakeup and its timers. Children are reaped as soon as SIGCHLD arrives; a child that died has its
 /// jobs released by the agent and is started again after a backoff.
 public final class Supervisor {
+    private let body: () -> Int32
+
+    /// Resolves the database (``DatabaseLocation``) and makes the supervisor of its backend.
+    public init(options: Options) throws {
+        let location = DatabaseLocation.resolve(
+            commandLineURL: options.commandLineURL, commandLineSchema: options.commandLineSchema,
+            environment: options.environment, configuration: options.configuration)
+        if location.isSQLite {
+            let process = try SupervisorProcess<SQLiteJobStore>(options: options, location: location)
+            body = process.run
+        } else {
+            let process = try SupervisorProcess<JobStore>(options: options, location: location)
+            body = process.run
+        }
+    }
+
+    /// Runs until stopped; returns the exit status.
+    public func run() -> Int32 { body() }
+
     public struct Options {
         public var configuration: Configuration
         /// `--config`, to read the same file again on SIGHUP.
@@ -43,19 +62,39 @@ public final class Supervisor {
         public static let configuration: Int32 = 78
     }
 
+    /// Handlers that run as another user need this process to be root, which only a running
+    /// supervisor can tell (`drover check` only checks that the user exists).
+    static func checkHandlerUsers(_ configuration: Configuration) throws(ConfigurationError) {
+        for (name, handler) in configuration.handlers.sorted(by: { $0.key < $1.key }) {
+            guard let user = handler.user else { continue }
+            do {
+                _ = try CommandHandler.credentials(of: user, handler: name)
+            } catch {
+                throw ConfigurationError(path: configuration.path ?? "the configuration", key: "handlers.\(name).user",
+                                         message: String(error.description.drop { $0 != ":" }.dropFirst(2)))
+            }
+        }
+    }
+
+}
+
+/// The supervisor of one backend (``RuntimeStore``): everything ``Supervisor`` does.
+final class SupervisorProcess<Store: RuntimeStore> {
+    typealias Options = Supervisor.Options
+    typealias ExitStatus = Supervisor.ExitStatus
+
     /// What the agent's tasks leave for the loop.
     final class Shared: @unchecked Sendable {
         let lock = NSLock()
         var _registered: Set<String> = []
-        var _totals = Totals()
+        var _totals = ProcessTotals()
         var _ownRowGone = false
         var _deregistered = false
         var _recurringTasksExist = false
-        struct Totals: Equatable { var running = 0; var finished = 0; var failed = 0 }
 
         func with<R>(_ body: (Shared) -> R) -> R { lock.lock(); defer { lock.unlock() }; return body(self) }
         var registered: Set<String> { get { with { $0._registered } } set { with { $0._registered = newValue } } }
-        var totals: Totals { get { with { $0._totals } } set { with { $0._totals = newValue } } }
+        var totals: ProcessTotals { get { with { $0._totals } } set { with { $0._totals = newValue } } }
         var ownRowGone: Bool { get { with { $0._ownRowGone } } set { with { $0._ownRowGone = newValue } } }
         var deregistered: Bool { get { with { $0._deregistered } } set { with { $0._deregistered = newValue } } }
         /// Whether the database has recurring tasks (some may have been added at run time).
@@ -77,8 +116,8 @@ public final class Supervisor {
     let signals = SignalReader(Signals.handled)
     let name = "supervisor-" + randomSuffix()
     let shared = Shared()
-    var store: JobStore
-    var agent: DatabaseAgent!
+    var store: Store
+    var agent: DatabaseAgent<Store.Database>!
     var heartbeat: Heartbeat!
     var supervisorID = 0
     var slots: [ChildSlot] = []
@@ -96,34 +135,18 @@ public final class Supervisor {
     var nextWatchdog = ContinuousClock.now
     var nextRegistrationCheck = ContinuousClock.now
 
-    public init(options: Options) throws {
-        try Self.checkHandlerUsers(options.configuration)
+    init(options: Options, location: DatabaseLocation) throws {
+        try Supervisor.checkHandlerUsers(options.configuration)
         self.options = options
-        location = DatabaseLocation.resolve(
-            commandLineURL: options.commandLineURL, commandLineSchema: options.commandLineSchema,
-            environment: options.environment, configuration: options.configuration)
+        self.location = location
         log = Log([("process", "supervisor"), ("pid", String(getpid()))])
         notifier = SystemdNotifier(environment: options.environment)
-        store = try JobStore(schema: location.schema)
+        store = try Store(schema: location.schema, preserveFinishedJobs: options.configuration.retention.preserveFinishedJobs)
         intensity = RestartIntensity(maxRestarts: options.configuration.supervisor.maxRestarts,
                                      window: options.configuration.supervisor.restartWindow)
     }
 
     var settings: Configuration.Supervisor { options.configuration.supervisor }
-
-    /// Handlers that run as another user need this process to be root, which only a running
-    /// supervisor can tell (`drover check` only checks that the user exists).
-    static func checkHandlerUsers(_ configuration: Configuration) throws(ConfigurationError) {
-        for (name, handler) in configuration.handlers.sorted(by: { $0.key < $1.key }) {
-            guard let user = handler.user else { continue }
-            do {
-                _ = try CommandHandler.credentials(of: user, handler: name)
-            } catch {
-                throw ConfigurationError(path: configuration.path ?? "the configuration", key: "handlers.\(name).user",
-                                         message: String(error.description.drop { $0 != ":" }.dropFirst(2)))
-            }
-        }
-    }
 
     // MARK: - Running
 
@@ -217,7 +240,7 @@ public final class Supervisor {
     func childExited(_ pid: pid_t, status: Int32) {
         let exitCode: Int32? = (status & 0x7f) == 0 ? (status >> 8) & 0xff : nil
         let signal: Int32? = exitCode == nil ? status & 0x7f : nil
-        let how = exitCode.map { "exited with status \($0)" } ?? "was killed by signal \(signal!) (\(Self.signalName(signal!)))"
+        let how = exitCode.map { "exited with status \($0)" } ?? "was killed by signal \(signal!) (\(Signals.signalName(signal!)))"
         if let childName = draining.removeValue(forKey: pid) {
             log.info("child stopped", [("name", childName), ("how", how)])
             releaseJobs(of: childName, kind: nil, crashed: exitCode == nil || ![0, 75].contains(exitCode!), how: how,
@@ -325,7 +348,7 @@ public final class Supervisor {
         let id = supervisorID
         let shared = self.shared
         agent.submit("deregister", essential: true) { connection in
-            try store.deregister(processID: id, on: connection)
+            _ = try store.deregister(processID: id, reason: .graceful, on: connection)
             shared.deregistered = true
         }
         let deadline = ContinuousClock.now + .seconds(5)

@@ -147,7 +147,7 @@ struct CommandRun {
         let exitCode: Int32? = (status & 0x7f) == 0 ? (status >> 8) & 0xff : nil
         let signal: Int32? = exitCode == nil ? status & 0x7f : nil
         let name = handler.command[0]
-        let how = exitCode.map { "exited with status \($0)" } ?? "was killed by \(Supervisor.signalName(signal!))"
+        let how = exitCode.map { "exited with status \($0)" } ?? "was killed by \(Signals.signalName(signal!))"
         if let reason = execution.stopReason {
             switch reason {
             case .timeout(let limit):

@@ -4,27 +4,30 @@ import Foundation
 
 /// A worker process: claims jobs from its queues in batches sized to its free threads, runs them on
 /// `threads` executors, and reports results in batches. Wakes on NOTIFY and polls as a fallback.
-final class Worker {
-    private let runtime: ChildRuntime
+final class Worker<Store: RuntimeStore> {
+    private let runtime: ChildRuntime<Store>
     private let queues: QueueSelection
     private let threads: Int
     private let pollingInterval: Duration
     private let pool: ExecutorPool
     private let wakeup = Wakeup()
+    private let wakeSource: any WakeSource
     private var pending: [JobResult] = []
     /// When the oldest unreported result arrived.
     private var pendingSince: ContinuousClock.Instant?
     /// How long a result may wait for others of its batch before it is reported.
-    static let reportWindow: Duration = .milliseconds(5)
+    static var reportWindow: Duration { .milliseconds(5) }
     private var finishedCount = 0
     private var failedCount = 0
     /// Set when cancellations may be waiting for this worker (a notification, or a heartbeat).
     private var cancellationsToCheck = false
     /// How the process exits once stopped: replaced when it gave up a job that ignored cancellation.
-    private var exitStatus = ChildRuntime.ExitStatus.stopped
+    private var exitStatus = ChildProcess.ExitStatus.stopped
+    /// After a turn failed on a lock: not before this.
+    private var retryTurnAt: ContinuousClock.Instant?
     private var log: Log { runtime.log }
 
-    init(runtime: ChildRuntime, handlers: JobHandlers) throws {
+    init(runtime: ChildRuntime<Store>, handlers: JobHandlers) throws {
         guard let part = runtime.spec.worker else { throw ValidationFailure("a worker's spec has no worker part") }
         self.runtime = runtime
         queues = try QueueSelection(part.queues)
@@ -40,8 +43,7 @@ final class Worker {
             }
         }
         pool = ExecutorPool(threads: part.threads, handlers: handlers, wakeup: wakeup, log: runtime.log)
-        let channel = runtime.store.wakeChannel
-        runtime.session.onConnect = { connection in try connection.listen(channel) }
+        wakeSource = try runtime.store.wakeSource(session: runtime.session, url: runtime.spec.databaseURL, queues: queues)
     }
 
     /// What the heartbeat publishes in `processes.metadata`; the supervisor sums it for STATUS.
@@ -61,8 +63,8 @@ final class Worker {
 
     /// Runs until stopped; returns the exit status.
     func run() -> Int32 {
-        guard runtime.register(metadata: metadata) else { return ChildRuntime.ExitStatus.stopped }
-        guard let processID = runtime.heartbeat?.processID else { return ChildRuntime.ExitStatus.stopped }
+        guard runtime.register(metadata: metadata) else { return ChildProcess.ExitStatus.stopped }
+        guard let processID = runtime.heartbeat?.processID else { return ChildProcess.ExitStatus.stopped }
         var claimNow = true
         var nextPoll = ContinuousClock.now
         while true {
@@ -74,6 +76,7 @@ final class Worker {
             // reports many and the next claim fills many threads; not when every thread is done.
             let lingering = !pending.isEmpty && pool.busy > 0 && ContinuousClock.now - (pendingSince ?? .now) < Self.reportWindow
 
+            let backingOff = retryTurnAt.map { ContinuousClock.now < $0 } ?? false
             superviseExecutions()
             if cancellationsToCheck { applyCancellations(processID: processID) }
 
@@ -95,7 +98,7 @@ final class Worker {
             } else {
                 let free = threads - pool.busy
                 let claimDue = free > 0 && (claimNow || ContinuousClock.now >= nextPoll)
-                if (claimDue || !pending.isEmpty) && !lingering {
+                if (claimDue || !pending.isEmpty) && !lingering && !backingOff {
                     if claimDue { nextPoll = .now + pollingInterval }
                     if let claimed = cycle(processID: processID, claimLimit: claimDue ? free : 0), claimDue {
                         // A full batch means there may be more: claim again as soon as a thread is free.
@@ -116,17 +119,22 @@ final class Worker {
 
             var deadlines = [runtime.nextHeartbeat]
             if lingering, let since = pendingSince { deadlines.append(since + Self.reportWindow) }
-            if !runtime.stopping && pool.busy < threads && !lingering { deadlines.append(claimNow ? .now : nextPoll) }
+            if !runtime.stopping && pool.busy < threads && !lingering && !backingOff { deadlines.append(claimNow ? .now : nextPoll) }
             if let retry = runtime.session.nextRetry { deadlines.append(retry) }
             if let stop = runtime.stopDeadline { deadlines.append(stop) }
+            if let retry = retryTurnAt, retry > .now { deadlines.append(retry) }
             deadlines += executionDeadlines()
             let timeout = ContinuousClock.now.duration(to: deadlines.min()!)
             var descriptors = runtime.descriptors + [wakeup.descriptor]
-            let socket = runtime.session.socketDescriptor
-            if let socket { descriptors.append(socket) }
+            let wakeDescriptor = wakeSource.descriptor
+            if let wakeDescriptor { descriptors.append(wakeDescriptor) }
             let readable = waitForReadable(descriptors, timeout: max(.zero, timeout))
             if readable.contains(wakeup.descriptor) { wakeup.drain() }
-            if let socket, readable.contains(socket), readNotifications(processID: processID) { claimNow = true }
+            if let wakeDescriptor, readable.contains(wakeDescriptor) {
+                let woken = wakeSource.read(processID: processID)
+                if woken.claim { claimNow = true }
+                if woken.cancellations && pool.busy > 0 { cancellationsToCheck = true }
+            }
             runtime.handle(readable)
         }
     }
@@ -148,21 +156,6 @@ final class Worker {
             log.error("reconciling claims after an outage failed", [("error", "\(error)")])
             runtime.session.recoveredFromOutage = false
         }
-    }
-
-    /// Reads pending notifications: true when one names a queue this worker takes jobs from; a
-    /// cancellation for this worker is noted for the loop.
-    private func readNotifications(processID: Int) -> Bool {
-        let notifications = (try? runtime.session.run { try $0.waitForNotifications(timeout: .zero) }) ?? nil
-        var wake = false
-        for notification in notifications ?? [] {
-            if let process = JobStore.cancelledProcess(inNotification: notification.payload) {
-                if process == processID { cancellationsToCheck = true }
-            } else if queues.matches(notification.payload) {
-                wake = true
-            }
-        }
-        return wake
     }
 
     /// Asks the running jobs whose cancellation was requested to stop.
@@ -203,7 +196,7 @@ final class Worker {
             pending.append(JobResult(job: execution.job, outcome: .failed(failure, permanent: reason == .cancelled)))
             log.error("a job ignored its cancellation past its grace period; failing it, finishing the other jobs, "
                       + "and exiting to be replaced", [("job", String(execution.job.id)), ("class", execution.job.className)])
-            exitStatus = ChildRuntime.ExitStatus.replaceMe
+            exitStatus = ChildProcess.ExitStatus.replaceMe
             runtime.beginStopping(reason: "job \(execution.job.id) ignored its cancellation")
         }
     }
@@ -229,7 +222,7 @@ final class Worker {
         }
         do {
             let turn = try runtime.session.run { connection in
-                try connection.withTransaction { connection -> (FinishOutcome, [(JobResult, FailOutcome)], [ClaimedJob]) in
+                try connection.inWriteTransaction { () -> (FinishOutcome, [(JobResult, FailOutcome)], [ClaimedJob]) in
                     let finished = try runtime.store.finish(finishedIDs, processID: processID, on: connection)
                     var failures: [(JobResult, FailOutcome)] = []
                     for result in results {
@@ -244,6 +237,7 @@ final class Worker {
                 }
             }
             guard let (finished, failures, claimed) = turn else { return nil }
+            retryTurnAt = nil
             pending = []
             pendingSince = nil
             finishedCount += finished.finished.count
@@ -262,6 +256,12 @@ final class Worker {
                                    ("failed", String(failures.count))])
             }
             return claimed.count
+        } catch let error as DatabaseError where error.isTransient {
+            // A lock held too long (SQLite's write lock, busy past its timeout): the results stay
+            // pending and the turn is tried again shortly.
+            log.warning("reporting results or claiming waited too long for a lock; trying again", [("error", error.message)])
+            retryTurnAt = .now + .milliseconds(Int64.random(in: 20...120))
+            return nil
         } catch {
             // Not an outage: a statement failed. Drop these results rather than retry them forever;
             // their jobs stay claimed until this process is gone, then are released.
