@@ -97,6 +97,21 @@ public protocol QueueStore: Sendable {
     func syncConcurrencyRules(_ rules: [ConcurrencyRule], on database: Database) throws
     /// Counts again the concurrency keys whose slots expired; returns how many blocked jobs it let run.
     func expireConcurrency(batchSize: Int, on database: Database) throws -> Int
+
+    // What the management commands list.
+
+    /// Every queue that has jobs (not finished) or is paused, by name.
+    func listQueues(on database: Database) throws -> [QueueInfo]
+    /// Every registered process, supervisors first, each followed by its children.
+    func listProcesses(on database: Database) throws -> [ProcessSummary]
+    /// Puts every failed job back in ready, `batchSize` per transaction; returns how many.
+    func retryAllFailed(batchSize: Int, on database: Database) throws -> Int
+    /// Deletes every failed job, `batchSize` per transaction; returns how many.
+    func discardAllFailed(batchSize: Int, on database: Database) throws -> Int
+    /// The concurrency limits in force.
+    func concurrencyRules(on database: Database) throws -> [ConcurrencyRule]
+    /// The concurrency keys with jobs that run or wait.
+    func concurrencyKeys(on database: Database) throws -> [ConcurrencyKeyInfo]
 }
 
 /// What a supervisor's children report in their heartbeats, summed (for systemd's STATUS line).

@@ -50,9 +50,9 @@ struct ConcurrencyList: ParsableCommand {
     }
 
     func run() throws {
-        try database.withStore { store, connection in
-            let rules = try store.concurrencyRules(on: connection)
-            let keys = try store.concurrencyKeys(on: connection)
+        try database.withQueue { queue in
+            let rules = try queue.concurrencyRules()
+            let keys = try queue.concurrencyKeys()
             if json {
                 return try printJSON(Listing(
                     rules: rules.map {

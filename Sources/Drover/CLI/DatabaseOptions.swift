@@ -52,14 +52,20 @@ struct DatabaseOptions: ParsableArguments {
 }
 
 extension DatabaseOptions {
-    /// Connects to the resolved database and runs `body` with Drover's job store there, reporting
-    /// any error with the documented exit status.
-    func withStore(_ body: (JobStore, Connection) throws -> Void) throws {
+    /// Connects to the resolved database and runs `body` with Drover's queue there, reporting any
+    /// error with the documented exit status. A SQLite file is created and migrated when it is new
+    /// (nothing else shares it; PostgreSQL's schema is the operator's, through `drover migrate`).
+    func withQueue(_ body: (any QueueAdmin) throws -> Void) throws {
         let location = try reportingErrors { try resolve() }
         try reportingErrors(location: location) {
-            let store = try JobStore(schema: location.schema)
-            let connection = try Connection(location.connectionString, applicationName: "drover")
-            try body(store, connection)
+            if let path = DatabaseLocation.sqlitePath(location.connectionString) {
+                let database = try SQLiteConnection(path: path, schema: location.schema)
+                try Migrator(schema: location.schema, migrations: DroverSchema.sqliteMigrations).migrate(on: database)
+                try body(BoundQueue(store: try SQLiteJobStore(schema: location.schema), database: database))
+            } else {
+                let connection = try Connection(location.connectionString, applicationName: "drover")
+                try body(BoundQueue(store: try JobStore(schema: location.schema), database: connection))
+            }
         }
     }
 }

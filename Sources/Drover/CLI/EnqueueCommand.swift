@@ -101,10 +101,10 @@ struct EnqueueCommand: ParsableCommand {
 
     func run() throws {
         let job = try job()
-        try database.withStore { store, connection in
-            let id = try store.enqueue(job, on: connection)
+        try database.withQueue { queue in
+            let id = try queue.enqueue([job])[0]
             if json {
-                let info = try store.job(id, on: connection)
+                let info = try queue.job(id)
                 try print(info.map { try JobJSON($0).text() } ?? jsonText(["id": id]))
             } else {
                 print(id)

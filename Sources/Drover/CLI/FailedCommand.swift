@@ -18,9 +18,9 @@ struct FailedList: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() throws {
-        try database.withStore { store, connection in
-            let jobs = try store.listJobs(
-                queue: filter.queue, state: .failed, className: filter.className, limit: filter.limit, on: connection)
+        try database.withQueue { queue in
+            let jobs = try queue.listJobs(
+                queue: filter.queue, state: .failed, className: filter.className, limit: filter.limit)
             try printJobs(jobs, json: filter.json)
         }
     }
@@ -59,12 +59,12 @@ struct FailedRetry: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() throws {
-        try database.withStore { store, connection in
+        try database.withQueue { queue in
             if selection.all {
-                let count = try store.retryAllFailed(on: connection)
+                let count = try queue.retryAllFailed()
                 try report(count: count, ids: nil)
             } else {
-                let ids = try store.retryFailed(selection.ids, on: connection)
+                let ids = try queue.retryFailed(selection.ids)
                 try report(count: ids.count, ids: ids)
             }
         }
@@ -88,14 +88,14 @@ struct FailedDiscard: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() throws {
-        try database.withStore { store, connection in
+        try database.withQueue { queue in
             let count: Int
             let ids: [Int]?
             if selection.all {
-                count = try store.discardAllFailed(on: connection)
+                count = try queue.discardAllFailed()
                 ids = nil
             } else {
-                ids = try store.discardFailed(selection.ids, on: connection)
+                ids = try queue.discardFailed(selection.ids)
                 count = ids!.count
             }
             if selection.json { return try printJSON(CountJSON(count: count, ids: ids)) }

@@ -49,10 +49,10 @@ struct JobsList: ParsableCommand {
     }
 
     func run() throws {
-        try database.withStore { store, connection in
-            let jobs = try store.listJobs(
+        try database.withQueue { queue in
+            let jobs = try queue.listJobs(
                 queue: filter.queue, state: state.flatMap(JobState.init(rawValue:)), className: filter.className,
-                limit: filter.limit, on: connection)
+                limit: filter.limit)
             try printJobs(jobs, json: filter.json)
         }
     }
@@ -100,8 +100,8 @@ struct JobsShow: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() throws {
-        try database.withStore { store, connection in
-            guard let job = try store.job(id, on: connection) else {
+        try database.withQueue { queue in
+            guard let job = try queue.job(id) else {
                 throw QueueError(.jobNotFound, "no job with id \(id)", jobIDs: [id])
             }
             if json {
@@ -161,8 +161,8 @@ struct JobsCancel: ParsableCommand {
     }
 
     func run() throws {
-        try database.withStore { store, connection in
-            switch try store.cancel(id, on: connection) {
+        try database.withQueue { queue in
+            switch try queue.cancel(id) {
             case .discarded(let state):
                 print(json ? try jsonText(Outcome(id: id, outcome: "discarded", was: state.rawValue, process: nil))
                            : "Job \(id) was \(state.rawValue); it is deleted.")

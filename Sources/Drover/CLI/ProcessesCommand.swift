@@ -32,8 +32,8 @@ struct ProcessesCommand: ParsableCommand {
     }
 
     func run() throws {
-        try database.withStore { store, connection in
-            let processes = try store.listProcesses(on: connection)
+        try database.withQueue { queue in
+            let processes = try queue.listProcesses()
             if json {
                 return try printJSON(processes.map {
                     ProcessJSON(id: $0.id, kind: $0.kind.rawValue, name: $0.name, host: $0.hostname, pid: $0.pid,
@@ -79,9 +79,9 @@ struct StatusCommand: ParsableCommand {
             try ConfigurationLoader.load(explicitPath: database.configPath, environment: environment) ?? Configuration()
         }
         let threshold = configuration.supervisor.aliveThreshold.seconds
-        try database.withStore { store, connection in
-            let processes = try store.listProcesses(on: connection)
-            let queues = try store.listQueues(on: connection)
+        try database.withQueue { queue in
+            let processes = try queue.listProcesses()
+            let queues = try queue.listQueues()
             func count(_ kind: ProcessKind) -> Int { processes.filter { $0.kind == kind }.count }
             let status = StatusJSON(
                 processes: .init(

@@ -34,8 +34,8 @@ struct QueuesList: ParsableCommand {
     }
 
     func run() throws {
-        try database.withStore { store, connection in
-            let queues = try store.listQueues(on: connection)
+        try database.withQueue { queue in
+            let queues = try queue.listQueues()
             if json {
                 return try printJSON(queues.map {
                     QueueJSON(name: $0.name, ready: $0.ready, scheduled: $0.scheduled, claimed: $0.claimed,
@@ -67,8 +67,8 @@ struct QueuesPause: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() throws {
-        try database.withStore { store, connection in
-            let changed = try store.pause(name.queue, on: connection)
+        try database.withQueue { queue in
+            let changed = try queue.pause(name.queue)
             print(changed ? "paused queue \(name.queue)" : "queue \(name.queue) was paused already")
         }
     }
@@ -80,8 +80,8 @@ struct QueuesResume: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() throws {
-        try database.withStore { store, connection in
-            let changed = try store.resume(name.queue, on: connection)
+        try database.withQueue { queue in
+            let changed = try queue.resume(name.queue)
             print(changed ? "resumed queue \(name.queue)" : "queue \(name.queue) was not paused")
         }
     }
@@ -106,8 +106,8 @@ struct QueuesClear: ParsableCommand {
     }
 
     func run() throws {
-        try database.withStore { store, connection in
-            let cleared = try store.clear(name.queue, on: connection)
+        try database.withQueue { queue in
+            let cleared = try queue.clear(name.queue)
             if json { return try printJSON(ClearedJSON(queue: name.queue, ready: cleared.ready, scheduled: cleared.scheduled)) }
             print("cleared queue \(name.queue): deleted \(cleared.ready) ready and \(cleared.scheduled) scheduled jobs")
         }

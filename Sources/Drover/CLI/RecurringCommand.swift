@@ -56,8 +56,8 @@ struct RecurringList: ParsableCommand {
     }
 
     func run() throws {
-        try database.withStore { store, connection in
-            let tasks = try store.listTasks(on: connection)
+        try database.withQueue { queue in
+            let tasks = try queue.listTasks()
             let now = Date()
             let rows = tasks.map { info -> TaskJSON in
                 let task = info.task
@@ -143,14 +143,11 @@ struct RecurringAdd: ParsableCommand {
         let task = RecurringTask(
             key: key, schedule: schedule, timeZone: timeZone, className: className, arguments: args, queue: queue,
             priority: priority, catchUp: catchUp, description: description)
-        try database.withStore { store, connection in
-            try store.addTask(task, on: connection)
+        try database.withQueue { queue in
+            try queue.addTask(task)
             let next = (try? Schedule(schedule, timeZone: timeZone))?.next(after: Date())
             print("Recurring task \(key) runs \(className) on \"\(schedule)\" (\(timeZone)); next run \(formatTime(next)).")
-            if try !connection.query(
-                "SELECT 1 FROM \(store.schema.qualifying("processes")) WHERE kind = 'scheduler' LIMIT 1").isEmpty {
-                return
-            }
+            if try queue.listProcesses().contains(where: { $0.kind == .scheduler }) { return }
             printError("drover: note: no scheduler is running yet; a running supervisor starts one within alive_threshold / 2")
         }
     }
@@ -166,8 +163,8 @@ struct RecurringRemove: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func run() throws {
-        try database.withStore { store, connection in
-            try store.removeTask(key, on: connection)
+        try database.withQueue { queue in
+            try queue.removeTask(key)
             print("Recurring task \(key) is removed.")
         }
     }

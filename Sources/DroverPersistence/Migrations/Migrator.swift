@@ -98,9 +98,18 @@ public struct Migrator: Sendable {
             .decode("present", as: Bool.self)
     }
 
-    private func readStatus(on connection: Connection) throws(DatabaseError) -> Status {
+    /// What is applied and what is pending in a SQLite database, without changing anything.
+    public func status(on connection: SQLiteConnection) throws(DatabaseError) -> Status {
+        let present = try !connection.query("""
+            SELECT 1 FROM \(SQLIdentifier(schema.parts[0])).sqlite_master WHERE type = 'table' AND name = \(table.parts.last!)
+            """).isEmpty
+        guard present else { return Status(appliedVersions: [], pending: migrations, unknownVersions: []) }
+        return try readStatus(on: connection)
+    }
+
+    private func readStatus(on connection: some SQLDatabase) throws(DatabaseError) -> Status {
         var applied: [Int] = []
-        for row in try connection.query("SELECT version FROM \(table) ORDER BY version") {
+        for row in try connection.fetch("SELECT version FROM \(table) ORDER BY version") {
             applied.append(try row.decode("version", as: Int.self))
         }
         let appliedSet = Set(applied)

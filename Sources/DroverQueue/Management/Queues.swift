@@ -13,23 +13,9 @@ public struct QueueInfo: Sendable, Equatable {
     public var paused = false
 
     public init(name: String) { self.name = name }
-}
 
-extension JobStore {
-    /// Every queue that has jobs (not finished) or is paused, by name.
-    public func listQueues(on connection: Connection) throws -> [QueueInfo] {
-        let rows = try connection.query("""
-            SELECT queue_name, 'ready' AS kind, count(*) AS n,
-                   extract(epoch FROM now() - min(created_at))::float8 AS oldest
-            FROM \(ready) GROUP BY queue_name
-            UNION ALL SELECT queue_name, 'scheduled', count(*), NULL FROM \(scheduled) GROUP BY queue_name
-            UNION ALL SELECT queue_name, 'blocked', count(*), NULL FROM \(blocked) GROUP BY queue_name
-            UNION ALL SELECT j.queue_name, 'claimed', count(*), NULL
-                      FROM \(claimed) c JOIN \(jobs) j ON j.id = c.job_id GROUP BY j.queue_name
-            UNION ALL SELECT j.queue_name, 'failed', count(*), NULL
-                      FROM \(failed) f JOIN \(jobs) j ON j.id = f.job_id GROUP BY j.queue_name
-            UNION ALL SELECT queue_name, 'paused', 0, NULL FROM \(pauses)
-            """)
+    /// The queues in rows of (queue_name, kind, n, oldest), one row per queue and kind.
+    static func collect(_ rows: QueryResult) throws -> [QueueInfo] {
         var queues: [String: QueueInfo] = [:]
         for row in rows {
             let name = try row.decode("queue_name", as: String.self)
@@ -48,6 +34,25 @@ extension JobStore {
             queues[name] = info
         }
         return queues.values.sorted { $0.name < $1.name }
+    }
+}
+
+extension JobStore {
+    /// Every queue that has jobs (not finished) or is paused, by name.
+    public func listQueues(on connection: Connection) throws -> [QueueInfo] {
+        let rows = try connection.query("""
+            SELECT queue_name, 'ready' AS kind, count(*) AS n,
+                   extract(epoch FROM now() - min(created_at))::float8 AS oldest
+            FROM \(ready) GROUP BY queue_name
+            UNION ALL SELECT queue_name, 'scheduled', count(*), NULL FROM \(scheduled) GROUP BY queue_name
+            UNION ALL SELECT queue_name, 'blocked', count(*), NULL FROM \(blocked) GROUP BY queue_name
+            UNION ALL SELECT j.queue_name, 'claimed', count(*), NULL
+                      FROM \(claimed) c JOIN \(jobs) j ON j.id = c.job_id GROUP BY j.queue_name
+            UNION ALL SELECT j.queue_name, 'failed', count(*), NULL
+                      FROM \(failed) f JOIN \(jobs) j ON j.id = f.job_id GROUP BY j.queue_name
+            UNION ALL SELECT queue_name, 'paused', 0, NULL FROM \(pauses)
+            """)
+        return try QueueInfo.collect(rows)
     }
 
     /// Stops workers from claiming from `queue` (jobs can still be enqueued). Returns false when it

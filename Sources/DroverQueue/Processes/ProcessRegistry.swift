@@ -19,6 +19,18 @@ public struct ProcessSummary: Sendable, Equatable {
     /// Jobs it has claimed now.
     public let claimedJobs: Int
     public let metadata: JSON
+
+    init(row: Row) throws {
+        id = try row.decode("id")
+        kind = ProcessKind(rawValue: try row.decode("kind")) ?? .worker
+        name = try row.decode("name")
+        hostname = try row.decode("hostname")
+        pid = try row.decode("pid")
+        supervisorID = try row.decode("supervisor_id")
+        heartbeatAge = try row.decode("age")
+        claimedJobs = try row.decode("claimed_jobs")
+        metadata = try row.decode("metadata")
+    }
 }
 
 /// A process pruned for not heartbeating, and what became of its jobs.
@@ -148,12 +160,6 @@ extension JobStore {
                    (SELECT count(*) FROM \(claimed) c WHERE c.process_id = p.id) AS claimed_jobs
             FROM \(processes) p
             ORDER BY (p.kind = 'supervisor') DESC, coalesce(p.supervisor_id, p.id), p.id
-            """).map { row in
-            ProcessSummary(
-                id: try row.decode("id"), kind: ProcessKind(rawValue: try row.decode("kind")) ?? .worker,
-                name: try row.decode("name"), hostname: try row.decode("hostname"), pid: try row.decode("pid"),
-                supervisorID: try row.decode("supervisor_id"), heartbeatAge: try row.decode("age"),
-                claimedJobs: try row.decode("claimed_jobs"), metadata: try row.decode("metadata"))
-        }
+            """).map(ProcessSummary.init(row:))
     }
 }

@@ -8,7 +8,8 @@ import Foundation
 /// (admitted again under PostgreSQL's concurrency rules) or failed; a claimed job becomes ready,
 /// since the process that held it is gone. Only once PostgreSQL has committed are the jobs deleted
 /// from SQLite, so an interruption loses nothing: at worst the jobs are in both, and the SQLite
-/// file is left as it was. Run it with Drover stopped.
+/// file is left as it was. The recurring tasks added at run time are copied with the jobs (the
+/// configuration file's come back with the configuration). Run it with Drover stopped.
 public struct MoveToPostgres {
     public let source: SQLiteJobStore
     public let destination: JobStore
@@ -22,6 +23,8 @@ public struct MoveToPostgres {
         /// Jobs moved, by the state they arrived in.
         public var moved: [JobState: Int] = [:]
         public var total: Int { moved.values.reduce(0, +) }
+        /// Recurring tasks added at run time, copied (the configuration's come with the configuration).
+        public var tasks = 0
     }
 
     public func run(from sqlite: SQLiteConnection, to postgres: Connection) throws -> Report {
@@ -87,6 +90,14 @@ public struct MoveToPostgres {
                 }
                 report.moved[arrived, default: 0] += 1
                 movedIDs.append(try row.decode("id", as: Int.self))
+            }
+            for task in try source.tasks(on: sqlite) where !task.isStatic {
+                do {
+                    try destination.addTask(task, on: pg)
+                    report.tasks += 1
+                } catch let error as QueueError where error.code == .staticTask {
+                    continue  // PostgreSQL's configuration defines it: that one stays.
+                }
             }
         }
         // PostgreSQL has them: now they leave SQLite (their execution rows go with them).

@@ -1,0 +1,60 @@
+import DroverPersistence
+import Foundation
+
+/// A queue store bound to an open database, for the management commands, whichever backend it is:
+/// `drover jobs`, `queues`, `failed`, `recurring` and `enqueue` work on one of these.
+public protocol QueueAdmin {
+    /// "PostgreSQL" or "SQLite".
+    var backendName: String { get }
+    func enqueue(_ jobs: [NewJob]) throws -> [Int]
+    func job(_ id: Int) throws -> JobInfo?
+    func listJobs(queue: String?, state: JobState?, className: String?, limit: Int) throws -> [JobInfo]
+    func cancel(_ id: Int) throws -> CancelOutcome
+    func pause(_ queue: String) throws -> Bool
+    func resume(_ queue: String) throws -> Bool
+    func clear(_ queue: String) throws -> (ready: Int, scheduled: Int)
+    func retryFailed(_ ids: [Int]) throws -> [Int]
+    func retryAllFailed() throws -> Int
+    func discardFailed(_ ids: [Int]) throws -> [Int]
+    func discardAllFailed() throws -> Int
+    func listQueues() throws -> [QueueInfo]
+    func listProcesses() throws -> [ProcessSummary]
+    func listTasks() throws -> [RecurringTaskInfo]
+    func addTask(_ task: RecurringTask) throws
+    func removeTask(_ key: String) throws
+    func concurrencyRules() throws -> [ConcurrencyRule]
+    func concurrencyKeys() throws -> [ConcurrencyKeyInfo]
+}
+
+/// `store` on `database`: every ``QueueAdmin`` operation is the store's, on that database.
+public struct BoundQueue<Store: QueueStore>: QueueAdmin {
+    public let store: Store
+    public let database: Store.Database
+
+    public init(store: Store, database: Store.Database) {
+        self.store = store
+        self.database = database
+    }
+
+    public var backendName: String { database.locksRows ? "PostgreSQL" : "SQLite" }
+    public func enqueue(_ jobs: [NewJob]) throws -> [Int] { try store.enqueue(jobs, on: database) }
+    public func job(_ id: Int) throws -> JobInfo? { try store.job(id, on: database) }
+    public func listJobs(queue: String?, state: JobState?, className: String?, limit: Int) throws -> [JobInfo] {
+        try store.listJobs(queue: queue, state: state, className: className, limit: limit, on: database)
+    }
+    public func cancel(_ id: Int) throws -> CancelOutcome { try store.cancel(id, on: database) }
+    public func pause(_ queue: String) throws -> Bool { try store.pause(queue, on: database) }
+    public func resume(_ queue: String) throws -> Bool { try store.resume(queue, on: database) }
+    public func clear(_ queue: String) throws -> (ready: Int, scheduled: Int) { try store.clear(queue, batchSize: 1000, on: database) }
+    public func retryFailed(_ ids: [Int]) throws -> [Int] { try store.retryFailed(ids, on: database) }
+    public func retryAllFailed() throws -> Int { try store.retryAllFailed(batchSize: 1000, on: database) }
+    public func discardFailed(_ ids: [Int]) throws -> [Int] { try store.discardFailed(ids, on: database) }
+    public func discardAllFailed() throws -> Int { try store.discardAllFailed(batchSize: 1000, on: database) }
+    public func listQueues() throws -> [QueueInfo] { try store.listQueues(on: database) }
+    public func listProcesses() throws -> [ProcessSummary] { try store.listProcesses(on: database) }
+    public func listTasks() throws -> [RecurringTaskInfo] { try store.listTasks(on: database) }
+    public func addTask(_ task: RecurringTask) throws { try store.addTask(task, on: database) }
+    public func removeTask(_ key: String) throws { try store.removeTask(key, on: database) }
+    public func concurrencyRules() throws -> [ConcurrencyRule] { try store.concurrencyRules(on: database) }
+    public func concurrencyKeys() throws -> [ConcurrencyKeyInfo] { try store.concurrencyKeys(on: database) }
+}
