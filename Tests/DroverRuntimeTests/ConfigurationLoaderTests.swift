@@ -193,7 +193,7 @@ struct FullConfigurationTests {
     }
 }
 
-@Suite("Which database: --database-url, DROVER_DATABASE_URL, database.url, libpq defaults")
+@Suite("Which database: --database-url, DROVER_DATABASE_URL, database.url, libpq defaults, SQLite")
 struct DatabaseLocationTests {
     let config = Configuration(database: .init(url: "postgresql:///from_config", schema: "cfg"), path: "/etc/drover/drover.yml")
 
@@ -207,7 +207,7 @@ struct DatabaseLocationTests {
         #expect(location.schema == "cfg", "the schema still comes from the file")
     }
 
-    @Test("then the environment, then the file, then libpq's defaults")
+    @Test("then the environment, then the file, then libpq's defaults when PGHOST, PGDATABASE or PGSERVICE is set")
     func thenEnvironmentThenFileThenDefaults() {
         let env = DatabaseLocation.resolve(
             commandLineURL: nil, environment: ["DROVER_DATABASE_URL": "postgresql:///from_env"], configuration: config)
@@ -216,10 +216,37 @@ struct DatabaseLocationTests {
         let file = DatabaseLocation.resolve(commandLineURL: nil, environment: ["DROVER_DATABASE_URL": ""], configuration: config)
         #expect(file.connectionString == "postgresql:///from_config")
         #expect(file.source == .configurationFile(path: "/etc/drover/drover.yml"))
-        let defaults = DatabaseLocation.resolve(commandLineURL: nil, environment: [:], configuration: nil)
-        #expect(defaults.connectionString == "")
-        #expect(defaults.source == .libpqDefaults)
-        #expect(defaults.schema == "drover")
+        for variable in ["PGHOST", "PGDATABASE", "PGSERVICE"] {
+            let defaults = DatabaseLocation.resolve(commandLineURL: nil, environment: [variable: "x"], configuration: nil)
+            #expect(defaults.connectionString == "")
+            #expect(defaults.source == .libpqDefaults)
+            #expect(defaults.schema == "drover")
+            #expect(!defaults.isSQLite)
+        }
+    }
+
+    @Test("with nothing configured: SQLite in $STATE_DIRECTORY (its first directory), else in the working directory")
+    func embeddedDefault() {
+        let systemd = DatabaseLocation.resolve(
+            commandLineURL: nil, environment: ["STATE_DIRECTORY": "/var/lib/drover:/var/lib/other"], configuration: nil)
+        #expect(systemd.connectionString == "sqlite:///var/lib/drover/drover.sqlite3")
+        #expect(systemd.source == .embeddedDefault)
+        #expect(systemd.isSQLite)
+        let here = DatabaseLocation.resolve(commandLineURL: nil, environment: [:], configuration: nil)
+        #expect(here.connectionString == "sqlite://" + FileManager.default.currentDirectoryPath + "/drover.sqlite3")
+    }
+
+    @Test("sqlite: URLs: absolute, relative to the working directory, or anything else is PostgreSQL's")
+    func sqliteURLs() {
+        let cwd = FileManager.default.currentDirectoryPath
+        #expect(DatabaseLocation.sqlitePath("sqlite:///var/lib/drover/q.sqlite3") == "/var/lib/drover/q.sqlite3")
+        #expect(DatabaseLocation.sqlitePath("sqlite:q.sqlite3") == cwd + "/q.sqlite3")
+        #expect(DatabaseLocation.sqlitePath("sqlite://data/../q.sqlite3") == cwd + "/q.sqlite3")
+        #expect(DatabaseLocation.sqlitePath("sqlite:") == nil)
+        #expect(DatabaseLocation.sqlitePath("postgresql:///drover") == nil)
+        #expect(DatabaseLocation.sqlitePath("host=/run/postgresql dbname=sqlite") == nil)
+        let location = DatabaseLocation(connectionString: "sqlite:q.sqlite3", source: .commandLine, schema: "drover")
+        #expect(location.connectionString == "sqlite://" + cwd + "/q.sqlite3", "made absolute, for every child")
     }
 
     @Test("--schema overrides the file's schema")

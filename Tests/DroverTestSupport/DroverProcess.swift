@@ -25,9 +25,10 @@ public enum DroverBinary {
     }
 
     /// Starts `drover arguments…` with `environment` added to (or, for nil values, removed from) this
-    /// process's environment.
+    /// process's environment, in `directory` (else this process's working directory).
     public static func start(
-        _ arguments: [String], environment: [String: String?] = [:], clearDatabaseEnvironment: Bool = true
+        _ arguments: [String], environment: [String: String?] = [:], clearDatabaseEnvironment: Bool = true,
+        in directory: String? = nil
     ) throws -> RunningProcess {
         let executable = path
         guard FileManager.default.isExecutableFile(atPath: executable) else {
@@ -42,14 +43,14 @@ public enum DroverBinary {
             }
         }
         for (key, value) in environment { env[key] = value }
-        return try RunningProcess(executable: executable, arguments: arguments, environment: env)
+        return try RunningProcess(executable: executable, arguments: arguments, environment: env, in: directory)
     }
 
     /// Runs `drover arguments…` to completion (within `timeout`).
     public static func run(
-        _ arguments: [String], environment: [String: String?] = [:], timeout: Duration = .seconds(60)
+        _ arguments: [String], environment: [String: String?] = [:], timeout: Duration = .seconds(60), in directory: String? = nil
     ) throws -> Outcome {
-        try start(arguments, environment: environment).wait(timeout: timeout)
+        try start(arguments, environment: environment, in: directory).wait(timeout: timeout)
     }
 }
 
@@ -66,12 +67,13 @@ public final class RunningProcess: @unchecked Sendable {
     private let stderrBuffer = Buffer()
     private let readersDone = DispatchGroup()
 
-    public init(executable: String, arguments: [String], environment: [String: String]) throws {
+    public init(executable: String, arguments: [String], environment: [String: String], in directory: String? = nil) throws {
         let out = Pipe()
         let err = Pipe()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
         process.environment = environment
+        if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         process.standardOutput = out
         process.standardError = err
         process.standardInput = FileHandle.nullDevice

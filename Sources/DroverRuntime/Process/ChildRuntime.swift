@@ -110,6 +110,7 @@ final class ChildRuntime<Store: RuntimeStore> {
             }
             // One postponed heartbeat is routine (a row lock held for a moment); its change stays
             // pending and the next heartbeat writes it.
+            log.debug("heartbeat failed; its change stays pending for the next one", [("error", reason)])
             if heartbeat.failingFor > heartbeatInterval * 2 {
                 log.warning("heartbeats are failing", [("error", reason)])
             }

@@ -132,7 +132,22 @@ public struct JobHandlers: Sendable {
         handlers.register("drover.test.exit", Exit())
         handlers.register("drover.test.wait", Wait())
         handlers.register("drover.test.stubborn", Stubborn())
+        handlers.register("drover.test.audit", Audit())
         return handlers
+    }
+
+    /// Appends a line `job attempt pid` to the file `{"file": …}` (one write with O_APPEND, so lines
+    /// from many processes never mix), so that a test can count how often each job ran.
+    struct Audit: JobHandler {
+        struct Arguments: Decodable { var file: String }
+        func perform(_ job: ClaimedJob) throws {
+            let arguments = try job.arguments.decode(Arguments.self)
+            let fd = open(arguments.file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
+            guard fd >= 0 else { throw TestFailure(description: "cannot open \(arguments.file): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            let line = Array("\(job.id) \(job.attempt) \(getpid())\n".utf8)
+            guard write(fd, line, line.count) == line.count else { throw TestFailure(description: "short write to \(arguments.file)") }
+        }
     }
 
     struct Succeed: JobHandler {
