@@ -237,6 +237,144 @@ struct QueueStoreConformanceTests {
         }
     }
 
+    struct ConcurrencyLimits: ConformanceScenario {
+        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+            try store.syncConcurrencyRules([
+                ConcurrencyRule(className: "Sync", keyTemplate: "account:{account.id}", maxRunning: 1, duration: .seconds(60)),
+                ConcurrencyRule(className: "Once", keyTemplate: "once", maxRunning: 1, duration: .seconds(60), onConflict: .discard),
+            ], on: db)
+            #expect(try store.concurrencyRules(on: db).map(\.className) == ["Once", "Sync"])
+            let args = try JSON(validating: #"{"account": {"id": 7}}"#)
+            let ids = try store.enqueue([NewJob("Sync", arguments: args), NewJob("Sync", arguments: args, priority: 5),
+                                         NewJob("Sync", arguments: args, priority: -1)], on: db)
+            #expect(try ids.map { try store.job($0, on: db)?.state } == [.blocked, .blocked, .ready],
+                    "one slot for account:7, to the batch's job of highest priority")
+            let other = try store.enqueue([NewJob("Sync", arguments: try JSON(validating: #"{"account": {"id": 8}}"#))], on: db)[0]
+            #expect(try store.job(other, on: db)?.state == .ready, "another key has its own slot")
+            do {
+                _ = try store.enqueue([NewJob("Plain"), NewJob("Sync", arguments: .emptyObject)], on: db)
+                Issue.record("a job lacking its key's arguments was enqueued")
+            } catch let error as QueueError {
+                #expect(error.code == .invalidJob && error.field == "arguments")
+                #expect(error.message == "job 2: arguments lack what the concurrency key account:{account.id} of Sync needs")
+            }
+            #expect(try store.listJobs(queue: nil, state: nil, className: "Plain", limit: 10, on: db).isEmpty, "nothing half-enqueued")
+
+            // Finishing gives the slot to the blocked job of highest priority (lowest number).
+            let first = try store.claim(processID: 1, queues: ["*"], limit: 10, on: db)
+            #expect(Set(first.map(\.id)) == [ids[2], other])
+            _ = try store.finish([ids[2]], processID: 1, on: db)
+            #expect(try store.job(ids[0], on: db)?.state == .ready && store.job(ids[1], on: db)?.state == .blocked)
+            // A failure (retried later) gives it back too; cancelling a blocked job frees nothing.
+            let second = try store.claim(processID: 1, queues: ["*"], limit: 10, on: db)
+            #expect(second.map(\.id) == [ids[0]])
+            _ = try store.fail(ids[0], processID: 1, error: JobFailure(errorClass: "E", message: "m"), permanent: false,
+                               maxAttempts: nil, on: db)
+            #expect(try store.job(ids[1], on: db)?.state == .ready)
+            let keys = try store.concurrencyKeys(on: db)
+            #expect(keys.first { $0.key == "account:7" }.map { ($0.holding, $0.blocked, $0.maxRunning) }! == (1, 0, 1))
+
+            // on_conflict: discard finishes the second job at once.
+            let once = try store.enqueue([NewJob("Once"), NewJob("Once")], on: db)
+            #expect(try once.map { try store.job($0, on: db)?.state } == [.ready, .finished])
+            #expect(try store.job(once[1], on: db)?.lastError?.errorClass == "Discarded")
+
+            // A slot lost (its semaphore reset by hand) comes back when the key is counted again.
+            _ = try db.fetch("UPDATE \(store.schema.qualifying("semaphores")) SET value = 0")
+            let blockedOnce = try store.enqueue([NewJob("Sync", arguments: try JSON(validating: #"{"account": {"id": 9}}"#))], on: db)[0]
+            #expect(try store.job(blockedOnce, on: db)?.state == .ready)
+            _ = try store.claim(processID: 1, queues: ["*"], limit: 10, on: db)
+            _ = try store.finish(try store.claimedJobIDs(processID: 1, on: db), processID: 1, on: db)
+            _ = try db.fetch("UPDATE \(store.schema.qualifying("semaphores")) SET expires_at = '2000-01-01 00:00:00+00'")
+            _ = try store.expireConcurrency(batchSize: 100, on: db)
+            #expect(try store.concurrencyKeys(on: db).allSatisfy { $0.holding <= $0.maxRunning })
+            try store.syncConcurrencyRules([], on: db)
+            #expect(try store.concurrencyRules(on: db).isEmpty)
+        }
+    }
+
+    struct Recurring: ConformanceScenario {
+        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+            try store.syncStaticTasks([RecurringTask(key: "nightly", schedule: "0 3 * * *", className: "Report", isStatic: true)], on: db)
+            try store.addTask(RecurringTask(key: "hourly", schedule: "@hourly", className: "Ping", queue: "pings"), on: db)
+            do {
+                try store.addTask(RecurringTask(key: "nightly", schedule: "@daily", className: "Other"), on: db)
+                Issue.record("a run-time task replaced a static one")
+            } catch let error as QueueError {
+                #expect(error.code == .staticTask)
+            }
+            #expect(try store.hasTasks(on: db))
+            #expect(try store.tasks(on: db).map(\.key) == ["hourly", "nightly"])
+            let hourly = try #require(try store.tasks(on: db).first { $0.key == "hourly" })
+            #expect(!hourly.isStatic && hourly.queue == "pings")
+            let runAt = Date(timeIntervalSince1970: 1_790_000_000)
+            let job = try #require(try store.enqueueRun(of: hourly, at: runAt, on: db))
+            #expect(try store.enqueueRun(of: hourly, at: runAt, on: db) == nil, "each run once")
+            #expect(try store.lastRun(of: "hourly", on: db) == runAt)
+            let listed = try #require(try store.listTasks(on: db).first { $0.task.key == "hourly" })
+            #expect(listed.lastJobID == job && listed.lastJobState == .ready && listed.lastRunAt == runAt)
+            try store.removeTask("hourly", on: db)
+            do {
+                try store.removeTask("nightly", on: db)
+                Issue.record("a static task was removed at run time")
+            } catch let error as QueueError {
+                #expect(error.code == .staticTask)
+            }
+            try store.syncStaticTasks([], on: db)
+            #expect(try !store.hasTasks(on: db))
+        }
+    }
+
+    struct QueueAndProcessListings: ConformanceScenario {
+        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+            _ = try store.enqueue([NewJob("A"), NewJob("B", queue: "mail"), NewJob("C", queue: "mail", runIn: .seconds(600))], on: db)
+            _ = try store.pause("idle", on: db)
+            let supervisor = try store.register(kind: .supervisor, name: "s", pid: 10, hostname: "h", supervisorID: nil,
+                                                metadata: .emptyObject, on: db)
+            let supervisorID = try supervisor.get("id", as: Int.self)
+            let worker = try store.register(kind: .worker, name: "w", pid: 11, hostname: "h", supervisorID: supervisorID,
+                                            metadata: try JSON(validating: #"{"running": 2, "finished": 5, "failed": 1}"#), on: db)
+            let workerID = try worker.get("id", as: Int.self)
+            _ = try store.claim(processID: workerID, queues: ["mail"], limit: 1, on: db)
+            let queues = try store.listQueues(on: db)
+            #expect(queues.map(\.name) == ["default", "idle", "mail"])
+            #expect(queues[0].ready == 1 && (queues[0].oldestReadyAge ?? -1) >= 0 && queues[0].oldestReadyAge! < 60)
+            #expect(queues[1].paused && queues[2].claimed == 1 && queues[2].scheduled == 1)
+            let processes = try store.listProcesses(on: db)
+            #expect(processes.map(\.name) == ["s", "w"] && processes[1].claimedJobs == 1 && processes[1].heartbeatAge < 60)
+            #expect(try store.processNames(supervisorID: supervisorID, on: db) == ["w"])
+            #expect(try store.processTotals(supervisorID: supervisorID, on: db) == ProcessTotals(running: 2, finished: 5, failed: 1))
+            #expect(try store.processID(named: "w", on: db) == workerID)
+        }
+    }
+
+    @Test("a concurrency key is rendered in Swift (SQLite) exactly as PostgreSQL's concurrency_key function renders it")
+    func keyRendering() throws {
+        let cases: [(String, String)] = [
+            ("account:{account.id}", #"{"account": {"id": 7}}"#), ("{name}-{n}", #"{"name": "ünï cödé", "n": 1.5}"#),
+            ("{flag}/{big}", #"{"flag": true, "big": 9007199254740993}"#), ("{missing}", #"{"a": 1}"#),
+            ("{a}", #"{"a": null}"#), ("static", "{}"), ("{a.b.c}", #"{"a": {"b": "x"}}"#), ("{unclosed", #"{"unclosed": 1}"#),
+        ]
+        try TestDatabase.withSchema { schema, db in
+            for (template, arguments) in cases {
+                let rule = ConcurrencyRule(className: "C", keyTemplate: template, maxRunning: 1, duration: .seconds(1))
+                let expected = try db.query("""
+                    SELECT \(SQLIdentifier(schema)).concurrency_key(\(template), \(DatabaseValue(type: .jsonb, text: arguments))) AS k
+                    """)[0].decode("k", as: String?.self)
+                #expect(rule.key(for: try JSON(validating: arguments)) == expected, "\(template) over \(arguments)")
+            }
+        }
+    }
+
+    @Test("concurrency limits: keys from arguments, one slot per key, blocked in priority order, discard, recount", arguments: Backend.allCases)
+    func concurrencyLimits(_ backend: Backend) throws { try backend.run(ConcurrencyLimits()) }
+
+    @Test("recurring tasks: static and run-time, each run enqueued once, last runs listed", arguments: Backend.allCases)
+    func recurring(_ backend: Backend) throws { try backend.run(Recurring()) }
+
+    @Test("queue and process listings, a supervisor's children and their totals", arguments: Backend.allCases)
+    func queueAndProcessListings(_ backend: Backend) throws { try backend.run(QueueAndProcessListings()) }
+
     @Test("management: pause, resume, clear; failed jobs retried or discarded, all or nothing", arguments: Backend.allCases)
     func management(_ backend: Backend) throws { try backend.run(Management()) }
 

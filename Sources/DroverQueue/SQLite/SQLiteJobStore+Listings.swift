@@ -51,10 +51,4 @@ extension SQLiteJobStore {
             total += try body(ids).count
         }
     }
-
-    /// None: SQLite has no concurrency limits yet.
-    public func concurrencyRules(on database: SQLiteConnection) throws -> [ConcurrencyRule] { [] }
-
-    /// None: SQLite has no concurrency limits yet.
-    public func concurrencyKeys(on database: SQLiteConnection) throws -> [ConcurrencyKeyInfo] { [] }
 }

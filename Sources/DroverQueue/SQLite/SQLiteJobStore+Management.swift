@@ -23,10 +23,14 @@ extension SQLiteJobStore {
         try JobRules.checkQueueName(queue, code: .invalidQueue)
         return try database.withTransaction { db in
             func delete(_ table: String) throws -> Int {
-                try db.execute("""
+                let keys = try db.query("""
                     DELETE FROM \(schema.qualifying("jobs")) WHERE id IN (
                         SELECT job_id FROM \(schema.qualifying(table)) WHERE queue_name = \(queue))
-                    """)
+                    RETURNING concurrency_key
+                    """).map { try $0.decode("concurrency_key", as: String?.self) }
+                // Ready jobs held slots of their concurrency keys.
+                if table == "ready_executions" { try signal(keys.compactMap { $0 }, on: db) }
+                return keys.count
             }
             return (try delete("ready_executions"), try delete("scheduled_executions"))
         }
@@ -45,6 +49,12 @@ extension SQLiteJobStore {
                     throw QueueError(
                         .wrongState,
                         "a failed job cannot be retried while another live job has its unique key; finish or discard that one first")
+                }
+                if try db.query("SELECT concurrency_key FROM \(schema.qualifying("jobs")) WHERE id = \(id)")[0]
+                    .decode("concurrency_key", as: String?.self) != nil {
+                    // A job with a concurrency key takes a free slot or waits in blocked.
+                    try admit([id], on: db)
+                    continue
                 }
                 try db.execute("""
                     INSERT INTO \(schema.qualifying("ready_executions")) (job_id, queue_name, priority)

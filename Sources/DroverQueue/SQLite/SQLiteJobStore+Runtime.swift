@@ -166,19 +166,4 @@ extension SQLiteJobStore {
             return jobID
         }
     }
-
-    // MARK: - Concurrency limits
-
-    /// SQLite has no concurrency limits yet: refused with a clear error rather than ignored.
-    public func syncConcurrencyRules(_ rules: [ConcurrencyRule], on database: SQLiteConnection) throws {
-        guard rules.isEmpty else {
-            throw QueueError(
-                .unsupported,
-                "concurrency limits (\(rules.map(\.className).sorted().joined(separator: ", "))) need PostgreSQL; "
-                    + "remove them or set database.url to a postgresql:// URL")
-        }
-    }
-
-    /// Nothing to count again: SQLite has no concurrency limits yet.
-    public func expireConcurrency(batchSize: Int = 100, on database: SQLiteConnection) throws -> Int { 0 }
 }

@@ -57,8 +57,19 @@ public struct SQLiteJobStore: QueueStore {
         }
         let now = Date()
         return try database.withTransaction { db in
+            let rules = try concurrencyRulesByClass(on: db)
             var ids: [Int] = []
-            for job in newJobs {
+            // Admitted together after the batch, in priority order, as on PostgreSQL.
+            var keyedDue: [Int] = []
+            for (i, job) in newJobs.enumerated() {
+                var concurrencyKey: String?
+                if let rule = rules[job.className] {
+                    concurrencyKey = rule.key(for: job.arguments)
+                    guard concurrencyKey != nil else {
+                        let message = "arguments lack what the concurrency key \(rule.keyTemplate) of \(rule.className) needs"
+                        throw QueueError(.invalidJob, newJobs.count > 1 ? "job \(i + 1): \(message)" : message, field: "arguments")
+                    }
+                }
                 if let key = job.uniqueKey, let live = try db.query("""
                     SELECT id FROM \(jobs) WHERE unique_key = \(key) AND finished_at IS NULL AND failed_at IS NULL
                     """).first {
@@ -69,12 +80,15 @@ public struct SQLiteJobStore: QueueStore {
                 let due = (job.runAt ?? now) <= now
                 let id = try db.query("""
                     INSERT INTO \(jobs) (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout, unique_key,
-                                         created_at, updated_at)
+                                         concurrency_key, created_at, updated_at)
                     VALUES (\(job.queue), \(job.className), \(job.arguments.text), \(job.priority), \(Self.timestamp(runAt)),
-                            \(job.maxAttempts), \(job.timeout?.seconds), \(job.uniqueKey), \(Self.timestamp(now)), \(Self.timestamp(now)))
+                            \(job.maxAttempts), \(job.timeout?.seconds), \(job.uniqueKey), \(concurrencyKey), \(Self.timestamp(now)),
+                            \(Self.timestamp(now)))
                     RETURNING id
                     """)[0].decode("id", as: Int.self)
-                if due {
+                if due && concurrencyKey != nil {
+                    keyedDue.append(id)
+                } else if due {
                     try db.execute("INSERT INTO \(ready) (job_id, queue_name, priority) VALUES (\(id), \(job.queue), \(job.priority))")
                     db.wakeWorkers()
                 } else {
@@ -85,6 +99,7 @@ public struct SQLiteJobStore: QueueStore {
                 }
                 ids.append(id)
             }
+            try admit(keyedDue, on: db)
             return ids
         }
     }
@@ -145,6 +160,9 @@ public struct SQLiteJobStore: QueueStore {
                 """).map { try $0.decode("job_id", as: Int.self) }
             guard !released.isEmpty else { return [] }
             let list = Self.idList(released)
+            let keys = try db.query("""
+                SELECT concurrency_key FROM \(jobs) WHERE id IN (SELECT value FROM json_each(\(list))) AND concurrency_key IS NOT NULL
+                """).map { try $0.decode("concurrency_key", as: String.self) }
             if preserveFinishedJobs {
                 let now = Self.timestamp(Date())
                 try db.execute("""
@@ -153,6 +171,8 @@ public struct SQLiteJobStore: QueueStore {
             } else {
                 try db.execute("DELETE FROM \(jobs) WHERE id IN (SELECT value FROM json_each(\(list)))")
             }
+            // Finished, they give their slots back.
+            try signal(keys, on: db)
             return released.sorted()
         }
         let done = Set(finished)
@@ -167,7 +187,9 @@ public struct SQLiteJobStore: QueueStore {
             guard try db.execute("DELETE FROM \(claimed) WHERE job_id = \(jobID) AND process_id = \(processID)") > 0 else {
                 return .dropped
             }
-            let row = try db.query("SELECT attempts, max_attempts, queue_name, priority FROM \(jobs) WHERE id = \(jobID)")[0]
+            let row = try db.query("SELECT attempts, max_attempts, queue_name, priority, concurrency_key FROM \(jobs) WHERE id = \(jobID)")[0]
+            // Failed or waiting for its retry, it no longer holds a slot of its concurrency key.
+            if let key = try row.decode("concurrency_key", as: String?.self) { try signal([key], on: db) }
             let attempts = try row.decode("attempts", as: Int.self) + 1
             let stored = try row.decode("max_attempts", as: Int.self)
             let limit = maxAttempts ?? stored
@@ -208,7 +230,7 @@ public struct SQLiteJobStore: QueueStore {
             var failedIDs: [Int] = []
             let now = Self.timestamp(Date())
             for (id, cancelled) in gone.sorted(by: { $0.0 < $1.0 }) {
-                let row = try db.query("SELECT crashes, queue_name, priority FROM \(jobs) WHERE id = \(id)")[0]
+                let row = try db.query("SELECT crashes, queue_name, priority, concurrency_key FROM \(jobs) WHERE id = \(id)")[0]
                 var crashes = try row.decode("crashes", as: Int.self)
                 // A crash is counted and recorded as the job's last error; the limit, or a
                 // cancellation, fails the job instead of putting it back.
@@ -225,6 +247,8 @@ public struct SQLiteJobStore: QueueStore {
                         UPDATE \(jobs) SET crashes = \(crashes), last_error = \(error), failed_at = \(now), updated_at = \(now) WHERE id = \(id)
                         """)
                     try db.execute("INSERT INTO \(failed) (job_id, error, created_at) VALUES (\(id), \(error), \(now))")
+                    // A job back in ready keeps its slot; one that failed gives it back.
+                    if let key = try row.decode("concurrency_key", as: String?.self) { try signal([key], on: db) }
                     failedIDs.append(id)
                 } else {
                     if let lastError {
@@ -263,13 +287,19 @@ public struct SQLiteJobStore: QueueStore {
                     ORDER BY scheduled_at, priority, job_id LIMIT \(batchSize))
                 RETURNING job_id, queue_name, priority
                 """)
-            for row in moved {
+            let movedIDs = try moved.map { try $0.decode("job_id", as: Int.self) }
+            let keyed = Set(try db.query("""
+                SELECT id FROM \(jobs) WHERE id IN (SELECT value FROM json_each(\(Self.idList(movedIDs)))) AND concurrency_key IS NOT NULL
+                """).map { try $0.decode("id", as: Int.self) })
+            for row in moved where !keyed.contains(try row.decode("job_id", as: Int.self)) {
                 try db.execute("""
                     INSERT INTO \(ready) (job_id, queue_name, priority)
                     VALUES (\(try row.decode("job_id", as: Int.self)), \(try row.decode("queue_name", as: String.self)),
                             \(try row.decode("priority", as: Int.self)))
                     """)
             }
+            // A job with a concurrency key takes a free slot or waits in blocked.
+            try admit(movedIDs.filter(keyed.contains), on: db)
             if !moved.isEmpty { db.wakeWorkers() }
             return moved.count
         }
@@ -319,7 +349,10 @@ public struct SQLiteJobStore: QueueStore {
         try database.withTransaction { db in
             for (name, state) in [("ready_executions", JobState.ready), ("scheduled_executions", .scheduled),
                                   ("blocked_executions", .blocked)] where try db.execute("DELETE FROM \(table(name)) WHERE job_id = \(id)") > 0 {
-                try db.execute("DELETE FROM \(jobs) WHERE id = \(id)")
+                let key = try db.query("DELETE FROM \(jobs) WHERE id = \(id) RETURNING concurrency_key").first?
+                    .decode("concurrency_key", as: String?.self)
+                // A ready job held a slot of its concurrency key.
+                if state == .ready, let key { try signal([key], on: db) }
                 return .discarded(was: state)
             }
             if let row = try db.query("""
