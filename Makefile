@@ -1,11 +1,12 @@
-# Drover. `make demo` runs the system; `make test` runs the whole test suite.
-# Both install the Debian packages they need (as root, or through sudo) and bring their own
-# throwaway PostgreSQL; set DROVER_TEST_DATABASE_URL to use a server of your own instead.
+# Drover. `make demo` runs the system (on SQLite: no database server); `make test` runs the whole
+# test suite (PostgreSQL and SQLite). Both install the Debian packages they need (as root, or through
+# sudo); the tests bring their own throwaway PostgreSQL (set DROVER_TEST_DATABASE_URL to use a server
+# of your own instead).
 
 SWIFT ?= swift
 BIN_PATH = $(shell $(SWIFT) build --show-bin-path)
 
-.PHONY: all deps build test demo bench man deb systemd-test clean
+.PHONY: all deps build test demo demo-postgresql bench man deb systemd-test clean
 
 all: build
 
@@ -28,14 +29,20 @@ test: deps
 	@scripts/install-deps container
 	scripts/systemd-test
 
-# Drover's main job, for now: create its tables in a throwaway PostgreSQL, enqueue jobs, show them.
+# Drover's main job: start it with no database server (./drover.sqlite3 in a fresh directory),
+# enqueue jobs, watch them run, kill a worker, stop. `make demo-postgresql` does the same on a
+# throwaway PostgreSQL.
 demo: build
-	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres scripts/demo
+	DROVER_BIN=$(BIN_PATH)/drover scripts/demo
+
+demo-postgresql: build
+	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres sh -c 'DROVER_DATABASE_URL=$$DROVER_TEST_DATABASE_URL scripts/demo'
 
 # Throughput of the queue layer, then of the whole system (drover start, real processes), release
-# builds, against a throwaway PostgreSQL with its default durability. QUEUE_ARGS and SYSTEM_ARGS pass
-# options through, e.g. make bench QUEUE_ARGS="--jobs 20000 --runs 3" SYSTEM_ARGS="--runs 1"; the last
-# run times command handlers (/bin/true: one fork/exec per job), COMMAND_ARGS for its options.
+# builds, against a throwaway PostgreSQL with its default durability, then the same two on a SQLite
+# file (WAL, synchronous NORMAL). QUEUE_ARGS and SYSTEM_ARGS pass options through, e.g.
+# make bench QUEUE_ARGS="--jobs 20000 --runs 3" SYSTEM_ARGS="--runs 1"; the PostgreSQL run also times
+# command handlers (/bin/true: one fork/exec per job), COMMAND_ARGS for its options.
 bench: deps
 	$(SWIFT) build -c release --product drover-bench
 	$(SWIFT) build -c release --product drover
@@ -43,6 +50,8 @@ bench: deps
 	  "$$0/drover-bench" queue $(QUEUE_ARGS) && "$$0/drover-bench" system $(SYSTEM_ARGS) && \
 	  "$$0/drover-bench" system --command /bin/true --jobs 20000 $(COMMAND_ARGS)' \
 	  $(shell $(SWIFT) build -c release --show-bin-path)
+	$(shell $(SWIFT) build -c release --show-bin-path)/drover-bench queue --sqlite $(QUEUE_ARGS)
+	$(shell $(SWIFT) build -c release --show-bin-path)/drover-bench system --sqlite $(SYSTEM_ARGS)
 
 # Regenerates man/drover.1 from the argument parser (commit the result; a test checks it against the
 # command line) and lints both pages.

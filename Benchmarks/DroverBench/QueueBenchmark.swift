@@ -9,7 +9,7 @@ import Synchronization
 struct QueueBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "queue",
-        abstract: "Measure enqueue and claim+finish throughput of the queue layer against PostgreSQL.")
+        abstract: "Measure enqueue and claim+finish throughput of the queue layer, on PostgreSQL or SQLite.")
 
     @Option(help: "Jobs per run.") var jobs = 100_000
     @Option(help: "Runs; the medians are reported.") var runs = 5
@@ -18,6 +18,7 @@ struct QueueBenchmark: ParsableCommand {
     @Option(name: .customLong("enqueue-batch"), help: "Jobs per enqueue statement.") var enqueueBatch = 10_000
     @Option(name: .customLong("database-url"), help: "The database (default: $DROVER_TEST_DATABASE_URL, else libpq's defaults).")
     var databaseURL: String?
+    @Flag(help: "Run on a SQLite file (a fresh one per run) instead of PostgreSQL.") var sqlite = false
 
     struct Run: Encodable {
         let enqueuePerSecond: Double
@@ -25,14 +26,13 @@ struct QueueBenchmark: ParsableCommand {
     }
 
     func run() throws {
-        let url = databaseURL ?? ProcessInfo.processInfo.environment["DROVER_TEST_DATABASE_URL"] ?? ""
-        let admin = try Connection(url, applicationName: "drover-bench")
-        let machine = try Machine.describe(admin)
-        print("drover queue benchmark: \(jobs) jobs, \(claimers) claimers, claim/finish batches of \(batch), \(runs) runs")
+        let database = BenchDatabase(sqlite: sqlite, url: databaseURL)
+        let machine = try database.machine()
+        print("drover queue benchmark on \(database.name): \(jobs) jobs, \(claimers) claimers, claim/finish batches of \(batch), \(runs) runs")
         print(machine.summary)
         var results: [Run] = []
         for number in 1...runs {
-            let result = try runOnce(url: url, admin: admin)
+            let result = try database.withFreshStore(OneRun(jobs: jobs, claimers: claimers, batch: batch, enqueueBatch: enqueueBatch))
             results.append(result)
             print(String(format: "run %d: enqueue %.0f jobs/s, claim+finish %.0f jobs/s",
                          number, result.enqueuePerSecond, result.claimFinishPerSecond))
@@ -44,7 +44,7 @@ struct QueueBenchmark: ParsableCommand {
         print(String(format: "enqueue         %13.0f   %@", enqueue, results.map { String(format: "%.0f", $0.enqueuePerSecond) }.joined(separator: " ")))
         print(String(format: "claim+finish    %13.0f   %@", claimFinish, results.map { String(format: "%.0f", $0.claimFinishPerSecond) }.joined(separator: " ")))
         let summary: [String: AnyEncodable] = [
-            "benchmark": AnyEncodable("queue"), "jobs": AnyEncodable(jobs), "runs": AnyEncodable(runs),
+            "benchmark": AnyEncodable("queue"), "database": AnyEncodable(database.name), "jobs": AnyEncodable(jobs), "runs": AnyEncodable(runs),
             "claimers": AnyEncodable(claimers), "batch": AnyEncodable(batch), "enqueue_batch": AnyEncodable(enqueueBatch),
             "enqueue_jobs_per_s_median": AnyEncodable(enqueue.rounded()),
             "claim_finish_jobs_per_s_median": AnyEncodable(claimFinish.rounded()),
@@ -57,11 +57,19 @@ struct QueueBenchmark: ParsableCommand {
         print(String(decoding: try encoder.encode(summary), as: UTF8.self))
     }
 
-    private func runOnce(url: String, admin: Connection) throws -> Run {
-        let schema = "drover_bench_" + String(UInt32.random(in: 0 ... .max), radix: 36)
-        try DroverSchema.migrator(schema: schema).migrate(on: admin)
-        defer { _ = try? admin.execute("DROP SCHEMA \(SQLIdentifier(schema)) CASCADE") }
-        let store = try JobStore(schema: schema)
+}
+
+/// One run of the queue benchmark, on a fresh store.
+private struct OneRun: StoreRun {
+    typealias Output = QueueBenchmark.Run
+    let jobs: Int
+    let claimers: Int
+    let batch: Int
+    let enqueueBatch: Int
+
+    func run<Store: QueueStore>(
+        store: Store, admin: Store.Database, open: @escaping () throws -> Store.Database, startArguments: [String]
+    ) throws -> QueueBenchmark.Run {
 
         // Enqueue: the application's part (building each job's arguments) happens before the clock
         // starts; checking the jobs and turning them into statements is Drover's, and is timed.
@@ -71,12 +79,12 @@ struct QueueBenchmark: ParsableCommand {
             }
         }
         let enqueueStart = ContinuousClock.now
-        for batchJobs in batches { try store.enqueue(batchJobs, on: admin) }
+        for batchJobs in batches { _ = try store.enqueue(batchJobs, on: admin) }
         let enqueueSeconds = (ContinuousClock.now - enqueueStart).seconds
-        try admin.execute("ANALYZE \(SQLIdentifier(schema, "ready_executions"))")
+        _ = try admin.fetch("ANALYZE \(store.schema.qualifying("ready_executions"))")
 
         // Claim and finish from `claimers` connections at once.
-        let connections = UnsafeTransfer(try (0..<claimers).map { _ in try Connection(url, applicationName: "drover-bench") })
+        let connections = UnsafeTransfer(try (0..<claimers).map { _ in try open() })
         let done = Mutex(0)
         let failure = Mutex<(any Error)?>(nil)
         let start = ContinuousClock.now
@@ -100,7 +108,6 @@ struct QueueBenchmark: ParsableCommand {
         guard finished == jobs else {
             throw ValidationError("only \(finished) of \(jobs) jobs were finished: the benchmark is broken")
         }
-        return Run(enqueuePerSecond: Double(jobs) / enqueueSeconds, claimFinishPerSecond: Double(jobs) / claimSeconds)
+        return QueueBenchmark.Run(enqueuePerSecond: Double(jobs) / enqueueSeconds, claimFinishPerSecond: Double(jobs) / claimSeconds)
     }
-
 }

@@ -9,7 +9,7 @@ import Foundation
 struct SystemBenchmark: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "system",
-        abstract: "Measure jobs/s through drover start (real processes) and the memory of its processes.")
+        abstract: "Measure jobs/s through drover start (real processes) and the memory of its processes, on PostgreSQL or SQLite.")
 
     @Option(help: "Jobs per run.") var jobs = 100_000
     @Option(help: "Runs; the medians are reported.") var runs = 3
@@ -20,6 +20,7 @@ struct SystemBenchmark: ParsableCommand {
     var command: String?
     @Option(name: .customLong("database-url"), help: "The database (default: $DROVER_TEST_DATABASE_URL).")
     var databaseURL: String?
+    @Flag(help: "Run on a SQLite file (a fresh one per run) instead of PostgreSQL.") var sqlite = false
 
     struct Run {
         let jobsPerSecond: Double
@@ -30,19 +31,18 @@ struct SystemBenchmark: ParsableCommand {
     }
 
     func run() throws {
-        let url = databaseURL ?? ProcessInfo.processInfo.environment["DROVER_TEST_DATABASE_URL"] ?? ""
+        let database = BenchDatabase(sqlite: sqlite, url: databaseURL)
         let binary = drover ?? URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("drover").path
         guard FileManager.default.isExecutableFile(atPath: binary) else {
             throw ValidationError("no drover binary at \(binary): build it (swift build -c release) or pass --drover")
         }
-        let admin = try Connection(url, applicationName: "drover-bench")
-        let machine = try Machine.describe(admin)
+        let machine = try database.machine()
         let kind = command.map { "command jobs (\($0))" } ?? "no-op jobs"
-        print("drover system benchmark: \(jobs) \(kind), \(workers) workers × \(threads) threads and a dispatcher, \(runs) runs")
+        print("drover system benchmark on \(database.name): \(jobs) \(kind), \(workers) workers × \(threads) threads and a dispatcher, \(runs) runs")
         print(machine.summary)
         var results: [Run] = []
         for number in 1...runs {
-            let result = try runOnce(url: url, binary: binary, admin: admin)
+            let result = try database.withFreshStore(OneSystemRun(benchmark: self, binary: binary))
             results.append(result)
             print(String(format: "run %d: %.0f jobs/s; RSS supervisor %d KiB idle, %d KiB after; worker %d KiB idle, %d KiB busy",
                          number, result.jobsPerSecond, result.supervisorIdleKiB, result.supervisorAfterKiB,
@@ -57,7 +57,7 @@ struct SystemBenchmark: ParsableCommand {
         print(String(format: "worker RSS, idle (KiB)        %9d", medianKiB(\.workerIdleKiB)))
         print(String(format: "worker RSS, after a run (KiB) %9d", medianKiB(\.workerBusyKiB)))
         let summary: [String: AnyEncodable] = [
-            "benchmark": AnyEncodable("system"), "jobs": AnyEncodable(jobs), "runs": AnyEncodable(runs),
+            "benchmark": AnyEncodable("system"), "database": AnyEncodable(database.name), "jobs": AnyEncodable(jobs), "runs": AnyEncodable(runs),
             "command": AnyEncodable(command ?? ""),
             "workers": AnyEncodable(workers), "threads": AnyEncodable(threads),
             "jobs_per_s_median": AnyEncodable(throughput.rounded()),
@@ -72,11 +72,27 @@ struct SystemBenchmark: ParsableCommand {
         print(String(decoding: try encoder.encode(summary), as: UTF8.self))
     }
 
-    private func runOnce(url: String, binary: String, admin: Connection) throws -> Run {
-        let schema = "drover_bench_" + String(UInt32.random(in: 0 ... .max), radix: 36)
-        try DroverSchema.migrator(schema: schema).migrate(on: admin)
-        defer { _ = try? admin.execute("DROP SCHEMA \(SQLIdentifier(schema)) CASCADE") }
-        let store = try JobStore(schema: schema)
+    /// Resident memory of `pid`, in KiB.
+    static func rss(_ pid: pid_t) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+}
+
+/// One run of the system benchmark, on a fresh store.
+private struct OneSystemRun: StoreRun {
+    typealias Output = SystemBenchmark.Run
+    let benchmark: SystemBenchmark
+    let binary: String
+    var jobs: Int { benchmark.jobs }
+    var workers: Int { benchmark.workers }
+    var threads: Int { benchmark.threads }
+    var command: String? { benchmark.command }
+
+    func run<Store: QueueStore>(
+        store: Store, admin: Store.Database, open: @escaping () throws -> Store.Database, startArguments: [String]
+    ) throws -> SystemBenchmark.Run {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-bench-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -96,7 +112,7 @@ struct SystemBenchmark: ParsableCommand {
 
         let supervisor = Process()
         supervisor.executableURL = URL(fileURLWithPath: binary)
-        supervisor.arguments = ["start", "--config", config, "--database-url", url, "--schema", schema]
+        supervisor.arguments = ["start", "--config", config] + startArguments
         var environment = ProcessInfo.processInfo.environment
         environment["DROVER_TEST_HANDLERS"] = "1"
         environment["NOTIFY_SOCKET"] = nil
@@ -111,41 +127,35 @@ struct SystemBenchmark: ParsableCommand {
         }
         // Ready when every child has registered.
         try waitFor("the children to register") {
-            try admin.query("SELECT count(*) AS n FROM \(store.schema.qualifying("processes")) WHERE kind <> 'supervisor'")[0]
+            try admin.fetch("SELECT count(*) AS n FROM \(store.schema.qualifying("processes")) WHERE kind <> 'supervisor'")[0]
                 .decode("n", as: Int.self) == workers + 1
         }
         Thread.sleep(forTimeInterval: 1)
-        let workerPIDs = try admin.query("SELECT pid FROM \(store.schema.qualifying("processes")) WHERE kind = 'worker'")
+        let workerPIDs = try admin.fetch("SELECT pid FROM \(store.schema.qualifying("processes")) WHERE kind = 'worker'")
             .map { pid_t(try $0.decode("pid", as: Int.self)) }
-        let supervisorIdle = Self.rss(supervisor.processIdentifier)
-        let workerIdle = Self.rss(workerPIDs[0])
+        let supervisorIdle = SystemBenchmark.rss(supervisor.processIdentifier)
+        let workerIdle = SystemBenchmark.rss(workerPIDs[0])
 
         let start = ContinuousClock.now
         var enqueued = 0
         while enqueued < jobs {
             let count = min(10_000, jobs - enqueued)
-            try store.enqueue((0..<count).map { _ in NewJob(command == nil ? "drover.test.noop" : "bench.command") }, on: admin)
+            _ = try store.enqueue((0..<count).map { _ in NewJob(command == nil ? "drover.test.noop" : "bench.command") }, on: admin)
             enqueued += count
         }
         try waitFor("every job to finish", timeout: .seconds(600)) {
-            try admin.query("SELECT count(*) AS n FROM \(store.schema.qualifying("jobs")) WHERE finished_at IS NOT NULL")[0]
+            try admin.fetch("SELECT count(*) AS n FROM \(store.schema.qualifying("jobs")) WHERE finished_at IS NOT NULL")[0]
                 .decode("n", as: Int.self) == jobs
         }
         let seconds = (ContinuousClock.now - start).seconds
-        let workerBusy = Self.rss(workerPIDs[0])
-        let supervisorAfter = Self.rss(supervisor.processIdentifier)
+        let workerBusy = SystemBenchmark.rss(workerPIDs[0])
+        let supervisorAfter = SystemBenchmark.rss(supervisor.processIdentifier)
         kill(supervisor.processIdentifier, SIGTERM)
         supervisor.waitUntilExit()
-        return Run(jobsPerSecond: Double(jobs) / seconds, supervisorIdleKiB: supervisorIdle, workerIdleKiB: workerIdle,
+        return SystemBenchmark.Run(jobsPerSecond: Double(jobs) / seconds, supervisorIdleKiB: supervisorIdle, workerIdleKiB: workerIdle,
                    workerBusyKiB: workerBusy, supervisorAfterKiB: supervisorAfter)
     }
 
-    /// Resident memory of `pid`, in KiB.
-    static func rss(_ pid: pid_t) -> Int {
-        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
-    }
 
     private func waitFor(_ what: String, timeout: Duration = .seconds(60), _ condition: () throws -> Bool) throws {
         let deadline = ContinuousClock.now + timeout
