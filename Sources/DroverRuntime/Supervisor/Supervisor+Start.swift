@@ -16,7 +16,8 @@ extension SupervisorProcess {
                 ("hint", "set database.url (or DROVER_DATABASE_URL) to a postgresql:// URL to use PostgreSQL"),
             ])
         } else {
-            log.info("using \(location.isSQLite ? "SQLite" : "PostgreSQL")", [("database", location.redacted), ("from", location.source.description)])
+            // In the message itself: the journal shows only the message.
+            log.info("using \(location.isSQLite ? "SQLite" : "PostgreSQL") \(location.redacted) (\(location.source.description))")
         }
         var lastExtension = ContinuousClock.now - .seconds(60)
         var backoff = Duration.milliseconds(250)
