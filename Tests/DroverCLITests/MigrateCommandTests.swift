@@ -121,4 +121,56 @@ struct MigrateCommandTests {
         #expect(help.status == 0)
         #expect(help.stdout.contains("migrate") && help.stdout.contains("version"))
     }
+
+    @Test("on a SQLite file: migrate creates and migrates it, --status lists its migrations, and a second run changes nothing")
+    func sqliteFile() throws {
+        let directory = try TemporaryDirectory("drover-migrate")
+        let url = "sqlite://" + directory.url.appendingPathComponent("q.sqlite3").path
+        let first = try DroverBinary.run(["migrate", "--database-url", url])
+        #expect(first.status == 0 && first.stdout.contains("applied migration 1 (data_model)"), "\(first)")
+        let second = try DroverBinary.run(["migrate", "--database-url", url])
+        #expect(second.status == 0 && second.stdout.contains("is up to date at version"), "\(second)")
+        let status = try DroverBinary.run(["migrate", "--status", "--database-url", url])
+        #expect(status.status == 0 && status.stdout.contains("1\tdata_model\tapplied"), "\(status)")
+    }
+
+    @Test("migrate --to moves a SQLite file's live jobs and run-time tasks to PostgreSQL, not while Drover runs on it, nothing lost")
+    func moveToPostgres() throws {
+        let schema = TestDatabase.uniqueSchemaName()
+        let pgURL = try TestDatabase.url()
+        let directory = try TemporaryDirectory("drover-move")
+        let path = directory.url.appendingPathComponent("q.sqlite3").path
+        try dropping(schema) {
+            let sqlite = try SQLiteConnection(path: path, schema: schema)
+            try Migrator(schema: schema, migrations: DroverSchema.sqliteMigrations).migrate(on: sqlite)
+            let source = try SQLiteJobStore(schema: schema)
+            let ids = try source.enqueue([NewJob("Ready"), NewJob("Later", runIn: .seconds(3600)), NewJob("Done")], on: sqlite)
+            _ = try source.claim(processID: 1, queues: ["*"], limit: 1, on: sqlite)
+            _ = try source.finish([ids[0]], processID: 1, on: sqlite)  // finished: stays behind
+            try source.addTask(RecurringTask(key: "hourly", schedule: "@hourly", className: "Ping"), on: sqlite)
+            let live = try source.register(kind: .worker, name: "w", pid: 1, hostname: "h", supervisorID: nil, metadata: .emptyObject, on: sqlite)
+            let move = ["migrate", "--database-url", "sqlite://" + path, "--schema", schema, "--to", pgURL]
+
+            let refused = try DroverBinary.run(move)
+            #expect(refused.status == 69 && refused.stderr.contains("Drover is running on \(path)"), "\(refused)")
+            #expect(try source.listJobs(queue: nil, state: nil, className: nil, limit: 10, on: sqlite).count == 3)
+
+            _ = try source.deregister(processID: try live.get("id", as: Int.self), reason: .graceful, on: sqlite)
+            let moved = try DroverBinary.run(move)
+            #expect(moved.status == 0, "\(moved)")
+            #expect(moved.stdout.contains("moved 2 jobs (1 ready, 1 scheduled) and 1 recurring tasks"), "\(moved)")
+            let pg = try TestDatabase.connect()
+            let destination = try JobStore(schema: schema)
+            let arrived = try destination.listJobs(on: pg).map { "\($0.className):\($0.state.rawValue)" }.sorted()
+            #expect(arrived == ["Done:ready", "Later:scheduled"])
+            #expect(try destination.tasks(on: pg).map(\.key) == ["hourly"])
+            let left = try source.listJobs(queue: nil, state: nil, className: nil, limit: 10, on: sqlite)
+            #expect(left.map(\.className) == ["Ready"], "only the finished job stays in the file")
+
+            let fromPostgres = try DroverBinary.run(["migrate", "--database-url", pgURL, "--schema", schema, "--to", pgURL])
+            #expect(fromPostgres.status == 64 && fromPostgres.stderr.contains("is PostgreSQL"), "\(fromPostgres)")
+            let toSQLite = try DroverBinary.run(["migrate", "--to", "sqlite:///tmp/x.sqlite3"])
+            #expect(toSQLite.status == 64 && toSQLite.stderr.contains("--to needs a PostgreSQL database"), "\(toSQLite)")
+        }
+    }
 }

@@ -22,6 +22,10 @@ public final class SQLiteConnection {
     /// Set when a write inside the open transaction made jobs ready: the wake file is touched
     /// after the commit, not before it (a worker woken earlier would find nothing).
     private var wakeAfterCommit = false
+    /// Prepared statements by SQL text: a job system runs the same few statements over and over,
+    /// and preparing one costs more than running it.
+    private var statements: [String: OpaquePointer] = [:]
+    private static let statementCacheSize = 128
 
     public init(path: String, schema: String = "drover", busyTimeout: Duration = .seconds(5)) throws(DatabaseError) {
         self.path = path
@@ -53,7 +57,22 @@ public final class SQLiteConnection {
     }
 
     deinit {
+        for statement in statements.values { sqlite3_finalize(statement) }
         sqlite3_close_v2(handle)
+    }
+
+    /// The prepared statement for `text`, from the cache or prepared now (and cached).
+    private func prepared(_ text: String) throws(DatabaseError) -> OpaquePointer {
+        if let statement = statements[text] { return statement }
+        var statement: OpaquePointer?
+        let status = sqlite3_prepare_v2(handle, text, -1, &statement, nil)
+        guard status == SQLITE_OK, let statement else { throw error(status, query: text) }
+        if statements.count >= Self.statementCacheSize {
+            for old in statements.values { sqlite3_finalize(old) }
+            statements.removeAll()
+        }
+        statements[text] = statement
+        return statement
     }
 
     // MARK: - Statements
@@ -62,10 +81,14 @@ public final class SQLiteConnection {
     @discardableResult
     public func query(_ sql: SQL) throws(DatabaseError) -> QueryResult {
         let (text, binds) = sql.render()
-        var statement: OpaquePointer?
-        var status = sqlite3_prepare_v2(handle, text, -1, &statement, nil)
-        guard status == SQLITE_OK, let statement else { throw error(status, query: text) }
-        defer { sqlite3_finalize(statement) }
+        let statement = try prepared(text)
+        // Ready for the next use, whatever happens to this one; its bindings go too (a bound text
+        // may be large).
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
+        var status: Int32
         for (index, value) in binds.enumerated() {
             let parameter = sqlite3_bind_parameter_index(statement, "$\(index + 1)")
             guard parameter > 0 else { continue }  // a bind the statement does not use

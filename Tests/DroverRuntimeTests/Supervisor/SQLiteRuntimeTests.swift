@@ -168,4 +168,35 @@ struct SQLiteRuntimeTests {
         try waitUntil("the job ran", timeout: .seconds(10)) { try store.job(id, on: db)?.state == .finished }
         #expect(try run.stop().status == 0)
     }
+
+    @Test("workers wake on the wake file, not by polling: with polling_interval 1h, an enqueued job runs and a cancelled one stops")
+    func wakeUps() throws {
+        // Polling once an hour and a heartbeat every 30 s: within the deadlines below, only a
+        // wake-up can start the job or deliver the cancellation.
+        let run = try Run(config: """
+            workers:
+              - queues: ["*"]
+                threads: 2
+                polling_interval: 1h
+            dispatchers: []
+            supervisor:
+              heartbeat_interval: 30s
+              alive_threshold: 120s
+            """)
+        try run.waitForReady()
+        let (store, db) = try run.open()
+        // The worker's first claim happens at its start; wait until it is idle, then enqueue.
+        try waitUntil("the worker registered", timeout: .seconds(10)) { try !run.workers(on: db).isEmpty }
+        let quick = try DroverBinary.run(["enqueue", "drover.test.succeed", "--database-url", "sqlite://" + run.path])
+        let quickID = try #require(Int(quick.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(quick)")
+        try waitUntil("the job ran", timeout: .seconds(10)) { try store.job(quickID, on: db)?.state == .finished }
+
+        let waiting = try store.enqueue([NewJob("drover.test.wait", arguments: try JSON(validating: #"{"ms": 600000}"#))], on: db)[0]
+        try waitUntil("the long job runs", timeout: .seconds(10)) { try store.job(waiting, on: db)?.state == .claimed }
+        let cancel = try DroverBinary.run(["jobs", "cancel", String(waiting), "--database-url", "sqlite://" + run.path])
+        #expect(cancel.status == 0, "\(cancel)")
+        try waitUntil("the cancelled job stopped", timeout: .seconds(10)) { try store.job(waiting, on: db)?.state == .failed }
+        #expect(try store.job(waiting, on: db)?.lastError?.errorClass == "Cancelled")
+        #expect(try run.stop().status == 0)
+    }
 }
