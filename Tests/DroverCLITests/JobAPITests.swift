@@ -4,7 +4,7 @@ import DroverTestSupport
 import Foundation
 import Testing
 
-/// Typed jobs of the `Drover` library, enqueued through `Connection.enqueue`.
+/// Typed jobs of the `Drover` library, enqueued through `Connection.enqueue` (and `SQLiteConnection.enqueue`).
 @Suite("The Swift Job API: enqueueing typed jobs")
 struct JobAPITests {
     struct Resize: Job {
@@ -61,6 +61,30 @@ struct JobAPITests {
             let kept = try #require(try JobStore(schema: schema).job(first.id, on: db))
             #expect(try kept.arguments?.decode(Plain.self).note == "kept")
         }
+    }
+
+    @Test("on a SQLite file: typed jobs follow the caller's transaction, unique keys hold, recurring tasks are added and removed")
+    func sqlite() throws {
+        let directory = try TemporaryDirectory("drover-job-api")
+        let db = try SQLiteConnection(path: directory.url.appendingPathComponent("app.sqlite3").path, schema: "drover")
+        try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
+        struct Abort: Error {}
+        let id = try db.withTransaction { tx in try tx.enqueue(Resize(path: "/a.png", widths: [32])) }
+        #expect(throws: Abort.self) {
+            try db.withTransaction { tx in
+                _ = try tx.enqueue(Plain(note: "rolled back"))
+                throw Abort()
+            }
+        }
+        let store = try SQLiteJobStore()
+        let jobs = try store.listJobs(queue: nil, state: nil, className: nil, limit: 10, on: db)
+        #expect(jobs.map(\.id) == [id] && jobs[0].queue == "images" && jobs[0].priority == -3 && jobs[0].state == .ready)
+        let daily = try db.enqueue(Daily(day: "2026-11-27"))
+        #expect(try db.enqueue(Daily(day: "2026-11-27")) == daily)
+        try db.addRecurringTask("nightly", schedule: "0 3 * * *", job: Plain(note: "n"))
+        #expect(try store.tasks(on: db).map(\.key) == ["nightly"])
+        try db.removeRecurringTask("nightly")
+        #expect(try store.tasks(on: db).isEmpty)
     }
 
     @Test("a job type's unique key makes a second enqueue return the live job")

@@ -2,12 +2,27 @@ import DroverPersistence
 import DroverQueue
 import Foundation
 
-extension Connection {
+/// A database the Swift API enqueues into and schedules on: PostgreSQL (``Connection``) or a SQLite
+/// file (``SQLiteConnection``), each with its queue store.
+public protocol JobDatabase: SQLDatabase {
+    associatedtype Store: QueueStore where Store.Database == Self
+    static func store(schema: String) throws -> Store
+}
+
+extension Connection: JobDatabase {
+    public static func store(schema: String) throws -> JobStore { try JobStore(schema: schema) }
+}
+
+extension SQLiteConnection: JobDatabase {
+    public static func store(schema: String) throws -> SQLiteJobStore { try SQLiteJobStore(schema: schema) }
+}
+
+extension JobDatabase {
     /// Enqueues `job` and returns its id. Inside a transaction, the job is enqueued if and only if
     /// the transaction commits: workers never see a job whose data was rolled back.
     ///
     /// ```swift
-    /// let db = try Connection("postgresql:///shop")
+    /// let db = try Connection("postgresql:///shop")   // or SQLiteConnection(path: "/var/lib/shop/drover.sqlite3")
     /// try db.withTransaction { tx in
     ///     try tx.execute("INSERT INTO users (id, email) VALUES (\(id), \(email))")
     ///     try tx.enqueue(SendWelcomeEmail(userID: id, address: email))
@@ -36,7 +51,7 @@ extension Connection {
         _ jobs: [J], queue: String? = nil, priority: Int? = nil, runAt: Date? = nil, runIn delay: Duration? = nil,
         maxAttempts: Int? = nil, timeout: Duration? = nil, schema: String = DroverSchema.defaultName
     ) throws -> [Int] {
-        let store = try JobStore(schema: schema)
+        let store = try Self.store(schema: schema)
         let at = runAt ?? delay.map { Date().addingTimeInterval($0.seconds) }
         let newJobs = try jobs.map { job in
             NewJob(

@@ -6,7 +6,7 @@ import Foundation
 /// A schedule could not be read: says which part is wrong.
 public typealias ScheduleError = Schedule.ParseError
 
-extension Connection {
+extension JobDatabase {
     /// Adds a recurring task at run time (or replaces one added earlier under `key`): `job` is
     /// enqueued on `schedule` in `timeZone`, each run once across every scheduler.
     ///
@@ -26,11 +26,11 @@ extension Connection {
         let task = RecurringTask(
             key: key, schedule: schedule, timeZone: timeZone, className: J.className, arguments: try JSON(encoding: job),
             queue: queue ?? J.queue, priority: priority ?? J.priority, catchUp: catchUp, description: description)
-        try JobStore(schema: schema).addTask(task, on: self)
+        try Self.store(schema: schema).addTask(task, on: self)
     }
 
     /// Removes a recurring task added at run time.
     public func removeRecurringTask(_ key: String, schema: String = DroverSchema.defaultName) throws {
-        try JobStore(schema: schema).removeTask(key, on: self)
+        try Self.store(schema: schema).removeTask(key, on: self)
     }
 }

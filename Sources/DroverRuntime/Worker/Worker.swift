@@ -3,7 +3,8 @@ import DroverQueue
 import Foundation
 
 /// A worker process: claims jobs from its queues in batches sized to its free threads, runs them on
-/// `threads` executors, and reports results in batches. Wakes on NOTIFY and polls as a fallback.
+/// `threads` executors, and reports results in batches. Wakes on NOTIFY (PostgreSQL) or the wake file
+/// (SQLite), and polls as a fallback.
 final class Worker<Store: RuntimeStore> {
     private let runtime: ChildRuntime<Store>
     private let queues: QueueSelection
