@@ -192,7 +192,8 @@ public final class SQLiteConnection {
         default:
             break
         }
-        return sqlite3_bind_text(statement, index, text, -1, drover_sqlite_transient())
+        // With its length: a NUL inside the text must not cut it short.
+        return sqlite3_bind_text(statement, index, text, Int32(text.utf8.count), drover_sqlite_transient())
     }
 
     /// A column's value, typed by what SQLite holds (integer, real, text, blob or null).

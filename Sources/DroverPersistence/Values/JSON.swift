@@ -11,14 +11,12 @@ public struct JSON: Hashable, Sendable, CustomStringConvertible {
     /// The document's text. Always valid JSON.
     public let text: String
 
-    /// Checks that `text` is one JSON value (object, array or scalar).
+    /// Checks that `text` is one JSON value (object, array or scalar), strictly as RFC 8259 has it
+    /// and as PostgreSQL's `jsonb` and SQLite's `json_valid` accept it: no trailing commas, no raw
+    /// control characters in strings, no lone surrogates, no `\u0000` (which `jsonb` cannot hold),
+    /// and at most ``JSONValidator/maxDepth`` levels of nesting.
     public init(validating text: String) throws(JSONError) {
-        let data = Data(text.utf8)
-        do {
-            _ = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-        } catch {
-            throw JSONError(message: "not valid JSON: \(Self.reason(error))")
-        }
+        try JSONValidator.validate(text)
         self.text = text
     }
 
@@ -55,11 +53,6 @@ public struct JSON: Hashable, Sendable, CustomStringConvertible {
     public var isArray: Bool { text.first(where: { !$0.isWhitespace }) == "[" }
 
     public var description: String { text }
-
-    private static func reason(_ error: Error) -> String {
-        let nsError = error as NSError
-        return (nsError.userInfo[NSDebugDescriptionErrorKey] as? String) ?? nsError.localizedDescription
-    }
 }
 
 /// A JSON document could not be parsed, encoded or decoded.
@@ -74,5 +67,177 @@ extension JSON: DatabaseCodable {
     public static func decode(from value: DatabaseValue) throws(DatabaseDecodingFailure) -> JSON {
         // SQLite keeps JSON as text.
         JSON(trusted: try text(of: value, accepting: [.json, .jsonb, .text]))
+    }
+}
+
+/// A strict JSON syntax check (RFC 8259), the same everywhere: Foundation's parser accepts trailing
+/// commas and other extensions that the databases refuse.
+enum JSONValidator {
+    /// Deeper nesting is refused: it is never data a job needs, and it costs stack.
+    static let maxDepth = 512
+
+    static func validate(_ text: String) throws(JSONError) {
+        var validator = Cursor(bytes: Array(text.utf8))
+        try validator.document()
+    }
+
+    private struct Cursor {
+        let bytes: [UInt8]
+        var at = 0
+        var depth = 0
+
+        mutating func document() throws(JSONError) {
+            skipSpace()
+            try value()
+            skipSpace()
+            if at < bytes.count { throw fail("unexpected \(describe(bytes[at])) after the value") }
+        }
+
+        func fail(_ message: String) -> JSONError {
+            JSONError(message: "not valid JSON: \(message) at byte \(at + 1)")
+        }
+
+        func describe(_ byte: UInt8) -> String {
+            (0x21...0x7e).contains(byte) ? "'\(Character(UnicodeScalar(byte)))'" : String(format: "byte 0x%02x", byte)
+        }
+
+        var current: UInt8? { at < bytes.count ? bytes[at] : nil }
+
+        mutating func skipSpace() {
+            while let byte = current, byte == 0x20 || byte == 0x09 || byte == 0x0a || byte == 0x0d { at += 1 }
+        }
+
+        mutating func expect(_ literal: String) throws(JSONError) {
+            for byte in literal.utf8 {
+                guard current == byte else { throw fail("expected \(literal)") }
+                at += 1
+            }
+        }
+
+        mutating func value() throws(JSONError) {
+            guard let byte = current else { throw fail("a value is missing") }
+            switch byte {
+            case UInt8(ascii: "{"): try container(close: UInt8(ascii: "}"), keyed: true)
+            case UInt8(ascii: "["): try container(close: UInt8(ascii: "]"), keyed: false)
+            case UInt8(ascii: "\""): try string()
+            case UInt8(ascii: "t"): try expect("true")
+            case UInt8(ascii: "f"): try expect("false")
+            case UInt8(ascii: "n"): try expect("null")
+            case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): try number()
+            default: throw fail("unexpected \(describe(byte))")
+            }
+        }
+
+        mutating func container(close: UInt8, keyed: Bool) throws(JSONError) {
+            depth += 1
+            guard depth <= JSONValidator.maxDepth else { throw fail("nested more than \(JSONValidator.maxDepth) levels deep") }
+            at += 1
+            skipSpace()
+            if current == close {
+                at += 1
+                depth -= 1
+                return
+            }
+            while true {
+                if keyed {
+                    guard current == UInt8(ascii: "\"") else { throw fail("expected a member name in double quotes") }
+                    try string()
+                    skipSpace()
+                    guard current == UInt8(ascii: ":") else { throw fail("expected ':' after a member name") }
+                    at += 1
+                    skipSpace()
+                }
+                try value()
+                skipSpace()
+                if current == close {
+                    at += 1
+                    depth -= 1
+                    return
+                }
+                guard current == UInt8(ascii: ",") else {
+                    throw fail("expected ',' or '\(Character(UnicodeScalar(close)))'")
+                }
+                at += 1
+                skipSpace()
+                if current == close { throw fail("a trailing comma") }
+            }
+        }
+
+        mutating func string() throws(JSONError) {
+            at += 1
+            var pendingHighSurrogate = false
+            while true {
+                guard let byte = current else { throw fail("an unterminated string") }
+                if pendingHighSurrogate && byte != UInt8(ascii: "\\") { throw fail("a lone surrogate escape") }
+                switch byte {
+                case UInt8(ascii: "\""):
+                    at += 1
+                    return
+                case 0x00..<0x20:
+                    throw fail("a raw control character (\(describe(byte))) in a string; escape it")
+                case UInt8(ascii: "\\"):
+                    at += 1
+                    guard let escaped = current else { throw fail("an unterminated string") }
+                    if escaped == UInt8(ascii: "u") {
+                        at += 1
+                        let code = try hex4()
+                        if (0xd800...0xdbff).contains(code) {
+                            guard !pendingHighSurrogate else { throw fail("a lone surrogate escape") }
+                            pendingHighSurrogate = true
+                            continue
+                        }
+                        if (0xdc00...0xdfff).contains(code) {
+                            guard pendingHighSurrogate else { throw fail("a lone surrogate escape") }
+                            pendingHighSurrogate = false
+                            continue
+                        }
+                        guard !pendingHighSurrogate else { throw fail("a lone surrogate escape") }
+                        if code == 0 { throw fail("\\u0000, which PostgreSQL's jsonb cannot store") }
+                        continue
+                    }
+                    guard !pendingHighSurrogate else { throw fail("a lone surrogate escape") }
+                    guard "\"\\/bfnrt".utf8.contains(escaped) else { throw fail("an unknown escape \\\(describe(escaped))") }
+                    at += 1
+                default:
+                    at += 1
+                }
+            }
+        }
+
+        mutating func hex4() throws(JSONError) -> Int {
+            var code = 0
+            for _ in 0..<4 {
+                guard let byte = current, let digit = Int(String(UnicodeScalar(byte)), radix: 16) else {
+                    throw fail("expected four hex digits after \\u")
+                }
+                code = code * 16 + digit
+                at += 1
+            }
+            return code
+        }
+
+        mutating func number() throws(JSONError) {
+            if current == UInt8(ascii: "-") { at += 1 }
+            guard let first = current, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first) else { throw fail("a number without digits") }
+            at += 1
+            if first != UInt8(ascii: "0") { digits() } else if let next = current, isDigit(next) { throw fail("a number with a leading zero") }
+            if current == UInt8(ascii: ".") {
+                at += 1
+                guard let next = current, isDigit(next) else { throw fail("a fraction without digits") }
+                digits()
+            }
+            if current == UInt8(ascii: "e") || current == UInt8(ascii: "E") {
+                at += 1
+                if current == UInt8(ascii: "+") || current == UInt8(ascii: "-") { at += 1 }
+                guard let next = current, isDigit(next) else { throw fail("an exponent without digits") }
+                digits()
+            }
+        }
+
+        func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
+
+        mutating func digits() {
+            while let byte = current, isDigit(byte) { at += 1 }
+        }
     }
 }
