@@ -38,20 +38,15 @@ demo: build
 demo-postgresql: build
 	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres sh -c 'DROVER_DATABASE_URL=$$DROVER_TEST_DATABASE_URL scripts/demo'
 
-# Throughput of the queue layer, then of the whole system (drover start, real processes), release
-# builds, against a throwaway PostgreSQL with its default durability, then the same two on a SQLite
-# file (WAL, synchronous NORMAL). QUEUE_ARGS and SYSTEM_ARGS pass options through, e.g.
-# make bench QUEUE_ARGS="--jobs 20000 --runs 3" SYSTEM_ARGS="--runs 1"; the PostgreSQL run also times
-# command handlers (/bin/true: one fork/exec per job), COMMAND_ARGS for its options.
+# Every benchmark (scripts/bench), release builds: the queue layer, drover bench (burn-down of
+# 100,000 and 1,000,000 no-op jobs, with 1,000,000 waiting, enqueue→start latency, memory) and
+# command jobs on a throwaway PostgreSQL with default durability, then the queue layer and drover
+# bench on SQLite. Prints a summary and writes JSON to bench-results/. BENCH_RUNS (3) and
+# BENCH_LARGE_RUNS (1) set the runs; QUEUE_ARGS, BURN_ARGS and COMMAND_ARGS pass options through.
 bench: deps
 	$(SWIFT) build -c release --product drover-bench
 	$(SWIFT) build -c release --product drover
-	DROVER_PG_DURABLE=1 scripts/with-postgres sh -c '\
-	  "$$0/drover-bench" queue $(QUEUE_ARGS) && "$$0/drover-bench" system $(SYSTEM_ARGS) && \
-	  "$$0/drover-bench" system --command /bin/true --jobs 20000 $(COMMAND_ARGS)' \
-	  $(shell $(SWIFT) build -c release --show-bin-path)
-	$(shell $(SWIFT) build -c release --show-bin-path)/drover-bench queue --sqlite $(QUEUE_ARGS)
-	$(shell $(SWIFT) build -c release --show-bin-path)/drover-bench system --sqlite $(SYSTEM_ARGS)
+	DROVER_PG_DURABLE=1 scripts/with-postgres scripts/bench $(shell $(SWIFT) build -c release --show-bin-path)
 
 # Regenerates man/drover.1 from the argument parser (commit the result; a test checks it against the
 # command line) and lints both pages.

@@ -9,7 +9,7 @@ struct DatabaseOptions: ParsableArguments {
     @Option(
         name: .customLong("database-url"),
         help: ArgumentHelp(
-            "The PostgreSQL database: a postgresql:// URL or libpq key=value pairs.",
+            "The database: a postgresql:// URL or libpq key=value pairs, or sqlite:///path for a SQLite file.",
             discussion: "Overrides DROVER_DATABASE_URL and database.url in the configuration file. Prefer "
                 + "PGPASSWORD, ~/.pgpass or a credential file to a password in the URL.",
             valueName: "url"))

@@ -4,12 +4,14 @@ import ArgumentParser
 struct DroverCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "drover",
-        abstract: "A background job system for Linux, backed by PostgreSQL.",
+        abstract: "A background job system for Linux, backed by PostgreSQL or SQLite.",
         discussion: """
-            Drover runs jobs that applications put into PostgreSQL. The database is chosen by \
-            --database-url, then DROVER_DATABASE_URL, then database.url in the configuration file \
-            (--config, DROVER_CONFIG or /etc/drover/drover.yml), then libpq's defaults (PGHOST, \
-            PGDATABASE, ~/.pgpass, service files).
+            Drover runs jobs that applications put into PostgreSQL, or into a SQLite file on one host. \
+            The database is chosen by --database-url, then DROVER_DATABASE_URL, then database.url in the \
+            configuration file (--config, DROVER_CONFIG or /etc/drover/drover.yml), then libpq's \
+            defaults when PGHOST, PGDATABASE or PGSERVICE is set, else the SQLite file \
+            $STATE_DIRECTORY/drover.sqlite3 (under systemd) or ./drover.sqlite3. A URL is \
+            postgresql://…, libpq key=value pairs, or sqlite:///path.
 
             Exit status: 0 success, 64 bad usage, 65 bad data, 69 database unavailable, \
             70 internal error, 78 configuration error.
@@ -18,7 +20,7 @@ struct DroverCommand: ParsableCommand {
         subcommands: [
             StartCommand.self, CheckCommand.self, MigrateCommand.self, EnqueueCommand.self, JobsCommand.self, FailedCommand.self,
             QueuesCommand.self, RecurringCommand.self, ConcurrencyCommand.self, ProcessesCommand.self, StatusCommand.self,
-            VersionCommand.self, ChildCommand.self,
+            VersionCommand.self, BenchCommand.self, ChildCommand.self,
         ]
     )
 }

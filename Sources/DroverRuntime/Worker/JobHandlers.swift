@@ -136,8 +136,9 @@ public struct JobHandlers: Sendable {
         return handlers
     }
 
-    /// Appends a line `job attempt pid` to the file `{"file": …}` (one write with O_APPEND, so lines
-    /// from many processes never mix), so that a test can count how often each job ran.
+    /// Appends a line `job attempt pid start` to the file `{"file": …}` (one write with O_APPEND, so
+    /// lines from many processes never mix), so that a test can count how often each job ran and a
+    /// benchmark can see when each started (`start`: CLOCK_REALTIME in nanoseconds).
     struct Audit: JobHandler {
         struct Arguments: Decodable { var file: String }
         func perform(_ job: ClaimedJob) throws {
@@ -145,7 +146,9 @@ public struct JobHandlers: Sendable {
             let fd = open(arguments.file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
             guard fd >= 0 else { throw TestFailure(description: "cannot open \(arguments.file): \(String(cString: strerror(errno)))") }
             defer { close(fd) }
-            let line = Array("\(job.id) \(job.attempt) \(getpid())\n".utf8)
+            var now = timespec()
+            clock_gettime(CLOCK_REALTIME, &now)
+            let line = Array("\(job.id) \(job.attempt) \(getpid()) \(Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))\n".utf8)
             guard write(fd, line, line.count) == line.count else { throw TestFailure(description: "short write to \(arguments.file)") }
         }
     }

@@ -1,0 +1,346 @@
+import ArgumentParser
+import DroverPersistence
+import DroverQueue
+import DroverRuntime
+import Foundation
+
+/// `drover bench`: burns N no-op jobs down through the real supervisor, worker processes and
+/// database, printing jobs/s every 2 s and one final JSON line (in the spirit of `river bench`).
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Measure jobs/s through drover start (real processes, no-op jobs), and the enqueue→start latency.",
+        discussion: """
+            Without --keep, each run gets a fresh schema (PostgreSQL) or file (SQLite), dropped \
+            afterwards; with --keep, the database in use as it is, and nothing is dropped. It \
+            enqueues --jobs no-op jobs (drover.test.noop, in statements of 10,000; their rate is \
+            reported as enqueue jobs/s), starts drover start with --workers × --threads on the queue \
+            "bench", and times from the first enqueue to the last finish. --backlog leaves that many \
+            jobs waiting in another queue, for a table that is not empty. --latency runs that many \
+            jobs one after another on the idle system and reports enqueue→start percentiles. Memory \
+            is the resident size of the supervisor and of a worker, idle and busy.
+            """)
+
+    @OptionGroup var database: DatabaseOptions
+    @Option(help: "No-op jobs to burn down per run.") var jobs = 100_000
+    @Option(help: "Worker processes.") var workers = 2
+    @Option(help: "Threads per worker.") var threads = 5
+    @Option(help: "Runs; medians are reported.") var runs = 1
+    @Option(help: "Jobs left waiting in another queue during the run.") var backlog = 0
+    @Option(help: "Jobs run one at a time on the idle system to measure enqueue→start latency.") var latency = 0
+    @Flag(help: "Run on the database in use as it is (an existing backlog), and drop nothing.") var keep = false
+
+    func validate() throws {
+        guard jobs >= 0, backlog >= 0, latency >= 0, jobs + latency > 0 else {
+            throw ValidationError("--jobs, --backlog and --latency are counts; give --jobs or --latency more than 0")
+        }
+        guard (1...64).contains(workers), (1...256).contains(threads), (1...100).contains(runs) else {
+            throw ValidationError("--workers is 1 to 64, --threads 1 to 256, --runs 1 to 100")
+        }
+    }
+
+    func run() throws {
+        let location = try reportingErrors { try database.resolve() }
+        var results: [BenchRun.Result] = []
+        try reportingErrors(location: location) {
+            let name = location.isSQLite ? "SQLite" : "PostgreSQL"
+            print("drover bench on \(name): \(jobs) no-op jobs, \(workers) workers × \(threads) threads, "
+                  + "backlog \(backlog), latency \(latency), \(runs) run\(runs == 1 ? "" : "s")")
+            for number in 1...runs {
+                let run = BenchRun(options: self, location: location)
+                let result = try location.isSQLite
+                    ? run.onFreshStore(SQLiteJobStore.self, keep: keep) : run.onFreshStore(JobStore.self, keep: keep)
+                print("run \(number): " + result.summary)
+                results.append(result)
+            }
+        }
+        try printJSON(BenchSummary(options: self, database: location.isSQLite ? "sqlite" : "postgresql", runs: results))
+    }
+}
+
+/// The final JSON line: the options, the medians, and every run.
+private struct BenchSummary: Encodable {
+    let benchmark = "drover bench"
+    let database: String
+    let jobs: Int
+    let workers: Int
+    let threads: Int
+    let backlog: Int
+    let enqueueJobsPerSecond: Double?
+    let jobsPerSecond: Double?
+    let latencyMilliseconds: [String: Double]?
+    let supervisorRSSKiB: Int
+    let workerIdleRSSKiB: Int
+    let workerBusyRSSKiB: Int?
+    let runs: [BenchRun.Result]
+
+    enum CodingKeys: String, CodingKey {
+        case benchmark, database, jobs, workers, threads, backlog, runs
+        case enqueueJobsPerSecond = "enqueue_jobs_per_s"
+        case jobsPerSecond = "jobs_per_s"
+        case latencyMilliseconds = "latency_ms"
+        case supervisorRSSKiB = "supervisor_rss_kib"
+        case workerIdleRSSKiB = "worker_idle_rss_kib"
+        case workerBusyRSSKiB = "worker_busy_rss_kib"
+    }
+
+    init(options: BenchCommand, database: String, runs: [BenchRun.Result]) {
+        self.database = database
+        jobs = options.jobs
+        workers = options.workers
+        threads = options.threads
+        backlog = options.backlog
+        self.runs = runs
+        func median(_ values: [Double]) -> Double? {
+            let sorted = values.sorted()
+            guard !sorted.isEmpty else { return nil }
+            return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        }
+        enqueueJobsPerSecond = median(runs.compactMap(\.enqueueJobsPerSecond)).map { $0.rounded() }
+        jobsPerSecond = median(runs.compactMap(\.jobsPerSecond)).map { $0.rounded() }
+        let latencies = runs.compactMap(\.latencyMilliseconds)
+        latencyMilliseconds = latencies.isEmpty ? nil : Dictionary(uniqueKeysWithValues: ["p50", "p95", "p99", "max"].map { key in
+            (key, ((median(latencies.compactMap { $0[key] }) ?? 0) * 1000).rounded() / 1000)
+        })
+        supervisorRSSKiB = Int(median(runs.map { Double($0.supervisorRSSKiB) }) ?? 0)
+        workerIdleRSSKiB = Int(median(runs.map { Double($0.workerIdleRSSKiB) }) ?? 0)
+        workerBusyRSSKiB = median(runs.compactMap { $0.workerBusyRSSKiB.map(Double.init) }).map(Int.init)
+    }
+}
+
+/// One run: a store (fresh or kept), a supervisor, the burn-down, the latency.
+struct BenchRun {
+    let options: BenchCommand
+    let location: DatabaseLocation
+    static let queue = "bench"
+
+    struct Result: Encodable {
+        var enqueueJobsPerSecond: Double?
+        var jobsPerSecond: Double?
+        var latencyMilliseconds: [String: Double]?
+        var supervisorRSSKiB = 0
+        var workerIdleRSSKiB = 0
+        var workerBusyRSSKiB: Int?
+
+        enum CodingKeys: String, CodingKey {
+            case enqueueJobsPerSecond = "enqueue_jobs_per_s"
+            case jobsPerSecond = "jobs_per_s"
+            case latencyMilliseconds = "latency_ms"
+            case supervisorRSSKiB = "supervisor_rss_kib"
+            case workerIdleRSSKiB = "worker_idle_rss_kib"
+            case workerBusyRSSKiB = "worker_busy_rss_kib"
+        }
+
+        var summary: String {
+            var parts: [String] = []
+            if let enqueueJobsPerSecond { parts.append(String(format: "enqueue %.0f jobs/s", enqueueJobsPerSecond)) }
+            if let jobsPerSecond { parts.append(String(format: "burn-down %.0f jobs/s", jobsPerSecond)) }
+            if let latency = latencyMilliseconds {
+                parts.append(String(format: "enqueue→start p50 %.2f ms, p95 %.2f ms, p99 %.2f ms", latency["p50"] ?? 0,
+                                    latency["p95"] ?? 0, latency["p99"] ?? 0))
+            }
+            parts.append("RSS supervisor \(supervisorRSSKiB) KiB, worker \(workerIdleRSSKiB) KiB idle"
+                         + (workerBusyRSSKiB.map { ", \($0) KiB busy" } ?? ""))
+            return parts.joined(separator: "; ")
+        }
+    }
+
+    /// Runs on a fresh schema or file (dropped afterwards), or on the database in use with `keep`.
+    func onFreshStore<Store: QueueStore & BenchStore>(_: Store.Type, keep: Bool) throws -> Result {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-bench-\(UUID())")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        var url = location.connectionString
+        var schema = location.schema
+        if !keep {
+            if location.isSQLite {
+                url = "sqlite://" + directory.appendingPathComponent("bench.sqlite3").path
+            } else {
+                schema = "drover_bench_" + String(UInt32.random(in: 0 ... .max), radix: 36)
+            }
+        }
+        let db = try Store.open(url: url, schema: schema)
+        try Store.migrate(db, schema: schema)
+        defer { if !keep { Store.drop(db, schema: schema) } }
+        return try run(store: try Store(benchSchema: schema), db: db, url: url, schema: schema, directory: directory)
+    }
+
+    private func run<Store: QueueStore>(store: Store, db: Store.Database, url: String, schema: String, directory: URL) throws -> Result {
+        var result = Result()
+        if options.backlog > 0 {
+            try enqueue(options.backlog, className: "drover.test.noop", queue: "bench_backlog", store: store, db: db)
+        }
+        let config = directory.appendingPathComponent("drover.yml").path
+        try """
+            workers:
+              - queues: [\(Self.queue)]
+                threads: \(options.threads)
+                processes: \(options.workers)
+            dispatchers:
+              - polling_interval: 1s
+            """.write(toFile: config, atomically: true, encoding: .utf8)
+        chmod(config, 0o644)
+        let supervisor = Process()
+        supervisor.executableURL = URL(fileURLWithPath: "/proc/self/exe")
+        supervisor.arguments = ["start", "--config", config, "--database-url", url, "--schema", schema]
+        var environment = ProcessInfo.processInfo.environment
+        environment["DROVER_TEST_HANDLERS"] = "1"
+        environment["NOTIFY_SOCKET"] = nil
+        supervisor.environment = environment
+        let log = FileHandle(forWritingAtPath: directory.appendingPathComponent("drover.log").path)
+            ?? { FileManager.default.createFile(atPath: directory.appendingPathComponent("drover.log").path, contents: nil)
+                 return FileHandle(forWritingAtPath: directory.appendingPathComponent("drover.log").path)! }()
+        supervisor.standardError = log
+        supervisor.standardOutput = log
+        try supervisor.run()
+        defer {
+            if supervisor.isRunning {
+                kill(supervisor.processIdentifier, SIGTERM)
+                supervisor.waitUntilExit()
+            }
+        }
+        let processes: SQLIdentifier = store.schema.qualifying("processes")
+        // This supervisor's workers (with --keep, others may share the database).
+        func ours(_ columns: SQL) -> SQL {
+            """
+            SELECT \(columns) FROM \(processes) WHERE kind = 'worker' AND supervisor_id IN (
+                SELECT id FROM \(processes) WHERE kind = 'supervisor' AND pid = \(Int(supervisor.processIdentifier)))
+            """
+        }
+        try waitFor("the supervisor's children to register", timeout: .seconds(60)) {
+            guard supervisor.isRunning else {
+                throw ValidationError("drover start exited with status \(supervisor.terminationStatus); its log: "
+                                      + ((try? String(contentsOf: directory.appendingPathComponent("drover.log"), encoding: .utf8)) ?? ""))
+            }
+            return try db.fetch(ours("count(*) AS n"))[0].decode("n", as: Int.self) == options.workers
+        }
+        let workerPIDs = try db.fetch(ours("pid")).map { pid_t(try $0.decode("pid", as: Int.self)) }
+        // Settled: the children have connected and done their first turn.
+        Thread.sleep(forTimeInterval: 0.5)
+        result.supervisorRSSKiB = Self.rss(supervisor.processIdentifier)
+        result.workerIdleRSSKiB = Self.rss(workerPIDs[0])
+
+        // The jobs of the queue "bench" not finished yet (with --keep, a backlog may be there already).
+        let remainingSQL: SQL = """
+            SELECT (SELECT count(*) FROM \(store.schema.qualifying("ready_executions")) WHERE queue_name = \(Self.queue))
+                 + (SELECT count(*) FROM \(store.schema.qualifying("claimed_executions")) c
+                    JOIN \(store.schema.qualifying("jobs")) j ON j.id = c.job_id WHERE j.queue_name = \(Self.queue)) AS n
+            """
+        let backlogInQueue = try db.fetch(remainingSQL)[0].decode("n", as: Int.self)
+        let total = backlogInQueue + options.jobs
+        if total > 0 {
+            let start = ContinuousClock.now
+            if options.jobs > 0 {
+                try enqueue(options.jobs, className: "drover.test.noop", queue: Self.queue, store: store, db: db)
+                result.enqueueJobsPerSecond = Double(options.jobs) / (ContinuousClock.now - start).seconds
+            }
+            var lastReport = start
+            var lastDone = 0
+            while true {
+                let remaining = try db.fetch(remainingSQL)[0].decode("n", as: Int.self)
+                let done = total - remaining
+                if remaining == 0 { break }
+                if ContinuousClock.now - lastReport >= .seconds(2) {
+                    let elapsed = (ContinuousClock.now - start).seconds
+                    let recent = Double(done - lastDone) / (ContinuousClock.now - lastReport).seconds
+                    print(String(format: "  %5.1f s: %d of %d finished, %.0f jobs/s (last 2 s: %.0f)",
+                                 elapsed, done, total, Double(done) / elapsed, recent))
+                    if result.workerBusyRSSKiB == nil { result.workerBusyRSSKiB = Self.rss(workerPIDs[0]) }
+                    lastReport = .now
+                    lastDone = done
+                }
+                guard supervisor.isRunning else { throw ValidationError("drover start exited during the run") }
+                Thread.sleep(forTimeInterval: 0.02)
+            }
+            result.jobsPerSecond = Double(total) / (ContinuousClock.now - start).seconds
+            if result.workerBusyRSSKiB == nil { result.workerBusyRSSKiB = Self.rss(workerPIDs[0]) }
+        }
+        if options.latency > 0 {
+            result.latencyMilliseconds = try measureLatency(store: store, db: db, directory: directory)
+        }
+        kill(supervisor.processIdentifier, SIGTERM)
+        supervisor.waitUntilExit()
+        return result
+    }
+
+    private func enqueue<Store: QueueStore>(_ count: Int, className: String, queue: String, store: Store, db: Store.Database) throws {
+        var enqueued = 0
+        while enqueued < count {
+            let batch = min(10_000, count - enqueued)
+            _ = try store.enqueue((0..<batch).map { _ in NewJob(className, queue: queue) }, on: db)
+            enqueued += batch
+        }
+    }
+
+    /// Enqueues jobs one at a time on the idle system; each records when it started (the audit
+    /// handler), and the next is enqueued once it has. Percentiles of start − enqueue, in ms.
+    private func measureLatency<Store: QueueStore>(store: Store, db: Store.Database, directory: URL) throws -> [String: Double] {
+        let audit = directory.appendingPathComponent("audit").path
+        FileManager.default.createFile(atPath: audit, contents: nil)
+        let reader = try FileHandle(forReadingFrom: URL(fileURLWithPath: audit))
+        let arguments = try JSON(encoding: ["file": audit])
+        var samples: [Double] = []
+        var buffer = ""
+        for _ in 0..<options.latency {
+            var before = timespec()
+            clock_gettime(CLOCK_REALTIME, &before)
+            let enqueuedAt = Int64(before.tv_sec) * 1_000_000_000 + Int64(before.tv_nsec)
+            _ = try store.enqueue([NewJob("drover.test.audit", arguments: arguments, queue: Self.queue)], on: db)
+            let deadline = ContinuousClock.now + .seconds(10)
+            while !buffer.contains("\n") {
+                buffer += String(decoding: reader.availableData, as: UTF8.self)
+                guard ContinuousClock.now < deadline else { throw ValidationError("a latency job did not start within 10 s") }
+                if !buffer.contains("\n") { usleep(50) }
+            }
+            let line = buffer.prefix { $0 != "\n" }
+            buffer.removeFirst(line.count + 1)
+            guard let startedAt = line.split(separator: " ").last.flatMap({ Int64($0) }) else {
+                throw ValidationError("the audit line \"\(line)\" has no start time")
+            }
+            samples.append(Double(startedAt - enqueuedAt) / 1_000_000)
+        }
+        samples.sort()
+        func percentile(_ p: Double) -> Double { samples[min(samples.count - 1, Int((p * Double(samples.count)).rounded(.up)) - 1)] }
+        return ["p50": percentile(0.5), "p95": percentile(0.95), "p99": percentile(0.99), "max": samples.last ?? 0]
+    }
+
+    static func rss(_ pid: pid_t) -> Int {
+        let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
+    }
+
+    private func waitFor(_ what: String, timeout: Duration, _ condition: () throws -> Bool) throws {
+        let deadline = ContinuousClock.now + timeout
+        while try !condition() {
+            guard ContinuousClock.now < deadline else { throw ValidationError("timed out waiting for \(what)") }
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+    }
+}
+
+/// How `drover bench` makes, migrates and drops a store of each backend.
+protocol BenchStore: QueueStore {
+    init(benchSchema: String) throws
+    static func open(url: String, schema: String) throws -> Database
+    static func migrate(_ db: Database, schema: String) throws
+    static func drop(_ db: Database, schema: String)
+}
+
+extension JobStore: BenchStore {
+    init(benchSchema: String) throws { try self.init(schema: benchSchema) }
+    static func open(url: String, schema: String) throws -> Connection { try Connection(url, applicationName: "drover bench") }
+    static func migrate(_ db: Connection, schema: String) throws { try DroverSchema.migrator(schema: schema).migrate(on: db) }
+    static func drop(_ db: Connection, schema: String) { _ = try? db.execute("DROP SCHEMA \(SQLIdentifier(schema)) CASCADE") }
+}
+
+extension SQLiteJobStore: BenchStore {
+    init(benchSchema: String) throws { try self.init(schema: benchSchema) }
+    static func open(url: String, schema: String) throws -> SQLiteConnection {
+        try SQLiteConnection(path: DatabaseLocation.sqlitePath(url) ?? url, schema: schema)
+    }
+    static func migrate(_ db: SQLiteConnection, schema: String) throws {
+        try Migrator(schema: schema, migrations: DroverSchema.sqliteMigrations).migrate(on: db)
+    }
+    static func drop(_ db: SQLiteConnection, schema: String) {}  // The file goes with its directory.
+}

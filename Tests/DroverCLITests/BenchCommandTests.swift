@@ -1,0 +1,66 @@
+import DroverPersistence
+import DroverQueue
+import DroverTestSupport
+import Foundation
+import Testing
+
+/// `drover bench`, run as a real process: the real supervisor, workers and database.
+@Suite("drover bench")
+struct BenchCommandTests {
+    struct Summary: Decodable {
+        let jobs: Int
+        let jobs_per_s: Double?
+        let enqueue_jobs_per_s: Double?
+        let latency_ms: [String: Double]?
+        let supervisor_rss_kib: Int
+        let worker_idle_rss_kib: Int
+        let runs: [Run]
+        struct Run: Decodable { let jobs_per_s: Double? }
+    }
+
+    func summary(of outcome: DroverBinary.Outcome) throws -> Summary {
+        let last = try #require(outcome.stdout.split(separator: "\n").last, "\(outcome)")
+        return try JSONDecoder().decode(Summary.self, from: Data(last.utf8))
+    }
+
+    @Test("on PostgreSQL: burns down the jobs in a fresh schema, measures latency, prints JSON, and drops the schema")
+    func postgres() throws {
+        let url = try TestDatabase.url()
+        let outcome = try DroverBinary.run(
+            ["bench", "--database-url", url, "--jobs", "3000", "--latency", "20", "--runs", "2", "--backlog", "500"],
+            timeout: .seconds(120))
+        #expect(outcome.status == 0, "\(outcome)")
+        let result = try summary(of: outcome)
+        #expect(result.jobs == 3000 && result.runs.count == 2 && result.runs.allSatisfy { ($0.jobs_per_s ?? 0) > 0 })
+        #expect((result.jobs_per_s ?? 0) > 0 && (result.enqueue_jobs_per_s ?? 0) > 0)
+        let latency = try #require(result.latency_ms)
+        #expect(latency["p50"]! > 0 && latency["p50"]! <= latency["p95"]! && latency["p95"]! <= latency["p99"]!)
+        #expect(result.supervisor_rss_kib > 0 && result.worker_idle_rss_kib > 0)
+        #expect(outcome.stdout.contains("drover bench on PostgreSQL: 3000 no-op jobs, 2 workers × 5 threads"))
+        let left = try TestDatabase.connect().query("SELECT count(*) AS n FROM pg_namespace WHERE nspname LIKE 'drover_bench_%'")
+        #expect(try left[0].decode("n", as: Int.self) == 0, "the fresh schemas are dropped")
+    }
+
+    @Test("--keep on a SQLite file burns down the backlog already there and leaves the file")
+    func keepBacklog() throws {
+        let directory = try TemporaryDirectory("drover-bench-keep")
+        let path = directory.url.appendingPathComponent("q.sqlite3").path
+        let db = try SQLiteConnection(path: path, schema: "drover")
+        try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
+        let store = try SQLiteJobStore()
+        _ = try store.enqueue((0..<700).map { _ in NewJob("drover.test.noop", queue: "bench") }, on: db)
+        let outcome = try DroverBinary.run(["bench", "--database-url", "sqlite://" + path, "--keep", "--jobs", "300"], timeout: .seconds(120))
+        #expect(outcome.status == 0, "\(outcome)")
+        #expect(try summary(of: outcome).jobs_per_s ?? 0 > 0)
+        let finished = try store.listJobs(queue: "bench", state: .finished, className: nil, limit: 10_000, on: db)
+        #expect(finished.count == 1000, "the 700 waiting and the 300 new")
+    }
+
+    @Test("bad options exit 64 and say what is allowed")
+    func badOptions() throws {
+        let outcome = try DroverBinary.run(["bench", "--jobs", "0"])
+        #expect(outcome.status == 64 && outcome.stderr.contains("give --jobs or --latency more than 0"), "\(outcome)")
+        let workers = try DroverBinary.run(["bench", "--workers", "0"])
+        #expect(workers.status == 64 && workers.stderr.contains("--workers is 1 to 64"), "\(workers)")
+    }
+}
