@@ -46,6 +46,11 @@ final class ExecutorPool: @unchecked Sendable {
     /// Jobs handed over and not yet reported back.
     var busy: Int { state.withLock { $0.queue.count + $0.running.count } }
 
+    /// No job queued or running, and no result waiting to be taken: read under one lock, since a
+    /// job that ends between a `takeResults()` and a look at `busy` would otherwise look done and
+    /// unreported at once, and a stopping worker would give it back to run again.
+    var isDrained: Bool { state.withLock { $0.queue.isEmpty && $0.running.isEmpty && $0.results.isEmpty } }
+
     /// Jobs being run now (handed over, not finished).
     var unfinishedJobs: [ClaimedJob] { state.withLock { $0.queue + $0.running.values.map(\.job) } }
 

@@ -9,6 +9,9 @@ protocol WakeSource: AnyObject {
     var descriptor: Int32? { get }
     /// Reads what arrived: whether to claim now, and whether to look for cancellations of `processID`'s jobs.
     func read(processID: Int) -> (claim: Bool, cancellations: Bool)
+    /// What arrived while the process was doing something else and is already read from the
+    /// descriptor (so that it will not become readable for it); checked before every wait.
+    func alreadyReceived(processID: Int) -> (claim: Bool, cancellations: Bool)
 }
 
 /// PostgreSQL: LISTEN on the schema's channel. An enqueue notifies with the queue's name, a
@@ -24,6 +27,13 @@ final class NotificationWakeSource: WakeSource {
     }
 
     var descriptor: Int32? { session.socketDescriptor }
+
+    /// libpq reads notifications off the socket while it waits for a statement's answer and queues
+    /// them: the socket is not readable for them afterwards. Draining that queue costs no system call.
+    func alreadyReceived(processID: Int) -> (claim: Bool, cancellations: Bool) {
+        guard descriptor != nil else { return (false, false) }
+        return read(processID: processID)
+    }
 
     func read(processID: Int) -> (claim: Bool, cancellations: Bool) {
         let notifications = (try? session.run { try $0.waitForNotifications(timeout: .zero) }) ?? nil
@@ -60,6 +70,9 @@ final class WakeFileSource: WakeSource {
     deinit { close(inotify) }
 
     var descriptor: Int32? { inotify }
+
+    /// Nothing: an inotify event stays on the descriptor until it is read.
+    func alreadyReceived(processID: Int) -> (claim: Bool, cancellations: Bool) { (false, false) }
 
     func read(processID: Int) -> (claim: Bool, cancellations: Bool) {
         var buffer = [UInt8](repeating: 0, count: 4096)

@@ -83,7 +83,7 @@ final class Worker<Store: RuntimeStore> {
 
             if runtime.stopping {
                 if !pending.isEmpty { cycle(processID: processID, claimLimit: 0) }
-                if pool.busy == 0 && pending.isEmpty {
+                if pending.isEmpty && pool.isDrained {
                     runtime.deregister()
                     return exitStatus
                 }
@@ -117,6 +117,12 @@ final class Worker<Store: RuntimeStore> {
             }
             // A missed notification (the connection was down) costs at most one heartbeat interval.
             if beatDue && pool.busy > 0 { cancellationsToCheck = true }
+
+            // Notifications libpq read while this process ran its statements: the socket will not
+            // announce them again.
+            let queued = wakeSource.alreadyReceived(processID: processID)
+            if queued.claim { claimNow = true }
+            if queued.cancellations && pool.busy > 0 { cancellationsToCheck = true }
 
             var deadlines = [runtime.nextHeartbeat]
             if lingering, let since = pendingSince { deadlines.append(since + Self.reportWindow) }
