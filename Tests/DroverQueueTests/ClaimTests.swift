@@ -113,14 +113,15 @@ struct ClaimTests {
         }
     }
 
-    @Test("at 1M ready jobs every claim statement is an index scan in claim order, with no sort")
+    @Test("at 1M ready jobs in one queue every claim statement is an index scan in claim order, with no sort, under the runtime's settings")
     func claimUsesIndexes() throws {
         try withStore { store, db throws in
-            // Straight into the tables: enqueueing a million jobs through the API is the benchmark's job.
+            // One queue holds every job, as in most deployments: the planner then estimates that
+            // `queue_name <> ALL (paused queues)` keeps one row, and without the runtime's settings
+            // reads and sorts every ready row (0.6 s per claim at 900,000 ready jobs).
             try db.execute("""
                 INSERT INTO \(store.schema.qualifying("jobs")) (queue_name, class_name, priority)
-                SELECT (ARRAY['default', 'mail_low', 'mail_high', 'critical'])[1 + i % 4], 'Work', i % 10
-                FROM generate_series(1, 1000000) AS i
+                SELECT 'default', 'Work', i % 10 FROM generate_series(1, 1000000) AS i
                 """)
             try db.execute("""
                 INSERT INTO \(store.schema.qualifying("ready_executions")) (job_id, queue_name, priority)
@@ -128,22 +129,31 @@ struct ClaimTests {
                 """)
             try db.execute("ANALYZE \(store.schema.qualifying("ready_executions"))")
             try db.execute("ANALYZE \(store.schema.qualifying("pauses"))")
-            for (pattern, index) in [
-                (QueueSelection.Pattern.exact("default"), "ready_executions_claim_by_queue"),
-                (.prefix("mail_"), "ready_executions_claim_by_queue"),
-                (.all, "ready_executions_claim_all"),
-            ] {
+            // As Drover's processes run them.
+            for (name, value) in JobStore.plannerSettings { try db.setSessionSetting(name, to: value) }
+            for pattern in [QueueSelection.Pattern.exact("default"), .prefix("def"), .all] {
                 let statement = store.claimStatement(pattern, processID: 1, limit: 50)
                 let plan = try db.query("EXPLAIN (COSTS OFF) " + statement).map { try $0.decode(at: 0, as: String.self) }
                 let text = plan.joined(separator: "\n")
                 // The picking; the final ORDER BY sorts only the (at most 50) claimed rows.
                 let picking = text.components(separatedBy: "CTE picked").last!.components(separatedBy: "CTE moved").first!
-                #expect(picking.contains("Index Scan using \(index)"), "\(pattern):\n\(text)")
+                #expect(picking.contains("Index Scan using ready_executions_claim"), "\(pattern):\n\(text)")
                 #expect(!picking.contains("Seq Scan on ready_executions"), "\(pattern):\n\(text)")
                 #expect(!picking.contains("Sort"), "\(pattern):\n\(text)")
             }
+            // Run, not only planned: without JIT compilation (a disabled node's cost would trigger it).
+            struct Rollback: Error {}
+            var analyzed = ""
+            do {
+                try db.withTransaction { tx in
+                    analyzed = try tx.query("EXPLAIN (ANALYZE, COSTS OFF) " + store.claimStatement(.all, processID: 1, limit: 50))
+                        .map { try $0.decode(at: 0, as: String.self) }.joined(separator: "\n")
+                    throw Rollback()
+                }
+            } catch is Rollback {}
+            #expect(!analyzed.isEmpty && !analyzed.contains("JIT"), "\(analyzed)")
             // And it claims, fast enough not to notice: 50 jobs from the million.
-            #expect(try store.claim(processID: 1, queues: ["mail_*"], limit: 50, on: db).allSatisfy { $0.queue == "mail_high" })
+            #expect(try store.claim(processID: 1, queues: ["def*"], limit: 50, on: db).count == 50)
         }
     }
 }

@@ -33,6 +33,7 @@ extension JobStore: RuntimeStore {
         let connection = try Connection(url, applicationName: applicationName)
         // Kept across reconnects: without it a heartbeat behind a held row lock would wait forever.
         try connection.setSessionSetting("lock_timeout", to: "\(lockTimeout.wholeMilliseconds)ms")
+        for (name, value) in JobStore.plannerSettings { try connection.setSessionSetting(name, to: value) }
         return connection
     }
 
