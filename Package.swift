@@ -84,5 +84,7 @@ let package = Package(
         .testTarget(name: "DroverQueueTests", dependencies: ["DroverQueue", "DroverTestSupport"]),
         .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport", "CProcess"]),
         .testTarget(name: "DroverCLITests", dependencies: ["Drover", "DroverTestSupport"]),
+        // make chaos (minutes of faults against real processes), not make test.
+        .testTarget(name: "DroverChaosTests", dependencies: ["DroverQueue", "DroverTestSupport"]),
     ]
 )

@@ -14,6 +14,9 @@ public final class SupervisorHarness {
     /// The `database:` section written before the configuration, if the database is given there.
     private let databaseSection: String
     public private(set) var process: RunningProcess
+    /// How `drover start` was started, to start it again.
+    private let startArguments: [String]
+    private let startEnvironment: [String: String?]
 
     /// Timings small enough for tests: heartbeats every 200 ms, dead after 1 s.
     public static let fastSupervisor = """
@@ -51,8 +54,20 @@ public final class SupervisorHarness {
         var env: [String: String?] = ["DROVER_TEST_HANDLERS": "1", "NOTIFY_SOCKET": listener.path]
         for (key, value) in environment { env[key] = value }
         let databaseFlags = databaseInConfig ? [] : ["--database-url", url, "--schema", schema]
-        process = try DroverBinary.start(["start", "--config", configPath] + databaseFlags, environment: env)
+        startArguments = ["start", "--config", configPath] + databaseFlags
+        startEnvironment = env
+        process = try DroverBinary.start(startArguments, environment: env)
     }
+
+    /// Starts another `drover start` like the first (after the last one was killed, say); it becomes
+    /// `process`.
+    public func startAgain() throws {
+        earlierLogs += process.stderrSoFar
+        process = try DroverBinary.start(startArguments, environment: startEnvironment)
+    }
+
+    /// The logs of the supervisors `startAgain` replaced.
+    private var earlierLogs = ""
 
     deinit {
         // Whatever a test left running goes, children first (they have process groups of their own).
@@ -63,7 +78,8 @@ public final class SupervisorHarness {
     }
 
     public var pid: pid_t { process.pid }
-    public var log: String { process.stderrSoFar }
+    /// The log of every supervisor started so far.
+    public var log: String { earlierLogs + process.stderrSoFar }
 
     /// Replaces the configuration file (for SIGHUP).
     public func rewriteConfig(_ config: String) throws { try directory.file(databaseSection + config) }

@@ -3,6 +3,7 @@ import DroverPersistence
 import DroverQueue
 import DroverRuntime
 import Foundation
+import Synchronization
 
 /// `drover bench`: burns N no-op jobs down through the real supervisor, worker processes and
 /// database, printing jobs/s every 2 s and one final JSON line (in the spirit of `river bench`).
@@ -44,18 +45,23 @@ struct BenchCommand: ParsableCommand {
         var results: [BenchRun.Result] = []
         try reportingErrors(location: location) {
             let name = location.isSQLite ? "SQLite" : "PostgreSQL"
-            print("drover bench on \(name): \(jobs) no-op jobs, \(workers) workers × \(threads) threads, "
+            say("drover bench on \(name): \(jobs) no-op jobs, \(workers) workers × \(threads) threads, "
                   + "backlog \(backlog), latency \(latency), \(runs) run\(runs == 1 ? "" : "s")")
             for number in 1...runs {
                 let run = BenchRun(options: self, location: location)
                 let result = try location.isSQLite
                     ? run.onFreshStore(SQLiteJobStore.self, keep: keep) : run.onFreshStore(JobStore.self, keep: keep)
-                print("run \(number): " + result.summary)
+                say("run \(number): " + result.summary)
                 results.append(result)
             }
         }
         try printJSON(BenchSummary(options: self, database: location.isSQLite ? "sqlite" : "postgresql", runs: results))
     }
+}
+
+/// Writes a line to stdout at once (print's buffer would hold progress lines back from a pipe).
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
 /// The final JSON line: the options, the medians, and every run.
@@ -110,6 +116,7 @@ private struct BenchSummary: Encodable {
 
 /// One run: a store (fresh or kept), a supervisor, the burn-down, the latency.
 struct BenchRun {
+    static let supervisorPID = Atomic<Int32>(0)
     let options: BenchCommand
     let location: DatabaseLocation
     static let queue = "bench"
@@ -193,6 +200,15 @@ struct BenchRun {
         supervisor.standardError = log
         supervisor.standardOutput = log
         try supervisor.run()
+        // Interrupted, the benchmark takes its supervisor with it.
+        BenchRun.supervisorPID.store(supervisor.processIdentifier, ordering: .relaxed)
+        for signal in [SIGINT, SIGTERM] {
+            Glibc.signal(signal) { received in
+                let pid = BenchRun.supervisorPID.load(ordering: .relaxed)
+                if pid > 0 { kill(pid, SIGQUIT) }
+                _exit(128 + received)
+            }
+        }
         defer {
             if supervisor.isRunning {
                 kill(supervisor.processIdentifier, SIGTERM)
@@ -243,7 +259,7 @@ struct BenchRun {
                 if ContinuousClock.now - lastReport >= .seconds(2) {
                     let elapsed = (ContinuousClock.now - start).seconds
                     let recent = Double(done - lastDone) / (ContinuousClock.now - lastReport).seconds
-                    print(String(format: "  %5.1f s: %d of %d finished, %.0f jobs/s (last 2 s: %.0f)",
+                    say(String(format: "  %5.1f s: %d of %d finished, %.0f jobs/s (last 2 s: %.0f)",
                                  elapsed, done, total, Double(done) / elapsed, recent))
                     if result.workerBusyRSSKiB == nil { result.workerBusyRSSKiB = Self.rss(workerPIDs[0]) }
                     lastReport = .now

@@ -138,9 +138,10 @@ public struct JobHandlers: Sendable {
 
     /// Appends a line `job attempt pid start` to the file `{"file": …}` (one write with O_APPEND, so
     /// lines from many processes never mix), so that a test can count how often each job ran and a
-    /// benchmark can see when each started (`start`: CLOCK_REALTIME in nanoseconds).
+    /// benchmark can see when each started (`start`: CLOCK_REALTIME in nanoseconds). `{"ms": …}`
+    /// makes it work that long after the line is written.
     struct Audit: JobHandler {
-        struct Arguments: Decodable { var file: String }
+        struct Arguments: Decodable { var file: String; var ms: Int? }
         func perform(_ job: ClaimedJob) throws {
             let arguments = try job.arguments.decode(Arguments.self)
             let fd = open(arguments.file, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o600)
@@ -150,6 +151,8 @@ public struct JobHandlers: Sendable {
             clock_gettime(CLOCK_REALTIME, &now)
             let line = Array("\(job.id) \(job.attempt) \(getpid()) \(Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))\n".utf8)
             guard write(fd, line, line.count) == line.count else { throw TestFailure(description: "short write to \(arguments.file)") }
+            // Then works a while (`{"ms": …}`), so that a fault can land in the middle of a job.
+            if let ms = arguments.ms, ms > 0 { usleep(useconds_t(ms) * 1000) }
         }
     }
 
