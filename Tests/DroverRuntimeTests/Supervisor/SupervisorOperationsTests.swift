@@ -197,4 +197,25 @@ struct SupervisorOperationsTests {
         #expect(try states.decode("retried", as: Int.self) == 0)
         #expect(try h.stop().status == 0)
     }
+
+    @Test("workers drained by reloads never give back a job they ran: every job runs once (audited)")
+    func drainsRunEachJobOnce() throws {
+        let configs = [Self.workers([(queues: "*", processes: 1)]), Self.workers([(queues: "*", processes: 3)])]
+        let h = try SupervisorHarness(config: configs[1])
+        try h.waitForReady()
+        let audit = h.directory.url.appendingPathComponent("audit").path
+        let ids = try h.enqueue("drover.test.audit", arguments: "{\"file\": \"\(audit)\", \"ms\": 1}", count: 6000)
+        // Workers stop (drain) and start again while jobs run: each stop races its last results.
+        for round in 0..<16 {
+            try h.rewriteConfig(configs[round % 2])
+            kill(h.pid, SIGHUP)
+            try h.waitForReady(after: round + 1, timeout: .seconds(30))
+        }
+        try h.waitUntilFinished(ids, timeout: .seconds(120))
+        var runs: [Substring: Int] = [:]
+        for line in try String(contentsOfFile: audit, encoding: .utf8).split(separator: "\n") { runs[line.split(separator: " ")[0], default: 0] += 1 }
+        #expect(runs.count == 6000)
+        #expect(runs.values.allSatisfy { $0 == 1 }, "ran more than once: \(runs.filter { $0.value > 1 }.keys.prefix(10))")
+        #expect(try h.stop().status == 0)
+    }
 }
