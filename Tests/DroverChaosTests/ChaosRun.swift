@@ -20,17 +20,19 @@ final class ChaosRun {
         var stuck = 0
         var failed = 0
         var leftovers = 0
+        /// Whether the supervisor was running and had last said READY=1 to systemd, before the stop.
+        var ready = true
         var recovery: Duration?
         /// Examples of what went wrong, for the failure message.
         var examples: [String] = []
 
-        var clean: Bool { lost == 0 && duplicated == 0 && stuck == 0 && failed == 0 && leftovers == 0 }
+        var clean: Bool { lost == 0 && duplicated == 0 && stuck == 0 && failed == 0 && leftovers == 0 && ready }
 
-        static let header = "scenario                                   jobs  faults  lost  dup>allowed  stuck  failed  leftover  recover"
+        static let header = "scenario                                   jobs  faults  lost  dup>allowed  stuck  failed  leftover  ready  recover"
         var description: String {
             let recover = recovery.map { String(format: "%.1f s", $0.seconds) } ?? "-"
-            return String(format: "%@ %6d %7d %5d %12d %6d %7d %9d  %@", scenario.padding(toLength: 40, withPad: " ", startingAt: 0),
-                          jobs, faults, lost, duplicated, stuck, failed, leftovers, recover)
+            return String(format: "%@ %6d %7d %5d %12d %6d %7d %9d  %@  %@", scenario.padding(toLength: 40, withPad: " ", startingAt: 0),
+                          jobs, faults, lost, duplicated, stuck, failed, leftovers, ready ? "yes  " : "NO   ", recover)
         }
     }
 
@@ -180,7 +182,11 @@ final class ChaosRun {
         row.lost += ids.filter { !seen.contains($0) }.count
         row.stuck = stuckClaims + (row.lost > 0 ? 0 : stillReady)
 
-        // The supervisor stops cleanly and leaves nothing behind.
+        // The supervisor is up, READY as far as systemd knows, then stops cleanly and leaves nothing behind.
+        let lastState = harness.listener.messages.last { message in
+            ["READY", "RELOADING", "STOPPING"].contains { message.fields[$0] == "1" }
+        }
+        row.ready = harness.process.isRunning && lastState?.fields["READY"] == "1"
         let children = ProcessTable.children(of: harness.pid).map(\.pid)
         let outcome = try harness.stop(SIGTERM, timeout: .seconds(60))
         if outcome.status != 0 { row.leftovers += 1 }

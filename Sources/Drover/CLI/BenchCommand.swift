@@ -10,15 +10,15 @@ import Synchronization
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Measure jobs/s through drover start (real processes, no-op jobs), and the enqueue→start latency.",
+        abstract: "Measure jobs/s through drover start (real processes, no-op jobs), and the enqueue-to-start latency.",
         discussion: """
             Without --keep, each run gets a fresh schema (PostgreSQL) or file (SQLite), dropped \
             afterwards; with --keep, the database in use as it is, and nothing is dropped. It \
             enqueues --jobs no-op jobs (drover.test.noop, in statements of 10,000; their rate is \
-            reported as enqueue jobs/s), starts drover start with --workers × --threads on the queue \
+            reported as enqueue jobs/s), starts drover start with --workers times --threads on the queue \
             "bench", and times from the first enqueue to the last finish. --backlog leaves that many \
             jobs waiting in another queue, for a table that is not empty. --latency runs that many \
-            jobs one after another on the idle system and reports enqueue→start percentiles. Memory \
+            jobs one after another on the idle system and reports enqueue-to-start percentiles. Memory \
             is the resident size of the supervisor and of a worker, idle and busy.
             """)
 
@@ -28,7 +28,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Threads per worker.") var threads = 5
     @Option(help: "Runs; medians are reported.") var runs = 1
     @Option(help: "Jobs left waiting in another queue during the run.") var backlog = 0
-    @Option(help: "Jobs run one at a time on the idle system to measure enqueue→start latency.") var latency = 0
+    @Option(help: "Jobs run one at a time on the idle system to measure enqueue-to-start latency.") var latency = 0
     @Flag(help: "Run on the database in use as it is (an existing backlog), and drop nothing.") var keep = false
 
     func validate() throws {
