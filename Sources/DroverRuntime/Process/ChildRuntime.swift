@@ -134,7 +134,6 @@ final class ChildRuntime<Store: RuntimeStore> {
             log.error("cannot deregister; the supervisor will release this process's jobs", [("error", "\(error)")])
         }
     }
-
 }
 
 /// What is the same for every child, whichever backend it runs on.

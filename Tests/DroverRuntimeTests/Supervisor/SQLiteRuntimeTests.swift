@@ -199,4 +199,15 @@ struct SQLiteRuntimeTests {
         #expect(try store.job(waiting, on: db)?.lastError?.errorClass == "Cancelled")
         #expect(try run.stop().status == 0)
     }
+
+    @Test("a SQLite file that cannot be opened is a clear error with exit 69, for drover start and the commands alike")
+    func unopenable() throws {
+        let url = "sqlite:///nonexistent-drover-dir/queue.sqlite3"
+        let start = try DroverBinary.run(["start", "--database-url", url], environment: ["NOTIFY_SOCKET": nil], timeout: .seconds(30))
+        #expect(start.status == 69, "\(start)")
+        #expect(start.stderr.contains("/nonexistent-drover-dir/queue.sqlite3") && start.stderr.contains("check that its directory exists"),
+                "\(start)")
+        let enqueue = try DroverBinary.run(["enqueue", "X", "--database-url", url])
+        #expect(enqueue.status == 69 && enqueue.stderr.contains("check that its directory exists"), "\(enqueue)")
+    }
 }
