@@ -15,7 +15,8 @@ struct RecoveryTests {
         let worker = try #require(try h.registeredChildren().first { $0.kind == .worker })
         try h.db.execute("DELETE FROM \(h.store.schema.qualifying("processes")) WHERE id = \(worker.id)")
         try waitUntil("the worker exited") { !ProcessTable.isAlive(pid_t(worker.pid)) }
-        #expect(h.log.contains("this process's registration is gone"))
+        // Its last line may still be in the pipe when it is gone.
+        try waitUntil("the worker's last log line arrived") { h.log.contains("this process's registration is gone") }
         try waitUntil("a replacement registered") {
             try h.registeredChildren().contains { $0.kind == .worker && $0.pid != worker.pid }
         }
