@@ -37,7 +37,7 @@ struct RecoveryTests {
         try holder.execute("BEGIN")
         try holder.execute("SELECT * FROM \(h.store.schema.qualifying("processes")) WHERE id = \(worker.id) FOR UPDATE")
         try waitUntil("the worker gave up", timeout: .seconds(15)) { !ProcessTable.isAlive(pid_t(worker.pid)) }
-        #expect(h.log.contains("heartbeats have failed for longer than alive_threshold"))
+        try waitUntil("the worker's last log line arrived") { h.log.contains("heartbeats have failed for longer than alive_threshold") }
         try holder.execute("COMMIT")
         // The supervisor's release waited for the lock, then went through.
         try waitUntil("the job left the gone worker") { try h.state(id)?.claimedBy != worker.id }
