@@ -29,11 +29,35 @@ struct ChaosTests {
 
     @Test("a random worker SIGKILLed every 200 ms for 60 s")
     func workerKills() throws {
+        var releaseTimes: [Duration] = []
         try scenario("worker SIGKILL every 200 ms") { run in
+            let schema = run.harness.store.schema
             run.inject(every: .milliseconds(200), for: .seconds(60)) {
                 guard let victim = run.workerPIDs().randomElement() else { return false }
-                return kill(victim, SIGKILL) == 0
+                // The claims it holds, to time how long its jobs take to come back.
+                let claimsSQL: SQL = """
+                    SELECT count(*) AS n FROM \(schema.qualifying("claimed_executions")) c
+                    JOIN \(schema.qualifying("processes")) p ON p.id = c.process_id WHERE p.pid = \(Int(victim))
+                    """
+                let held = (try? run.harness.db.query(claimsSQL)[0].decode("n", as: Int.self)) ?? 0
+                guard kill(victim, SIGKILL) == 0 else { return false }
+                if held > 0 {
+                    let killedAt = ContinuousClock.now
+                    while ContinuousClock.now - killedAt < .seconds(10),
+                          ((try? run.harness.db.query(claimsSQL)[0].decode("n", as: Int.self)) ?? 1) > 0 {
+                        Thread.sleep(forTimeInterval: 0.002)
+                    }
+                    releaseTimes.append(.now - killedAt)
+                }
+                return true
             }
+        }
+        // A SIGKILLed worker's jobs back in ready (the target: within 1 s).
+        let sorted = releaseTimes.sorted()
+        if let longest = sorted.last {
+            print(String(format: "a SIGKILLed worker's claims released after: median %.0f ms, max %.0f ms (%d kills of a worker holding jobs)",
+                         sorted[sorted.count / 2].seconds * 1000, longest.seconds * 1000, sorted.count))
+            #expect(longest < .seconds(1), "a killed worker's jobs took \(longest) to come back")
         }
     }
 
@@ -129,10 +153,28 @@ struct ChaosTests {
                 try waitUntil("jobs run", timeout: .seconds(60)) { (run.finishedCount() ?? 0) >= Self.jobs * round / 5 }
                 guard let victim = run.workerPIDs().first,
                       let name = try run.harness.registeredChildren().first(where: { $0.pid == Int(victim) })?.name else { continue }
+                let claimsSQL: SQL = """
+                    SELECT count(*) AS n FROM \(run.harness.store.schema.qualifying("claimed_executions")) c
+                    JOIN \(run.harness.store.schema.qualifying("processes")) p ON p.id = c.process_id WHERE p.pid = \(Int(victim))
+                    """
+                let held = (try? run.harness.db.query(claimsSQL)[0].decode("n", as: Int.self)) ?? 0
                 kill(victim, SIGSTOP)
                 run.row.faults += 1
-                Thread.sleep(forTimeInterval: (ChaosRun.aliveThreshold * 2).seconds)
+                // While it is frozen: how long until another host takes its jobs back.
+                let frozenAt = ContinuousClock.now
+                var recoveredAfter: Duration?
+                while ContinuousClock.now - frozenAt < ChaosRun.aliveThreshold * 2 {
+                    if held > 0, recoveredAfter == nil, ((try? run.harness.db.query(claimsSQL)[0].decode("n", as: Int.self)) ?? 1) == 0 {
+                        recoveredAfter = .now - frozenAt
+                    }
+                    Thread.sleep(forTimeInterval: 0.01)
+                }
                 let wasPruned = second.stderrSoFar.contains("name=\(name) ")
+                if wasPruned, let recoveredAfter {
+                    print(String(format: "a frozen (dead-looking) worker's %d jobs recovered by another host after %.1f s (alive_threshold %.0f s)",
+                                 held, recoveredAfter.seconds, ChaosRun.aliveThreshold.seconds))
+                    #expect(recoveredAfter <= ChaosRun.aliveThreshold + .seconds(10))
+                }
                 kill(victim, SIGCONT)
                 if wasPruned {
                     pruned += 1
