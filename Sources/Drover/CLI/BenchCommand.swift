@@ -194,9 +194,9 @@ struct BenchRun {
         environment["DROVER_TEST_HANDLERS"] = "1"
         environment["NOTIFY_SOCKET"] = nil
         supervisor.environment = environment
-        let log = FileHandle(forWritingAtPath: directory.appendingPathComponent("drover.log").path)
-            ?? { FileManager.default.createFile(atPath: directory.appendingPathComponent("drover.log").path, contents: nil)
-                 return FileHandle(forWritingAtPath: directory.appendingPathComponent("drover.log").path)! }()
+        let logPath = directory.appendingPathComponent("drover.log").path
+        FileManager.default.createFile(atPath: logPath, contents: nil)
+        let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         supervisor.standardError = log
         supervisor.standardOutput = log
         try supervisor.run()

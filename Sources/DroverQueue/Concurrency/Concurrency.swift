@@ -42,6 +42,24 @@ public struct ConcurrencyKeyInfo: Sendable, Equatable {
     public let expiresAt: Date?
 }
 
+extension ConcurrencyKeyInfo {
+    /// A row of ``JobStore/concurrencyKeysSQL(schema:)``.
+    init(row: Row) throws {
+        self.init(key: try row.decode("key"), maxRunning: try row.decode("max_value"), holding: try row.decode("holding"),
+                  blocked: try row.decode("blocked"), expiresAt: try row.decode("expires_at"))
+    }
+}
+
+extension ConcurrencyRule {
+    /// A row of class_name, key_template, max_running, duration (seconds) and on_conflict.
+    init(row: Row) throws {
+        self.init(className: try row.decode("class_name"), keyTemplate: try row.decode("key_template"),
+                  maxRunning: try row.decode("max_running"),
+                  duration: .milliseconds(Int64(try row.decode("duration", as: Double.self) * 1000)),
+                  onConflict: ConcurrencyRule.OnConflict(rawValue: try row.decode("on_conflict")) ?? .block)
+    }
+}
+
 extension JobStore {
     var semaphores: SQLIdentifier { table("semaphores") }
     var concurrencyRules: SQLIdentifier { table("concurrency_rules") }
@@ -70,30 +88,26 @@ extension JobStore {
         try connection.query("""
             SELECT class_name, key_template, max_running, extract(epoch FROM duration)::float8 AS duration, on_conflict
             FROM \(concurrencyRules) ORDER BY class_name
-            """).map { row in
-            ConcurrencyRule(
-                className: try row.decode("class_name"), keyTemplate: try row.decode("key_template"),
-                maxRunning: try row.decode("max_running"),
-                duration: .milliseconds(Int64(try row.decode("duration", as: Double.self) * 1000)),
-                onConflict: ConcurrencyRule.OnConflict(rawValue: try row.decode("on_conflict")) ?? .block)
-        }
+            """).map(ConcurrencyRule.init(row:))
     }
 
     /// Every key in use: its limit, the jobs holding a slot and the jobs waiting.
     public func concurrencyKeys(on connection: Connection) throws -> [ConcurrencyKeyInfo] {
-        try connection.query("""
+        try connection.query(Self.concurrencyKeysSQL(schema: schema)).map(ConcurrencyKeyInfo.init(row:))
+    }
+
+    /// Every key in use with its jobs, in SQL both backends run.
+    static func concurrencyKeysSQL(schema: SQLIdentifier) -> SQL {
+        func table(_ name: String) -> SQLIdentifier { schema.qualifying(name) }
+        return """
             SELECT s.key, s.max_value, s.expires_at,
-                   (SELECT count(*) FROM \(jobs) j
+                   (SELECT count(*) FROM \(table("jobs")) j
                     WHERE j.concurrency_key = s.key AND j.finished_at IS NULL AND j.failed_at IS NULL
-                      AND (EXISTS (SELECT 1 FROM \(ready) r WHERE r.job_id = j.id)
-                           OR EXISTS (SELECT 1 FROM \(claimed) c WHERE c.job_id = j.id))) AS holding,
-                   (SELECT count(*) FROM \(blocked) b WHERE b.concurrency_key = s.key) AS blocked
-            FROM \(semaphores) s ORDER BY s.key
-            """).map { row in
-            ConcurrencyKeyInfo(
-                key: try row.decode("key"), maxRunning: try row.decode("max_value"), holding: try row.decode("holding"),
-                blocked: try row.decode("blocked"), expiresAt: try row.decode("expires_at"))
-        }
+                      AND (EXISTS (SELECT 1 FROM \(table("ready_executions")) r WHERE r.job_id = j.id)
+                           OR EXISTS (SELECT 1 FROM \(table("claimed_executions")) c WHERE c.job_id = j.id))) AS holding,
+                   (SELECT count(*) FROM \(table("blocked_executions")) b WHERE b.concurrency_key = s.key) AS blocked
+            FROM \(table("semaphores")) s ORDER BY s.key
+            """
     }
 
     /// Counts the slots of keys that have not moved for their duration again, letting blocked jobs

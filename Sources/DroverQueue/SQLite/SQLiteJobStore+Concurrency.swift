@@ -30,29 +30,11 @@ extension SQLiteJobStore {
 
     public func concurrencyRules(on database: SQLiteConnection) throws -> [ConcurrencyRule] {
         try database.query("SELECT class_name, key_template, max_running, duration, on_conflict FROM \(rulesTable) ORDER BY class_name")
-            .map { row in
-                ConcurrencyRule(
-                    className: try row.decode("class_name"), keyTemplate: try row.decode("key_template"),
-                    maxRunning: try row.decode("max_running"),
-                    duration: .milliseconds(Int64(try row.decode("duration", as: Double.self) * 1000)),
-                    onConflict: ConcurrencyRule.OnConflict(rawValue: try row.decode("on_conflict")) ?? .block)
-            }
+            .map(ConcurrencyRule.init(row:))
     }
 
     public func concurrencyKeys(on database: SQLiteConnection) throws -> [ConcurrencyKeyInfo] {
-        try database.query("""
-            SELECT s.key, s.max_value, s.expires_at,
-                   (SELECT count(*) FROM \(jobs) j
-                    WHERE j.concurrency_key = s.key AND j.finished_at IS NULL AND j.failed_at IS NULL
-                      AND (EXISTS (SELECT 1 FROM \(ready) r WHERE r.job_id = j.id)
-                           OR EXISTS (SELECT 1 FROM \(claimed) c WHERE c.job_id = j.id))) AS holding,
-                   (SELECT count(*) FROM \(blocked) b WHERE b.concurrency_key = s.key) AS blocked
-            FROM \(semaphores) s ORDER BY s.key
-            """).map { row in
-            ConcurrencyKeyInfo(
-                key: try row.decode("key"), maxRunning: try row.decode("max_value"), holding: try row.decode("holding"),
-                blocked: try row.decode("blocked"), expiresAt: try row.decode("expires_at"))
-        }
+        try database.query(JobStore.concurrencyKeysSQL(schema: schema)).map(ConcurrencyKeyInfo.init(row:))
     }
 
     /// The rules by class, read once per enqueue (none: no work at all).
