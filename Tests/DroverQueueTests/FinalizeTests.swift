@@ -213,6 +213,48 @@ struct ReleaseTests {
 
 @Suite("Retention and dispatching")
 struct RetentionTests {
+    @Test("the tables claims walk are vacuumed once their dead rows reach the threshold, and only by a role that may")
+    func vacuumHotTables() throws {
+        try withStore { store, db throws in
+            let ids = try store.enqueue((0..<3_000).map { _ in NewJob("W") }, on: db)
+            let claimed = try store.claim(processID: 1, queues: ["default"], limit: 3_000, on: db).map(\.id)
+            #expect(claimed.count == ids.count)
+            try store.finish(claimed, processID: 1, on: db)
+            _ = try db.query("SELECT pg_stat_force_next_flush()")
+            let schema = store.schema.parts[0]
+            func stats(_ table: String) throws -> (dead: Int, vacuums: Int) {
+                let row = try db.query("""
+                    SELECT n_dead_tup, vacuum_count FROM pg_stat_user_tables WHERE schemaname = \(schema) AND relname = \(table)
+                    """)[0]
+                return (try row.decode("n_dead_tup", as: Int.self), try row.decode("vacuum_count", as: Int.self))
+            }
+            try waitUntil("the statistics count the dead rows") { try stats("ready_executions").dead >= 3_000 }
+
+            #expect(try store.vacuumHotTables(minimumDeadRows: 1_000_000, on: db).isEmpty, "below the threshold")
+            #expect(try stats("ready_executions").vacuums == 0)
+
+            // A role that does not own the tables may not vacuum them: they are left alone.
+            let role = "drover_not_owner_" + String(UInt32.random(in: 0 ... .max), radix: 36)
+            try db.execute("CREATE ROLE \(SQLIdentifier(role)) NOLOGIN")
+            defer { _ = try? db.execute("DROP ROLE \(SQLIdentifier(role))") }
+            try db.execute("GRANT USAGE ON SCHEMA \(SQLIdentifier(schema)) TO \(SQLIdentifier(role))")
+            try db.execute("SET ROLE \(SQLIdentifier(role))")
+            let asOther = try store.vacuumHotTables(minimumDeadRows: 1, on: db)
+            try db.execute("RESET ROLE")
+            try db.execute("REVOKE ALL ON SCHEMA \(SQLIdentifier(schema)) FROM \(SQLIdentifier(role))")
+            #expect(asOther.isEmpty)
+
+            let vacuumed = try store.vacuumHotTables(minimumDeadRows: 1_000, on: db)
+            #expect(vacuumed.map(\.table) == ["claimed_executions", "ready_executions"])
+            #expect(vacuumed.allSatisfy { $0.deadRows >= 3_000 })
+            try waitUntil("the vacuum is counted and the dead rows are gone") {
+                let ready = try stats("ready_executions")
+                return ready.vacuums == 1 && ready.dead == 0
+            }
+            try expectInvariant(store, db)
+        }
+    }
+
     @Test("finished jobs older than the retention are deleted in batches; newer and live ones stay")
     func clearFinished() throws {
         try withStore { store, db throws in

@@ -3,8 +3,8 @@ import DroverQueue
 import Foundation
 
 /// A dispatcher process: moves due scheduled jobs (retries included) to ready in batches, at once
-/// again after a full batch, and clears finished jobs and records of recurring runs past their
-/// retention now and then.
+/// again after a full batch, clears finished jobs and records of recurring runs past their
+/// retention now and then, and vacuums the tables claims walk when they fill with dead rows.
 final class Dispatcher<Store: RuntimeStore> {
     private let runtime: ChildRuntime<Store>
     private let pollingInterval: Duration
@@ -16,6 +16,11 @@ final class Dispatcher<Store: RuntimeStore> {
 
     /// How often finished jobs past their retention are looked for.
     static var retentionInterval: Duration { .seconds(60) }
+    /// How often the dead rows of the tables claims walk are counted, and how many make a vacuum
+    /// worth its cost (tens of milliseconds at a million ready jobs). At 20,000 jobs/s that is a
+    /// vacuum every two seconds or so, where autovacuum would come once a minute.
+    static var vacuumInterval: Duration { .seconds(2) }
+    static var vacuumDeadRows: Int { 20_000 }
 
     init(runtime: ChildRuntime<Store>) throws {
         guard let part = runtime.spec.dispatcher else { throw ValidationFailure("a dispatcher's spec has no dispatcher part") }
@@ -36,6 +41,7 @@ final class Dispatcher<Store: RuntimeStore> {
         guard runtime.register(metadata: metadata) else { return ChildProcess.ExitStatus.stopped }
         var nextPoll = ContinuousClock.now
         var nextRetention = ContinuousClock.now + .seconds(5)
+        var nextVacuum = ContinuousClock.now + Self.vacuumInterval
         while true {
             if runtime.stopping {
                 runtime.deregister()
@@ -73,10 +79,26 @@ final class Dispatcher<Store: RuntimeStore> {
                     log.error("clearing records of recurring runs failed", [("error", "\(error)")])
                 }
             }
+            if ContinuousClock.now >= nextVacuum {
+                nextVacuum = .now + Self.vacuumInterval
+                vacuumHotTables()
+            }
             if let status = runtime.heartbeatIfDue(metadata: metadata) { return status }
-            var deadlines = [nextPoll, runtime.nextHeartbeat]
+            var deadlines = [nextPoll, runtime.nextHeartbeat, nextVacuum]
             if let retry = runtime.session.nextRetry { deadlines.append(retry) }
             runtime.handle(waitForReadable(runtime.descriptors, timeout: max(.zero, ContinuousClock.now.duration(to: deadlines.min()!))))
+        }
+    }
+
+    private func vacuumHotTables() {
+        do {
+            let start = ContinuousClock.now
+            guard let vacuumed = try runtime.session.run({ try runtime.store.vacuumHotTables(minimumDeadRows: Self.vacuumDeadRows, on: $0) }),
+                  !vacuumed.isEmpty else { return }
+            log.debug("vacuumed", [("tables", vacuumed.map { "\($0.table) (\($0.deadRows) dead rows)" }.joined(separator: ", ")),
+                                   ("ms", String((ContinuousClock.now - start).wholeMilliseconds))])
+        } catch {
+            log.error("vacuuming the tables claims walk failed", [("error", "\(error)")])
         }
     }
 

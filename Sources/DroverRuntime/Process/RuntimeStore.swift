@@ -22,6 +22,10 @@ protocol RuntimeStore: QueueStore {
 
     /// How a worker taking jobs from `queues` learns that some may be waiting.
     func wakeSource(session: DatabaseSession<Database>, url: String, queues: QueueSelection) throws -> any WakeSource
+
+    /// Vacuums the tables claims walk when their dead rows reach `minimumDeadRows`; returns the
+    /// tables vacuumed and their dead rows. (SQLite reuses freed pages; it has nothing to do.)
+    func vacuumHotTables(minimumDeadRows: Int, on database: Database) throws -> [(table: String, deadRows: Int)]
 }
 
 extension JobStore: RuntimeStore {
@@ -73,4 +77,6 @@ extension SQLiteJobStore: RuntimeStore {
         guard let path = DatabaseLocation.sqlitePath(url) else { throw ValidationFailure("\(url) is not a sqlite:// URL") }
         return try WakeFileSource(path: path + "-wake")
     }
+
+    func vacuumHotTables(minimumDeadRows: Int, on database: SQLiteConnection) throws -> [(table: String, deadRows: Int)] { [] }
 }

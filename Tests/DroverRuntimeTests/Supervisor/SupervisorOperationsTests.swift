@@ -69,6 +69,32 @@ struct SupervisorOperationsTests {
         #expect(try h.stop().status == 0)
     }
 
+    @Test("a dispatcher vacuums the tables claims walk once they hold 20,000 dead rows, without waiting for autovacuum")
+    func dispatcherVacuumsHotTables() throws {
+        let h = try SupervisorHarness(config: Self.workers([("elsewhere", 1)]))
+        try h.waitForReady()
+        let schema = h.store.schema.parts[0]
+        let jobs = h.store.schema.qualifying("jobs"), ready = h.store.schema.qualifying("ready_executions")
+        // Autovacuum stays out of it, so that only the dispatcher can be the one that vacuumed.
+        try h.db.execute("ALTER TABLE \(ready) SET (autovacuum_enabled = false)")
+        func vacuums() throws -> Int {
+            try h.db.query("""
+                SELECT vacuum_count FROM pg_stat_user_tables WHERE schemaname = \(schema) AND relname = 'ready_executions'
+                """)[0].decode("vacuum_count", as: Int.self)
+        }
+        // The worker's queue is paused: the rows come and go without it.
+        try h.db.execute("INSERT INTO \(h.store.schema.qualifying("pauses")) (queue_name) VALUES ('elsewhere')")
+        try h.db.execute("""
+            WITH made AS (INSERT INTO \(jobs) (queue_name, class_name) SELECT 'elsewhere', 'W' FROM generate_series(1, 21000) RETURNING id)
+            INSERT INTO \(ready) (job_id, queue_name) SELECT id, 'elsewhere' FROM made
+            """)
+        try h.db.execute("DELETE FROM \(jobs)")
+        _ = try h.db.query("SELECT pg_stat_force_next_flush()")
+        #expect(try vacuums() == 0)
+        try waitUntil("the dispatcher vacuumed ready_executions", timeout: .seconds(15)) { try vacuums() == 1 }
+        #expect(try h.stop().status == 0)
+    }
+
     @Test("a heartbeat blocked by a row lock, or cut off with its backend, is postponed, not fatal: the next one succeeds and nothing restarts")
     func heartbeatSurvivesLockAndLostBackend() throws {
         let h = try SupervisorHarness(config: Self.workers([("*", 1)]))
