@@ -137,9 +137,26 @@ struct ClaimTests {
                 let text = plan.joined(separator: "\n")
                 // The picking; the final ORDER BY sorts only the (at most 50) claimed rows.
                 let picking = text.components(separatedBy: "CTE picked").last!.components(separatedBy: "CTE moved").first!
-                #expect(picking.contains("Index Scan using ready_executions_claim"), "\(pattern):\n\(text)")
+                let index = pattern == .all ? "ready_executions_claim_all" : "ready_executions_claim_by_queue"
+                #expect(picking.contains("Index Scan using \(index) "), "\(pattern):\n\(text)")
                 #expect(!picking.contains("Seq Scan on ready_executions"), "\(pattern):\n\(text)")
                 #expect(!picking.contains("Sort"), "\(pattern):\n\(text)")
+            }
+            // The generic plans of the prepared claims (prefix claims are not prepared), which
+            // plan_cache_mode makes the runtime use whatever the values: the same index walks.
+            for (index, pattern) in [QueueSelection.Pattern.exact("default"), .all].enumerated() {
+                let statement = store.claimStatement(pattern, processID: 1, limit: 50)
+                let types = try statement.binds.map { bind in
+                    try db.query("SELECT format_type(\(Int(bind.type.rawValue)), NULL) AS t")[0].decode("t", as: String.self)
+                }
+                let values = statement.binds.map { "'" + ($0.text ?? "").replacingOccurrences(of: "'", with: "''") + "'" }
+                try db.execute(SQL(unsafeRaw: "PREPARE generic_claim_\(index) (\(types.joined(separator: ", "))) AS \(statement.text)"))
+                let plan = try db.query(SQL(unsafeRaw: "EXPLAIN (COSTS OFF) EXECUTE generic_claim_\(index) (\(values.joined(separator: ", ")))"))
+                    .map { try $0.decode(at: 0, as: String.self) }.joined(separator: "\n")
+                let picking = plan.components(separatedBy: "CTE picked").last!.components(separatedBy: "CTE moved").first!
+                let index = pattern == .all ? "ready_executions_claim_all" : "ready_executions_claim_by_queue"
+                #expect(picking.contains("Index Scan using \(index) "), "generic \(pattern):\n\(plan)")
+                #expect(!picking.contains("Seq Scan on ready_executions") && !picking.contains("Sort"), "generic \(pattern):\n\(plan)")
             }
             // Run, not only planned: without JIT compilation (a disabled node's cost would trigger it).
             struct Rollback: Error {}

@@ -14,7 +14,18 @@ public enum DroverSchema {
         Migration(version: 1, name: "data_model", sql: dataModelSQL),
         Migration(version: 2, name: "enqueue_functions", sql: enqueueFunctionsSQL),
         Migration(version: 3, name: "job_control", sql: concurrencySQL + jobControlSQL),
+        Migration(version: 4, name: "claim_all_index_for_star_only", sql: claimAllIndexSQL),
     ]
+
+    /// Migration 4: the `(priority, job_id)` index serves only the `*` claim. Workers keep one
+    /// generic plan per prepared claim (`plan_cache_mode`), chosen without the queue's name; with
+    /// both indexes usable, a named queue's claim could get this one and filter by name, stepping
+    /// over every ready job of the other queues. A predicate that only the `*` claim states
+    /// (`job_id > 0`, true of every job) keeps the planner from taking it for anything else.
+    static let claimAllIndexSQL = """
+        DROP INDEX ready_executions_claim_all;
+        CREATE INDEX ready_executions_claim_all ON ready_executions (priority, job_id) WHERE job_id > 0;
+        """
 
     /// The version a fully migrated database is at.
     public static var latestVersion: Int { migrations.last!.version }
