@@ -54,6 +54,21 @@ struct BenchCommandTests {
         #expect(try summary(of: outcome).jobs_per_s ?? 0 > 0)
         let finished = try store.listJobs(queue: "bench", state: .finished, className: nil, limit: 10_000, on: db)
         #expect(finished.count == 1000, "the 700 waiting and the 300 new")
+        #expect(try store.listQueues(on: db).allSatisfy { !$0.paused }, "the queue it paused while enqueueing is resumed")
+    }
+
+    @Test("--keep on a paused bench queue stops at once and says how to resume it")
+    func pausedQueue() throws {
+        let directory = try TemporaryDirectory("drover-bench-paused")
+        let path = directory.url.appendingPathComponent("q.sqlite3").path
+        let db = try SQLiteConnection(path: path, schema: "drover")
+        try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
+        let store = try SQLiteJobStore()
+        #expect(try store.pause("bench", on: db))
+        let outcome = try DroverBinary.run(["bench", "--database-url", "sqlite://" + path, "--keep", "--jobs", "10"], timeout: .seconds(60))
+        #expect(outcome.status != 0)
+        #expect(outcome.stderr.contains("the queue \"bench\" is paused; resume it (drover queues resume bench)"), "\(outcome)")
+        #expect(try store.listQueues(on: db).first { $0.name == "bench" }?.paused == true, "still paused, as it was")
     }
 
     @Test("bad options exit 64 and say what is allowed")

@@ -15,8 +15,9 @@ struct BenchCommand: ParsableCommand {
             Without --keep, each run gets a fresh schema (PostgreSQL) or file (SQLite), dropped \
             afterwards; with --keep, the database in use as it is, and nothing is dropped. It \
             enqueues --jobs no-op jobs (drover.test.noop, in statements of 10,000; their rate is \
-            reported as enqueue jobs/s), starts drover start with --workers times --threads on the queue \
-            "bench", and times from the first enqueue to the last finish. --backlog leaves that many \
+            reported as enqueue jobs/s) on the queue "bench", paused meanwhile, into drover start \
+            running --workers times --threads; then it resumes the queue and times from there to the \
+            last finish (the burn-down of a backlog, as river bench measures it). --backlog leaves that many \
             jobs waiting in another queue, for a table that is not empty. --latency runs that many \
             jobs one after another on the idle system and reports enqueue-to-start percentiles. Memory \
             is the resident size of the supervisor and of a worker, idle and busy.
@@ -177,6 +178,14 @@ struct BenchRun {
         if options.backlog > 0 {
             try enqueue(options.backlog, className: "drover.test.noop", queue: "bench_backlog", store: store, db: db)
         }
+        // A burn-down, as river bench measures it: the backlog is all there when the workers start
+        // on it. The queue stays paused until the jobs are enqueued and the clock starts; resuming
+        // it wakes the workers, as an enqueue does.
+        guard try store.pause(Self.queue, on: db) else {
+            throw ValidationError("the queue \"\(Self.queue)\" is paused; resume it (drover queues resume \(Self.queue)) and run again")
+        }
+        var resumed = false
+        defer { if !resumed { _ = try? store.resume(Self.queue, on: db) } }
         let config = directory.appendingPathComponent("drover.yml").path
         try """
             workers:
@@ -245,11 +254,14 @@ struct BenchRun {
         let backlogInQueue = try db.fetch(remainingSQL)[0].decode("n", as: Int.self)
         let total = backlogInQueue + options.jobs
         if total > 0 {
-            let start = ContinuousClock.now
             if options.jobs > 0 {
+                let enqueueStart = ContinuousClock.now
                 try enqueue(options.jobs, className: "drover.test.noop", queue: Self.queue, store: store, db: db)
-                result.enqueueJobsPerSecond = Double(options.jobs) / (ContinuousClock.now - start).seconds
+                result.enqueueJobsPerSecond = Double(options.jobs) / (ContinuousClock.now - enqueueStart).seconds
             }
+            let start = ContinuousClock.now
+            _ = try store.resume(Self.queue, on: db)
+            resumed = true
             // Whether any job of the queue is left: two index probes, cheap enough to ask often.
             // (Counting them costs a scan: that is done only for the progress line, every 2 s, so
             // that the benchmark does not slow what it measures.)
@@ -276,6 +288,10 @@ struct BenchRun {
             }
             result.jobsPerSecond = Double(total) / (ContinuousClock.now - start).seconds
             if result.workerBusyRSSKiB == nil { result.workerBusyRSSKiB = Self.rss(workerPIDs[0]) }
+        }
+        if !resumed {
+            _ = try store.resume(Self.queue, on: db)
+            resumed = true
         }
         if options.latency > 0 {
             result.latencyMilliseconds = try measureLatency(store: store, db: db, directory: directory)
