@@ -216,6 +216,10 @@ struct RetentionTests {
     @Test("the tables claims walk are vacuumed once their dead rows reach the threshold, and only by a role that may")
     func vacuumHotTables() throws {
         try withStore { store, db throws in
+            // Autovacuum stays out of it: this vacuum would skip a table autovacuum is working on.
+            for table in JobStore.hotTables {
+                try db.execute("ALTER TABLE \(store.schema.qualifying(table)) SET (autovacuum_enabled = false)")
+            }
             let ids = try store.enqueue((0..<3_000).map { _ in NewJob("W") }, on: db)
             let claimed = try store.claim(processID: 1, queues: ["default"], limit: 3_000, on: db).map(\.id)
             #expect(claimed.count == ids.count)
@@ -247,10 +251,9 @@ struct RetentionTests {
             let vacuumed = try store.vacuumHotTables(minimumDeadRows: 1_000, on: db)
             #expect(vacuumed.map(\.table) == ["claimed_executions", "ready_executions"])
             #expect(vacuumed.allSatisfy { $0.deadRows >= 3_000 })
-            try waitUntil("the vacuum is counted and the dead rows are gone") {
-                let ready = try stats("ready_executions")
-                return ready.vacuums == 1 && ready.dead == 0
-            }
+            // (Whether it could remove the dead rows depends on the oldest snapshot of every other
+            // session, which other tests hold: the vacuum itself is what is checked.)
+            try waitUntil("the vacuum is counted") { try stats("ready_executions").vacuums == 1 && stats("claimed_executions").vacuums == 1 }
             try expectInvariant(store, db)
         }
     }

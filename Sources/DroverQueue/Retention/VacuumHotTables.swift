@@ -11,9 +11,11 @@ extension JobStore {
     /// Vacuums the ``hotTables`` that have at least `minimumDeadRows` dead rows (PostgreSQL's
     /// statistics, about a second behind) and that this role may vacuum (it owns them, as the
     /// role that ran the migrations does). `SKIP_LOCKED`: a table another vacuum is working on is
-    /// left to it. Returns the tables vacuumed, with their dead rows.
+    /// left to it. Returns the tables vacuumed, with their dead rows before and after: a vacuum
+    /// cannot remove the rows an older transaction may still see (one left open somewhere), and
+    /// then leaves most of them.
     @discardableResult
-    public func vacuumHotTables(minimumDeadRows: Int, on connection: Connection) throws(DatabaseError) -> [(table: String, deadRows: Int)] {
+    public func vacuumHotTables(minimumDeadRows: Int, on connection: Connection) throws(DatabaseError) -> [VacuumedTable] {
         let rows = try connection.query("""
             SELECT s.relname::text AS name, s.n_dead_tup AS dead
             FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
@@ -22,12 +24,32 @@ extension JobStore {
               AND pg_has_role(c.relowner, 'USAGE')
             ORDER BY s.relname
             """)
-        var vacuumed: [(table: String, deadRows: Int)] = []
+        var vacuumed: [VacuumedTable] = []
         for row in rows {
             let name = try row.decode("name", as: String.self)
             try connection.execute("VACUUM (SKIP_LOCKED) \(table(name))")
-            vacuumed.append((name, try row.decode("dead", as: Int.self)))
+            let left = try connection.query("""
+                SELECT n_dead_tup AS dead FROM pg_stat_user_tables WHERE schemaname = \(schema.parts[0]) AND relname = \(name)
+                """).first?.decode("dead", as: Int.self) ?? 0
+            vacuumed.append(VacuumedTable(table: name, deadRows: try row.decode("dead", as: Int.self), deadRowsLeft: left))
         }
         return vacuumed
     }
+}
+
+/// A table ``JobStore/vacuumHotTables(minimumDeadRows:on:)`` vacuumed.
+public struct VacuumedTable: Sendable, Equatable {
+    public let table: String
+    /// Dead rows before the vacuum, and after it (PostgreSQL's statistics).
+    public let deadRows: Int
+    public let deadRowsLeft: Int
+
+    public init(table: String, deadRows: Int, deadRowsLeft: Int) {
+        self.table = table
+        self.deadRows = deadRows
+        self.deadRowsLeft = deadRowsLeft
+    }
+
+    /// Most of its dead rows are still there: a transaction older than them is still open.
+    public var heldBack: Bool { deadRowsLeft * 2 >= deadRows }
 }

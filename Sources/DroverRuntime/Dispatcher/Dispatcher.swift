@@ -21,6 +21,9 @@ final class Dispatcher<Store: RuntimeStore> {
     /// vacuum every two seconds or so, where autovacuum would come once a minute.
     static var vacuumInterval: Duration { .seconds(2) }
     static var vacuumDeadRows: Int { 20_000 }
+    /// After a vacuum that could not remove most dead rows (an old transaction still open
+    /// somewhere): the next check waits this long rather than vacuum in vain every two seconds.
+    static var vacuumHeldBackInterval: Duration { .seconds(30) }
 
     init(runtime: ChildRuntime<Store>) throws {
         guard let part = runtime.spec.dispatcher else { throw ValidationFailure("a dispatcher's spec has no dispatcher part") }
@@ -80,8 +83,7 @@ final class Dispatcher<Store: RuntimeStore> {
                 }
             }
             if ContinuousClock.now >= nextVacuum {
-                nextVacuum = .now + Self.vacuumInterval
-                vacuumHotTables()
+                nextVacuum = .now + (vacuumHotTables() ? Self.vacuumHeldBackInterval : Self.vacuumInterval)
             }
             if let status = runtime.heartbeatIfDue(metadata: metadata) { return status }
             var deadlines = [nextPoll, runtime.nextHeartbeat, nextVacuum]
@@ -90,16 +92,29 @@ final class Dispatcher<Store: RuntimeStore> {
         }
     }
 
-    private func vacuumHotTables() {
+    /// Returns whether a vacuum was held back by an old transaction.
+    private func vacuumHotTables() -> Bool {
         do {
             let start = ContinuousClock.now
             guard let vacuumed = try runtime.session.run({ try runtime.store.vacuumHotTables(minimumDeadRows: Self.vacuumDeadRows, on: $0) }),
-                  !vacuumed.isEmpty else { return }
-            log.debug("vacuumed", [("tables", vacuumed.map { "\($0.table) (\($0.deadRows) dead rows)" }.joined(separator: ", ")),
-                                   ("ms", String((ContinuousClock.now - start).wholeMilliseconds))])
+                  !vacuumed.isEmpty else { return false }
+            log.debug("vacuumed", [
+                ("tables", vacuumed.map { "\($0.table) (\($0.deadRows) dead rows, \($0.deadRowsLeft) left)" }.joined(separator: ", ")),
+                ("ms", String((ContinuousClock.now - start).wholeMilliseconds)),
+            ])
+            let heldBack = vacuumed.filter(\.heldBack)
+            if !heldBack.isEmpty {
+                log.warning("a vacuum could not remove most dead rows: a transaction older than them is still open "
+                            + "(see pg_stat_activity.xact_start); claims slow down until it ends", [
+                                ("tables", heldBack.map(\.table).joined(separator: ",")),
+                                ("dead_rows", heldBack.map { String($0.deadRowsLeft) }.joined(separator: ",")),
+                            ])
+                return true
+            }
         } catch {
             log.error("vacuuming the tables claims walk failed", [("error", "\(error)")])
         }
+        return false
     }
 
     private func clearFinishedJobs() {

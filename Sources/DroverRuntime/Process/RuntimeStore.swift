@@ -24,8 +24,8 @@ protocol RuntimeStore: QueueStore {
     func wakeSource(session: DatabaseSession<Database>, url: String, queues: QueueSelection) throws -> any WakeSource
 
     /// Vacuums the tables claims walk when their dead rows reach `minimumDeadRows`; returns the
-    /// tables vacuumed and their dead rows. (SQLite reuses freed pages; it has nothing to do.)
-    func vacuumHotTables(minimumDeadRows: Int, on database: Database) throws -> [(table: String, deadRows: Int)]
+    /// tables vacuumed. (SQLite reuses freed pages; it has nothing to do.)
+    func vacuumHotTables(minimumDeadRows: Int, on database: Database) throws -> [VacuumedTable]
 }
 
 extension JobStore: RuntimeStore {
@@ -78,5 +78,5 @@ extension SQLiteJobStore: RuntimeStore {
         return try WakeFileSource(path: path + "-wake")
     }
 
-    func vacuumHotTables(minimumDeadRows: Int, on database: SQLiteConnection) throws -> [(table: String, deadRows: Int)] { [] }
+    func vacuumHotTables(minimumDeadRows: Int, on database: SQLiteConnection) throws -> [VacuumedTable] { [] }
 }

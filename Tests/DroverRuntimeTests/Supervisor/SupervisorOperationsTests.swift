@@ -69,7 +69,7 @@ struct SupervisorOperationsTests {
         #expect(try h.stop().status == 0)
     }
 
-    @Test("a dispatcher vacuums the tables claims walk once they hold 20,000 dead rows, without waiting for autovacuum")
+    @Test("a dispatcher vacuums the tables claims walk once they hold 20,000 dead rows, and says when an open transaction keeps them")
     func dispatcherVacuumsHotTables() throws {
         let h = try SupervisorHarness(config: Self.workers([("elsewhere", 1)]))
         try h.waitForReady()
@@ -84,6 +84,10 @@ struct SupervisorOperationsTests {
         }
         // The worker's queue is paused: the rows come and go without it.
         try h.db.execute("INSERT INTO \(h.store.schema.qualifying("pauses")) (queue_name) VALUES ('elsewhere')")
+        // A transaction left open, whose snapshot predates the rows: no vacuum can remove them.
+        let holder = try TestDatabase.connect()
+        try holder.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")
+        _ = try holder.query("SELECT count(*) FROM \(jobs)")
         try h.db.execute("""
             WITH made AS (INSERT INTO \(jobs) (queue_name, class_name) SELECT 'elsewhere', 'W' FROM generate_series(1, 21000) RETURNING id)
             INSERT INTO \(ready) (job_id, queue_name) SELECT id, 'elsewhere' FROM made
@@ -92,6 +96,10 @@ struct SupervisorOperationsTests {
         _ = try h.db.query("SELECT pg_stat_force_next_flush()")
         #expect(try vacuums() == 0)
         try waitUntil("the dispatcher vacuumed ready_executions", timeout: .seconds(15)) { try vacuums() == 1 }
+        try waitUntil("the dispatcher says what holds the dead rows") {
+            h.log.contains("a vacuum could not remove most dead rows: a transaction older than them is still open")
+        }
+        try holder.execute("COMMIT")
         #expect(try h.stop().status == 0)
     }
 
