@@ -14,6 +14,8 @@ struct BenchCommandTests {
         let latency_ms: [String: Double]?
         let supervisor_rss_kib: Int
         let worker_idle_rss_kib: Int
+        let supervisor_pss_kib: Int
+        let worker_idle_pss_kib: Int
         let runs: [Run]
         struct Run: Decodable { let jobs_per_s: Double? }
     }
@@ -36,6 +38,9 @@ struct BenchCommandTests {
         let latency = try #require(result.latency_ms)
         #expect(latency["p50"]! > 0 && latency["p50"]! <= latency["p95"]! && latency["p95"]! <= latency["p99"]!)
         #expect(result.supervisor_rss_kib > 0 && result.worker_idle_rss_kib > 0)
+        // Four processes share the binary's pages: each one's share is less than what it maps.
+        #expect(result.supervisor_pss_kib > 0 && result.supervisor_pss_kib < result.supervisor_rss_kib)
+        #expect(result.worker_idle_pss_kib > 0 && result.worker_idle_pss_kib < result.worker_idle_rss_kib)
         #expect(outcome.stdout.contains("drover bench on PostgreSQL: 3000 no-op jobs, 2 workers × 5 threads"))
         let left = try TestDatabase.connect().query("SELECT count(*) AS n FROM pg_namespace WHERE nspname LIKE 'drover_bench_%'")
         #expect(try left[0].decode("n", as: Int.self) == 0, "the fresh schemas are dropped")

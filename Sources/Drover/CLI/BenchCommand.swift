@@ -20,7 +20,8 @@ struct BenchCommand: ParsableCommand {
             last finish (the burn-down of a backlog, as river bench measures it). --backlog leaves that many \
             jobs waiting in another queue, for a table that is not empty. --latency runs that many \
             jobs one after another on the idle system and reports enqueue-to-start percentiles. Memory \
-            is the resident size of the supervisor and of a worker, idle and busy.
+            is the resident size (RSS) of the supervisor and of a worker, idle and busy, and their \
+            proportional share (PSS), which counts a page shared with the other processes as a fraction.
             """)
 
     @OptionGroup var database: DatabaseOptions
@@ -79,6 +80,8 @@ private struct BenchSummary: Encodable {
     let supervisorRSSKiB: Int
     let workerIdleRSSKiB: Int
     let workerBusyRSSKiB: Int?
+    let supervisorPSSKiB: Int
+    let workerIdlePSSKiB: Int
     let runs: [BenchRun.Result]
 
     enum CodingKeys: String, CodingKey {
@@ -89,6 +92,8 @@ private struct BenchSummary: Encodable {
         case supervisorRSSKiB = "supervisor_rss_kib"
         case workerIdleRSSKiB = "worker_idle_rss_kib"
         case workerBusyRSSKiB = "worker_busy_rss_kib"
+        case supervisorPSSKiB = "supervisor_pss_kib"
+        case workerIdlePSSKiB = "worker_idle_pss_kib"
     }
 
     init(options: BenchCommand, database: String, runs: [BenchRun.Result]) {
@@ -112,6 +117,8 @@ private struct BenchSummary: Encodable {
         supervisorRSSKiB = Int(median(runs.map { Double($0.supervisorRSSKiB) }) ?? 0)
         workerIdleRSSKiB = Int(median(runs.map { Double($0.workerIdleRSSKiB) }) ?? 0)
         workerBusyRSSKiB = median(runs.compactMap { $0.workerBusyRSSKiB.map(Double.init) }).map(Int.init)
+        supervisorPSSKiB = Int(median(runs.map { Double($0.supervisorPSSKiB) }) ?? 0)
+        workerIdlePSSKiB = Int(median(runs.map { Double($0.workerIdlePSSKiB) }) ?? 0)
     }
 }
 
@@ -129,6 +136,10 @@ struct BenchRun {
         var supervisorRSSKiB = 0
         var workerIdleRSSKiB = 0
         var workerBusyRSSKiB: Int?
+        /// The proportional share (PSS): each page shared with the other processes (the same
+        /// binary, the same libraries) counted as a fraction, so what each process costs the host.
+        var supervisorPSSKiB = 0
+        var workerIdlePSSKiB = 0
 
         enum CodingKeys: String, CodingKey {
             case enqueueJobsPerSecond = "enqueue_jobs_per_s"
@@ -137,6 +148,8 @@ struct BenchRun {
             case supervisorRSSKiB = "supervisor_rss_kib"
             case workerIdleRSSKiB = "worker_idle_rss_kib"
             case workerBusyRSSKiB = "worker_busy_rss_kib"
+            case supervisorPSSKiB = "supervisor_pss_kib"
+            case workerIdlePSSKiB = "worker_idle_pss_kib"
         }
 
         var summary: String {
@@ -148,7 +161,8 @@ struct BenchRun {
                                     latency["p95"] ?? 0, latency["p99"] ?? 0))
             }
             parts.append("RSS supervisor \(supervisorRSSKiB) KiB, worker \(workerIdleRSSKiB) KiB idle"
-                         + (workerBusyRSSKiB.map { ", \($0) KiB busy" } ?? ""))
+                         + (workerBusyRSSKiB.map { ", \($0) KiB busy" } ?? "")
+                         + "; PSS supervisor \(supervisorPSSKiB) KiB, worker \(workerIdlePSSKiB) KiB idle")
             return parts.joined(separator: "; ")
         }
     }
@@ -244,6 +258,8 @@ struct BenchRun {
         Thread.sleep(forTimeInterval: 0.5)
         result.supervisorRSSKiB = Self.rss(supervisor.processIdentifier)
         result.workerIdleRSSKiB = Self.rss(workerPIDs[0])
+        result.supervisorPSSKiB = Self.pss(supervisor.processIdentifier)
+        result.workerIdlePSSKiB = Self.pss(workerPIDs[0])
 
         // The jobs of the queue "bench" not finished yet (with --keep, a backlog may be there already).
         let remainingSQL: SQL = """
@@ -340,6 +356,12 @@ struct BenchRun {
         samples.sort()
         func percentile(_ p: Double) -> Double { samples[min(samples.count - 1, Int((p * Double(samples.count)).rounded(.up)) - 1)] }
         return ["p50": percentile(0.5), "p95": percentile(0.95), "p99": percentile(0.99), "max": samples.last ?? 0]
+    }
+
+    static func pss(_ pid: pid_t) -> Int {
+        let rollup = (try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8)) ?? ""
+        let line = rollup.split(separator: "\n").first { $0.hasPrefix("Pss:") } ?? ""
+        return Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0
     }
 
     static func rss(_ pid: pid_t) -> Int {
