@@ -3,6 +3,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
@@ -53,4 +56,40 @@ void drover_eventfd_drain(int fd) {
 
 int drover_become_subreaper(void) {
     return prctl(PR_SET_CHILD_SUBREAPER, 1);
+}
+
+long drover_trim_file_pages(void) {
+    FILE *smaps = fopen("/proc/self/smaps", "re");
+    if (smaps == NULL) return -1;
+    char line[8192];
+    unsigned long start = 0, end = 0;
+    int candidate = 0;  // a private, read-only mapping of a file
+    long rss = 0, copied = 0, dropped = 0;
+    while (fgets(line, sizeof line, smaps) != NULL) {
+        unsigned long a, b;
+        char perms[8];
+        int path_at = -1;
+        if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &a, &b, perms, &path_at) == 3 && path_at > 0) {
+            // A mapping's first line: "start-end perms offset dev inode [path]".
+            start = a;
+            end = b;
+            rss = copied = 0;
+            candidate = line[path_at] == '/' && perms[0] == 'r' && perms[1] != 'w' && perms[3] == 'p';
+            continue;
+        }
+        long kib;
+        if (sscanf(line, "Rss: %ld kB", &kib) == 1) {
+            rss = kib;
+        } else if (sscanf(line, "Anonymous: %ld kB", &kib) == 1) {
+            // Pages of a private file mapping that were written are copies of their own
+            // ("anonymous"): relocated data, RELRO. A mapping with any keeps all its pages.
+            copied = kib;
+        } else if (strncmp(line, "VmFlags:", 8) == 0) {
+            // The mapping's last line.
+            if (candidate && rss > 0 && copied == 0 && madvise((void *)start, end - start, MADV_DONTNEED) == 0) dropped += rss;
+            candidate = 0;
+        }
+    }
+    fclose(smaps);
+    return dropped;
 }

@@ -75,4 +75,12 @@ int drover_become_subreaper(void);
 /// pidfd_open(2): a descriptor that becomes readable when `pid` exits.
 int drover_pidfd_open(pid_t pid);
 
+/// Drops from this process's page tables the pages of its file mappings that are the file's own
+/// (private, read-only, with no page of their own: the program's and libraries' code and read-only
+/// data, most of it touched only to start). They stay in the page cache, and an access maps them
+/// again (a minor fault). A mapping with a written page (relocated data, RELRO) keeps its pages.
+/// Safe while other threads run: the dynamic loader writes only to mappings that are writable or
+/// already hold written pages. Returns the KiB dropped, or -1 with errno.
+long drover_trim_file_pages(void);
+
 #endif

@@ -68,9 +68,14 @@ struct ChildCommand: ParsableCommand {
         commandName: "_child", abstract: "A supervisor's child process (started by drover start).", shouldDisplay: false)
 
     func run() throws {
+        let status = Self.runChild()
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    /// Runs the child its supervisor described in the environment; returns its exit status.
+    static func runChild() -> Int32 {
         let environment = ProcessInfo.processInfo.environment
         Log.configure(minimum: environment["DROVER_LOG_LEVEL"].flatMap(Log.Level.init(rawValue:)) ?? .info, environment: environment)
-        let status = runChildProcess(extraHandlers: Drover.registeredJobs.withLock { $0 })
-        if status != 0 { throw ExitCode(status) }
+        return runChildProcess(extraHandlers: Drover.registeredJobs.withLock { $0 })
     }
 }

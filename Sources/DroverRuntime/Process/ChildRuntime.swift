@@ -1,3 +1,4 @@
+import CProcess
 import DroverPersistence
 import DroverQueue
 import Foundation
@@ -79,6 +80,7 @@ final class ChildRuntime<Store: RuntimeStore> {
                     heartbeat = try Heartbeat(record: record)
                     nextHeartbeat = .now + heartbeatInterval
                     log.info("registered", [("id", String(heartbeat!.processID))])
+                    StartupPages.trim(log: log)
                     return true
                 }
             } catch {
@@ -154,4 +156,18 @@ enum ChildProcess {
         gethostname(&buffer, buffer.count)
         return String(cString: buffer)
     }()
+}
+
+/// Memory a process used only to start.
+enum StartupPages {
+    /// Drops the pages of the program's and libraries' files that this process maps unchanged
+    /// (code and read-only data; a written page, such as relocated data, stays). Most of what a
+    /// process has mapped by then served only to start it: the dynamic linker's relocation
+    /// tables, start-up code, and the neighbours the kernel maps with every page it faults in. The
+    /// pages stay in the page cache; those the process still uses come back on a minor fault.
+    /// Called once a process has started its work (a child registered, the supervisor ready).
+    static func trim(log: Log) {
+        let dropped = drover_trim_file_pages()
+        if dropped >= 0 { log.debug("dropped start-up pages", [("kib", String(dropped))]) }
+    }
 }

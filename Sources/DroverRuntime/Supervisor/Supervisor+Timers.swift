@@ -85,6 +85,10 @@ extension SupervisorProcess {
                 lastStatus = line
                 notifier.ready(status: line)
                 log.info("ready", [("status", line)])
+                if !trimmedStartupPages {
+                    trimmedStartupPages = true
+                    StartupPages.trim(log: log)
+                }
                 return
             }
         }

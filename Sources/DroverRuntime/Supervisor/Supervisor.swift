@@ -127,6 +127,7 @@ final class SupervisorProcess<Store: RuntimeStore> {
     var intensity: RestartIntensity
     var phase = Phase.running
     var awaitingReady = true
+    var trimmedStartupPages = false
     var lastStatus = ""
     /// The last problem worth a line in STATUS: a child that died.
     var lastError: String?
