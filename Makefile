@@ -52,7 +52,7 @@ demo-postgresql: build
 # 100, of 1,000,000, of 100,000 with 1,000,000 waiting, enqueue→start latency, memory) and command
 # jobs on a throwaway PostgreSQL with default durability, then the queue layer and drover bench on
 # SQLite. Prints a summary and writes JSON to bench-results/. BENCH_RUNS (3) and BENCH_LARGE_RUNS
-# (1) set the runs; QUEUE_ARGS, BURN_ARGS and COMMAND_ARGS pass options through.
+# (3, of the million) set the runs; QUEUE_ARGS, BURN_ARGS and COMMAND_ARGS pass options through.
 BENCH_BUILD = $(SWIFT) build -c release --static-swift-stdlib --build-path .build/bench
 bench: deps
 	$(BENCH_BUILD) --product drover-bench
