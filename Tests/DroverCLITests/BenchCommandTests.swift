@@ -46,15 +46,21 @@ struct BenchCommandTests {
         #expect(try left[0].decode("n", as: Int.self) == 0, "the fresh schemas are dropped")
     }
 
-    @Test("--keep on a SQLite file burns down the backlog already there and leaves the file")
-    func keepBacklog() throws {
-        let directory = try TemporaryDirectory("drover-bench-keep")
+    /// A migrated SQLite file in a directory of its own (gone with the directory value).
+    private func sqliteFile(_ name: String) throws -> (directory: TemporaryDirectory, url: String, db: SQLiteConnection, store: SQLiteJobStore) {
+        let directory = try TemporaryDirectory(name)
         let path = directory.url.appendingPathComponent("q.sqlite3").path
         let db = try SQLiteConnection(path: path, schema: "drover")
         try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
-        let store = try SQLiteJobStore()
+        return (directory, "sqlite://" + path, db, try SQLiteJobStore())
+    }
+
+    @Test("--keep on a SQLite file burns down the backlog already there and leaves the file")
+    func keepBacklog() throws {
+        let (directory, url, db, store) = try sqliteFile("drover-bench-keep")
+        defer { withExtendedLifetime(directory) {} }
         _ = try store.enqueue((0..<700).map { _ in NewJob("drover.test.noop", queue: "bench") }, on: db)
-        let outcome = try DroverBinary.run(["bench", "--database-url", "sqlite://" + path, "--keep", "--jobs", "300"], timeout: .seconds(120))
+        let outcome = try DroverBinary.run(["bench", "--database-url", url, "--keep", "--jobs", "300"], timeout: .seconds(120))
         #expect(outcome.status == 0, "\(outcome)")
         #expect(try summary(of: outcome).jobs_per_s ?? 0 > 0)
         let finished = try store.listJobs(queue: "bench", state: .finished, className: nil, limit: 10_000, on: db)
@@ -64,13 +70,10 @@ struct BenchCommandTests {
 
     @Test("--keep on a paused bench queue stops at once and says how to resume it")
     func pausedQueue() throws {
-        let directory = try TemporaryDirectory("drover-bench-paused")
-        let path = directory.url.appendingPathComponent("q.sqlite3").path
-        let db = try SQLiteConnection(path: path, schema: "drover")
-        try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
-        let store = try SQLiteJobStore()
+        let (directory, url, db, store) = try sqliteFile("drover-bench-paused")
+        defer { withExtendedLifetime(directory) {} }
         #expect(try store.pause("bench", on: db))
-        let outcome = try DroverBinary.run(["bench", "--database-url", "sqlite://" + path, "--keep", "--jobs", "10"], timeout: .seconds(60))
+        let outcome = try DroverBinary.run(["bench", "--database-url", url, "--keep", "--jobs", "10"], timeout: .seconds(60))
         #expect(outcome.status != 0)
         #expect(outcome.stderr.contains("the queue \"bench\" is paused; resume it (drover queues resume bench)"), "\(outcome)")
         #expect(try store.listQueues(on: db).first { $0.name == "bench" }?.paused == true, "still paused, as it was")

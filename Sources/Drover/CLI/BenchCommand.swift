@@ -66,7 +66,7 @@ func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
-/// The final JSON line: the options, the medians, and every run.
+/// The final JSON line: the options, the medians (a run's fields, at the top level), and every run.
 private struct BenchSummary: Encodable {
     let benchmark = "drover bench"
     let database: String
@@ -74,26 +74,11 @@ private struct BenchSummary: Encodable {
     let workers: Int
     let threads: Int
     let backlog: Int
-    let enqueueJobsPerSecond: Double?
-    let jobsPerSecond: Double?
-    let latencyMilliseconds: [String: Double]?
-    let supervisorRSSKiB: Int
-    let workerIdleRSSKiB: Int
-    let workerBusyRSSKiB: Int?
-    let supervisorPSSKiB: Int
-    let workerIdlePSSKiB: Int
+    let medians: BenchRun.Result
     let runs: [BenchRun.Result]
 
     enum CodingKeys: String, CodingKey {
         case benchmark, database, jobs, workers, threads, backlog, runs
-        case enqueueJobsPerSecond = "enqueue_jobs_per_s"
-        case jobsPerSecond = "jobs_per_s"
-        case latencyMilliseconds = "latency_ms"
-        case supervisorRSSKiB = "supervisor_rss_kib"
-        case workerIdleRSSKiB = "worker_idle_rss_kib"
-        case workerBusyRSSKiB = "worker_busy_rss_kib"
-        case supervisorPSSKiB = "supervisor_pss_kib"
-        case workerIdlePSSKiB = "worker_idle_pss_kib"
     }
 
     init(options: BenchCommand, database: String, runs: [BenchRun.Result]) {
@@ -108,17 +93,32 @@ private struct BenchSummary: Encodable {
             guard !sorted.isEmpty else { return nil }
             return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
         }
-        enqueueJobsPerSecond = median(runs.compactMap(\.enqueueJobsPerSecond)).map { $0.rounded() }
-        jobsPerSecond = median(runs.compactMap(\.jobsPerSecond)).map { $0.rounded() }
+        func median(_ field: KeyPath<BenchRun.Result, Int>) -> Int { Int(median(runs.map { Double($0[keyPath: field]) }) ?? 0) }
+        var medians = BenchRun.Result()
+        medians.enqueueJobsPerSecond = median(runs.compactMap(\.enqueueJobsPerSecond)).map { $0.rounded() }
+        medians.jobsPerSecond = median(runs.compactMap(\.jobsPerSecond)).map { $0.rounded() }
         let latencies = runs.compactMap(\.latencyMilliseconds)
-        latencyMilliseconds = latencies.isEmpty ? nil : Dictionary(uniqueKeysWithValues: ["p50", "p95", "p99", "max"].map { key in
+        medians.latencyMilliseconds = latencies.isEmpty ? nil : Dictionary(uniqueKeysWithValues: ["p50", "p95", "p99", "max"].map { key in
             (key, ((median(latencies.compactMap { $0[key] }) ?? 0) * 1000).rounded() / 1000)
         })
-        supervisorRSSKiB = Int(median(runs.map { Double($0.supervisorRSSKiB) }) ?? 0)
-        workerIdleRSSKiB = Int(median(runs.map { Double($0.workerIdleRSSKiB) }) ?? 0)
-        workerBusyRSSKiB = median(runs.compactMap { $0.workerBusyRSSKiB.map(Double.init) }).map(Int.init)
-        supervisorPSSKiB = Int(median(runs.map { Double($0.supervisorPSSKiB) }) ?? 0)
-        workerIdlePSSKiB = Int(median(runs.map { Double($0.workerIdlePSSKiB) }) ?? 0)
+        medians.supervisorRSSKiB = median(\.supervisorRSSKiB)
+        medians.workerIdleRSSKiB = median(\.workerIdleRSSKiB)
+        medians.workerBusyRSSKiB = median(runs.compactMap { $0.workerBusyRSSKiB.map(Double.init) }).map(Int.init)
+        medians.supervisorPSSKiB = median(\.supervisorPSSKiB)
+        medians.workerIdlePSSKiB = median(\.workerIdlePSSKiB)
+        self.medians = medians
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(benchmark, forKey: .benchmark)
+        try container.encode(database, forKey: .database)
+        try container.encode(jobs, forKey: .jobs)
+        try container.encode(workers, forKey: .workers)
+        try container.encode(threads, forKey: .threads)
+        try container.encode(backlog, forKey: .backlog)
+        try container.encode(runs, forKey: .runs)
+        try medians.encode(to: encoder)
     }
 }
 
