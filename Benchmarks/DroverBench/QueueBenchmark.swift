@@ -67,8 +67,8 @@ private struct OneRun: StoreRun {
     let batch: Int
     let enqueueBatch: Int
 
-    func run<Store: QueueStore>(
-        store: Store, admin: Store.Database, open: @escaping () throws -> Store.Database, startArguments: [String]
+    func run<Driver: StoreDriver>(
+        store: JobStore<Driver>, admin: Driver.Database, open: @escaping () throws -> Driver.Database, startArguments: [String]
     ) throws -> QueueBenchmark.Run {
 
         // Enqueue: the application's part (building each job's arguments) happens before the clock

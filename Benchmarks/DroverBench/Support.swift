@@ -56,24 +56,23 @@ enum BenchDatabase {
     func withFreshStore<Run: StoreRun>(_ run: Run) throws -> Run.Output {
         switch self {
         case .postgresql(let url):
-            let admin = try Connection(url, applicationName: "drover-bench")
             let schema = "drover_bench_" + String(UInt32.random(in: 0 ... .max), radix: 36)
-            try DroverSchema.migrator(schema: schema).migrate(on: admin)
+            let options = StoreOptions(schema: schema, applicationName: "drover-bench", migrating: .always)
+            let (store, admin) = try PostgresDriver.open(url: url, options: options)
             defer { _ = try? admin.execute("DROP SCHEMA \(SQLIdentifier(schema)) CASCADE") }
             return try run.run(
-                store: try JobStore(schema: schema), admin: admin,
-                open: { try Connection(url, applicationName: "drover-bench") },
+                store: store, admin: admin, open: { try PostgresDriver.connect(url: url, options: options) },
                 startArguments: ["--database-url", url, "--schema", schema])
         case .sqlite:
             let directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-bench-db-\(UUID())")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             defer { try? FileManager.default.removeItem(at: directory) }
-            let path = directory.appendingPathComponent("drover.sqlite3").path
-            let admin = try SQLiteConnection(path: path, schema: "drover")
-            try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: admin)
+            let url = "sqlite://" + directory.appendingPathComponent("drover.sqlite3").path
+            let options = StoreOptions(applicationName: "drover-bench")
+            let (store, admin) = try SQLiteDriver.open(url: url, options: options)
             return try run.run(
-                store: try SQLiteJobStore(), admin: admin, open: { try SQLiteConnection(path: path, schema: "drover") },
-                startArguments: ["--database-url", "sqlite://" + path])
+                store: store, admin: admin, open: { try SQLiteDriver.connect(url: url, options: options) },
+                startArguments: ["--database-url", url])
         }
     }
 }
@@ -81,8 +80,8 @@ enum BenchDatabase {
 /// One benchmark run on a store of either backend.
 protocol StoreRun {
     associatedtype Output
-    func run<Store: QueueStore>(
-        store: Store, admin: Store.Database, open: @escaping () throws -> Store.Database, startArguments: [String]
+    func run<Driver: StoreDriver>(
+        store: JobStore<Driver>, admin: Driver.Database, open: @escaping () throws -> Driver.Database, startArguments: [String]
     ) throws -> Output
 }
 

@@ -90,8 +90,8 @@ private struct OneSystemRun: StoreRun {
     var threads: Int { benchmark.threads }
     var command: String? { benchmark.command }
 
-    func run<Store: QueueStore>(
-        store: Store, admin: Store.Database, open: @escaping () throws -> Store.Database, startArguments: [String]
+    func run<Driver: StoreDriver>(
+        store: JobStore<Driver>, admin: Driver.Database, open: @escaping () throws -> Driver.Database, startArguments: [String]
     ) throws -> SystemBenchmark.Run {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-bench-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)

@@ -27,16 +27,16 @@ public protocol QueueAdmin {
 }
 
 /// `store` on `database`: every ``QueueAdmin`` operation is the store's, on that database.
-public struct BoundQueue<Store: QueueStore>: QueueAdmin {
-    public let store: Store
-    public let database: Store.Database
+public struct BoundQueue<Driver: StoreDriver>: QueueAdmin {
+    public let store: JobStore<Driver>
+    public let database: Driver.Database
 
-    public init(store: Store, database: Store.Database) {
+    public init(store: JobStore<Driver>, database: Driver.Database) {
         self.store = store
         self.database = database
     }
 
-    public var backendName: String { database.locksRows ? "PostgreSQL" : "SQLite" }
+    public var backendName: String { Driver.backendName }
     public func enqueue(_ jobs: [NewJob]) throws -> [Int] { try store.enqueue(jobs, on: database) }
     public func job(_ id: Int) throws -> JobInfo? { try store.job(id, on: database) }
     public func listJobs(queue: String?, state: JobState?, className: String?, limit: Int) throws -> [JobInfo] {

@@ -39,3 +39,14 @@ public struct QueueError: Error, Sendable, CustomStringConvertible {
 
     public var description: String { message }
 }
+
+extension QueueError {
+    /// This error as said of the job at `index` (from 0) of a batch of `count`: "job 3: …" when
+    /// the batch has several, so that the caller knows which.
+    public func about(job index: Int, of count: Int) -> QueueError {
+        guard count > 1 else { return self }
+        var error = self
+        error.message = "job \(index + 1): \(message)"
+        return error
+    }
+}

@@ -83,7 +83,7 @@ struct ExampleAppTests {
         for outcome in [ada, ghost, bob] { #expect(outcome.status == 0, "\(outcome)") }
         #expect(ghost.stdout.contains("rolled back"))
 
-        let store = try JobStore(schema: schema)
+        let store = try PostgresJobStore(schema: schema)
         try waitUntil("the committed welcome emails are sent", timeout: .seconds(30)) {
             try store.listJobs(state: .finished, on: db).count == 2
         }

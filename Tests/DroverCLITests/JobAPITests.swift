@@ -32,13 +32,13 @@ struct JobAPITests {
     func defaultsFromTheType() throws {
         try TestDatabase.withSchema { schema, db in
             let id = try db.enqueue(Resize(path: "/img/ä b.png", widths: [64, 128]), schema: schema)
-            let job = try #require(try JobStore(schema: schema).job(id, on: db))
+            let job = try #require(try PostgresJobStore(schema: schema).job(id, on: db))
             #expect(job.className == "Resize" && job.queue == "images" && job.priority == -3 && job.maxAttempts == 7)
             #expect(try job.arguments?.decode(Resize.self).widths == [64, 128])
             let timeout = try db.query("SELECT extract(epoch FROM timeout)::float8 AS t FROM \(SQLIdentifier(schema, "jobs")) WHERE id = \(id)")
             #expect(try timeout[0].decode("t", as: Double?.self) == 90)
             let plain = try db.enqueue(Plain(note: nil), queue: "other", priority: 4, runIn: .seconds(60), maxAttempts: 2, schema: schema)
-            let other = try #require(try JobStore(schema: schema).job(plain, on: db))
+            let other = try #require(try PostgresJobStore(schema: schema).job(plain, on: db))
             #expect(other.className == "Plain" && other.queue == "other" && other.priority == 4 && other.maxAttempts == 2)
             #expect(other.state == .scheduled)
         }
@@ -55,10 +55,10 @@ struct JobAPITests {
                     throw Abort()
                 }
             }
-            let jobs = try JobStore(schema: schema).listJobs(on: db)
+            let jobs = try PostgresJobStore(schema: schema).listJobs(on: db)
             #expect(jobs.count == 1)
             let first = try #require(jobs.first)
-            let kept = try #require(try JobStore(schema: schema).job(first.id, on: db))
+            let kept = try #require(try PostgresJobStore(schema: schema).job(first.id, on: db))
             #expect(try kept.arguments?.decode(Plain.self).note == "kept")
         }
     }
@@ -101,7 +101,7 @@ struct JobAPITests {
         try TestDatabase.withSchema { schema, db in
             try db.addRecurringTask("daily-report", schedule: "0 7 * * *", timeZone: "Europe/Berlin", job: Daily(day: "any"),
                                     catchUp: true, schema: schema)
-            let task = try #require(try JobStore(schema: schema).tasks(on: db).first)
+            let task = try #require(try PostgresJobStore(schema: schema).tasks(on: db).first)
             #expect(task.className == "Daily" && task.timeZone == "Europe/Berlin" && task.catchUp && !task.isStatic)
             #expect(task.arguments.text == #"{"day": "any"}"#)
             let error = #expect(throws: ScheduleError.self) {
@@ -109,7 +109,7 @@ struct JobAPITests {
             }
             #expect(error?.description.hasPrefix("schedule \"every never\"") == true)
             try db.removeRecurringTask("daily-report", schema: schema)
-            #expect(try JobStore(schema: schema).tasks(on: db).isEmpty)
+            #expect(try PostgresJobStore(schema: schema).tasks(on: db).isEmpty)
         }
     }
 

@@ -160,7 +160,7 @@ struct MigrateCommandTests {
             #expect(moved.status == 0, "\(moved)")
             #expect(moved.stdout.contains("moved 2 jobs (1 ready, 1 scheduled) and 1 recurring tasks"), "\(moved)")
             let pg = try TestDatabase.connect()
-            let destination = try JobStore(schema: schema)
+            let destination = try PostgresJobStore(schema: schema)
             let arrived = try destination.listJobs(on: pg).map { "\($0.className):\($0.state.rawValue)" }.sorted()
             #expect(arrived == ["Done:ready", "Later:scheduled"])
             #expect(try destination.tasks(on: pg).map(\.key) == ["hourly"])

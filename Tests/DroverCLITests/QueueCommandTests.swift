@@ -12,8 +12,8 @@ struct QueueCommandTests {
         try DroverBinary.run(arguments + ["--schema", schema], environment: ["DROVER_DATABASE_URL": try TestDatabase.url()])
     }
 
-    private func withSchema(_ body: (String, JobStore, Connection) throws -> Void) throws {
-        try TestDatabase.withSchema { schema, db in try body(schema, try JobStore(schema: schema), db) }
+    private func withSchema(_ body: (String, PostgresJobStore, Connection) throws -> Void) throws {
+        try TestDatabase.withSchema { schema, db in try body(schema, try PostgresJobStore(schema: schema), db) }
     }
 
     @Test("enqueue --timeout limits each attempt; a timeout out of range is bad usage")
@@ -90,7 +90,7 @@ struct QueueCommandTests {
         }
     }
 
-    private func state(of outcome: DroverBinary.Outcome, _ store: JobStore, _ db: Connection) throws -> JobState? {
+    private func state(of outcome: DroverBinary.Outcome, _ store: PostgresJobStore, _ db: Connection) throws -> JobState? {
         let id = try #require(Int(outcome.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(outcome)")
         return try store.job(id, on: db)?.state
     }
@@ -119,7 +119,7 @@ struct QueueCommandTests {
     }
 
     /// A ready, a scheduled, a claimed, a failed and a finished job.
-    private func variety(_ store: JobStore, _ db: Connection) throws -> (ready: Int, scheduled: Int, claimed: Int, failed: Int, finished: Int) {
+    private func variety(_ store: PostgresJobStore, _ db: Connection) throws -> (ready: Int, scheduled: Int, claimed: Int, failed: Int, finished: Int) {
         let ids = try store.enqueue([
             NewJob("Ready", queue: "a"), NewJob("Sched", queue: "a", runAt: Date().addingTimeInterval(600)),
             NewJob("Claimed", queue: "b"), NewJob("Failed", queue: "b", maxAttempts: 1), NewJob("Finished", queue: "c"),

@@ -13,7 +13,7 @@ struct RecurringCommandTests {
     @Test("add, list (table and JSON, with the next run and the last run's job) and remove")
     func addListRemove() throws {
         try TestDatabase.withSchema { schema, db in
-            let store = try JobStore(schema: schema)
+            let store = try PostgresJobStore(schema: schema)
             try store.syncStaticTasks([RecurringTask(key: "from-config", schedule: "@daily", className: "Cleanup", isStatic: true)], on: db)
             let added = try drover([
                 "recurring", "add", "report", "--class", "SendReport", "--schedule", "0 7 * * MON-FRI",

@@ -38,8 +38,8 @@ struct CancelTests {
             #expect(try store.cancelRequests(processID: 7, on: db) == [id])
             let payloads = try listener.waitForNotifications(timeout: .seconds(2)).map(\.payload)
             #expect(payloads == ["cancel 7"])
-            #expect(JobStore.cancelledProcess(inNotification: "cancel 7") == 7)
-            #expect(JobStore.cancelledProcess(inNotification: "default") == nil)
+            #expect(PostgresDriver.cancelledProcess(inNotification: "cancel 7") == 7)
+            #expect(PostgresDriver.cancelledProcess(inNotification: "default") == nil)
             // Asking twice changes nothing.
             #expect(try store.cancel(id, on: db) == .requested(processID: 7))
             try expectInvariant(store, db)

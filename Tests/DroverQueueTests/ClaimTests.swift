@@ -7,7 +7,7 @@ import Testing
 @Suite("Claiming")
 struct ClaimTests {
     /// Enqueues one job per (queue, priority) and returns "queue/priority" labels by id.
-    private func enqueue(_ specs: [(String, Int)], _ store: JobStore, _ db: Connection) throws -> [Int: String] {
+    private func enqueue(_ specs: [(String, Int)], _ store: PostgresJobStore, _ db: Connection) throws -> [Int: String] {
         let ids = try store.enqueue(specs.map { NewJob("Work", queue: $0.0, priority: $0.1) }, on: db)
         return Dictionary(uniqueKeysWithValues: zip(ids, specs.map { "\($0.0)/\($0.1)" }))
     }
@@ -79,7 +79,7 @@ struct ClaimTests {
             #expect(error?.code == .invalidQueue, "\(bad)")
         }
         #expect(try QueueSelection(["a", "b*", "*", "a"]).patterns == [.exact("a"), .prefix("b"), .all])
-        #expect(JobStore.likePrefix("mail_x%") == "mail\\_x\\%%")
+        #expect(PostgresJobStore.prefixUpperBound("mail_x") == "mail_y" && PostgresJobStore.prefixUpperBound("a9") == "a:")
     }
 
     @Test("8 concurrent claimers on separate connections over 10,000 ready jobs claim every job exactly once")
@@ -130,9 +130,9 @@ struct ClaimTests {
             try db.execute("ANALYZE \(store.schema.qualifying("ready_executions"))")
             try db.execute("ANALYZE \(store.schema.qualifying("pauses"))")
             // As Drover's processes run them.
-            for (name, value) in JobStore.plannerSettings { try db.setSessionSetting(name, to: value) }
+            for (name, value) in PostgresDriver.plannerSettings { try db.setSessionSetting(name, to: value) }
             for pattern in [QueueSelection.Pattern.exact("default"), .prefix("def"), .all] {
-                let statement = store.claimStatement(pattern, processID: 1, limit: 50)
+                let statement = store.driver.claimStatement(pattern, processID: 1, limit: 50, now: store.now(), in: store)
                 let plan = try db.query("EXPLAIN (COSTS OFF) " + statement).map { try $0.decode(at: 0, as: String.self) }
                 let text = plan.joined(separator: "\n")
                 // The picking; the final ORDER BY sorts only the (at most 50) claimed rows.
@@ -142,10 +142,10 @@ struct ClaimTests {
                 #expect(!picking.contains("Seq Scan on ready_executions"), "\(pattern):\n\(text)")
                 #expect(!picking.contains("Sort"), "\(pattern):\n\(text)")
             }
-            // The generic plans of the prepared claims (prefix claims are not prepared), which
-            // plan_cache_mode makes the runtime use whatever the values: the same index walks.
-            for (index, pattern) in [QueueSelection.Pattern.exact("default"), .all].enumerated() {
-                let statement = store.claimStatement(pattern, processID: 1, limit: 50)
+            // The generic plans of the prepared claims, which plan_cache_mode makes the runtime use
+            // whatever the values: the same index walks.
+            for (index, pattern) in [QueueSelection.Pattern.exact("default"), .prefix("def"), .all].enumerated() {
+                let statement = store.driver.claimStatement(pattern, processID: 1, limit: 50, now: store.now(), in: store)
                 let types = try statement.binds.map { bind in
                     try db.query("SELECT format_type(\(Int(bind.type.rawValue)), NULL) AS t")[0].decode("t", as: String.self)
                 }
@@ -163,7 +163,7 @@ struct ClaimTests {
             var analyzed = ""
             do {
                 try db.withTransaction { tx in
-                    analyzed = try tx.query("EXPLAIN (ANALYZE, COSTS OFF) " + store.claimStatement(.all, processID: 1, limit: 50))
+                    analyzed = try tx.query("EXPLAIN (ANALYZE, COSTS OFF) " + store.driver.claimStatement(.all, processID: 1, limit: 50, now: store.now(), in: store))
                         .map { try $0.decode(at: 0, as: String.self) }.joined(separator: "\n")
                     throw Rollback()
                 }

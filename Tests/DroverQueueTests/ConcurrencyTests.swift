@@ -14,7 +14,7 @@ struct ConcurrencyTests {
         return NewJob("Sync", arguments: arguments, priority: priority)
     }
 
-    func states(_ store: JobStore, _ ids: [Int], _ db: Connection) throws -> [JobState?] {
+    func states(_ store: PostgresJobStore, _ ids: [Int], _ db: Connection) throws -> [JobState?] {
         try ids.map { try state(store, $0, db) }
     }
 
@@ -111,7 +111,7 @@ struct ConcurrencyTests {
             try store.syncConcurrencyRules([Self.sync], on: db)
             let error = #expect(throws: QueueError.self) { try store.enqueue(NewJob("Sync"), on: db) }
             #expect(error?.field == "arguments")
-            #expect(error?.message == "job 1: arguments lack what the concurrency key account:{account} of Sync needs")
+            #expect(error?.message == "arguments lack what the concurrency key account:{account} of Sync needs")
         }
     }
 

@@ -217,7 +217,7 @@ struct RetentionTests {
     func vacuumHotTables() throws {
         try withStore { store, db throws in
             // Autovacuum stays out of it: this vacuum would skip a table autovacuum is working on.
-            for table in JobStore.hotTables {
+            for table in PostgresDriver.hotTables {
                 try db.execute("ALTER TABLE \(store.schema.qualifying(table)) SET (autovacuum_enabled = false)")
             }
             let ids = try store.enqueue((0..<3_000).map { _ in NewJob("W") }, on: db)

@@ -7,7 +7,7 @@ import Testing
 @Suite("Managing jobs and queues")
 struct ManagementTests {
     /// One job in each state: returns their ids by state.
-    private func oneOfEach(_ store: JobStore, _ db: Connection) throws -> [JobState: Int] {
+    private func oneOfEach(_ store: PostgresJobStore, _ db: Connection) throws -> [JobState: Int] {
         let ids = try store.enqueue([
             NewJob("Sched", queue: "a", runAt: Date().addingTimeInterval(3600)),
             NewJob("Ready", queue: "a"),

@@ -27,7 +27,7 @@ struct MoveToPostgresTests {
         _ = try source.finish([ids[4]], processID: 1, on: sqlite)
 
         try TestDatabase.withSchema { schema, db in
-            let destination = try JobStore(schema: schema)
+            let destination = try PostgresJobStore(schema: schema)
             let report = try MoveToPostgres(from: source, to: destination).run(from: sqlite, to: db)
             #expect(report.moved == [.ready: 2, .scheduled: 1, .failed: 1] && report.total == 4)
             let moved = try destination.listJobs(limit: 10, on: db)

@@ -7,7 +7,7 @@ import Testing
 @Suite("The process registry: registration, pruning dead processes, orphaned claims")
 struct ProcessRegistryTests {
     /// Registers a worker that claims `jobs` jobs, and returns its id.
-    private func busyWorker(_ name: String, jobs: Int, supervisor: Int? = nil, _ store: JobStore, _ db: Connection) throws -> Int {
+    private func busyWorker(_ name: String, jobs: Int, supervisor: Int? = nil, _ store: PostgresJobStore, _ db: Connection) throws -> Int {
         let record = try store.register(kind: .worker, name: name, pid: 1234, hostname: "h1", supervisorID: supervisor, on: db)
         let id = try record.get("id", as: Int.self)
         try store.enqueue((0..<jobs).map { _ in NewJob("W", queue: name) }, on: db)
@@ -15,7 +15,7 @@ struct ProcessRegistryTests {
         return id
     }
 
-    private func age(_ store: JobStore, _ ids: [Int], by seconds: Int, _ db: Connection) throws {
+    private func age(_ store: PostgresJobStore, _ ids: [Int], by seconds: Int, _ db: Connection) throws {
         try db.execute("""
             UPDATE \(store.schema.qualifying("processes"))
             SET last_heartbeat_at = now() - make_interval(secs => \(Double(seconds))) WHERE id = ANY(\(ids))

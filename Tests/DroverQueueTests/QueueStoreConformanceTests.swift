@@ -6,7 +6,7 @@ import Testing
 
 /// One scenario of the conformance suite: it runs on every backend's store.
 protocol ConformanceScenario {
-    func run<S: QueueStore>(_ store: S, _ db: S.Database) throws
+    func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws
 }
 
 /// The backends the suite runs on.
@@ -18,7 +18,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible {
         switch self {
         case .postgresql:
             try TestDatabase.withSchema { schema, db in
-                try scenario.run(JobStore(schema: schema, retryPolicy: retryPolicy), db)
+                try scenario.run(PostgresJobStore(schema: schema, retryPolicy: retryPolicy), db)
             }
         case .sqlite:
             let directory = try TemporaryDirectory("drover-conformance")
@@ -33,7 +33,7 @@ enum Backend: String, CaseIterable, CustomTestStringConvertible {
 @Suite("Queue store conformance: PostgreSQL and SQLite")
 struct QueueStoreConformanceTests {
     struct ClaimOrder: ConformanceScenario {
-        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+        func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws {
             let ids = try store.enqueue([
                 NewJob("A", queue: "default", priority: 5), NewJob("B", queue: "mail.out"), NewJob("C", queue: "critical"),
                 NewJob("D", queue: "default", priority: -1), NewJob("E", queue: "mail.in"), NewJob("F", queue: "paused"),
@@ -54,7 +54,7 @@ struct QueueStoreConformanceTests {
     }
 
     struct FinishOnce: ConformanceScenario {
-        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+        func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws {
             let ids = try store.enqueue((0..<4).map { _ in NewJob("Work") }, on: db)
             let claimed = try store.claim(processID: 1, queues: ["*"], limit: 3, on: db).map(\.id)
             let outcome = try store.finish(claimed + [ids[3]], processID: 1, on: db)
@@ -67,7 +67,7 @@ struct QueueStoreConformanceTests {
     }
 
     struct FailRetryAndGiveUp: ConformanceScenario {
-        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+        func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws {
             let ids = try store.enqueue([NewJob("Flaky", maxAttempts: 2), NewJob("Broken")], on: db)
             _ = try store.claim(processID: 1, queues: ["*"], limit: 2, on: db)
             let error = JobFailure(errorClass: "CommandFailed", message: "exit 3", exitStatus: 3, output: "tail")
@@ -90,7 +90,7 @@ struct QueueStoreConformanceTests {
     }
 
     struct HandlerMaxAttempts: ConformanceScenario {
-        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+        func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws {
             let id = try store.enqueue([NewJob("Once", maxAttempts: 5)], on: db)[0]
             _ = try store.claim(processID: 1, queues: ["*"], limit: 1, on: db)
             let outcome = try store.fail(id, processID: 1, error: JobFailure(errorClass: "E", message: "m"), permanent: false,
@@ -101,7 +101,7 @@ struct QueueStoreConformanceTests {
     }
 
     struct ReleaseAndCrashes: ConformanceScenario {
-        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+        func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws {
             let ids = try store.enqueue([NewJob("A"), NewJob("B")], on: db)
             _ = try store.claim(processID: 1, queues: ["*"], limit: 2, on: db)
             let graceful = try store.release(processID: 1, jobIDs: [ids[0]], reason: .graceful, on: db)
@@ -120,7 +120,7 @@ struct QueueStoreConformanceTests {
     }
 
     struct DispatchDue: ConformanceScenario {
-        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+        func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws {
             let ids = try store.enqueue([NewJob("Soon", runIn: .milliseconds(200)), NewJob("Later", runIn: .seconds(3600))], on: db)
             #expect(try store.dispatchDue(batchSize: 10, on: db) == 0)
             try waitUntil("the first is due and dispatched") { try store.dispatchDue(batchSize: 10, on: db) == 1 }
@@ -129,7 +129,7 @@ struct QueueStoreConformanceTests {
     }
 
     struct UniqueKeys: ConformanceScenario {
-        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+        func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws {
             let first = try store.enqueue([NewJob("Report", uniqueKey: "day")], on: db)[0]
             let again = try store.enqueue([NewJob("Other"), NewJob("Report", uniqueKey: "day")], on: db)
             #expect(again[1] == first)
@@ -142,7 +142,7 @@ struct QueueStoreConformanceTests {
     }
 
     struct Processes: ConformanceScenario {
-        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+        func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws {
             let worker = try store.register(kind: .worker, name: "worker-a", pid: 101, hostname: "h1", supervisorID: nil,
                                             metadata: .emptyObject, on: db)
             let spared = try store.register(kind: .worker, name: "worker-b", pid: 102, hostname: "h1", supervisorID: nil,
@@ -176,7 +176,7 @@ struct QueueStoreConformanceTests {
     }
 
     struct Cancellation: ConformanceScenario {
-        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+        func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws {
             let ids = try store.enqueue([NewJob("A"), NewJob("B", runIn: .seconds(3600)), NewJob("C"), NewJob("D")], on: db)
             #expect(try store.cancel(ids[0], on: db) == .discarded(was: .ready))
             #expect(try store.cancel(ids[1], on: db) == .discarded(was: .scheduled))
@@ -196,7 +196,7 @@ struct QueueStoreConformanceTests {
     }
 
     struct Listings: ConformanceScenario {
-        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+        func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws {
             let ids = try store.enqueue([
                 NewJob("Mail", queue: "mail"), NewJob("Mail", queue: "mail", runIn: .seconds(60)), NewJob("Report"), NewJob("Report"),
             ], on: db)
@@ -212,7 +212,7 @@ struct QueueStoreConformanceTests {
     }
 
     struct Management: ConformanceScenario {
-        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+        func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws {
             #expect(try store.pause("mail", on: db) && !store.pause("mail", on: db))
             let ids = try store.enqueue([NewJob("M", queue: "mail"), NewJob("M", queue: "mail", runIn: .seconds(60)), NewJob("D")], on: db)
             #expect(try store.claim(processID: 1, queues: ["mail"], limit: 5, on: db).isEmpty, "paused")
@@ -238,7 +238,7 @@ struct QueueStoreConformanceTests {
     }
 
     struct ConcurrencyLimits: ConformanceScenario {
-        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+        func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws {
             try store.syncConcurrencyRules([
                 ConcurrencyRule(className: "Sync", keyTemplate: "account:{account.id}", maxRunning: 1, duration: .seconds(60)),
                 ConcurrencyRule(className: "Once", keyTemplate: "once", maxRunning: 1, duration: .seconds(60), onConflict: .discard),
@@ -294,7 +294,7 @@ struct QueueStoreConformanceTests {
     }
 
     struct Recurring: ConformanceScenario {
-        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+        func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws {
             try store.syncStaticTasks([RecurringTask(key: "nightly", schedule: "0 3 * * *", className: "Report", isStatic: true)], on: db)
             try store.addTask(RecurringTask(key: "hourly", schedule: "@hourly", className: "Ping", queue: "pings"), on: db)
             do {
@@ -326,7 +326,7 @@ struct QueueStoreConformanceTests {
     }
 
     struct QueueAndProcessListings: ConformanceScenario {
-        func run<S: QueueStore>(_ store: S, _ db: S.Database) throws {
+        func run<D: StoreDriver>(_ store: JobStore<D>, _ db: D.Database) throws {
             _ = try store.enqueue([NewJob("A"), NewJob("B", queue: "mail"), NewJob("C", queue: "mail", runIn: .seconds(600))], on: db)
             _ = try store.pause("idle", on: db)
             let supervisor = try store.register(kind: .supervisor, name: "s", pid: 10, hostname: "h", supervisorID: nil,

@@ -7,17 +7,17 @@ import Testing
 /// A migrated schema of its own and a store over it.
 func withStore<R>(
     retryPolicy: RetryPolicy = RetryPolicy(), preserveFinishedJobs: Bool = true,
-    _ body: (JobStore, Connection) throws -> R
+    _ body: (PostgresJobStore, Connection) throws -> R
 ) throws -> R {
     try TestDatabase.withSchema { schema, db in
-        let store = try JobStore(schema: schema, retryPolicy: retryPolicy, preserveFinishedJobs: preserveFinishedJobs)
+        let store = try PostgresJobStore(schema: schema, retryPolicy: retryPolicy, preserveFinishedJobs: preserveFinishedJobs)
         return try body(store, db)
     }
 }
 
 /// Checks DESIGN.md §3's invariant over every job: a live job has exactly one execution row, a
 /// finished job none; `failed_at` is set exactly when the job is in failed_executions.
-func expectInvariant(_ store: JobStore, _ db: Connection, sourceLocation: SourceLocation = #_sourceLocation) throws {
+func expectInvariant(_ store: PostgresJobStore, _ db: Connection, sourceLocation: SourceLocation = #_sourceLocation) throws {
     let schema = store.schema.parts[0]
     func t(_ name: String) -> SQLIdentifier { SQLIdentifier(schema, name) }
     let violations = try db.query("""
@@ -49,12 +49,12 @@ func expectInvariant(_ store: JobStore, _ db: Connection, sourceLocation: Source
 }
 
 /// How many rows `table` of the store's schema has.
-func count(_ store: JobStore, _ table: String, _ db: Connection, where condition: SQL = "true") throws -> Int {
+func count(_ store: PostgresJobStore, _ table: String, _ db: Connection, where condition: SQL = "true") throws -> Int {
     try db.query("SELECT count(*) AS n FROM \(store.schema.qualifying(table)) WHERE \(condition)")[0].decode("n", as: Int.self)
 }
 
 /// The state of job `id`.
-func state(_ store: JobStore, _ id: Int, _ db: Connection) throws -> JobState? {
+func state(_ store: PostgresJobStore, _ id: Int, _ db: Connection) throws -> JobState? {
     try store.job(id, on: db)?.state
 }
 

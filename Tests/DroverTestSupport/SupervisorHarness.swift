@@ -6,7 +6,7 @@ import Foundation
 /// notification socket, Drover's test handlers enabled, and the database to look at.
 public final class SupervisorHarness {
     public let schema: String
-    public let store: JobStore
+    public let store: PostgresJobStore
     public let db: Connection
     public let listener: NotifyListener
     public let configPath: String
@@ -46,7 +46,7 @@ public final class SupervisorHarness {
         let url = try databaseURL ?? TestDatabase.url()
         db = try Connection(url, applicationName: "drover-tests")
         if migrate { try DroverSchema.migrator(schema: schema).migrate(on: db) }
-        store = try JobStore(schema: schema)
+        store = try PostgresJobStore(schema: schema)
         listener = try NotifyListener()
         directory = try TemporaryDirectory("drover-sup")
         databaseSection = databaseInConfig ? "database:\n  url: \"\(url)\"\n  schema: \(schema)\n" : ""

@@ -51,8 +51,7 @@ struct BenchCommand: ParsableCommand {
                   + "backlog \(backlog), latency \(latency), \(runs) run\(runs == 1 ? "" : "s")")
             for number in 1...runs {
                 let run = BenchRun(options: self, location: location)
-                let result = try location.isSQLite
-                    ? run.onFreshStore(SQLiteJobStore.self, keep: keep) : run.onFreshStore(JobStore.self, keep: keep)
+                let result = try run.onFreshStore(StoreFactory.driver(for: location.connectionString), keep: keep)
                 say("run \(number): " + result.summary)
                 results.append(result)
             }
@@ -168,7 +167,7 @@ struct BenchRun {
     }
 
     /// Runs on a fresh schema or file (dropped afterwards), or on the database in use with `keep`.
-    func onFreshStore<Store: QueueStore & BenchStore>(_: Store.Type, keep: Bool) throws -> Result {
+    func onFreshStore<Driver: StoreDriver>(_: Driver.Type, keep: Bool) throws -> Result {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("drover-bench-\(UUID())")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
@@ -181,13 +180,16 @@ struct BenchRun {
                 schema = "drover_bench_" + String(UInt32.random(in: 0 ... .max), radix: 36)
             }
         }
-        let db = try Store.open(url: url, schema: schema)
-        try Store.migrate(db, schema: schema)
-        defer { if !keep { Store.drop(db, schema: schema) } }
-        return try run(store: try Store(benchSchema: schema), db: db, url: url, schema: schema, directory: directory)
+        let (store, db) = try Driver.open(
+            url: url, options: StoreOptions(schema: schema, applicationName: "drover bench", migrating: .always))
+        // A PostgreSQL schema of its own goes; a SQLite file goes with its directory.
+        defer { if !keep, let postgres = db as? Connection { _ = try? postgres.execute("DROP SCHEMA \(SQLIdentifier(schema)) CASCADE") } }
+        return try run(store: store, db: db, url: url, schema: schema, directory: directory)
     }
 
-    private func run<Store: QueueStore>(store: Store, db: Store.Database, url: String, schema: String, directory: URL) throws -> Result {
+    private func run<Driver: StoreDriver>(
+        store: JobStore<Driver>, db: Driver.Database, url: String, schema: String, directory: URL
+    ) throws -> Result {
         var result = Result()
         if options.backlog > 0 {
             try enqueue(options.backlog, className: "drover.test.noop", queue: "bench_backlog", store: store, db: db)
@@ -317,7 +319,9 @@ struct BenchRun {
         return result
     }
 
-    private func enqueue<Store: QueueStore>(_ count: Int, className: String, queue: String, store: Store, db: Store.Database) throws {
+    private func enqueue<Driver: StoreDriver>(
+        _ count: Int, className: String, queue: String, store: JobStore<Driver>, db: Driver.Database
+    ) throws {
         var enqueued = 0
         while enqueued < count {
             let batch = min(10_000, count - enqueued)
@@ -328,7 +332,9 @@ struct BenchRun {
 
     /// Enqueues jobs one at a time on the idle system; each records when it started (the audit
     /// handler), and the next is enqueued once it has. Percentiles of start − enqueue, in ms.
-    private func measureLatency<Store: QueueStore>(store: Store, db: Store.Database, directory: URL) throws -> [String: Double] {
+    private func measureLatency<Driver: StoreDriver>(
+        store: JobStore<Driver>, db: Driver.Database, directory: URL
+    ) throws -> [String: Double] {
         let audit = directory.appendingPathComponent("audit").path
         FileManager.default.createFile(atPath: audit, contents: nil)
         let reader = try FileHandle(forReadingFrom: URL(fileURLWithPath: audit))
@@ -377,30 +383,4 @@ struct BenchRun {
             Thread.sleep(forTimeInterval: 0.05)
         }
     }
-}
-
-/// How `drover bench` makes, migrates and drops a store of each backend.
-protocol BenchStore: QueueStore {
-    init(benchSchema: String) throws
-    static func open(url: String, schema: String) throws -> Database
-    static func migrate(_ db: Database, schema: String) throws
-    static func drop(_ db: Database, schema: String)
-}
-
-extension JobStore: BenchStore {
-    init(benchSchema: String) throws { try self.init(schema: benchSchema) }
-    static func open(url: String, schema: String) throws -> Connection { try Connection(url, applicationName: "drover bench") }
-    static func migrate(_ db: Connection, schema: String) throws { try DroverSchema.migrator(schema: schema).migrate(on: db) }
-    static func drop(_ db: Connection, schema: String) { _ = try? db.execute("DROP SCHEMA \(SQLIdentifier(schema)) CASCADE") }
-}
-
-extension SQLiteJobStore: BenchStore {
-    init(benchSchema: String) throws { try self.init(schema: benchSchema) }
-    static func open(url: String, schema: String) throws -> SQLiteConnection {
-        try SQLiteConnection(path: DatabaseLocation.sqlitePath(url) ?? url, schema: schema)
-    }
-    static func migrate(_ db: SQLiteConnection, schema: String) throws {
-        try Migrator(schema: schema, migrations: DroverSchema.sqliteMigrations).migrate(on: db)
-    }
-    static func drop(_ db: SQLiteConnection, schema: String) {}  // The file goes with its directory.
 }

@@ -58,14 +58,7 @@ extension DatabaseOptions {
     func withQueue(_ body: (any QueueAdmin) throws -> Void) throws {
         let location = try reportingErrors { try resolve() }
         try reportingErrors(location: location) {
-            if let path = DatabaseLocation.sqlitePath(location.connectionString) {
-                let database = try SQLiteConnection(path: path, schema: location.schema)
-                try Migrator(schema: location.schema, migrations: DroverSchema.sqliteMigrations).migrate(on: database)
-                try body(BoundQueue(store: try SQLiteJobStore(schema: location.schema), database: database))
-            } else {
-                let connection = try Connection(location.connectionString, applicationName: "drover")
-                try body(BoundQueue(store: try JobStore(schema: location.schema), database: connection))
-            }
+            try body(try StoreFactory.openAdmin(url: location.connectionString, options: StoreOptions(schema: location.schema)))
         }
     }
 }

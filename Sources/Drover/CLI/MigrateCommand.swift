@@ -45,30 +45,27 @@ struct MigrateCommand: ParsableCommand {
             return try move(from: location, to: destination)
         }
         try reportingErrors(location: location) {
-            if let path = DatabaseLocation.sqlitePath(location.connectionString) {
-                let migrator = try Migrator(schema: location.schema, migrations: DroverSchema.sqliteMigrations)
-                let connection = try SQLiteConnection(path: path, schema: location.schema)
-                if statusOnly { return show(try migrator.status(on: connection), of: migrator, schema: location.schema) }
-                report(try migrator.migrate(on: connection, progress: announce), schema: location.schema)
-            } else {
-                let migrator = try DroverSchema.migrator(schema: location.schema)
-                let connection = try Connection(location.connectionString, applicationName: "drover migrate")
-                if statusOnly { return show(try migrator.status(on: connection), of: migrator, schema: location.schema) }
-                report(try migrator.migrate(on: connection, progress: announce), schema: location.schema)
-            }
+            try migrate(StoreFactory.driver(for: location.connectionString), location: location)
         }
+    }
+
+    private func migrate<Driver: StoreDriver>(_: Driver.Type, location: DatabaseLocation) throws {
+        let (store, connection) = try Driver.open(
+            url: location.connectionString,
+            options: StoreOptions(schema: location.schema, applicationName: "drover migrate", migrating: .never))
+        if statusOnly {
+            let status = try store.migrationStatus(on: connection)
+            for migration in Driver.migrations {
+                let state = status.pending.contains { $0.version == migration.version } ? "pending" : "applied"
+                print("\(migration.version)\t\(migration.name)\t\(state)")
+            }
+            return warnAboutUnknown(status.unknownVersions, schema: location.schema)
+        }
+        report(try store.migrate(on: connection, progress: announce), schema: location.schema)
     }
 
     private func announce(_ migration: Migration) {
         print("applied migration \(migration.version) (\(migration.name))")
-    }
-
-    private func show(_ status: Migrator.Status, of migrator: Migrator, schema: String) {
-        for migration in migrator.migrations {
-            let state = status.pending.contains { $0.version == migration.version } ? "pending" : "applied"
-            print("\(migration.version)\t\(migration.name)\t\(state)")
-        }
-        warnAboutUnknown(status.unknownVersions, schema: schema)
     }
 
     private func report(_ report: Migrator.Report, schema: String) {
@@ -95,9 +92,8 @@ struct MigrateCommand: ParsableCommand {
                 ?? Configuration()
         }
         try reportingErrors(location: location) {
-            let sqlite = try SQLiteConnection(path: path, schema: location.schema)
-            try Migrator(schema: location.schema, migrations: DroverSchema.sqliteMigrations).migrate(on: sqlite)
-            let source = try SQLiteJobStore(schema: location.schema)
+            let (source, sqlite) = try SQLiteDriver.open(
+                url: location.connectionString, options: StoreOptions(schema: location.schema, applicationName: "drover migrate"))
             let threshold = configuration.supervisor.aliveThreshold.seconds
             let live = try source.listProcesses(on: sqlite).filter { $0.heartbeatAge < threshold }
             guard live.isEmpty else {
@@ -105,9 +101,10 @@ struct MigrateCommand: ParsableCommand {
                            + "\(live[0].name) on \(live[0].hostname)); stop it first (systemctl stop drover), then run this again")
                 throw ExitCode(ExitStatus.unavailable.rawValue)
             }
-            let postgres = try Connection(destination, applicationName: "drover migrate")
-            try DroverSchema.migrator(schema: location.schema).migrate(on: postgres, progress: announce)
-            let moved = try MoveToPostgres(from: source, to: try JobStore(schema: location.schema)).run(from: sqlite, to: postgres)
+            let (target, postgres) = try PostgresDriver.open(
+                url: destination, options: StoreOptions(schema: location.schema, applicationName: "drover migrate", migrating: .never))
+            try target.migrate(on: postgres, progress: announce)
+            let moved = try MoveToPostgres(from: source, to: target).run(from: sqlite, to: postgres)
             let states = moved.moved.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }
             print("moved \(moved.total) jobs\(states.isEmpty ? "" : " (" + states.joined(separator: ", ") + ")") and "
                   + "\(moved.tasks) recurring tasks added at run time from \(path) to \(Connection.redacted(destination))")

@@ -3,18 +3,22 @@ import DroverQueue
 import Foundation
 
 /// A database the Swift API enqueues into and schedules on: PostgreSQL (``Connection``) or a SQLite
-/// file (``SQLiteConnection``), each with its queue store.
+/// file (``SQLiteConnection``), each with its store driver.
 public protocol JobDatabase: SQLDatabase {
-    associatedtype Store: QueueStore where Store.Database == Self
-    static func store(schema: String) throws -> Store
+    associatedtype Driver: StoreDriver where Driver.Database == Self
 }
 
 extension Connection: JobDatabase {
-    public static func store(schema: String) throws -> JobStore { try JobStore(schema: schema) }
+    public typealias Driver = PostgresDriver
 }
 
 extension SQLiteConnection: JobDatabase {
-    public static func store(schema: String) throws -> SQLiteJobStore { try SQLiteJobStore(schema: schema) }
+    public typealias Driver = SQLiteDriver
+}
+
+extension JobDatabase {
+    /// Drover's store in `schema` of this database.
+    static func store(schema: String) throws -> JobStore<Driver> { try JobStore<Driver>(schema: schema) }
 }
 
 extension JobDatabase {

@@ -140,7 +140,7 @@ extension Migrator {
             CREATE TABLE IF NOT EXISTS \(table.quoted) (
                 version    INTEGER PRIMARY KEY,
                 name       TEXT NOT NULL,
-                applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now') || '+00')
+                applied_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%d %H:%M:%f', 'now') || '000+00')
             )
             """)
         var applied: [Migration] = []

@@ -18,7 +18,7 @@ public final class SQLiteConnection {
     private var handle: OpaquePointer?
     public let path: String
     public let schema: String
-    private var transactionDepth = 0
+    private(set) var transactionDepth = 0
     /// Set when a write inside the open transaction made jobs ready: the wake file is touched
     /// after the commit, not before it (a worker woken earlier would find nothing).
     private var wakeAfterCommit = false
@@ -43,8 +43,8 @@ public final class SQLiteConnection {
         sqlite3_extended_result_codes(db, 1)
         do {
             try execute("ATTACH DATABASE \(path) AS \(SQLIdentifier(schema))")
+            try enterWALMode(busyTimeout: busyTimeout)
             try execute(unsafeRawScript: """
-                PRAGMA \(SQLIdentifier(schema).quoted).journal_mode = WAL;
                 PRAGMA \(SQLIdentifier(schema).quoted).synchronous = NORMAL;
                 PRAGMA foreign_keys = ON;
                 """)
@@ -53,6 +53,30 @@ public final class SQLiteConnection {
             handle = nil
             throw DatabaseError(
                 .connectionFailed, "cannot open the SQLite database \(path): \(error.message); check that its directory exists and is writable")
+        }
+    }
+
+    /// Puts the file in WAL mode (readers never wait for the writer). Switching a file to WAL
+    /// needs it to itself, and SQLite answers "database is locked" at once, without waiting,
+    /// while another connection holds it (two processes opening a new file together): try again
+    /// until the busy timeout has passed. Once the file is in WAL mode, this needs no lock.
+    private func enterWALMode(busyTimeout: Duration) throws(DatabaseError) {
+        let deadline = ContinuousClock.now + busyTimeout
+        let pragma = SQL(unsafeRaw: "PRAGMA \(SQLIdentifier(schema).quoted).journal_mode = WAL")
+        while true {
+            let mode: String?
+            do {
+                mode = try query(pragma).first?.decode(at: 0, as: String.self)
+            } catch {
+                guard error.code == .lockNotAvailable, ContinuousClock.now < deadline else { throw error }
+                usleep(UInt32.random(in: 5_000...25_000))
+                continue
+            }
+            // An in-memory database (":memory:") has no file to share and stays in memory mode.
+            guard mode?.lowercased() == "wal" || (path == ":memory:" && mode?.lowercased() == "memory") else {
+                throw DatabaseError(.connectionFailed, "SQLite could not put the file in WAL mode (it stays \(mode ?? "unknown"))")
+            }
+            return
         }
     }
 

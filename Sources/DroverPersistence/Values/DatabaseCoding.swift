@@ -151,11 +151,11 @@ extension Double: DatabaseCodable {
 
 extension Date: DatabaseCodable {
     public static var databaseType: DatabaseType { .timestamptz }
-    public var databaseText: String? { PostgresTimestamp.format(self) }
+    public var databaseText: String? { DatabaseTime.format(self) }
     public static func decode(from value: DatabaseValue) throws(DatabaseDecodingFailure) -> Date {
         // SQLite stores timestamps as text, in the same format.
         let text = try text(of: value, accepting: [.timestamptz, .timestamp, .text])
-        guard let date = PostgresTimestamp.parse(text) else {
+        guard let date = DatabaseTime.parse(text) else {
             throw .malformed("\(text) is not an ISO timestamp; the session's DateStyle must be ISO")
         }
         return date

@@ -1,102 +1,136 @@
 import DroverPersistence
 
 extension JobStore {
-    /// Session settings for the connections of Drover's processes. Every statement they run is
-    /// written for an index; but when one queue holds every job (as in most deployments), the
-    /// planner estimates that `queue_name <> ALL (paused queues)` keeps a single row, and would
-    /// read and sort every ready row instead of walking the index (measured: 0.6 s per claim at
-    /// 900,000 ready jobs, against 0.1 ms). Without sequential scans and sorts to choose, it keeps
-    /// to the indexes. (The sort of the few claimed rows at the end of a claim stays: it has no
-    /// alternative.) JIT compilation goes too: a disabled plan node counts as a huge cost, which
-    /// would make PostgreSQL compile every claim (200 ms each), and these statements never need it.
-    /// Prepared statements keep one generic plan: PostgreSQL would otherwise plan a claim or a
-    /// finish afresh for its values each time, whenever it judged the generic plan costlier, which
-    /// it did (measured: 0.4 ms of a 1.3 ms worker turn; one worker's burn-down went from 3,800 to
-    /// 5,400 jobs/s). The plans are index lookups whatever the values.
-    public static let plannerSettings = [
-        ("enable_seqscan", "off"), ("enable_sort", "off"), ("jit", "off"), ("plan_cache_mode", "force_generic_plan"),
-    ]
-
-    /// Takes up to `limit` ready jobs from `queues` for process `processID`, in the order of
-    /// ``QueueSelection``, skipping paused queues and rows other claimers hold (`SKIP LOCKED`), and
-    /// moves them to claimed. One transaction; each pattern is one index-ordered statement.
-    public func claim(
-        processID: Int, queues: QueueSelection, limit: Int, on connection: Connection
-    ) throws -> [ClaimedJob] {
+    /// Takes up to `limit` ready jobs from `queues` for process `processID` and moves them to
+    /// claimed, in one transaction. Patterns are taken in the worker's order, each one statement
+    /// that sees what the earlier ones took, so a job two patterns match (`critical` and `*`) is
+    /// claimed once, by the first; within a pattern, by priority then id (`prefix*` by queue name
+    /// first). Paused queues are passed over; on PostgreSQL so are rows another claimer holds.
+    public func claim(processID: Int, queues: QueueSelection, limit: Int, on database: Driver.Database) throws -> [ClaimedJob] {
         guard limit > 0 else { return [] }
+        let now = self.now()
         if queues.patterns.count == 1 {
-            return try claim(queues.patterns[0], processID: processID, limit: limit, on: connection)
+            return try driver.takeReady(queues.patterns[0], processID: processID, limit: limit, now: now, in: self, on: database)
         }
-        return try connection.withTransaction { connection in
+        return try database.atomically {
             var claimed: [ClaimedJob] = []
             for pattern in queues.patterns where claimed.count < limit {
-                claimed += try claim(pattern, processID: processID, limit: limit - claimed.count, on: connection)
+                claimed += try driver.takeReady(pattern, processID: processID, limit: limit - claimed.count, now: now, in: self, on: database)
             }
             return claimed
         }
     }
 
-    private func claim(
-        _ pattern: QueueSelection.Pattern, processID: Int, limit: Int, on connection: Connection
-    ) throws(DatabaseError) -> [ClaimedJob] {
-        // A prefix pattern's index range depends on the LIKE value: leave it to a fresh plan each time.
-        let prepare: Bool = if case .prefix = pattern { false } else { true }
-        let rows = try connection.query(claimStatement(pattern, processID: processID, limit: limit), prepared: prepare)
-        var claimedJobs: [ClaimedJob] = []
-        claimedJobs.reserveCapacity(rows.count)
-        for row in rows { claimedJobs.append(try ClaimedJob(row: row)) }
-        return claimedJobs
-    }
-
-    /// One pattern's claim, as one statement.
-    func claimStatement(_ pattern: QueueSelection.Pattern, processID: Int, limit: Int) -> SQL {
-        // The WHERE and ORDER BY follow an index: (queue_name, priority, job_id) for names and
-        // prefixes, (priority, job_id) WHERE job_id > 0 for "*".
-        let condition: SQL
-        let order: [String]
+    /// The columns of a ready row's claim order for `pattern`, and the condition that picks its rows.
+    func claimOrder(_ pattern: QueueSelection.Pattern) -> (condition: SQL, order: [String]) {
+        // Each follows an index: (queue_name, priority, job_id) for names and prefixes,
+        // (priority, job_id) WHERE job_id > 0 for "*".
         switch pattern {
         case .exact(let name):
-            condition = "r.queue_name = \(name)"
-            order = ["priority", "job_id"]
+            return ("r.queue_name = \(name)", ["priority", "job_id"])
         case .prefix(let prefix):
-            condition = "r.queue_name LIKE \(Self.likePrefix(prefix))"
-            order = ["queue_name", "priority", "job_id"]
+            // A range of the C-collated index; LIKE would ignore case on SQLite.
+            return ("r.queue_name >= \(prefix) AND r.queue_name < \(Self.prefixUpperBound(prefix))", ["queue_name", "priority", "job_id"])
         case .all:
-            // The predicate of the index (priority, job_id), which only this claim may use.
-            condition = "r.job_id > 0"
-            order = ["priority", "job_id"]
+            // The predicate of the (priority, job_id) index, which only this claim may use.
+            return ("r.job_id > 0", ["priority", "job_id"])
         }
-        func ordered(by alias: String) -> SQL {
-            SQL(unsafeRaw: order.map { "\(alias).\($0)" }.joined(separator: ", "))
-        }
+    }
+
+    /// The smallest text greater than every text starting with `prefix` (queue names are ASCII:
+    /// the last character goes up by one).
+    public static func prefixUpperBound(_ prefix: String) -> String {
+        var bytes = Array(prefix.utf8)
+        bytes[bytes.count - 1] += 1
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+}
+
+/// `columns` of the table `alias`, for an ORDER BY.
+private func ordered(_ columns: [String], by alias: String) -> SQL {
+    SQL(unsafeRaw: columns.map { "\(alias).\($0)" }.joined(separator: ", "))
+}
+
+extension PostgresDriver {
+    /// One statement: pick in index order passing over locked rows, delete them from ready,
+    /// insert their claims, return the jobs.
+    public func takeReady(
+        _ pattern: QueueSelection.Pattern, processID: Int, limit: Int, now: Moment, in store: JobStore<Self>, on database: Connection
+    ) throws -> [ClaimedJob] {
+        let rows = try database.query(claimStatement(pattern, processID: processID, limit: limit, now: now, in: store), prepared: true)
+        var jobs: [ClaimedJob] = []
+        jobs.reserveCapacity(rows.count)
+        for row in rows { jobs.append(try ClaimedJob(row: row)) }
+        return jobs
+    }
+
+    /// One pattern's claim. Every pattern's is an index walk in claim order, also as a generic
+    /// plan (the runtime keeps one per prepared statement): a prefix is a range of the
+    /// C-collated queue names, not a LIKE, whose value a generic plan cannot use.
+    public func claimStatement(
+        _ pattern: QueueSelection.Pattern, processID: Int, limit: Int, now: Moment, in store: JobStore<Self>
+    ) -> SQL {
+        let (condition, order) = store.claimOrder(pattern)
         return """
             WITH picked AS (
-                SELECT r.job_id FROM \(ready) r
+                SELECT r.job_id FROM \(store.ready) r
                 WHERE \(condition)
                   -- Computed once, so the scan stays in index order (a join with pauses would not).
-                  AND r.queue_name <> ALL (ARRAY(SELECT queue_name FROM \(pauses)))
-                ORDER BY \(ordered(by: "r"))
+                  AND r.queue_name <> ALL (ARRAY(SELECT queue_name FROM \(store.pauses)))
+                ORDER BY \(ordered(order, by: "r"))
                 LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED
             ), moved AS (
-                DELETE FROM \(ready) r USING picked WHERE r.job_id = picked.job_id
+                DELETE FROM \(store.ready) r USING picked WHERE r.job_id = picked.job_id
                 RETURNING r.job_id, r.queue_name, r.priority
             ), claimed AS (
-                INSERT INTO \(claimed) (job_id, process_id) SELECT job_id, \(processID) FROM moved
+                INSERT INTO \(store.claimed) (job_id, process_id, created_at) SELECT job_id, \(processID), \(now.sql) FROM moved
             )
-            SELECT \(ClaimedJob.columns)
-            FROM moved m JOIN \(jobs) j ON j.id = m.job_id
-            ORDER BY \(ordered(by: "m"))
+            SELECT \(store.claimedJobColumns)
+            FROM moved m JOIN \(store.jobs) j ON j.id = m.job_id
+            ORDER BY \(ordered(order, by: "m"))
             """
     }
+}
 
-    /// A LIKE pattern matching names that start with `prefix` (whose `_` must not be a wildcard).
-    static func likePrefix(_ prefix: String) -> String {
-        var escaped = ""
-        for ch in prefix {
-            if ch == "\\" || ch == "%" || ch == "_" { escaped.append("\\") }
-            escaped.append(ch)
+extension SQLiteDriver {
+    /// Under the write lock nothing else claims: delete the picked rows from ready, insert their
+    /// claims, read the jobs.
+    public func takeReady(
+        _ pattern: QueueSelection.Pattern, processID: Int, limit: Int, now: Moment, in store: JobStore<Self>, on database: SQLiteConnection
+    ) throws -> [ClaimedJob] {
+        let (condition, order) = store.claimOrder(pattern)
+        return try database.atomically {
+            let db = database
+            let moved = try db.query("""
+                DELETE FROM \(store.ready) WHERE job_id IN (
+                    SELECT r.job_id FROM \(store.ready) r
+                    WHERE \(condition) AND r.queue_name NOT IN (SELECT queue_name FROM \(store.pauses))
+                    ORDER BY \(ordered(order, by: "r")) LIMIT \(limit))
+                RETURNING job_id, queue_name, priority
+                """)
+            guard !moved.isEmpty else { return [] }
+            // RETURNING comes in no set order: the pattern's order, from the values it returned.
+            let picked = try moved.map { row in
+                (id: try row.decode("job_id", as: Int.self), queue: try row.decode("queue_name", as: String.self),
+                 priority: try row.decode("priority", as: Int.self))
+            }.sorted { a, b in
+                if order.first == "queue_name", a.queue != b.queue { return a.queue < b.queue }
+                return (a.priority, a.id) < (b.priority, b.id)
+            }
+            let ids = picked.map(\.id)
+            try db.execute("""
+                INSERT INTO \(store.claimed) (job_id, process_id, created_at)
+                SELECT value, \(processID), \(now.sql) FROM json_each(\("[" + ids.map(String.init).joined(separator: ",") + "]"))
+                """)
+            let rows = try db.query("SELECT \(store.claimedJobColumns) FROM \(store.jobs) j WHERE \(contains("j.id", ids: ids))")
+            var byID: [Int: ClaimedJob] = [:]
+            for row in rows {
+                let job = try ClaimedJob(row: row)
+                byID[job.id] = job
+            }
+            return ids.compactMap { byID[$0] }
         }
-        return escaped + "%"
     }
 }

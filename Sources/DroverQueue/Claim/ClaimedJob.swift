@@ -17,12 +17,6 @@ public struct ClaimedJob: Sendable, Equatable {
     public let timeout: Duration?
     public let enqueuedAt: Date
 
-    /// The columns `init(row:)` reads, for statements that return claimed jobs.
-    static let columns: SQL = """
-        j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.attempts, j.max_attempts, j.crashes,
-        extract(epoch FROM j.timeout)::float8 AS timeout_seconds, j.created_at
-        """
-
     init(row: Row) throws(DatabaseError) {
         id = try row.decode("id")
         queue = try row.decode("queue_name")
@@ -34,5 +28,15 @@ public struct ClaimedJob: Sendable, Equatable {
         crashes = try row.decode("crashes")
         timeout = try row.decode("timeout_seconds", as: Double?.self).map { Duration.milliseconds(Int64($0 * 1000)) }
         enqueuedAt = try row.decode("created_at")
+    }
+}
+
+extension JobStore {
+    /// The columns `ClaimedJob(row:)` reads; `j` is the job.
+    var claimedJobColumns: SQL {
+        """
+        j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.attempts, j.max_attempts, j.crashes,
+        \(driver.seconds(of: "j.timeout")) AS timeout_seconds, j.created_at
+        """
     }
 }

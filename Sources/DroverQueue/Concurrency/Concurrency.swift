@@ -43,7 +43,7 @@ public struct ConcurrencyKeyInfo: Sendable, Equatable {
 }
 
 extension ConcurrencyKeyInfo {
-    /// A row of ``JobStore/concurrencyKeysSQL(schema:)``.
+    /// A row of ``JobStore/concurrencyKeys(on:)``.
     init(row: Row) throws {
         self.init(key: try row.decode("key"), maxRunning: try row.decode("max_value"), holding: try row.decode("holding"),
                   blocked: try row.decode("blocked"), expiresAt: try row.decode("expires_at"))
@@ -61,65 +61,49 @@ extension ConcurrencyRule {
 }
 
 extension JobStore {
-    var semaphores: SQLIdentifier { table("semaphores") }
-    var concurrencyRules: SQLIdentifier { table("concurrency_rules") }
-
     /// Makes the rules exactly `rules` (the configuration's handlers and the app's job types).
-    /// Jobs enqueued from then on get keys; jobs already enqueued keep theirs.
-    public func syncConcurrencyRules(_ rules: [ConcurrencyRule], on connection: Connection) throws {
-        try connection.withTransaction { connection in
+    /// Jobs enqueued from then on get keys; jobs already enqueued keep theirs. Keys in use are
+    /// counted again soon (their semaphores expire now), under the limits now in force.
+    public func syncConcurrencyRules(_ rules: [ConcurrencyRule], on database: Driver.Database) throws {
+        let now = self.now()
+        try database.atomically {
             for rule in rules {
-                try connection.execute("""
-                    INSERT INTO \(concurrencyRules) (class_name, key_template, max_running, duration, on_conflict)
-                    VALUES (\(rule.className), \(rule.keyTemplate), \(rule.maxRunning), make_interval(secs => \(rule.duration.seconds)),
-                            \(rule.onConflict.rawValue))
+                try database.change("""
+                    INSERT INTO \(concurrencyRules) (class_name, key_template, max_running, duration, on_conflict, updated_at)
+                    VALUES (\(rule.className), \(rule.keyTemplate), \(rule.maxRunning), \(driver.interval(seconds: "\(rule.duration.seconds)")),
+                            \(rule.onConflict.rawValue), \(now.sql))
                     ON CONFLICT (class_name) DO UPDATE SET key_template = excluded.key_template, max_running = excluded.max_running,
-                        duration = excluded.duration, on_conflict = excluded.on_conflict, updated_at = now()
+                        duration = excluded.duration, on_conflict = excluded.on_conflict, updated_at = excluded.updated_at
                     """)
             }
-            try connection.execute("DELETE FROM \(concurrencyRules) WHERE NOT (class_name = ANY(\(rules.map(\.className))))")
-            // Keys in use are counted again soon, under the limits now in force.
-            try connection.execute("UPDATE \(semaphores) SET expires_at = now()")
+            try database.change("DELETE FROM \(concurrencyRules) WHERE NOT (\(driver.contains("class_name", names: rules.map(\.className))))")
+            try database.change("UPDATE \(semaphores) SET expires_at = \(now.sql)")
         }
     }
 
     /// Every rule, by class.
-    public func concurrencyRules(on connection: Connection) throws -> [ConcurrencyRule] {
-        try connection.query("""
-            SELECT class_name, key_template, max_running, extract(epoch FROM duration)::float8 AS duration, on_conflict
+    public func concurrencyRules(on database: Driver.Database) throws -> [ConcurrencyRule] {
+        try database.fetch("""
+            SELECT class_name, key_template, max_running, \(driver.seconds(of: "duration")) AS duration, on_conflict
             FROM \(concurrencyRules) ORDER BY class_name
             """).map(ConcurrencyRule.init(row:))
     }
 
+    /// The rules by class (read once per enqueue; none is the common case).
+    func concurrencyRulesByClass(on database: Driver.Database) throws -> [String: ConcurrencyRule] {
+        Dictionary(uniqueKeysWithValues: try concurrencyRules(on: database).map { ($0.className, $0) })
+    }
+
     /// Every key in use: its limit, the jobs holding a slot and the jobs waiting.
-    public func concurrencyKeys(on connection: Connection) throws -> [ConcurrencyKeyInfo] {
-        try connection.query(Self.concurrencyKeysSQL(schema: schema)).map(ConcurrencyKeyInfo.init(row:))
-    }
-
-    /// Every key in use with its jobs, in SQL both backends run.
-    static func concurrencyKeysSQL(schema: SQLIdentifier) -> SQL {
-        func table(_ name: String) -> SQLIdentifier { schema.qualifying(name) }
-        return """
+    public func concurrencyKeys(on database: Driver.Database) throws -> [ConcurrencyKeyInfo] {
+        try database.fetch("""
             SELECT s.key, s.max_value, s.expires_at,
-                   (SELECT count(*) FROM \(table("jobs")) j
+                   (SELECT count(*) FROM \(jobs) j
                     WHERE j.concurrency_key = s.key AND j.finished_at IS NULL AND j.failed_at IS NULL
-                      AND (EXISTS (SELECT 1 FROM \(table("ready_executions")) r WHERE r.job_id = j.id)
-                           OR EXISTS (SELECT 1 FROM \(table("claimed_executions")) c WHERE c.job_id = j.id))) AS holding,
-                   (SELECT count(*) FROM \(table("blocked_executions")) b WHERE b.concurrency_key = s.key) AS blocked
-            FROM \(table("semaphores")) s ORDER BY s.key
-            """
-    }
-
-    /// Counts the slots of keys that have not moved for their duration again, letting blocked jobs
-    /// run where slots are free (the dispatcher's safety net). Returns how many jobs went to ready.
-    @discardableResult
-    public func expireConcurrency(batchSize: Int = 100, on connection: Connection) throws(DatabaseError) -> Int {
-        try connection.query(prepared: true, "SELECT \(schema).concurrency_expire(\(batchSize)::integer) AS n")[0].decode("n", as: Int.self)
-    }
-
-    /// Gives back one slot per key of `keys` and lets the next blocked job of each run.
-    func signal(_ keys: [String], on connection: Connection) throws(DatabaseError) {
-        guard !keys.isEmpty else { return }
-        _ = try connection.query(prepared: true, "SELECT \(schema).concurrency_signal(\(keys))")
+                      AND (EXISTS (SELECT 1 FROM \(ready) r WHERE r.job_id = j.id)
+                           OR EXISTS (SELECT 1 FROM \(claimed) c WHERE c.job_id = j.id))) AS holding,
+                   (SELECT count(*) FROM \(blocked) b WHERE b.concurrency_key = s.key) AS blocked
+            FROM \(semaphores) s ORDER BY s.key
+            """).map(ConcurrencyKeyInfo.init(row:))
     }
 }

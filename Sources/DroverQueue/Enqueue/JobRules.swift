@@ -1,5 +1,8 @@
-/// What a job must look like to be enqueued. The SQL function `enqueue_many` checks the same rules
-/// for callers that do not go through Swift; a test holds the two together.
+import Foundation
+
+/// What a job must look like to be enqueued, on every backend. PostgreSQL's SQL function
+/// `enqueue_many` checks the same rules for callers that do not go through Swift; a test holds
+/// the two together.
 public enum JobRules {
     /// Queue names: 1 to 100 of `A-Z a-z 0-9 _ . : -`, starting with a letter, digit or `_`.
     /// (`*` is kept for patterns: `mail*`, `*`.)
@@ -17,6 +20,10 @@ public enum JobRules {
     /// How long one attempt may be allowed to run.
     public static let timeoutRange: ClosedRange<Duration> = .seconds(1)...(.seconds(7 * 86_400))
     public static let defaultMaxAttempts = 5
+    /// When a job may be asked to run: years 1 to 9999 (UTC), the times every backend stores
+    /// and orders alike.
+    public static let runAtRange: ClosedRange<Date> =
+        Date(timeIntervalSince1970: -62_135_596_800)...Date(timeIntervalSince1970: 253_402_300_799.999_999)
 
     public static func checkQueueName(
         _ name: String, field: String = "queue", code: QueueError.Code = .invalidJob
@@ -67,19 +74,16 @@ public enum JobRules {
             throw QueueError(
                 .invalidJob, "timeout \(timeout) is not from 1 second to 7 days", field: "timeout")
         }
+        if let runAt = job.runAt, !runAtRange.contains(runAt) {
+            throw QueueError(
+                .invalidJob, "run_at \(runAt.databaseText ?? "") is out of range: give a time from year 1 to 9999", field: "run_at")
+        }
         // Characters as PostgreSQL counts them: code points.
         if let key = job.uniqueKey, !(1...maxUniqueKeyLength).contains(key.unicodeScalars.count) {
             throw QueueError(
                 .invalidJob, "unique_key must be 1 to \(maxUniqueKeyLength) characters, not \(key.unicodeScalars.count)",
                 field: "unique_key")
         }
-    }
-
-    /// A timeout as `enqueue_many` takes it: seconds, with at most 3 decimals.
-    static func timeoutText(_ timeout: Duration) -> String {
-        let milliseconds = timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000
-        let fraction = milliseconds % 1000
-        return fraction == 0 ? "\(milliseconds / 1000)" : "\(milliseconds / 1000)." + String(String(fraction + 1000).dropFirst())
     }
 
     private static func isName(_ name: String, maxLength: Int, firstMayBeDigit: Bool) -> Bool {

@@ -53,20 +53,4 @@ public struct NewJob: Sendable, Equatable {
         self.init(className, arguments: arguments, queue: queue, priority: priority,
                   runAt: Date().addingTimeInterval(delay.seconds), maxAttempts: maxAttempts, timeout: timeout, uniqueKey: uniqueKey)
     }
-
-    /// The job as an element of `enqueue_many`'s JSON array. Names were checked (they need no
-    /// escaping) and arguments are valid JSON, so the text is built directly: bulk enqueue is hot.
-    var jsonElement: String {
-        var text = "{\"class\":\"\(className)\",\"queue\":\"\(queue)\",\"arguments\":\(arguments.text)"
-        if priority != 0 { text += ",\"priority\":\(priority)" }
-        if maxAttempts != JobRules.defaultMaxAttempts { text += ",\"max_attempts\":\(maxAttempts)" }
-        // PostgreSQL's own text for a timestamptz, in UTC: "2026-11-27 03:00:00.5+00".
-        if let timeout { text += ",\"timeout\":\(JobRules.timeoutText(timeout))" }
-        // A unique key is any text: it is the one field that needs JSON escaping.
-        if let uniqueKey, let quoted = try? JSONEncoder().encode(uniqueKey) {
-            text += ",\"unique_key\":" + String(decoding: quoted, as: UTF8.self)
-        }
-        if let runAt, let timestamp = runAt.databaseText { text += ",\"run_at\":\"\(timestamp)\"" }
-        return text + "}"
-    }
 }

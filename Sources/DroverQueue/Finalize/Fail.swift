@@ -11,46 +11,71 @@ public enum FailOutcome: Sendable, Equatable {
     case dropped
 }
 
+/// After a failed attempt: run again after a delay, or fail for good.
+public enum AttemptDecision: Sendable, Equatable {
+    case retry(afterSeconds: Double)
+    case failForGood
+
+    /// The policy: a job fails for good when the failure is permanent (exit 100, a cancellation,
+    /// an unknown class) or when `failedAttempts` reached `maxAttempts`; otherwise it is retried
+    /// after `retryPolicy`'s backoff.
+    public static func after(
+        failedAttempts: Int, maxAttempts: Int, permanent: Bool, retryPolicy: RetryPolicy,
+        random: Double = Double.random(in: 0..<1)
+    ) -> AttemptDecision {
+        if permanent || failedAttempts >= maxAttempts { return .failForGood }
+        return .retry(afterSeconds: retryPolicy.delay(afterFailedAttempts: failedAttempts, random: random))
+    }
+}
+
 extension JobStore {
-    /// Records a failed attempt of a job claimed by `processID`, exactly once, in one statement.
+    /// Records a failed attempt of a job claimed by `processID`, exactly once.
     ///
-    /// The error is kept as the job's `last_error`. With attempts left (and `permanent` false) the same
-    /// job row is scheduled again after the ``RetryPolicy`` backoff; otherwise it moves to failed.
-    /// `maxAttempts` (a handler's) replaces the job's own when given.
+    /// The error is kept as the job's `last_error`. With attempts left (and `permanent` false) the
+    /// same job row is scheduled again after the ``RetryPolicy`` backoff; otherwise it moves to
+    /// failed. `maxAttempts` (a handler's) replaces the job's own when given. Either way the job
+    /// gives its concurrency slot back.
     public func fail(
         _ jobID: Int, processID: Int, error: JobFailure, permanent: Bool = false, maxAttempts: Int? = nil,
-        on connection: Connection
-    ) throws(DatabaseError) -> FailOutcome {
-        let policy = retryPolicy
-        let rows = try connection.query(prepared: true, """
-            WITH released AS (
-                DELETE FROM \(claimed) WHERE job_id = \(jobID) AND process_id = \(processID) RETURNING job_id
-            ), counted AS (
-                UPDATE \(jobs) j
-                SET attempts = j.attempts + 1, last_error = \(error.json), updated_at = now(),
-                    max_attempts = coalesce(\(maxAttempts)::integer, j.max_attempts),
-                    failed_at = CASE WHEN \(permanent) OR j.attempts + 1 >= coalesce(\(maxAttempts)::integer, j.max_attempts) THEN now() END
-                FROM released WHERE j.id = released.job_id
-                RETURNING j.id, j.queue_name, j.priority, j.attempts, j.failed_at, j.concurrency_key
-            ), retried AS (
-                INSERT INTO \(scheduled) (job_id, queue_name, priority, scheduled_at)
-                SELECT id, queue_name, priority,
-                       now() + make_interval(secs => least(\(policy.maxDelay.seconds), \(policy.baseDelay.seconds) * 2 ^ (attempts - 1))
-                                                    * (1 - \(policy.jitter) * random()))
-                FROM counted WHERE failed_at IS NULL
-                RETURNING job_id, scheduled_at
-            ), dead AS (
-                INSERT INTO \(failed) (job_id, error) SELECT id, \(error.json) FROM counted WHERE failed_at IS NOT NULL
-            )
-            SELECT c.attempts, r.scheduled_at, c.concurrency_key FROM counted c LEFT JOIN retried r ON r.job_id = c.id
-            """)
-        guard let row = rows.first else { return .dropped }
-        // Failed or waiting for its retry, it no longer holds a slot of its concurrency key.
-        if let key = try row.decode("concurrency_key", as: String?.self) { try signal([key], on: connection) }
-        let attempts = try row.decode("attempts", as: Int.self)
-        if let at = try row.decode("scheduled_at", as: Date?.self) {
-            return .retryScheduled(at: at, attempts: attempts)
+        on database: Driver.Database
+    ) throws -> FailOutcome {
+        let now = self.now()
+        return try database.atomically {
+            // The claim's removal is the lock: a failure racing a release makes one of them act.
+            guard try database.change(
+                "DELETE FROM \(claimed) WHERE job_id = \(jobID) AND process_id = \(processID)", prepared: true) == 1 else {
+                return .dropped
+            }
+            let row = try database.fetch("""
+                UPDATE \(jobs) SET attempts = attempts + 1, max_attempts = coalesce(\(maxAttempts), max_attempts),
+                    last_error = \(error.json), updated_at = \(now.sql)
+                WHERE id = \(jobID)
+                RETURNING attempts, max_attempts, queue_name, priority, concurrency_key
+                """, prepared: true)[0]
+            let attempts = try row.decode("attempts", as: Int.self)
+            let decision = AttemptDecision.after(
+                failedAttempts: attempts, maxAttempts: try row.decode("max_attempts", as: Int.self), permanent: permanent,
+                retryPolicy: retryPolicy)
+            let outcome: FailOutcome
+            switch decision {
+            case .failForGood:
+                try database.change("UPDATE \(jobs) SET failed_at = \(now.sql) WHERE id = \(jobID)", prepared: true)
+                try database.change("""
+                    INSERT INTO \(failed) (job_id, error, created_at) VALUES (\(jobID), \(error.json), \(now.sql))
+                    """, prepared: true)
+                outcome = .failed(attempts: attempts)
+            case .retry(let seconds):
+                let at = try database.fetch("""
+                    INSERT INTO \(scheduled) (job_id, queue_name, priority, scheduled_at, created_at)
+                    VALUES (\(jobID), \(try row.decode("queue_name", as: String.self)), \(try row.decode("priority", as: Int.self)),
+                            \(now.after(seconds)), \(now.sql))
+                    RETURNING scheduled_at
+                    """, prepared: true)[0].decode("scheduled_at", as: Date.self)
+                outcome = .retryScheduled(at: at, attempts: attempts)
+            }
+            // Failed or waiting for its retry, it no longer holds a slot of its concurrency key.
+            if let key = try row.decode("concurrency_key", as: String?.self) { try signal([key], now: now, on: database) }
+            return outcome
         }
-        return .failed(attempts: attempts)
     }
 }

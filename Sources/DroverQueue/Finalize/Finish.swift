@@ -10,32 +10,65 @@ public struct FinishOutcome: Sendable, Equatable {
 }
 
 extension JobStore {
-    /// Marks jobs finished, exactly once, in one round trip.
+    /// Marks jobs finished, exactly once.
     ///
     /// Finishing first removes the job's claim by `processID`; a job whose claim is gone (released,
     /// recovered by a pruner, claimed again by another process) is not touched and is reported in
-    /// ``FinishOutcome/dropped``. Racing a release, a job ends finished or back in ready, never both.
+    /// ``FinishOutcome/dropped``. Racing a release, a job ends finished or back in ready, never
+    /// both. A finished job gives its concurrency slot back.
     @discardableResult
-    public func finish(_ jobIDs: [Int], processID: Int, on connection: Connection) throws(DatabaseError) -> FinishOutcome {
-        guard !jobIDs.isEmpty else { return FinishOutcome(finished: [], dropped: []) }
-        let done: SQL = preserveFinishedJobs
-            ? "UPDATE \(jobs) SET finished_at = now(), updated_at = now() WHERE id IN (SELECT job_id FROM released) RETURNING id, concurrency_key"
-            : "DELETE FROM \(jobs) WHERE id IN (SELECT job_id FROM released) RETURNING id, concurrency_key"
-        let rows = try connection.query(prepared: true, """
+    public func finish(_ jobIDs: [Int], processID: Int, on database: Driver.Database) throws -> FinishOutcome {
+        let wanted = Array(Set(jobIDs)).sorted()
+        guard !wanted.isEmpty else { return FinishOutcome(finished: [], dropped: []) }
+        let now = self.now()
+        let done = try database.atomically {
+            let done = try driver.finishClaims(wanted, processID: processID, now: now, deleting: !preserveFinishedJobs, in: self, on: database)
+            try signal(done.compactMap(\.concurrencyKey), now: now, on: database)
+            return done
+        }
+        let finished = Set(done.map(\.id))
+        return FinishOutcome(finished: finished.sorted(), dropped: wanted.filter { !finished.contains($0) })
+    }
+}
+
+extension PostgresDriver {
+    /// One statement: the claims' removal (the lock that makes a finish and a release exclusive)
+    /// and the jobs' update or deletion.
+    public func finishClaims(
+        _ jobIDs: [Int], processID: Int, now: Moment, deleting: Bool, in store: JobStore<Self>, on database: Connection
+    ) throws -> [(id: Int, concurrencyKey: String?)] {
+        let done: SQL = deleting
+            ? "DELETE FROM \(store.jobs) WHERE id IN (SELECT job_id FROM released) RETURNING id, concurrency_key"
+            : """
+              UPDATE \(store.jobs) SET finished_at = \(now.sql), updated_at = \(now.sql) WHERE id IN (SELECT job_id FROM released)
+              RETURNING id, concurrency_key
+              """
+        let rows = try database.query(prepared: true, """
             WITH released AS (
-                DELETE FROM \(claimed) WHERE job_id = ANY(\(jobIDs)) AND process_id = \(processID) RETURNING job_id
+                DELETE FROM \(store.claimed) WHERE job_id = ANY(\(jobIDs)) AND process_id = \(processID) RETURNING job_id
             ), done AS (\(done))
             SELECT id, concurrency_key FROM done
             """)
-        var finished: [Int] = []
-        var keys: [String] = []
+        var finished: [(id: Int, concurrencyKey: String?)] = []
         finished.reserveCapacity(rows.count)
-        for row in rows {
-            finished.append(try row.decode(at: 0, as: Int.self))
-            if let key = try row.decode(at: 1, as: String?.self) { keys.append(key) }
+        for row in rows { finished.append((try row.decode(at: 0, as: Int.self), try row.decode(at: 1, as: String?.self))) }
+        return finished
+    }
+}
+
+extension SQLiteDriver {
+    public func finishClaims(
+        _ jobIDs: [Int], processID: Int, now: Moment, deleting: Bool, in store: JobStore<Self>, on database: SQLiteConnection
+    ) throws -> [(id: Int, concurrencyKey: String?)] {
+        try database.atomically {
+            let released = try database.ids("""
+                DELETE FROM \(store.claimed) WHERE process_id = \(processID) AND \(contains("job_id", ids: jobIDs)) RETURNING job_id
+                """, column: "job_id")
+            guard !released.isEmpty else { return [] }
+            let done: SQL = deleting
+                ? "DELETE FROM \(store.jobs) WHERE \(contains("id", ids: released)) RETURNING id, concurrency_key"
+                : "UPDATE \(store.jobs) SET finished_at = \(now.sql), updated_at = \(now.sql) WHERE \(contains("id", ids: released)) RETURNING id, concurrency_key"
+            return try database.query(done).map { (try $0.decode("id", as: Int.self), try $0.decode("concurrency_key", as: String?.self)) }
         }
-        try signal(keys, on: connection)
-        let finishedSet = Set(finished)
-        return FinishOutcome(finished: finished.sorted(), dropped: jobIDs.filter { !finishedSet.contains($0) })
     }
 }

@@ -40,4 +40,11 @@ public struct JobFailure: Sendable, Codable, Equatable {
         // Encoding a struct of strings and integers cannot fail.
         try! JSON(encoding: self)
     }
+
+    /// The error class of a job stopped by `drover jobs cancel` (``JobStore/cancel(_:on:)``).
+    public static let cancelledClass = "Cancelled"
+
+    /// The error of a cancelled job whose worker stopped or died before it stopped the job.
+    static let cancelled = JobFailure(
+        errorClass: cancelledClass, message: "cancelled by drover jobs cancel while it ran; not retried")
 }

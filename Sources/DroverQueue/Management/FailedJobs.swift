@@ -1,98 +1,125 @@
 import DroverPersistence
 
 extension JobStore {
-    /// Puts failed jobs back in ready with fresh attempts and crash counts, and wakes workers.
-    /// Every id must be a failed job; otherwise nothing changes and the error names the others.
+    /// Puts failed jobs back in ready (a job with a concurrency key is admitted) with fresh
+    /// attempts and crash counts, and wakes workers. Every id must be a failed job, and none may
+    /// have a unique key another live job holds; otherwise nothing changes and the error names
+    /// the jobs at fault. An id given twice counts once. Returns the ids, in order.
     @discardableResult
-    public func retryFailed(_ ids: [Int], on connection: Connection) throws -> [Int] {
-        try connection.withTransaction { connection in
-            try lockFailed(ids, doing: "retried", on: connection)
-            return try revive("SELECT job_id FROM \(failed) WHERE job_id = ANY(\(ids))", on: connection)
+    public func retryFailed(_ ids: [Int], on database: Driver.Database) throws -> [Int] {
+        let wanted = Array(Set(ids)).sorted()
+        let now = self.now()
+        return try database.atomically {
+            try lockFailed(wanted, doing: "retried", on: database)
+            let conflicts = try uniqueKeyConflicts(of: wanted, on: database)
+            if let (id, holder, key) = conflicts.first {
+                throw QueueError(
+                    .wrongState,
+                    "job \(id) cannot be retried while job \(holder) holds its unique key \(key); finish or discard that one first; "
+                        + "nothing was retried",
+                    jobIDs: conflicts.map(\.id))
+            }
+            try revive(wanted, now: now, on: database)
+            return wanted
         }
     }
 
-    /// Retries every failed job, `batchSize` per transaction. Returns how many.
+    /// Retries every failed job, `batchSize` per transaction, passing over jobs another
+    /// transaction holds and jobs whose unique key a live job holds (they stay failed). Returns
+    /// how many it retried.
     @discardableResult
-    public func retryAllFailed(batchSize: Int = 1000, on connection: Connection) throws -> Int {
+    public func retryAllFailed(batchSize: Int = 1000, on database: Driver.Database) throws -> Int {
         var total = 0
+        var after = 0
         while true {
-            let batch = try revive(
-                "SELECT job_id FROM \(failed) ORDER BY job_id LIMIT \(batchSize) FOR UPDATE SKIP LOCKED", on: connection)
-            total += batch.count
-            if batch.count < batchSize { return total }
+            let now = self.now()
+            let (count, last) = try database.inWriteTransaction { () -> (Int, Int?) in
+                let batch = try database.ids("""
+                    SELECT job_id FROM \(failed) WHERE job_id > \(after) ORDER BY job_id LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked)
+                    """, column: "job_id")
+                let conflicting = Set(try uniqueKeyConflicts(of: batch, on: database).map(\.id))
+                let revived = batch.filter { !conflicting.contains($0) }
+                try revive(revived, now: now, on: database)
+                return (revived.count, batch.count < batchSize ? nil : batch.last)
+            }
+            total += count
+            guard let last else { return total }
+            after = last
         }
     }
 
-    /// Deletes failed jobs. Every id must be a failed job; otherwise nothing changes.
+    /// Deletes failed jobs. Every id must be a failed job; otherwise nothing changes. An id given
+    /// twice counts once. Returns the ids, in order.
     @discardableResult
-    public func discardFailed(_ ids: [Int], on connection: Connection) throws -> [Int] {
-        try connection.withTransaction { connection in
-            try lockFailed(ids, doing: "discarded", on: connection)
-            return try connection.query("DELETE FROM \(jobs) WHERE id = ANY(\(ids)) RETURNING id")
-                .map { try $0.decode("id", as: Int.self) }.sorted()
+    public func discardFailed(_ ids: [Int], on database: Driver.Database) throws -> [Int] {
+        let wanted = Array(Set(ids)).sorted()
+        return try database.atomically {
+            try lockFailed(wanted, doing: "discarded", on: database)
+            return try database.ids("DELETE FROM \(jobs) WHERE \(driver.contains("id", ids: wanted)) RETURNING id").sorted()
         }
     }
 
     /// Deletes every failed job, `batchSize` per transaction. Returns how many.
     @discardableResult
-    public func discardAllFailed(batchSize: Int = 1000, on connection: Connection) throws -> Int {
-        var total = 0
-        while true {
-            let deleted = try connection.execute("""
-                DELETE FROM \(jobs) WHERE id IN (
-                    SELECT job_id FROM \(failed) ORDER BY job_id LIMIT \(batchSize) FOR UPDATE SKIP LOCKED)
-                """)
-            total += deleted
-            if deleted < batchSize { return total }
+    public func discardAllFailed(batchSize: Int = 1000, on database: Driver.Database) throws -> Int {
+        try inBatches(of: batchSize, on: database) { _ in
+            """
+            DELETE FROM \(jobs) WHERE id IN (
+                SELECT job_id FROM \(failed) ORDER BY job_id LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked))
+            """
         }
     }
 
-    /// Locks the failed rows of `ids`; throws when any id is missing or not failed.
-    private func lockFailed(_ ids: [Int], doing verb: String, on connection: Connection) throws {
-        let wanted = Set(ids)
-        let locked = Set(try connection.query("SELECT job_id FROM \(failed) WHERE job_id = ANY(\(ids)) FOR UPDATE")
-            .map { try $0.decode("job_id", as: Int.self) })
-        guard locked != wanted else { return }
-        let others = wanted.subtracting(locked).sorted()
-        let states = try self.states(of: others, on: connection)
+    /// Locks the failed rows of `ids` (in order); throws, naming them, when any id is missing or
+    /// not failed.
+    private func lockFailed(_ ids: [Int], doing verb: String, on database: Driver.Database) throws {
+        let locked = Set(try database.ids("""
+            SELECT job_id FROM \(failed) WHERE \(driver.contains("job_id", ids: ids)) ORDER BY job_id\(driver.lockingRows)
+            """, column: "job_id"))
+        let others = ids.filter { !locked.contains($0) }
+        guard !others.isEmpty else { return }
+        let states = try self.states(of: others, on: database)
         let missing = others.filter { states[$0] == nil }
         if !missing.isEmpty {
             throw QueueError(
-                .jobNotFound, "no job with id \(missing.map(String.init).joined(separator: ", ")); nothing was \(verb)",
-                jobIDs: missing)
+                .jobNotFound, "no job with id \(missing.map(String.init).joined(separator: ", ")); nothing was \(verb)", jobIDs: missing)
         }
         let described = others.map { "job \($0) is \(states[$0]!.rawValue)" }.joined(separator: ", ")
-        throw QueueError(
-            .wrongState, "only failed jobs can be \(verb): \(described); nothing was \(verb)", jobIDs: others)
+        throw QueueError(.wrongState, "only failed jobs can be \(verb): \(described); nothing was \(verb)", jobIDs: others)
     }
 
-    /// Moves the failed jobs `selection` picks back to ready; returns their ids.
-    private func revive(_ selection: SQL, on connection: Connection) throws -> [Int] {
-        do {
-            return try connection.query("""
-                WITH revived AS (
-                    DELETE FROM \(failed) WHERE job_id IN (\(selection)) RETURNING job_id
-                ), reset AS (
-                    UPDATE \(jobs) j SET attempts = 0, crashes = 0, failed_at = NULL, updated_at = now()
-                    FROM revived WHERE j.id = revived.job_id
-                    RETURNING j.id, j.queue_name, j.priority, j.concurrency_key
-                ), back AS (
-                    INSERT INTO \(ready) (job_id, queue_name, priority) SELECT id, queue_name, priority FROM reset
-                    WHERE concurrency_key IS NULL
-                    RETURNING job_id, queue_name
-                ), woken AS (
-                    \(notifyingQueues(of: "back"))
-                ), admitted AS (
-                    -- A job with a concurrency key takes a free slot or waits in blocked.
-                    SELECT \(schema).concurrency_admit(array_agg(id)) AS n FROM reset WHERE concurrency_key IS NOT NULL
-                )
-                SELECT r.id AS job_id FROM reset r, woken, admitted ORDER BY r.id
-                """).map { try $0.decode("job_id", as: Int.self) }
-        } catch let error as DatabaseError where error.code == .uniqueViolation {
-            throw QueueError(
-                .wrongState,
-                "a failed job cannot be retried while another live job has its unique key; finish or discard that one first",
-                jobIDs: [])
+    /// The failed jobs of `ids` that cannot come back to life: another live job holds their unique
+    /// key, or a job before them in `ids` has it (it would). With the job that holds the key.
+    private func uniqueKeyConflicts(of ids: [Int], on database: Driver.Database) throws -> [(id: Int, holder: Int, key: String)] {
+        guard !ids.isEmpty else { return [] }
+        let rows = try database.fetch("""
+            SELECT j.id, j.unique_key,
+                   (SELECT l.id FROM \(jobs) l
+                    WHERE l.unique_key = j.unique_key AND l.finished_at IS NULL AND l.failed_at IS NULL ORDER BY l.id LIMIT 1) AS holder
+            FROM \(jobs) j WHERE \(driver.contains("j.id", ids: ids)) AND j.unique_key IS NOT NULL ORDER BY j.id
+            """)
+        var taken: [String: Int] = [:]
+        var conflicts: [(id: Int, holder: Int, key: String)] = []
+        for row in rows {
+            let id = try row.decode("id", as: Int.self)
+            let key = try row.decode("unique_key", as: String.self)
+            if let holder = try row.decode("holder", as: Int?.self) ?? taken[key] {
+                conflicts.append((id, holder, key))
+            } else {
+                taken[key] = id
+            }
         }
+        return conflicts
+    }
+
+    /// Moves the failed jobs `ids` back to ready (admitting those with a concurrency key), with
+    /// fresh attempts and crash counts.
+    private func revive(_ ids: [Int], now: Moment, on database: Driver.Database) throws {
+        guard !ids.isEmpty else { return }
+        try database.change("DELETE FROM \(failed) WHERE \(driver.contains("job_id", ids: ids))")
+        try database.change("""
+            UPDATE \(jobs) SET attempts = 0, crashes = 0, failed_at = NULL, updated_at = \(now.sql) WHERE \(driver.contains("id", ids: ids))
+            """)
+        try makeReady(ids, now: now, on: database)
     }
 }

@@ -28,17 +28,6 @@ public struct JobInfo: Sendable, Equatable {
     /// Only in ``JobStore/job(_:on:)``, not in listings.
     public let arguments: JSON?
 
-    /// The columns `init(row:)` reads; `j` is the job.
-    static func columns(in store: JobStore, withArguments: Bool) -> SQL {
-        """
-        j.id, j.queue_name, j.class_name, j.priority, j.attempts, j.max_attempts, j.crashes, j.created_at,
-        j.finished_at, j.failed_at, j.last_error, \(withArguments ? "j.arguments" : SQL(unsafeRaw: "NULL::jsonb AS arguments")),
-        (SELECT s.scheduled_at FROM \(store.scheduled) s WHERE s.job_id = j.id) AS next_run_at,
-        (SELECT c.process_id FROM \(store.claimed) c WHERE c.job_id = j.id) AS claimed_by,
-        \(store.stateExpression) AS state
-        """
-    }
-
     init(row: Row) throws {
         id = try row.decode("id")
         queue = try row.decode("queue_name")
@@ -64,20 +53,27 @@ public struct JobInfo: Sendable, Equatable {
 
 extension JobStore {
     /// The state of job `j`, from the execution row that points at it.
-    var stateExpression: SQL { Self.stateExpression(schema: schema) }
+    var stateExpression: SQL {
+        """
+        CASE WHEN j.finished_at IS NOT NULL THEN 'finished'
+             WHEN EXISTS (SELECT 1 FROM \(ready) x WHERE x.job_id = j.id) THEN 'ready'
+             WHEN EXISTS (SELECT 1 FROM \(claimed) x WHERE x.job_id = j.id) THEN 'claimed'
+             WHEN EXISTS (SELECT 1 FROM \(scheduled) x WHERE x.job_id = j.id) THEN 'scheduled'
+             WHEN EXISTS (SELECT 1 FROM \(blocked) x WHERE x.job_id = j.id) THEN 'blocked'
+             WHEN EXISTS (SELECT 1 FROM \(failed) x WHERE x.job_id = j.id) THEN 'failed'
+             ELSE 'none' END
+        """
+    }
 
-    /// The same for any backend whose tables live in `schema` (the SQL is the same on SQLite).
-    static func stateExpression(schema: SQLIdentifier) -> SQL {
-        func table(_ name: String) -> SQLIdentifier { schema.qualifying(name) }
-        return """
-            CASE WHEN j.finished_at IS NOT NULL THEN 'finished'
-                 WHEN EXISTS (SELECT 1 FROM \(table("ready_executions")) x WHERE x.job_id = j.id) THEN 'ready'
-                 WHEN EXISTS (SELECT 1 FROM \(table("claimed_executions")) x WHERE x.job_id = j.id) THEN 'claimed'
-                 WHEN EXISTS (SELECT 1 FROM \(table("scheduled_executions")) x WHERE x.job_id = j.id) THEN 'scheduled'
-                 WHEN EXISTS (SELECT 1 FROM \(table("blocked_executions")) x WHERE x.job_id = j.id) THEN 'blocked'
-                 WHEN EXISTS (SELECT 1 FROM \(table("failed_executions")) x WHERE x.job_id = j.id) THEN 'failed'
-                 ELSE 'none' END
-            """
+    /// The columns `JobInfo(row:)` reads; `j` is the job.
+    func jobInfoColumns(withArguments: Bool) -> SQL {
+        """
+        j.id, j.queue_name, j.class_name, j.priority, j.attempts, j.max_attempts, j.crashes, j.created_at,
+        j.finished_at, j.failed_at, j.last_error, \(unsafeRaw: withArguments ? "j.arguments" : "NULL AS arguments"),
+        (SELECT s.scheduled_at FROM \(scheduled) s WHERE s.job_id = j.id) AS next_run_at,
+        (SELECT c.process_id FROM \(claimed) c WHERE c.job_id = j.id) AS claimed_by,
+        \(stateExpression) AS state
+        """
     }
 
     /// The table holding jobs in `state` (nil for finished, which has none).
@@ -94,8 +90,7 @@ extension JobStore {
 
     /// Jobs, newest first, filtered by queue, state and class.
     public func listJobs(
-        queue: String? = nil, state: JobState? = nil, className: String? = nil, limit: Int = 50,
-        on connection: Connection
+        queue: String? = nil, state: JobState? = nil, className: String? = nil, limit: Int = 50, on database: Driver.Database
     ) throws -> [JobInfo] {
         var conditions: [SQL] = []
         if let queue { conditions.append("j.queue_name = \(queue)") }
@@ -107,24 +102,21 @@ extension JobStore {
                 conditions.append("j.finished_at IS NOT NULL")
             }
         }
-        let filter = conditions.isEmpty ? SQL("true") : SQL.joined(conditions, separator: " AND ")
-        let rows = try connection.query("""
-            SELECT \(JobInfo.columns(in: self, withArguments: false)) FROM \(jobs) j
-            WHERE \(filter) ORDER BY j.id DESC LIMIT \(limit)
-            """)
-        return try rows.map(JobInfo.init(row:))
+        let filter = conditions.isEmpty ? SQL("1 = 1") : SQL.joined(conditions, separator: " AND ")
+        return try database.fetch("""
+            SELECT \(jobInfoColumns(withArguments: false)) FROM \(jobs) j WHERE \(filter) ORDER BY j.id DESC LIMIT \(limit)
+            """).map(JobInfo.init(row:))
     }
 
     /// One job with its arguments, or nil when there is no such job.
-    public func job(_ id: Int, on connection: Connection) throws -> JobInfo? {
-        try connection.query("SELECT \(JobInfo.columns(in: self, withArguments: true)) FROM \(jobs) j WHERE j.id = \(id)")
-            .first.map(JobInfo.init(row:))
+    public func job(_ id: Int, on database: Driver.Database) throws -> JobInfo? {
+        try database.fetch("SELECT \(jobInfoColumns(withArguments: true)) FROM \(jobs) j WHERE j.id = \(id)").first.map(JobInfo.init(row:))
     }
 
     /// The state of each of `ids` that exists.
-    func states(of ids: [Int], on connection: Connection) throws -> [Int: JobState] {
+    func states(of ids: [Int], on database: Driver.Database) throws -> [Int: JobState] {
         var states: [Int: JobState] = [:]
-        for row in try connection.query("SELECT j.id, \(stateExpression) AS state FROM \(jobs) j WHERE j.id = ANY(\(ids))") {
+        for row in try database.fetch("SELECT j.id, \(stateExpression) AS state FROM \(jobs) j WHERE \(driver.contains("j.id", ids: ids))") {
             states[try row.decode("id")] = JobState(rawValue: try row.decode("state", as: String.self))
         }
         return states

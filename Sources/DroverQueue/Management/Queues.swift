@@ -1,3 +1,4 @@
+import Foundation
 import DroverPersistence
 
 /// A queue as `drover queues list` shows it.
@@ -14,8 +15,9 @@ public struct QueueInfo: Sendable, Equatable {
 
     public init(name: String) { self.name = name }
 
-    /// The queues in rows of (queue_name, kind, n, oldest), one row per queue and kind.
-    static func collect(_ rows: QueryResult) throws -> [QueueInfo] {
+    /// The queues in rows of (queue_name, kind, n, oldest), one row per queue and kind; `oldest`
+    /// is the oldest ready job's time, its age taken at `now`.
+    static func collect(_ rows: QueryResult, now: Date) throws -> [QueueInfo] {
         var queues: [String: QueueInfo] = [:]
         for row in rows {
             let name = try row.decode("queue_name", as: String.self)
@@ -24,7 +26,7 @@ public struct QueueInfo: Sendable, Equatable {
             switch try row.decode("kind", as: String.self) {
             case "ready":
                 info.ready = count
-                info.oldestReadyAge = try row.decode("oldest", as: Double?.self)
+                info.oldestReadyAge = try row.decode("oldest", as: Date?.self).map { max(0, now.timeIntervalSince($0)) }
             case "scheduled": info.scheduled = count
             case "blocked": info.blocked = count
             case "claimed": info.claimed = count
@@ -39,11 +41,10 @@ public struct QueueInfo: Sendable, Equatable {
 
 extension JobStore {
     /// Every queue that has jobs (not finished) or is paused, by name.
-    public func listQueues(on connection: Connection) throws -> [QueueInfo] {
-        let rows = try connection.query("""
-            SELECT queue_name, 'ready' AS kind, count(*) AS n,
-                   extract(epoch FROM now() - min(created_at))::float8 AS oldest
-            FROM \(ready) GROUP BY queue_name
+    public func listQueues(on database: Driver.Database) throws -> [QueueInfo] {
+        let now = self.now()
+        let rows = try database.fetch("""
+            SELECT queue_name, 'ready' AS kind, count(*) AS n, min(created_at) AS oldest FROM \(ready) GROUP BY queue_name
             UNION ALL SELECT queue_name, 'scheduled', count(*), NULL FROM \(scheduled) GROUP BY queue_name
             UNION ALL SELECT queue_name, 'blocked', count(*), NULL FROM \(blocked) GROUP BY queue_name
             UNION ALL SELECT j.queue_name, 'claimed', count(*), NULL
@@ -52,41 +53,47 @@ extension JobStore {
                       FROM \(failed) f JOIN \(jobs) j ON j.id = f.job_id GROUP BY j.queue_name
             UNION ALL SELECT queue_name, 'paused', 0, NULL FROM \(pauses)
             """)
-        return try QueueInfo.collect(rows)
+        return try QueueInfo.collect(rows, now: try time(now, on: database))
     }
 
     /// Stops workers from claiming from `queue` (jobs can still be enqueued). Returns false when it
     /// was paused already.
     @discardableResult
-    public func pause(_ queue: String, on connection: Connection) throws -> Bool {
+    public func pause(_ queue: String, on database: Driver.Database) throws -> Bool {
         try JobRules.checkQueueName(queue, code: .invalidQueue)
-        return try connection.execute("INSERT INTO \(pauses) (queue_name) VALUES (\(queue)) ON CONFLICT DO NOTHING") == 1
+        return try database.change("""
+            INSERT INTO \(pauses) (queue_name, created_at) VALUES (\(queue), \(now().sql)) ON CONFLICT (queue_name) DO NOTHING
+            """) == 1
     }
 
     /// Lets workers claim from `queue` again and wakes them. Returns false when it was not paused.
     @discardableResult
-    public func resume(_ queue: String, on connection: Connection) throws -> Bool {
+    public func resume(_ queue: String, on database: Driver.Database) throws -> Bool {
         try JobRules.checkQueueName(queue, code: .invalidQueue)
-        let resumed = try connection.execute("DELETE FROM \(pauses) WHERE queue_name = \(queue)") == 1
-        if resumed { try connection.notify(wakeChannel, payload: queue) }
-        return resumed
+        return try database.atomically {
+            let resumed = try database.change("DELETE FROM \(pauses) WHERE queue_name = \(queue)") == 1
+            if resumed { try driver.wakeWorkers(queues: [queue], in: self, on: database) }
+            return resumed
+        }
     }
 
-    /// Deletes the ready and scheduled jobs of `queue`, in batches; claimed jobs run on, failed ones
-    /// stay (see ``discardFailed(_:on:)``). Returns how many of each were deleted.
-    public func clear(_ queue: String, batchSize: Int = 1000, on connection: Connection) throws -> (ready: Int, scheduled: Int) {
+    /// Deletes the ready and scheduled jobs of `queue`, `batchSize` per transaction; claimed jobs
+    /// run on, failed ones stay (see ``discardFailed(_:on:)``). Returns how many of each were
+    /// deleted.
+    public func clear(_ queue: String, batchSize: Int = 1000, on database: Driver.Database) throws -> (ready: Int, scheduled: Int) {
         try JobRules.checkQueueName(queue, code: .invalidQueue)
         func deleteAll(in table: SQLIdentifier) throws -> Int {
             var total = 0
             while true {
-                let deleted = try connection.withTransaction { connection in
-                    let keys = try connection.query("""
+                let now = self.now()
+                let deleted = try database.inWriteTransaction {
+                    let keys = try database.fetch("""
                         DELETE FROM \(jobs) WHERE id IN (
-                            SELECT job_id FROM \(table) WHERE queue_name = \(queue) LIMIT \(batchSize) FOR UPDATE SKIP LOCKED)
+                            SELECT job_id FROM \(table) WHERE queue_name = \(queue) ORDER BY job_id LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked))
                         RETURNING concurrency_key
                         """).map { try $0.decode("concurrency_key", as: String?.self) }
                     // Ready jobs held slots of their concurrency keys.
-                    if table == ready { try signal(keys.compactMap { $0 }, on: connection) }
+                    if table == ready { try signal(keys.compactMap { $0 }, now: now, on: database) }
                     return keys.count
                 }
                 total += deleted

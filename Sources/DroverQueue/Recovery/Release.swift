@@ -1,10 +1,12 @@
 import DroverPersistence
+import Foundation
 
 /// What became of the jobs a process had claimed.
 public struct ReleaseOutcome: Sendable, Equatable {
     /// Back in ready, for another worker.
     public let released: [Int]
-    /// Failed for good: they crashed their process `maxCrashes` times (crash releases only).
+    /// Failed for good: they crashed their process `maxCrashes` times (crash releases only), or
+    /// their cancellation was asked for.
     public let failed: [Int]
 
     public init(released: [Int], failed: [Int]) {
@@ -21,70 +23,100 @@ public enum ReleaseReason: Sendable, Equatable {
     /// It died (killed, crashed, pruned): each job's crash count goes up by one, and a job that
     /// reaches `maxCrashes` fails with `failure` as its error instead of running again.
     case crashed(JobFailure, maxCrashes: Int)
+
+    /// The policy for one released job that crashed `crashes` times before: its crash count
+    /// afterwards, and the error it fails with (nil: it goes back to ready).
+    public func decide(crashes: Int, cancelRequested: Bool) -> (crashes: Int, failure: JSON?) {
+        var count = crashes
+        var failure: JSON?
+        if case .crashed(let error, let maxCrashes) = self {
+            count += 1
+            if count >= maxCrashes { failure = CrashedFailure(failure: error, crashes: count).json }
+        }
+        if cancelRequested { failure = JobFailure.cancelled.json }
+        return (count, failure)
+    }
+
+    /// A crash's error as `last_error` keeps it, with the count.
+    public func lastError(crashes: Int) -> JSON? {
+        guard case .crashed(let error, _) = self else { return nil }
+        return CrashedFailure(failure: error, crashes: crashes).json
+    }
+}
+
+/// A crash failure with its count, as `last_error` keeps it.
+private struct CrashedFailure: Encodable {
+    let failure: JobFailure
+    let crashes: Int
+
+    func encode(to encoder: any Encoder) throws {
+        try failure.encode(to: encoder)
+        var container = encoder.container(keyedBy: Key.self)
+        try container.encode(crashes, forKey: .crashes)
+    }
+
+    private enum Key: String, CodingKey { case crashes }
+
+    var json: JSON { try! JSON(encoding: self) }  // strings and integers: encoding cannot fail
 }
 
 extension JobStore {
-    /// Lets go of the jobs `processID` has claimed (all of them, or only `jobIDs`), in one statement,
-    /// and wakes workers on the queues that got jobs back.
+    /// Lets go of the jobs `processID` has claimed (all of them, or only `jobIDs`) and wakes
+    /// workers on the queues that got jobs back.
     ///
     /// The claim's removal is the lock: a finish racing a release makes exactly one of them act.
     @discardableResult
     public func release(
-        processID: Int, jobIDs: [Int]? = nil, reason: ReleaseReason, on connection: Connection
-    ) throws(DatabaseError) -> ReleaseOutcome {
-        let onlyThese: SQL = jobIDs.map { "AND job_id = ANY(\($0))" } ?? ""
-        let update: SQL
-        switch reason {
-        case .graceful:
-            update = """
-                UPDATE \(jobs) j
-                SET updated_at = now(),
-                    last_error = CASE WHEN gone.cancelled THEN \(Self.cancelledError.json) ELSE j.last_error END,
-                    failed_at = CASE WHEN gone.cancelled THEN now() END
-                FROM gone WHERE j.id = gone.job_id
-                """
-        case .crashed(let failure, let maxCrashes):
-            update = """
-                UPDATE \(jobs) j
-                SET crashes = j.crashes + 1,
-                    last_error = CASE WHEN gone.cancelled THEN \(Self.cancelledError.json)
-                                      ELSE \(failure.json) || jsonb_build_object('crashes', j.crashes + 1) END,
-                    updated_at = now(), failed_at = CASE WHEN gone.cancelled OR j.crashes + 1 >= \(maxCrashes) THEN now() END
-                FROM gone WHERE j.id = gone.job_id
-                """
-        }
-        let rows = try connection.query("""
-            WITH gone AS (
-                DELETE FROM \(claimed) WHERE process_id = \(processID) \(onlyThese)
+        processID: Int, jobIDs: [Int]? = nil, reason: ReleaseReason, on database: Driver.Database
+    ) throws -> ReleaseOutcome {
+        let now = self.now()
+        return try database.atomically {
+            let only: SQL = jobIDs.map { "AND \(driver.contains("job_id", ids: Array(Set($0)).sorted()))" } ?? ""
+            var cancelled: Set<Int> = []
+            var gone: [Int] = []
+            for row in try database.fetch("""
+                DELETE FROM \(claimed) WHERE process_id = \(processID) \(only)
                 RETURNING job_id, cancel_requested_at IS NOT NULL AS cancelled
-            ), counted AS (
-                \(update)
-                RETURNING j.id, j.queue_name, j.priority, j.failed_at, j.last_error, j.concurrency_key
-            ), back AS (
-                INSERT INTO \(ready) (job_id, queue_name, priority)
-                SELECT id, queue_name, priority FROM counted WHERE failed_at IS NULL
-                RETURNING job_id, queue_name
-            ), dead AS (
-                INSERT INTO \(failed) (job_id, error) SELECT id, last_error FROM counted WHERE failed_at IS NOT NULL
-            ), woken AS (
-                \(notifyingQueues(of: "back"))
-            )
-            SELECT c.id, c.failed_at IS NOT NULL AS failed, c.concurrency_key FROM counted c, woken ORDER BY c.id
-            """)
-        var released: [Int] = []
-        var failed: [Int] = []
-        // A job back in ready keeps its concurrency slot; one that failed gives it back.
-        var keys: [String] = []
-        for row in rows {
-            let id = try row.decode("id", as: Int.self)
-            if try row.decode("failed", as: Bool.self) {
-                failed.append(id)
-                if let key = try row.decode("concurrency_key", as: String?.self) { keys.append(key) }
-            } else {
-                released.append(id)
+                """) {
+                let id = try row.decode("job_id", as: Int.self)
+                gone.append(id)
+                if try row.decode("cancelled", as: Bool.self) { cancelled.insert(id) }
             }
+            guard !gone.isEmpty else { return ReleaseOutcome(released: [], failed: []) }
+            var back: [Int] = []
+            var failedIDs: [Int] = []
+            var keys: [String] = []
+            for row in try database.fetch("""
+                SELECT id, crashes, concurrency_key FROM \(jobs) WHERE \(driver.contains("id", ids: gone)) ORDER BY id
+                """) {
+                let id = try row.decode("id", as: Int.self)
+                let (crashes, failure) = reason.decide(crashes: try row.decode("crashes", as: Int.self), cancelRequested: cancelled.contains(id))
+                if let failure {
+                    try database.change("""
+                        UPDATE \(jobs) SET crashes = \(crashes), last_error = \(failure), failed_at = \(now.sql), updated_at = \(now.sql)
+                        WHERE id = \(id)
+                        """)
+                    failedIDs.append(id)
+                    // A job that failed gives its slot back; one back in ready keeps it.
+                    if let key = try row.decode("concurrency_key", as: String?.self) { keys.append(key) }
+                } else {
+                    try database.change("""
+                        UPDATE \(jobs) SET crashes = \(crashes), last_error = coalesce(\(reason.lastError(crashes: crashes)), last_error),
+                            updated_at = \(now.sql)
+                        WHERE id = \(id)
+                        """)
+                    back.append(id)
+                }
+            }
+            if !failedIDs.isEmpty {
+                try database.change("""
+                    INSERT INTO \(failed) (job_id, error, created_at)
+                    SELECT id, last_error, \(now.sql) FROM \(jobs) WHERE \(driver.contains("id", ids: failedIDs)) ORDER BY id
+                    """)
+            }
+            try insertReady(back, now: now, on: database)
+            try signal(keys, now: now, on: database)
+            return ReleaseOutcome(released: back, failed: failedIDs)
         }
-        try signal(keys, on: connection)
-        return ReleaseOutcome(released: released, failed: failed)
     }
 }

@@ -82,27 +82,24 @@ public struct RecurringTaskInfo: Sendable, Equatable {
 }
 
 extension JobStore {
-    var recurringTasks: SQLIdentifier { table("recurring_tasks") }
-    var recurringExecutions: SQLIdentifier { table("recurring_executions") }
-
     /// Makes the static tasks exactly `tasks`: adds and updates them (a task added at run time with
     /// the same key becomes static) and deletes static tasks that are gone. A task whose schedule
     /// or time zone changed gets a new `schedule_changed_at`.
-    public func syncStaticTasks(_ tasks: [RecurringTask], on connection: Connection) throws {
+    public func syncStaticTasks(_ tasks: [RecurringTask], on database: Driver.Database) throws {
         for task in tasks { try RecurringTask.check(task) }
-        try connection.withTransaction { connection in
-            for task in tasks { _ = try upsert(task, isStatic: true, on: connection) }
-            try connection.execute("DELETE FROM \(recurringTasks) WHERE static AND NOT (key = ANY(\(tasks.map(\.key))))")
+        let now = self.now()
+        try database.atomically {
+            for task in tasks { _ = try upsert(task, isStatic: true, now: now, on: database) }
+            try database.change("DELETE FROM \(recurringTasks) WHERE static AND NOT (\(driver.contains("key", names: tasks.map(\.key))))")
         }
     }
 
     /// Adds a task at run time, or replaces one added at run time with that key.
     ///
     /// - Throws: ``QueueError`` `staticTask` when the configuration file defines the key.
-    public func addTask(_ task: RecurringTask, on connection: Connection) throws {
+    public func addTask(_ task: RecurringTask, on database: Driver.Database) throws {
         try RecurringTask.check(task)
-        let rows = try upsert(task, isStatic: false, on: connection)
-        guard !rows.isEmpty else {
+        guard try !upsert(task, isStatic: false, now: now(), on: database).isEmpty else {
             throw QueueError(.staticTask, "recurring task \(task.key) is defined in the configuration file: change it there and reload")
         }
     }
@@ -110,32 +107,33 @@ extension JobStore {
     /// Inserts `task`, or updates the task with its key; a changed schedule or time zone gets a new
     /// `schedule_changed_at`. A static task takes over a run-time one; a run-time task never
     /// replaces a static one (no row comes back then).
-    private func upsert(_ task: RecurringTask, isStatic: Bool, on connection: Connection) throws(DatabaseError) -> QueryResult {
-        try connection.query("""
+    private func upsert(_ task: RecurringTask, isStatic: Bool, now: Moment, on database: Driver.Database) throws -> QueryResult {
+        try database.fetch("""
             INSERT INTO \(recurringTasks) AS t
-                (key, schedule, time_zone, class_name, arguments, queue_name, priority, catch_up, static, description)
+                (key, schedule, time_zone, class_name, arguments, queue_name, priority, catch_up, static, description,
+                 schedule_changed_at, created_at, updated_at)
             VALUES (\(task.key), \(task.schedule), \(task.timeZone), \(task.className), \(task.arguments), \(task.queue),
-                    \(task.priority), \(task.catchUp), \(isStatic), \(task.description))
+                    \(task.priority), \(task.catchUp), \(isStatic), \(task.description), \(now.sql), \(now.sql), \(now.sql))
             ON CONFLICT (key) DO UPDATE SET
-                schedule_changed_at = CASE WHEN (t.schedule, t.time_zone) IS DISTINCT FROM (excluded.schedule, excluded.time_zone)
-                                           THEN now() ELSE t.schedule_changed_at END,
+                schedule_changed_at = CASE WHEN t.schedule <> excluded.schedule OR t.time_zone <> excluded.time_zone
+                                           THEN excluded.schedule_changed_at ELSE t.schedule_changed_at END,
                 schedule = excluded.schedule, time_zone = excluded.time_zone, class_name = excluded.class_name,
                 arguments = excluded.arguments, queue_name = excluded.queue_name, priority = excluded.priority,
-                catch_up = excluded.catch_up, static = excluded.static, description = excluded.description, updated_at = now()
+                catch_up = excluded.catch_up, static = excluded.static, description = excluded.description,
+                updated_at = excluded.updated_at
             WHERE excluded.static OR NOT t.static
             RETURNING key
             """)
     }
 
     /// Removes a task added at run time. Its past runs' records go with it; their jobs stay.
-    public func removeTask(_ key: String, on connection: Connection) throws {
-        try connection.withTransaction { connection in
-            let removed = try connection.query("DELETE FROM \(recurringTasks) WHERE key = \(key) AND NOT static RETURNING key")
-            guard removed.isEmpty else {
-                try connection.execute("DELETE FROM \(recurringExecutions) WHERE task_key = \(key)")
+    public func removeTask(_ key: String, on database: Driver.Database) throws {
+        try database.atomically {
+            guard try database.fetch("DELETE FROM \(recurringTasks) WHERE key = \(key) AND NOT static RETURNING key").isEmpty else {
+                try database.change("DELETE FROM \(recurringExecutions) WHERE task_key = \(key)")
                 return
             }
-            if try connection.query("SELECT 1 FROM \(recurringTasks) WHERE key = \(key)").isEmpty {
+            if try database.fetch("SELECT 1 FROM \(recurringTasks) WHERE key = \(key)").isEmpty {
                 throw QueueError(.taskNotFound, "no recurring task named \(key)")
             }
             throw QueueError(.staticTask, "recurring task \(key) is defined in the configuration file: remove it there and reload")
@@ -143,26 +141,26 @@ extension JobStore {
     }
 
     /// Whether any task exists (a supervisor starts a scheduler then).
-    public func hasTasks(on connection: Connection) throws(DatabaseError) -> Bool {
-        try !connection.query("SELECT 1 FROM \(recurringTasks) LIMIT 1").isEmpty
+    public func hasTasks(on database: Driver.Database) throws -> Bool {
+        try !database.fetch("SELECT 1 FROM \(recurringTasks) LIMIT 1").isEmpty
     }
 
     /// Every task, by key.
-    public func tasks(on connection: Connection) throws -> [RecurringTask] {
-        try connection.query("SELECT \(RecurringTask.columns) FROM \(recurringTasks) t ORDER BY t.key").map(RecurringTask.init(row:))
+    public func tasks(on database: Driver.Database) throws -> [RecurringTask] {
+        try database.fetch("SELECT \(RecurringTask.columns) FROM \(recurringTasks) t ORDER BY t.key").map(RecurringTask.init(row:))
     }
 
     /// Every task with its last run, by key.
-    public func listTasks(on connection: Connection) throws -> [RecurringTaskInfo] {
-        let rows = try connection.query("""
-            SELECT \(RecurringTask.columns), last.run_at AS last_run_at, last.job_id AS last_job_id,
-                   CASE WHEN last.job_id IS NULL THEN NULL ELSE \(stateExpression) END AS last_state
-            FROM \(recurringTasks) t
-            LEFT JOIN LATERAL (
-                SELECT run_at, job_id FROM \(recurringExecutions) e WHERE e.task_key = t.key ORDER BY run_at DESC LIMIT 1
-            ) last ON true
-            LEFT JOIN \(jobs) j ON j.id = last.job_id
-            ORDER BY t.key
+    public func listTasks(on database: Driver.Database) throws -> [RecurringTaskInfo] {
+        let rows = try database.fetch("""
+            SELECT x.*, CASE WHEN x.last_job_id IS NULL THEN NULL
+                             ELSE (SELECT \(stateExpression) FROM \(jobs) j WHERE j.id = x.last_job_id) END AS last_state
+            FROM (SELECT \(RecurringTask.columns),
+                         (SELECT max(e.run_at) FROM \(recurringExecutions) e WHERE e.task_key = t.key) AS last_run_at,
+                         (SELECT e.job_id FROM \(recurringExecutions) e WHERE e.task_key = t.key ORDER BY e.run_at DESC LIMIT 1)
+                             AS last_job_id
+                  FROM \(recurringTasks) t) x
+            ORDER BY x.key
             """)
         return try rows.map { row in
             RecurringTaskInfo(
@@ -172,8 +170,8 @@ extension JobStore {
     }
 
     /// The latest run time recorded for `key`.
-    public func lastRun(of key: String, on connection: Connection) throws -> Date? {
-        try connection.query(prepared: true, "SELECT max(run_at) AS at FROM \(recurringExecutions) WHERE task_key = \(key)")
+    public func lastRun(of key: String, on database: Driver.Database) throws -> Date? {
+        try database.fetch("SELECT max(run_at) AS at FROM \(recurringExecutions) WHERE task_key = \(key)", prepared: true)
             .first?.decode("at", as: Date?.self)
     }
 
@@ -182,17 +180,17 @@ extension JobStore {
     /// makes every other scheduler's attempt at the same run a no-op. Returns the job's id, or nil
     /// when the run was already enqueued.
     @discardableResult
-    public func enqueueRun(of task: RecurringTask, at runAt: Date, on connection: Connection) throws -> Int? {
-        try connection.withTransaction { connection in
-            let recorded = try connection.query(prepared: true, """
-                INSERT INTO \(recurringExecutions) (task_key, run_at) VALUES (\(task.key), \(runAt))
+    public func enqueueRun(of task: RecurringTask, at runAt: Date, on database: Driver.Database) throws -> Int? {
+        let now = self.now()
+        return try database.atomically {
+            let recorded = try database.fetch("""
+                INSERT INTO \(recurringExecutions) (task_key, run_at, created_at) VALUES (\(task.key), \(runAt), \(now.sql))
                 ON CONFLICT (task_key, run_at) DO NOTHING RETURNING id
-                """)
+                """, prepared: true)
             guard let execution = try recorded.first?.decode("id", as: Int.self) else { return nil }
-            let jobID = try enqueue(task.job(runAt: runAt), on: connection)
-            _ = try connection.query(prepared: true, "UPDATE \(recurringExecutions) SET job_id = \(jobID) WHERE id = \(execution)")
+            let jobID = try enqueue(task.job(runAt: runAt), on: database)
+            try database.change("UPDATE \(recurringExecutions) SET job_id = \(jobID) WHERE id = \(execution)", prepared: true)
             return jobID
         }
     }
-
 }

@@ -2,45 +2,41 @@ import DroverPersistence
 
 extension JobStore {
     /// Deletes jobs that finished more than `age` ago, `batchSize` at a time, each batch its own short
-    /// transaction (rows another transaction holds are skipped, not waited for). Returns how many.
+    /// transaction (rows another transaction holds are passed over, not waited for). Returns how many.
     @discardableResult
-    public func clearFinished(olderThan age: Duration, batchSize: Int = 1000, on connection: Connection) throws(DatabaseError) -> Int {
-        precondition(batchSize > 0)
-        var total = 0
-        while true {
-            let deleted = try connection.execute("""
-                DELETE FROM \(jobs) WHERE id IN (
-                    SELECT id FROM \(jobs)
-                    WHERE finished_at < now() - make_interval(secs => \(age.seconds))
-                    ORDER BY finished_at
-                    LIMIT \(batchSize)
-                    FOR UPDATE SKIP LOCKED
-                )
-                """)
-            total += deleted
-            if deleted < batchSize { return total }
+    public func clearFinished(olderThan age: Duration, batchSize: Int = 1000, on database: Driver.Database) throws -> Int {
+        try inBatches(of: batchSize, on: database) { now in
+            """
+            DELETE FROM \(jobs) WHERE id IN (
+                SELECT id FROM \(jobs) WHERE finished_at < \(now.after(-age.seconds))
+                ORDER BY finished_at LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked))
+            """
         }
     }
-}
 
-extension JobStore {
     /// Deletes records of recurring runs older than `age`, except each task's latest (which says
     /// where its schedule stands), `batchSize` at a time. Returns how many.
     @discardableResult
-    public func clearRecurringRuns(olderThan age: Duration, batchSize: Int = 1000, on connection: Connection) throws(DatabaseError) -> Int {
+    public func clearRecurringRuns(olderThan age: Duration, batchSize: Int = 1000, on database: Driver.Database) throws -> Int {
+        try inBatches(of: batchSize, on: database) { now in
+            """
+            DELETE FROM \(recurringExecutions) WHERE id IN (
+                SELECT e.id FROM \(recurringExecutions) e
+                WHERE e.run_at < \(now.after(-age.seconds))
+                  AND e.run_at < (SELECT max(l.run_at) FROM \(recurringExecutions) l WHERE l.task_key = e.task_key)
+                ORDER BY e.run_at LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked))
+            """
+        }
+    }
+
+    /// Runs the deletion `statement` makes, each run its own transaction, until one deletes fewer
+    /// than `batchSize` rows; returns how many it deleted in all.
+    func inBatches(of batchSize: Int, on database: Driver.Database, _ statement: (Moment) -> SQL) throws -> Int {
         precondition(batchSize > 0)
         var total = 0
         while true {
-            let deleted = try connection.execute("""
-                DELETE FROM \(recurringExecutions) WHERE id IN (
-                    SELECT e.id FROM \(recurringExecutions) e
-                    WHERE e.run_at < now() - make_interval(secs => \(age.seconds))
-                      AND e.run_at < (SELECT max(l.run_at) FROM \(recurringExecutions) l WHERE l.task_key = e.task_key)
-                    ORDER BY e.run_at
-                    LIMIT \(batchSize)
-                    FOR UPDATE SKIP LOCKED
-                )
-                """)
+            let now = self.now()
+            let deleted = try database.inWriteTransaction { try database.change(statement(now)) }
             total += deleted
             if deleted < batchSize { return total }
         }

@@ -1,6 +1,15 @@
 import DroverPersistence
 
 extension JobStore {
+    /// Vacuums the tables claims walk once they hold `minimumDeadRows` dead rows (PostgreSQL; SQLite
+    /// has nothing to vacuum). Returns the tables vacuumed.
+    @discardableResult
+    public func vacuumHotTables(minimumDeadRows: Int, on database: Driver.Database) throws -> [VacuumedTable] {
+        try driver.vacuumHotTables(minimumDeadRows: minimumDeadRows, in: self, on: database)
+    }
+}
+
+extension PostgresDriver {
     /// The tables every claim walks in index order: each claimed job leaves a dead row (and dead
     /// index entries at the very start of the claim indexes) until a vacuum removes it. Between
     /// autovacuum's visits (`autovacuum_naptime`, a minute by default) a busy system piles up
@@ -14,8 +23,8 @@ extension JobStore {
     /// left to it. Returns the tables vacuumed, with their dead rows before and after: a vacuum
     /// cannot remove the rows an older transaction may still see (one left open somewhere), and
     /// then leaves most of them.
-    @discardableResult
-    public func vacuumHotTables(minimumDeadRows: Int, on connection: Connection) throws(DatabaseError) -> [VacuumedTable] {
+    public func vacuumHotTables(minimumDeadRows: Int, in store: JobStore<Self>, on connection: Connection) throws -> [VacuumedTable] {
+        let schema = store.schema
         let rows = try connection.query("""
             SELECT s.relname::text AS name, s.n_dead_tup AS dead
             FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
@@ -27,7 +36,7 @@ extension JobStore {
         var vacuumed: [VacuumedTable] = []
         for row in rows {
             let name = try row.decode("name", as: String.self)
-            try connection.execute("VACUUM (SKIP_LOCKED) \(table(name))")
+            try connection.execute("VACUUM (SKIP_LOCKED) \(store.table(name))")
             let left = try connection.query("""
                 SELECT n_dead_tup AS dead FROM pg_stat_user_tables WHERE schemaname = \(schema.parts[0]) AND relname = \(name)
                 """).first?.decode("dead", as: Int.self) ?? 0

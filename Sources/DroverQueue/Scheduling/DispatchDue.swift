@@ -2,36 +2,51 @@ import DroverPersistence
 
 extension JobStore {
     /// Moves up to `batchSize` scheduled jobs (and retries) that are due to ready, earliest first,
-    /// in one statement, and wakes workers on their queues; a job with a concurrency key is admitted
-    /// (ready if its key has a free slot, else blocked). Returns how many moved; a full batch means
-    /// there may be more.
+    /// and wakes workers on their queues; a job with a concurrency key is admitted (ready if its
+    /// key has a free slot, else blocked). Returns how many moved; a full batch means there may be
+    /// more. Several dispatchers share the work: each passes over rows another one holds.
     @discardableResult
-    public func dispatchDue(batchSize: Int = 500, on connection: Connection) throws(DatabaseError) -> Int {
-        let rows = try connection.query(prepared: true, """
-            WITH due AS (
-                SELECT job_id FROM \(scheduled)
-                WHERE scheduled_at <= now()
-                ORDER BY scheduled_at, priority, job_id
-                LIMIT \(batchSize)
-                FOR UPDATE SKIP LOCKED
-            ), moved AS (
-                DELETE FROM \(scheduled) s USING due WHERE s.job_id = due.job_id
-                RETURNING s.job_id, s.queue_name, s.priority
-            ), keyed AS (
-                SELECT m.job_id, j.concurrency_key FROM moved m JOIN \(jobs) j ON j.id = m.job_id
-            ), back AS (
-                INSERT INTO \(ready) (job_id, queue_name, priority)
-                SELECT m.job_id, m.queue_name, m.priority FROM moved m JOIN keyed k ON k.job_id = m.job_id
-                WHERE k.concurrency_key IS NULL
-                RETURNING queue_name
-            ), woken AS (
-                \(notifyingQueues(of: "back"))
-            ), admitted AS (
-                -- A job with a concurrency key takes a free slot or waits in blocked.
-                SELECT \(schema).concurrency_admit(array_agg(job_id)) AS n FROM keyed WHERE concurrency_key IS NOT NULL
-            )
-            SELECT (SELECT count(*) FROM moved) AS moved FROM woken, admitted
-            """)
-        return try rows[0].decode("moved", as: Int.self)
+    public func dispatchDue(batchSize: Int = 500, on database: Driver.Database) throws -> Int {
+        let now = self.now()
+        return try database.atomically {
+            let moved = try database.ids("""
+                DELETE FROM \(scheduled) WHERE job_id IN (
+                    SELECT job_id FROM \(scheduled) WHERE scheduled_at <= \(now.sql)
+                    ORDER BY scheduled_at, priority, job_id LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked))
+                RETURNING job_id
+                """, column: "job_id", prepared: true)
+            try makeReady(moved, now: now, on: database)
+            return moved.count
+        }
+    }
+}
+
+extension JobStore {
+    /// Jobs that may run now (due, or brought back from failed): one without a concurrency key
+    /// goes to ready, waking its queue's workers; one with a key is admitted (ready while its key
+    /// has a free slot, else blocked).
+    func makeReady(_ ids: [Int], now: Moment, on database: Driver.Database) throws {
+        guard !ids.isEmpty else { return }
+        var plain: [Int] = []
+        var keyed: [Int] = []
+        for row in try database.fetch("""
+            SELECT id, concurrency_key IS NOT NULL AS keyed FROM \(jobs) WHERE \(driver.contains("id", ids: ids)) ORDER BY id
+            """) {
+            let id = try row.decode("id", as: Int.self)
+            if try row.decode("keyed", as: Bool.self) { keyed.append(id) } else { plain.append(id) }
+        }
+        try insertReady(plain, now: now, on: database)
+        try admit(keyed, now: now, on: database)
+    }
+
+    /// Puts the jobs `ids` in ready and wakes their queues' workers.
+    func insertReady(_ ids: [Int], now: Moment, on database: Driver.Database) throws {
+        guard !ids.isEmpty else { return }
+        let queues = try database.fetch("""
+            INSERT INTO \(ready) (job_id, queue_name, priority, created_at)
+            SELECT id, queue_name, priority, \(now.sql) FROM \(jobs) WHERE \(driver.contains("id", ids: ids)) ORDER BY id
+            RETURNING queue_name
+            """).map { try $0.decode("queue_name", as: String.self) }
+        try driver.wakeWorkers(queues: queues, in: self, on: database)
     }
 }

@@ -15,7 +15,33 @@ public enum DroverSchema {
         Migration(version: 2, name: "enqueue_functions", sql: enqueueFunctionsSQL),
         Migration(version: 3, name: "job_control", sql: concurrencySQL + jobControlSQL),
         Migration(version: 4, name: "claim_all_index_for_star_only", sql: claimAllIndexSQL),
+        Migration(version: 5, name: "admission_by_the_store", sql: admissionByTheStoreSQL),
     ]
+
+    /// Migration 5: concurrency admission is the store's (``Admission``, in Swift, the same on
+    /// every backend). A job with a concurrency key that a SQL caller enqueues (`enqueue`,
+    /// `enqueue_many`) and that is due waits in `scheduled_executions`, due now, and the
+    /// dispatcher admits it by the store's rules within its polling interval. The plpgsql
+    /// functions `concurrency_signal`, `concurrency_recount` and `concurrency_expire` of
+    /// migration 3 stay for processes of an earlier version during an upgrade (they keep the same
+    /// counts); Drover no longer calls them.
+    static let admissionByTheStoreSQL = """
+        CREATE OR REPLACE FUNCTION concurrency_admit(job_ids bigint[]) RETURNS integer
+        LANGUAGE plpgsql
+        SET search_path FROM CURRENT
+        AS $function$
+        BEGIN
+            INSERT INTO scheduled_executions (job_id, queue_name, priority, scheduled_at)
+            SELECT id, queue_name, priority, now() FROM jobs WHERE id = ANY(job_ids) ORDER BY id;
+            RETURN 0;
+        END
+        $function$;
+        COMMENT ON FUNCTION concurrency_admit(bigint[]) IS
+            'Hands due jobs with a concurrency key to the dispatcher, which admits them by the store''s rules.';
+        COMMENT ON FUNCTION concurrency_signal(text[]) IS 'Kept for processes of Drover before migration 5; not called since.';
+        COMMENT ON FUNCTION concurrency_recount(text) IS 'Kept for processes of Drover before migration 5; not called since.';
+        COMMENT ON FUNCTION concurrency_expire(integer) IS 'Kept for processes of Drover before migration 5; not called since.';
+        """
 
     /// Migration 4: the `(priority, job_id)` index serves only the `*` claim. Workers keep one
     /// generic plan per prepared claim (`plan_cache_mode`), chosen without the queue's name; with

@@ -1,4 +1,5 @@
 import DroverPersistence
+import DroverQueue
 import Foundation
 
 /// Which database to use and where that choice came from: `--database-url`, then
@@ -67,16 +68,8 @@ public struct DatabaseLocation: Sendable, Equatable {
     /// Whether this is a SQLite database.
     public var isSQLite: Bool { Self.sqlitePath(connectionString) != nil }
 
-    /// The file of a `sqlite:` URL (nil for any other), made absolute, so that every process finds
-    /// the same file whatever its working directory.
-    public static func sqlitePath(_ url: String) -> String? {
-        guard url.hasPrefix("sqlite:") else { return nil }
-        var path = String(url.dropFirst("sqlite:".count))
-        if path.hasPrefix("//") { path.removeFirst(2) }
-        guard !path.isEmpty else { return nil }
-        if !path.hasPrefix("/") { path = FileManager.default.currentDirectoryPath + "/" + path }
-        return URL(fileURLWithPath: path).standardizedFileURL.path
-    }
+    /// The file of a `sqlite:` URL (nil for any other), made absolute (``StoreFactory/sqlitePath(_:)``).
+    public static func sqlitePath(_ url: String) -> String? { StoreFactory.sqlitePath(url) }
 
     /// `sqlite://` and the file: `$STATE_DIRECTORY/drover.sqlite3` under systemd (its first
     /// directory), else `drover.sqlite3` in the working directory.

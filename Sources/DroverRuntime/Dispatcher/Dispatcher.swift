@@ -5,8 +5,8 @@ import Foundation
 /// A dispatcher process: moves due scheduled jobs (retries included) to ready in batches, at once
 /// again after a full batch, clears finished jobs and records of recurring runs past their
 /// retention now and then, and vacuums the tables claims walk when they fill with dead rows.
-final class Dispatcher<Store: RuntimeStore> {
-    private let runtime: ChildRuntime<Store>
+final class Dispatcher<Driver: RuntimeDriver> {
+    private let runtime: ChildRuntime<Driver>
     private let pollingInterval: Duration
     private let batchSize: Int
     private let clearFinishedAfter: Duration
@@ -25,7 +25,7 @@ final class Dispatcher<Store: RuntimeStore> {
     /// somewhere): the next check waits this long rather than vacuum in vain every two seconds.
     static var vacuumHeldBackInterval: Duration { .seconds(30) }
 
-    init(runtime: ChildRuntime<Store>) throws {
+    init(runtime: ChildRuntime<Driver>) throws {
         guard let part = runtime.spec.dispatcher else { throw ValidationFailure("a dispatcher's spec has no dispatcher part") }
         self.runtime = runtime
         pollingInterval = Duration(milliseconds: part.pollingIntervalMilliseconds)
@@ -142,14 +142,14 @@ public func runChildProcess(extraHandlers: JobHandlers = JobHandlers()) -> Int32
     // A command that closes its stdin early must not kill its worker with SIGPIPE: writes get EPIPE.
     signal(SIGPIPE, SIG_IGN)
     if DatabaseLocation.sqlitePath(spec.databaseURL) != nil {
-        return runChild(SQLiteJobStore.self, spec: spec, extraHandlers: extraHandlers)
+        return runChild(SQLiteDriver.self, spec: spec, extraHandlers: extraHandlers)
     }
-    return runChild(JobStore.self, spec: spec, extraHandlers: extraHandlers)
+    return runChild(PostgresDriver.self, spec: spec, extraHandlers: extraHandlers)
 }
 
-private func runChild<Store: RuntimeStore>(_: Store.Type, spec: ChildSpec, extraHandlers: JobHandlers) -> Int32 {
+private func runChild<Driver: RuntimeDriver>(_: Driver.Type, spec: ChildSpec, extraHandlers: JobHandlers) -> Int32 {
     do {
-        let runtime = try ChildRuntime<Store>(spec: spec)
+        let runtime = try ChildRuntime<Driver>(spec: spec)
         switch spec.kind {
         case .worker:
             var handlers = spec.testHandlers ? JobHandlers.builtInTestHandlers : JobHandlers()

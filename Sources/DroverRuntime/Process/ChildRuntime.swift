@@ -5,14 +5,14 @@ import Foundation
 
 /// What every child of the supervisor does the same way: read signals, notice the supervisor's
 /// death on fd 3, register, heartbeat, and stop.
-final class ChildRuntime<Store: RuntimeStore> {
+final class ChildRuntime<Driver: RuntimeDriver> {
     typealias ExitStatus = ChildProcess.ExitStatus
     static var parentDeathDescriptor: Int32 { ChildProcess.parentDeathDescriptor }
 
     let spec: ChildSpec
     let log: Log
-    let store: Store
-    let session: DatabaseSession<Store.Database>
+    let store: JobStore<Driver>
+    let session: DatabaseSession<Driver.Database>
     let signals = SignalReader([SIGTERM, SIGINT, SIGQUIT, SIGHUP])
     private(set) var heartbeat: Heartbeat?
     private(set) var stopping = false
@@ -23,12 +23,12 @@ final class ChildRuntime<Store: RuntimeStore> {
     init(spec: ChildSpec) throws {
         self.spec = spec
         log = Log([("process", spec.kind.rawValue), ("name", spec.name), ("pid", String(getpid()))])
-        store = try Store(schema: spec.schema, preserveFinishedJobs: spec.preserveFinishedJobs)
+        store = try JobStore<Driver>(schema: spec.schema, preserveFinishedJobs: spec.preserveFinishedJobs)
         // The process's name too, so that pg_stat_activity tells one worker's session from another's.
         let applicationName = "drover \(spec.kind.rawValue) \(spec.name)"
         let lockTimeout = max(.seconds(1), Duration(milliseconds: spec.heartbeatIntervalMilliseconds) / 2)
         session = DatabaseSession(log: log) { [spec] in
-            try Store.openDatabase(url: spec.databaseURL, schema: spec.schema, applicationName: applicationName, lockTimeout: lockTimeout)
+            try Driver.openForRuntime(url: spec.databaseURL, schema: spec.schema, applicationName: applicationName, lockTimeout: lockTimeout)
         }
     }
 

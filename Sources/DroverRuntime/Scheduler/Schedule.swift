@@ -1,4 +1,5 @@
 import Foundation
+import DroverPersistence
 
 /// When a recurring task runs: a cron expression in a time zone, or a fixed interval.
 ///
@@ -212,16 +213,16 @@ public struct CronFields: Sendable, Equatable {
 
     /// The first wall-clock second at or after `wall` (seconds since 1970 as if UTC) that matches.
     func nextMatch(atOrAfter wall: Int64) -> Int64? {
-        var t = Civil(wall)
+        var t = CivilDate(wall)
         let limit = t.year + 30  // Feb 29 on a given weekday comes back within 28 years
         while t.year <= limit {
             guard let month = months.first(atLeast: t.month, max: 12) else {
-                t = Civil(year: t.year + 1, month: 1, day: 1)
+                t = CivilDate(year: t.year + 1, month: 1, day: 1)
                 continue
             }
-            if month != t.month { t = Civil(year: t.year, month: month, day: 1) }
-            if t.day > Civil.daysIn(year: t.year, month: t.month) {
-                t = t.month == 12 ? Civil(year: t.year + 1, month: 1, day: 1) : Civil(year: t.year, month: t.month + 1, day: 1)
+            if month != t.month { t = CivilDate(year: t.year, month: month, day: 1) }
+            if t.day > CivilDate.daysIn(year: t.year, month: t.month) {
+                t = t.month == 12 ? CivilDate(year: t.year + 1, month: 1, day: 1) : CivilDate(year: t.year, month: t.month + 1, day: 1)
                 continue
             }
             if !dayMatches(day: t.day, weekday: t.weekday) {
@@ -232,82 +233,20 @@ public struct CronFields: Sendable, Equatable {
                 t = t.startOfNextDay
                 continue
             }
-            if hour != t.hour { t = Civil(year: t.year, month: t.month, day: t.day, hour: hour) }
+            if hour != t.hour { t = CivilDate(year: t.year, month: t.month, day: t.day, hour: hour) }
             guard let minute = minutes.first(atLeast: t.minute, max: 59) else {
-                t = t.hour == 23 ? t.startOfNextDay : Civil(year: t.year, month: t.month, day: t.day, hour: t.hour + 1)
+                t = t.hour == 23 ? t.startOfNextDay : CivilDate(year: t.year, month: t.month, day: t.day, hour: t.hour + 1)
                 continue
             }
-            if minute != t.minute { t = Civil(year: t.year, month: t.month, day: t.day, hour: t.hour, minute: minute) }
+            if minute != t.minute { t = CivilDate(year: t.year, month: t.month, day: t.day, hour: t.hour, minute: minute) }
             guard let second = seconds.first(atLeast: t.second, max: 59) else {
-                t = Civil(t.seconds - Int64(t.second) + 60)  // the next minute
+                t = CivilDate(t.seconds - Int64(t.second) + 60)  // the next minute
                 continue
             }
             t.second = second
             return t.seconds
         }
         return nil
-    }
-}
-
-/// A wall-clock date and time without a zone (proleptic Gregorian).
-struct Civil: Equatable {
-    var year: Int
-    var month: Int
-    var day: Int
-    var hour = 0
-    var minute = 0
-    var second = 0
-
-    init(year: Int, month: Int, day: Int, hour: Int = 0, minute: Int = 0, second: Int = 0) {
-        self.year = year
-        self.month = month
-        self.day = day
-        self.hour = hour
-        self.minute = minute
-        self.second = second
-    }
-
-    /// From seconds since 1970-01-01 00:00:00 (as if UTC).
-    init(_ seconds: Int64) {
-        let days = Int64(floor(Double(seconds) / 86_400))
-        let rest = Int(seconds - days * 86_400)
-        // Howard Hinnant's civil_from_days.
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let d = doy - (153 * mp + 2) / 5 + 1
-        let m = mp < 10 ? mp + 3 : mp - 9
-        self.init(year: Int(yoe + era * 400 + (m <= 2 ? 1 : 0)), month: Int(m), day: Int(d),
-                  hour: rest / 3600, minute: rest % 3600 / 60, second: rest % 60)
-    }
-
-    /// Days since 1970-01-01 (Hinnant's days_from_civil).
-    var days: Int64 {
-        let y = Int64(month <= 2 ? year - 1 : year)
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yoe = y - era * 400
-        let m = Int64(month)
-        let doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + Int64(day) - 1
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy
-        return era * 146_097 + doe - 719_468
-    }
-
-    var seconds: Int64 { days * 86_400 + Int64(hour * 3600 + minute * 60 + second) }
-
-    /// 0 = Sunday.
-    var weekday: Int { Int(((days % 7) + 11) % 7) }
-
-    var startOfNextDay: Civil { Civil((days + 1) * 86_400) }
-
-    static func daysIn(year: Int, month: Int) -> Int {
-        switch month {
-        case 2: return (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 ? 29 : 28
-        case 4, 6, 9, 11: return 30
-        default: return 31
-        }
     }
 }
 

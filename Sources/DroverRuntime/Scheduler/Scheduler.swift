@@ -5,8 +5,8 @@ import Foundation
 /// A scheduler process: enqueues the runs of recurring tasks as they fall due. Any number of
 /// schedulers may run against one database; each run is enqueued exactly once (``JobStore``'s
 /// `enqueueRun` records it in the same transaction as its job, under a unique constraint).
-final class Scheduler<Store: RuntimeStore> {
-    private let runtime: ChildRuntime<Store>
+final class Scheduler<Driver: RuntimeDriver> {
+    private let runtime: ChildRuntime<Driver>
     /// How often the task list is read again (tasks added or removed at run time).
     private let pollingInterval: Duration
     private var tasks: [(task: RecurringTask, schedule: Schedule)] = []
@@ -15,7 +15,7 @@ final class Scheduler<Store: RuntimeStore> {
     private var enqueued = 0
     private var log: Log { runtime.log }
 
-    init(runtime: ChildRuntime<Store>) throws {
+    init(runtime: ChildRuntime<Driver>) throws {
         guard let part = runtime.spec.scheduler else { throw ValidationFailure("a scheduler's spec has no scheduler part") }
         self.runtime = runtime
         pollingInterval = Duration(milliseconds: part.pollingIntervalMilliseconds)

@@ -25,9 +25,9 @@ extension SupervisorProcess {
         let lockTimeout = max(.seconds(1), settings.heartbeatInterval / 2)
         while true {
             do {
-                let connection = try Store.openDatabase(
+                let connection = try Driver.openForRuntime(
                     url: location.connectionString, schema: location.schema, applicationName: "drover supervisor", lockTimeout: lockTimeout)
-                let pending = try store.prepareSchema(on: connection, log: log)
+                let pending = try store.driver.prepareSchema(of: store, on: connection, log: log)
                 if !pending.isEmpty {
                     log.error("the database schema is not up to date: run drover migrate", [
                         ("schema", location.schema), ("pending", pending.map(String.init).joined(separator: ",")),
@@ -50,7 +50,7 @@ extension SupervisorProcess {
                 shared.recurringTasksExist = try store.hasTasks(on: connection)
                 break
             } catch let error as DatabaseError
-                where Store.waitsForDatabase && ([.connectionFailed, .connectionLost].contains(error.code) || error.sqlState == "57P03") {
+                where Driver.waitsForDatabase && ([.connectionFailed, .connectionLost].contains(error.code) || error.sqlState == "57P03") {
                 // Unreachable for now: wait for it, and ask systemd to wait with us.
                 if !waitingLogged {
                     log.warning("waiting for the database", [("error", error.message)])
@@ -86,8 +86,8 @@ extension SupervisorProcess {
             return ExitStatus.software
         }
         let location = self.location
-        let session = DatabaseSession<Store.Database>(log: log) {
-            try Store.openDatabase(
+        let session = DatabaseSession<Driver.Database>(log: log) {
+            try Driver.openForRuntime(
                 url: location.connectionString, schema: location.schema, applicationName: "drover supervisor", lockTimeout: lockTimeout)
         }
         agent = DatabaseAgent(session: session, log: log)

@@ -19,10 +19,10 @@ public final class Supervisor {
             commandLineURL: options.commandLineURL, commandLineSchema: options.commandLineSchema,
             environment: options.environment, configuration: options.configuration)
         if location.isSQLite {
-            let process = try SupervisorProcess<SQLiteJobStore>(options: options, location: location)
+            let process = try SupervisorProcess<SQLiteDriver>(options: options, location: location)
             body = process.run
         } else {
-            let process = try SupervisorProcess<JobStore>(options: options, location: location)
+            let process = try SupervisorProcess<PostgresDriver>(options: options, location: location)
             body = process.run
         }
     }
@@ -78,8 +78,8 @@ public final class Supervisor {
 
 }
 
-/// The supervisor of one backend (``RuntimeStore``): everything ``Supervisor`` does.
-final class SupervisorProcess<Store: RuntimeStore> {
+/// The supervisor of one backend (``RuntimeDriver``): everything ``Supervisor`` does.
+final class SupervisorProcess<Driver: RuntimeDriver> {
     typealias Options = Supervisor.Options
     typealias ExitStatus = Supervisor.ExitStatus
 
@@ -116,8 +116,8 @@ final class SupervisorProcess<Store: RuntimeStore> {
     let signals = SignalReader(Signals.handled)
     let name = "supervisor-" + randomSuffix()
     let shared = Shared()
-    var store: Store
-    var agent: DatabaseAgent<Store.Database>!
+    var store: JobStore<Driver>
+    var agent: DatabaseAgent<Driver.Database>!
     var heartbeat: Heartbeat!
     var supervisorID = 0
     var slots: [ChildSlot] = []
@@ -142,7 +142,7 @@ final class SupervisorProcess<Store: RuntimeStore> {
         self.location = location
         log = Log([("process", "supervisor"), ("pid", String(getpid()))])
         notifier = SystemdNotifier(environment: options.environment)
-        store = try Store(schema: location.schema, preserveFinishedJobs: options.configuration.retention.preserveFinishedJobs)
+        store = try JobStore<Driver>(schema: location.schema, preserveFinishedJobs: options.configuration.retention.preserveFinishedJobs)
         intensity = RestartIntensity(maxRestarts: options.configuration.supervisor.maxRestarts,
                                      window: options.configuration.supervisor.restartWindow)
     }

@@ -154,7 +154,7 @@ struct CommandRun {
                 return failed("Timeout", "\(name) ran longer than its timeout of \(DurationText.format(limit)) and was stopped: it \(how)",
                               exitStatus: exitCode, signal: signal, output: output)
             case .cancelled:
-                return failed(JobStore.cancelledErrorClass, "cancelled by drover jobs cancel: \(name) \(how)",
+                return failed(JobFailure.cancelledClass, "cancelled by drover jobs cancel: \(name) \(how)",
                               exitStatus: exitCode, signal: signal, output: output, permanent: true)
             }
         }

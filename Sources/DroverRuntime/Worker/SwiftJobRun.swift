@@ -56,7 +56,7 @@ struct SwiftJobRun {
         case .timeout(let limit):
             return JobFailure(errorClass: "Timeout", message: "\(className) ran longer than its timeout of \(DurationText.format(limit)) and was cancelled\(ignored)")
         case .cancelled:
-            return JobFailure(errorClass: JobStore.cancelledErrorClass, message: "cancelled by drover jobs cancel\(ignored)")
+            return JobFailure(errorClass: JobFailure.cancelledClass, message: "cancelled by drover jobs cancel\(ignored)")
         }
     }
 }

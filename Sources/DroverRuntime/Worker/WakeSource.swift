@@ -39,7 +39,7 @@ final class NotificationWakeSource: WakeSource {
         let notifications = (try? session.run { try $0.waitForNotifications(timeout: .zero) }) ?? nil
         var wake = (claim: false, cancellations: false)
         for notification in notifications ?? [] {
-            if let process = JobStore.cancelledProcess(inNotification: notification.payload) {
+            if let process = PostgresDriver.cancelledProcess(inNotification: notification.payload) {
                 if process == processID { wake.cancellations = true }
             } else if queues.matches(notification.payload) {
                 wake.claim = true

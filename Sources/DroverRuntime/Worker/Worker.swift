@@ -5,8 +5,8 @@ import Foundation
 /// A worker process: claims jobs from its queues in batches sized to its free threads, runs them on
 /// `threads` executors, and reports results in batches. Wakes on NOTIFY (PostgreSQL) or the wake file
 /// (SQLite), and polls as a fallback.
-final class Worker<Store: RuntimeStore> {
-    private let runtime: ChildRuntime<Store>
+final class Worker<Driver: RuntimeDriver> {
+    private let runtime: ChildRuntime<Driver>
     private let queues: QueueSelection
     private let threads: Int
     private let pollingInterval: Duration
@@ -28,7 +28,7 @@ final class Worker<Store: RuntimeStore> {
     private var retryTurnAt: ContinuousClock.Instant?
     private var log: Log { runtime.log }
 
-    init(runtime: ChildRuntime<Store>, handlers: JobHandlers) throws {
+    init(runtime: ChildRuntime<Driver>, handlers: JobHandlers) throws {
         guard let part = runtime.spec.worker else { throw ValidationFailure("a worker's spec has no worker part") }
         self.runtime = runtime
         queues = try QueueSelection(part.queues)
@@ -44,7 +44,7 @@ final class Worker<Store: RuntimeStore> {
             }
         }
         pool = ExecutorPool(threads: part.threads, handlers: handlers, wakeup: wakeup, log: runtime.log)
-        wakeSource = try runtime.store.wakeSource(session: runtime.session, url: runtime.spec.databaseURL, queues: queues)
+        wakeSource = try runtime.store.driver.wakeSource(of: runtime.store, session: runtime.session, url: runtime.spec.databaseURL, queues: queues)
     }
 
     /// What the heartbeat publishes in `processes.metadata`; the supervisor sums it for STATUS.

@@ -64,7 +64,7 @@ struct RecoveryTests {
         let db = try TestDatabase.connect()
         try DroverSchema.migrator(schema: schema).migrate(on: db)
         defer { _ = try? db.execute("DROP SCHEMA IF EXISTS \(SQLIdentifier(schema)) CASCADE") }
-        let store = try JobStore(schema: schema)
+        let store = try PostgresJobStore(schema: schema)
         let id = try store.enqueue(NewJob("drover.test.succeed"), on: db)
         #expect(try store.claim(processID: 987_654, queues: ["*"], limit: 1, on: db).count == 1)
 

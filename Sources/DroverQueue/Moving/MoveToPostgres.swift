@@ -12,9 +12,9 @@ import Foundation
 /// configuration file's come back with the configuration). Run it with Drover stopped.
 public struct MoveToPostgres {
     public let source: SQLiteJobStore
-    public let destination: JobStore
+    public let destination: PostgresJobStore
 
-    public init(from source: SQLiteJobStore, to destination: JobStore) {
+    public init(from source: SQLiteJobStore, to destination: PostgresJobStore) {
         self.source = source
         self.destination = destination
     }
@@ -78,7 +78,7 @@ public struct MoveToPostgres {
                     arrived = .scheduled
                 default:
                     if try row.decode("concurrency_key", as: String?.self) != nil {
-                        _ = try pg.query("SELECT \(destination.schema).concurrency_admit(ARRAY[\(id)]::bigint[])")
+                        try destination.admit([id], now: destination.now(), on: pg)
                         arrived = try destination.job(id, on: pg)?.state ?? .ready
                     } else {
                         try pg.execute("""
@@ -106,7 +106,7 @@ public struct MoveToPostgres {
                 let ids = movedIDs[chunk..<min(chunk + 500, movedIDs.count)]
                 try db.execute("""
                     DELETE FROM \(source.schema.qualifying("jobs"))
-                    WHERE id IN (SELECT value FROM json_each(\("[" + ids.map(String.init).joined(separator: ",") + "]")))
+                    WHERE \(source.driver.contains("id", ids: Array(ids)))
                     """)
             }
         }

@@ -1,43 +1,46 @@
 import Foundation
 
-/// PostgreSQL's ISO text format for `timestamptz` (DateStyle ISO), both ways, with microseconds.
+/// How Drover writes a time into a database and reads it back, on both backends: the one
+/// timestamp format of the project.
 ///
-/// Written by hand rather than with a date formatter: it is on every row that carries a time, it must
-/// not depend on the process locale, and PostgreSQL's offsets (`+00`, `+05:30`, `+05:53:28`) and
-/// `BC` years do not fit ISO 8601 formatters.
-enum PostgresTimestamp {
+/// Written: `2026-11-27 02:02:31.123456+00`, always UTC with six fraction digits, so that every
+/// written time has the same width and its text order is its time order (SQLite keeps times as
+/// this text and compares it as text; PostgreSQL reads it as a `timestamptz`). Read: that, and
+/// whatever PostgreSQL prints for `timestamptz` under DateStyle ISO (fractions of any length,
+/// offsets `+05:30` and `+05:53:28`, `BC` years, `infinity`).
+///
+/// Written by hand rather than with a date formatter: it is on every row that carries a time, it
+/// must not depend on the process locale, and PostgreSQL's offsets and `BC` years do not fit ISO
+/// 8601 formatters.
+public enum DatabaseTime {
     private static let microsPerSecond: Int64 = 1_000_000
     private static let secondsPerDay: Int64 = 86_400
+    /// The widest instant whose microseconds fit in an Int64 (about 292,000 years either way).
+    private static let limit = Double(Int64.max / 1_000_000 - 1)
 
-    /// `2026-11-27 02:02:31.123456+00`, always in UTC, so it means the same under any session TimeZone.
-    static func format(_ date: Date) -> String {
-        if date == .distantFuture { return "infinity" }
-        if date == .distantPast { return "-infinity" }
-        let micros = Int64((date.timeIntervalSince1970 * 1e6).rounded())
-        let (days, microsOfDay) = micros.floorDivided(by: secondsPerDay * microsPerSecond)
-        let (year, month, day) = civil(fromDaysSinceEpoch: days)
-        let seconds = microsOfDay / microsPerSecond
-        let fraction = microsOfDay % microsPerSecond
+    /// The text of `date`; `infinity` or `-infinity` for a date too far out to count in microseconds.
+    public static func format(_ date: Date) -> String {
+        let t = date.timeIntervalSince1970
+        if date == .distantFuture || t.isNaN || t >= limit { return "infinity" }
+        if date == .distantPast || t <= -limit { return "-infinity" }
+        let micros = Int64((t * 1e6).rounded())
+        let (seconds, fraction) = micros.floorDivided(by: microsPerSecond)
+        let civil = CivilDate(seconds)
 
         var text = ""
         text.reserveCapacity(32)
         // PostgreSQL numbers years before 1 AD as "n BC" with no year 0.
-        let bc = year <= 0
-        text += pad(bc ? 1 - year : year, 4)
-        text += "-" + pad(month, 2) + "-" + pad(day, 2)
-        text += " " + pad(seconds / 3600, 2) + ":" + pad(seconds / 60 % 60, 2) + ":" + pad(seconds % 60, 2)
-        if fraction != 0 {
-            var digits = pad(fraction, 6)[...]
-            while digits.last == "0" { digits.removeLast() }
-            text += "." + digits
-        }
-        text += "+00"
+        let bc = civil.year <= 0
+        text += pad(Int64(bc ? 1 - civil.year : civil.year), 4)
+        text += "-" + pad(Int64(civil.month), 2) + "-" + pad(Int64(civil.day), 2)
+        text += " " + pad(Int64(civil.hour), 2) + ":" + pad(Int64(civil.minute), 2) + ":" + pad(Int64(civil.second), 2)
+        text += "." + pad(fraction, 6) + "+00"
         if bc { text += " BC" }
         return text
     }
 
     /// Parses what PostgreSQL prints for `timestamptz` (or `timestamp`, read as UTC) under DateStyle ISO.
-    static func parse(_ text: String) -> Date? {
+    public static func parse(_ text: String) -> Date? {
         switch text {
         case "infinity": return .distantFuture
         case "-infinity": return .distantPast
@@ -80,33 +83,10 @@ enum PostgresTimestamp {
               second < 60
         else { return nil }
 
-        let days = daysSinceEpoch(year: year, month: month, day: day)
+        let days = CivilDate.daysSinceEpoch(year: year, month: month, day: day)
         let seconds = days * secondsPerDay + hour * 3600 + minute * 60 + second - offsetSeconds
         let micros = seconds * microsPerSecond + fraction
         return Date(timeIntervalSince1970: Double(micros) / 1e6)
-    }
-
-    // Days from the civil date (proleptic Gregorian) to 1970-01-01 and back: the well-known
-    // era-based conversion (400-year eras of 146097 days), exact for any Int64 year that fits.
-    static func daysSinceEpoch(year: Int64, month: Int64, day: Int64) -> Int64 {
-        let y = month <= 2 ? year - 1 : year
-        let era = (y >= 0 ? y : y - 399) / 400
-        let yearOfEra = y - era * 400
-        let dayOfYear = (153 * (month > 2 ? month - 3 : month + 9) + 2) / 5 + day - 1
-        let dayOfEra = yearOfEra * 365 + yearOfEra / 4 - yearOfEra / 100 + dayOfYear
-        return era * 146_097 + dayOfEra - 719_468
-    }
-
-    static func civil(fromDaysSinceEpoch days: Int64) -> (year: Int64, month: Int64, day: Int64) {
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let dayOfEra = z - era * 146_097
-        let yearOfEra = (dayOfEra - dayOfEra / 1460 + dayOfEra / 36524 - dayOfEra / 146_096) / 365
-        let dayOfYear = dayOfEra - (365 * yearOfEra + yearOfEra / 4 - yearOfEra / 100)
-        let mp = (5 * dayOfYear + 2) / 153
-        let day = dayOfYear - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        return (yearOfEra + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 
     private static func pad(_ value: Int64, _ width: Int) -> String {
@@ -150,18 +130,5 @@ enum PostgresTimestamp {
             if let count, position - start != count { return nil }
             return value
         }
-    }
-}
-
-extension Int64 {
-    /// Division rounding toward negative infinity, with a non-negative remainder.
-    func floorDivided(by divisor: Int64) -> (quotient: Int64, remainder: Int64) {
-        var q = self / divisor
-        var r = self % divisor
-        if r < 0 {
-            q -= 1
-            r += divisor
-        }
-        return (q, r)
     }
 }

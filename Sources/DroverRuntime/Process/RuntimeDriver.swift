@@ -1,0 +1,72 @@
+import DroverPersistence
+import DroverQueue
+import Foundation
+
+/// A store driver the runtime's processes can run on: how they make its schema ready and learn
+/// that jobs are waiting. ``PostgresDriver`` and ``SQLiteDriver``; the stores themselves come from
+/// ``StoreFactory``.
+protocol RuntimeDriver: StoreDriver {
+    /// Whether a supervisor that cannot reach the database at its start waits for it (a server
+    /// that is restarting) rather than stopping (a SQLite file that cannot be opened will not heal).
+    static var waitsForDatabase: Bool { get }
+
+    /// Makes the schema ready at a supervisor's start, and returns the migrations still pending.
+    /// PostgreSQL's is only checked (the operator runs `drover migrate`); SQLite's file is
+    /// migrated in place, since nothing else shares it.
+    func prepareSchema(of store: JobStore<Self>, on database: Database, log: Log) throws -> [Int]
+
+    /// How a worker taking jobs from `queues` learns that some may be waiting.
+    func wakeSource(
+        of store: JobStore<Self>, session: DatabaseSession<Database>, url: String, queues: QueueSelection
+    ) throws -> any WakeSource
+}
+
+extension RuntimeDriver {
+    /// Opens the database of `url` for a runtime process called `applicationName`; a statement
+    /// that waits for a lock longer than `lockTimeout` fails (and is tried again by its caller).
+    static func openForRuntime(url: String, schema: String, applicationName: String, lockTimeout: Duration) throws -> Database {
+        try connect(
+            url: url,
+            options: StoreOptions(schema: schema, applicationName: applicationName, lockTimeout: lockTimeout, tunedForRuntime: true))
+    }
+}
+
+extension PostgresDriver: RuntimeDriver {
+    static var waitsForDatabase: Bool { true }
+
+    func prepareSchema(of store: JobStore<Self>, on database: Connection, log: Log) throws -> [Int] {
+        try store.migrationStatus(on: database).pending.map(\.version)
+    }
+
+    func wakeSource(
+        of store: JobStore<Self>, session: DatabaseSession<Connection>, url: String, queues: QueueSelection
+    ) throws -> any WakeSource {
+        NotificationWakeSource(session: session, channel: store.wakeChannel, queues: queues)
+    }
+}
+
+extension SQLiteDriver: RuntimeDriver {
+    static var waitsForDatabase: Bool { false }
+
+    func prepareSchema(of store: JobStore<Self>, on database: SQLiteConnection, log: Log) throws -> [Int] {
+        let deadline = ContinuousClock.now + .seconds(120)
+        while true {
+            do {
+                try store.migrate(on: database) { migration in
+                    log.info("migrated the SQLite database", [("version", String(migration.version)), ("file", database.path)])
+                }
+                return []
+            } catch let error as DatabaseError where error.code == .lockNotAvailable && ContinuousClock.now < deadline {
+                // Another supervisor is migrating the same file: its lock is about to be released.
+                continue
+            }
+        }
+    }
+
+    func wakeSource(
+        of store: JobStore<Self>, session: DatabaseSession<SQLiteConnection>, url: String, queues: QueueSelection
+    ) throws -> any WakeSource {
+        guard let path = StoreFactory.sqlitePath(url) else { throw ValidationFailure("\(url) is not a sqlite: URL") }
+        return try WakeFileSource(path: path + "-wake")
+    }
+}
