@@ -6,7 +6,7 @@
 SWIFT ?= swift
 BIN_PATH = $(shell $(SWIFT) build --show-bin-path)
 
-.PHONY: all deps build test chaos demo demo-postgresql bench man deb systemd-test clean
+.PHONY: all deps build test chaos soak-store demo demo-postgresql bench man deb systemd-test clean
 
 all: build
 
@@ -78,3 +78,11 @@ systemd-test: deb
 
 clean:
 	rm -rf .build
+
+# The differential store test alone, as long as asked: N random sequences of store operations on
+# PostgreSQL, SQLite and the reference model (SEED: a seed the test printed, or random). make test
+# runs a fixed seed with 200 sequences.
+soak-store: deps
+	$(SWIFT) build --build-tests
+	DROVER_STORE_SEED=$(or $(SEED),random) DROVER_STORE_SEQUENCES=$(or $(N),1000) scripts/with-postgres \
+		$(SWIFT) test --skip-build --filter DifferentialTests

@@ -1,8 +1,8 @@
 // swift-tools-version: 6.1
-// Drover: a background job system for Linux, backed by PostgreSQL.
+// Drover: a background job system for Linux, backed by PostgreSQL or SQLite.
 //
-// Targets follow the layers of DESIGN.md §4; dependencies point down only:
-//   drover (executable) → Drover → DroverRuntime → DroverQueue → DroverPersistence → CLibPQ
+// Targets follow the layers of docs/architecture.md; dependencies point down only:
+//   drover (executable) → Drover → DroverRuntime → DroverQueue → DroverPersistence → CLibPQ, CSQLite
 //                                  DroverRuntime → CSystemd, CProcess
 import PackageDescription
 
@@ -14,10 +14,12 @@ let package = Package(
         .library(name: "Drover", targets: ["Drover"]),
     ],
     dependencies: [
-        // The command line (DESIGN.md §6): parsing, help text, man pages.
+        // The command line: parsing, help text, man pages.
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        // The configuration file (DESIGN.md §5): YAML with line numbers for error messages.
+        // The configuration file: YAML with line numbers for error messages.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // Tests only: the differential store test generates its cases and shrinks a failing one.
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // C layer: system libraries found through pkg-config.
@@ -26,12 +28,13 @@ let package = Package(
             pkgConfig: "libpq",
             providers: [.apt(["libpq-dev"])]
         ),
-        // fork/exec of children entirely in C (DESIGN.md §2), and the few Linux calls Glibc does not expose.
+        // SQLite, the store's embedded backend (no database server).
         .systemLibrary(
             name: "CSQLite",
             pkgConfig: "sqlite3",
             providers: [.apt(["libsqlite3-dev"])]
         ),
+        // fork/exec of children entirely in C (docs/architecture.md), and the few Linux calls Glibc does not expose.
         .target(name: "CProcess"),
         .systemLibrary(
             name: "CSystemd",
@@ -81,7 +84,10 @@ let package = Package(
             path: "Tests/DroverTestSupport"
         ),
         .testTarget(name: "DroverPersistenceTests", dependencies: ["DroverPersistence", "DroverTestSupport"]),
-        .testTarget(name: "DroverQueueTests", dependencies: ["DroverQueue", "DroverTestSupport"]),
+        .testTarget(
+            name: "DroverQueueTests",
+            dependencies: ["DroverQueue", "DroverTestSupport", .product(name: "PropertyBased", package: "swift-property-based")]
+        ),
         .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport", "CProcess"]),
         .testTarget(name: "DroverCLITests", dependencies: ["Drover", "DroverTestSupport"]),
         // make chaos (minutes of faults against real processes), not make test.

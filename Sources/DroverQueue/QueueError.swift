@@ -21,6 +21,9 @@ public struct QueueError: Error, Sendable, CustomStringConvertible {
         public static let staticTask = Code("staticTask")
         /// The backend cannot do this (a PostgreSQL-only feature asked of SQLite).
         public static let unsupported = Code("unsupported")
+        /// A parameter of the request is out of its range (a negative limit, a batch of none, a
+        /// concurrency rule without slots); ``QueueError/field`` names it.
+        public static let invalidRequest = Code("invalidRequest")
     }
 
     public var code: Code
@@ -48,5 +51,14 @@ extension QueueError {
         var error = self
         error.message = "job \(index + 1): \(message)"
         return error
+    }
+}
+
+extension QueueError {
+    /// Throws `invalidRequest` unless `value` (the parameter `name`) is at least `minimum`.
+    static func require(_ name: String, _ value: Int, atLeast minimum: Int) throws(QueueError) {
+        guard value >= minimum else {
+            throw QueueError(.invalidRequest, "\(name) \(value) is out of range: give \(minimum) or more", field: name)
+        }
     }
 }

@@ -210,6 +210,7 @@ extension JobStore {
     /// ready.
     @discardableResult
     public func expireConcurrency(batchSize: Int = 100, on database: Driver.Database) throws -> Int {
+        try QueueError.require("batch size", batchSize, atLeast: 1)
         let now = self.now()
         return try database.atomically {
             let keys = try database.fetch("""

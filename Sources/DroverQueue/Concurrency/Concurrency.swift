@@ -42,6 +42,20 @@ public struct ConcurrencyKeyInfo: Sendable, Equatable {
     public let expiresAt: Date?
 }
 
+extension ConcurrencyRule {
+    /// Throws when the rule could never let a job run or names no valid class.
+    func check() throws(QueueError) {
+        try JobRules.checkClassName(className)
+        try QueueError.require("max_running", maxRunning, atLeast: 1)
+        guard duration > .zero else {
+            throw QueueError(.invalidRequest, "the duration of \(className)'s concurrency rule must be more than 0 seconds", field: "duration")
+        }
+        guard !keyTemplate.isEmpty else {
+            throw QueueError(.invalidRequest, "the key template of \(className)'s concurrency rule is empty", field: "key")
+        }
+    }
+}
+
 extension ConcurrencyKeyInfo {
     /// A row of ``JobStore/concurrencyKeys(on:)``.
     init(row: Row) throws {
@@ -65,6 +79,7 @@ extension JobStore {
     /// Jobs enqueued from then on get keys; jobs already enqueued keep theirs. Keys in use are
     /// counted again soon (their semaphores expire now), under the limits now in force.
     public func syncConcurrencyRules(_ rules: [ConcurrencyRule], on database: Driver.Database) throws {
+        for rule in rules { try rule.check() }
         let now = self.now()
         try database.atomically {
             for rule in rules {

@@ -82,7 +82,11 @@ extension JobStore {
         _ job: NewJob, concurrencyKey: String?, now: Moment, on database: Driver.Database
     ) throws -> (id: Int, admit: Bool) {
         guard let uniqueKey = job.uniqueKey else { preconditionFailure("a job without a unique key") }
+        let live: SQL = "SELECT id FROM \(jobs) WHERE unique_key = \(uniqueKey) AND finished_at IS NULL AND failed_at IS NULL"
         while true {
+            // Looked for first: an insert that conflicts would use up an id on PostgreSQL (a
+            // sequence never goes back), and ids would differ from SQLite's for no reason.
+            if let id = try database.ids(live).first { return (id, false) }
             let runAt: SQL = job.runAt.map { "\($0)" } ?? now.sql
             if let row = try database.fetch("""
                 INSERT INTO \(jobs) (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout, unique_key,
@@ -108,11 +112,8 @@ extension JobStore {
                 }
                 return (id, false)
             }
-            if let live = try database.ids("""
-                SELECT id FROM \(jobs) WHERE unique_key = \(uniqueKey) AND finished_at IS NULL AND failed_at IS NULL
-                """).first {
-                return (live, false)
-            }
+            // A concurrent enqueue of the key won the insert: the loop finds its job (or, if that
+            // one finished meanwhile, inserts again).
         }
     }
 }

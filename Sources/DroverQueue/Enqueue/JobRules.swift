@@ -22,8 +22,8 @@ public enum JobRules {
     public static let defaultMaxAttempts = 5
     /// When a job may be asked to run: years 1 to 9999 (UTC), the times every backend stores
     /// and orders alike.
-    public static let runAtRange: ClosedRange<Date> =
-        Date(timeIntervalSince1970: -62_135_596_800)...Date(timeIntervalSince1970: 253_402_300_799.999_999)
+    public static let runAtRange: Range<Date> =
+        Date(timeIntervalSince1970: -62_135_596_800)..<Date(timeIntervalSince1970: 253_402_300_800)
 
     public static func checkQueueName(
         _ name: String, field: String = "queue", code: QueueError.Code = .invalidJob

@@ -29,6 +29,7 @@ extension JobStore {
     /// how many it retried.
     @discardableResult
     public func retryAllFailed(batchSize: Int = 1000, on database: Driver.Database) throws -> Int {
+        try QueueError.require("batch size", batchSize, atLeast: 1)
         var total = 0
         var after = 0
         while true {

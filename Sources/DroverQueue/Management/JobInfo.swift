@@ -92,6 +92,8 @@ extension JobStore {
     public func listJobs(
         queue: String? = nil, state: JobState? = nil, className: String? = nil, limit: Int = 50, on database: Driver.Database
     ) throws -> [JobInfo] {
+        try QueueError.require("limit", limit, atLeast: 0)
+        if let queue { try JobRules.checkQueueName(queue, code: .invalidQueue) }
         var conditions: [SQL] = []
         if let queue { conditions.append("j.queue_name = \(queue)") }
         if let className { conditions.append("j.class_name = \(className)") }

@@ -82,6 +82,7 @@ extension JobStore {
     /// deleted.
     public func clear(_ queue: String, batchSize: Int = 1000, on database: Driver.Database) throws -> (ready: Int, scheduled: Int) {
         try JobRules.checkQueueName(queue, code: .invalidQueue)
+        try QueueError.require("batch size", batchSize, atLeast: 1)
         func deleteAll(in table: SQLIdentifier) throws -> Int {
             var total = 0
             while true {

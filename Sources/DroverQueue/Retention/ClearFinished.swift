@@ -32,7 +32,7 @@ extension JobStore {
     /// Runs the deletion `statement` makes, each run its own transaction, until one deletes fewer
     /// than `batchSize` rows; returns how many it deleted in all.
     func inBatches(of batchSize: Int, on database: Driver.Database, _ statement: (Moment) -> SQL) throws -> Int {
-        precondition(batchSize > 0)
+        try QueueError.require("batch size", batchSize, atLeast: 1)
         var total = 0
         while true {
             let now = self.now()

@@ -7,6 +7,7 @@ extension JobStore {
     /// more. Several dispatchers share the work: each passes over rows another one holds.
     @discardableResult
     public func dispatchDue(batchSize: Int = 500, on database: Driver.Database) throws -> Int {
+        try QueueError.require("batch size", batchSize, atLeast: 1)
         let now = self.now()
         return try database.atomically {
             let moved = try database.ids("""

@@ -4,113 +4,9 @@ import DroverTestSupport
 import Foundation
 import Testing
 
-@Suite("Enqueue")
-struct EnqueueTests {
-    @Test("a due job is ready at once, a future one scheduled; ids come back in order")
-    func dueAndFuture() throws {
-        try withStore { store, db throws in
-            let now = try store.enqueue(NewJob("SendReport", arguments: .object(#"{"id": 1}"#)), on: db)
-            let later = try store.enqueue(NewJob("SendReport", runAt: Date().addingTimeInterval(3600)), on: db)
-            let past = try store.enqueue(NewJob("SendReport", runAt: Date().addingTimeInterval(-3600)), on: db)
-            let inAMinute = try store.enqueue(NewJob("SendReport", runIn: .seconds(60)), on: db)
-            let runsAt = try #require(try store.job(inAMinute, on: db)?.nextRunAt)
-            #expect((55...61).contains(runsAt.timeIntervalSinceNow))
-            #expect(now < later && later < past)
-            #expect(try state(store, now, db) == .ready)
-            #expect(try state(store, later, db) == .scheduled)
-            #expect(try state(store, past, db) == .ready)
-            let job = try #require(try store.job(now, on: db))
-            #expect(job.queue == "default" && job.className == "SendReport" && job.priority == 0 && job.maxAttempts == 5)
-            #expect(job.arguments == .object(#"{"id": 1}"#))
-            try expectInvariant(store, db)
-        }
-    }
-
-    @Test("bulk enqueue writes many jobs in one statement and returns their ids in input order")
-    func bulk() throws {
-        try withStore { store, db throws in
-            let jobs = (0..<1000).map { i in
-                NewJob("Bulk", arguments: .object("[\(i)]"), queue: i % 2 == 0 ? "even" : "odd", priority: i % 7,
-                       runAt: i % 10 == 0 ? Date().addingTimeInterval(600) : nil, maxAttempts: 1 + i % 3)
-            }
-            let ids = try store.enqueue(jobs, on: db)
-            #expect(ids.count == 1000)
-            #expect(ids == ids.sorted())
-            let rows = try db.query("SELECT id, arguments, queue_name, priority, max_attempts FROM \(store.schema.qualifying("jobs")) ORDER BY id")
-            for (i, row) in rows.enumerated() {
-                #expect(try row.decode("id", as: Int.self) == ids[i])
-                #expect(try row.decode("arguments", as: JSON.self) == .object("[\(i)]"))
-                #expect(try row.decode("queue_name", as: String.self) == (i % 2 == 0 ? "even" : "odd"))
-                #expect(try row.decode("priority", as: Int.self) == i % 7)
-                #expect(try row.decode("max_attempts", as: Int.self) == 1 + i % 3)
-            }
-            #expect(try count(store, "scheduled_executions", db) == 100)
-            #expect(try count(store, "ready_executions", db) == 900)
-            try expectInvariant(store, db)
-        }
-    }
-
-    @Test("enqueue wakes listeners once per queue per statement, not once per job")
-    func oneNotificationPerQueue() throws {
-        try withStore { store, db throws in
-            let listener = try TestDatabase.connect()
-            try listener.listen(store.wakeChannel)
-            let jobs = (0..<500).map { NewJob("Wake", queue: $0 % 2 == 0 ? "a" : "b") }
-            try store.enqueue(jobs, on: db)
-            var payloads: [String] = []
-            try waitUntil("two notifications arrived") {
-                payloads += try listener.waitForNotifications(timeout: .milliseconds(100)).map(\.payload)
-                return payloads.count >= 2
-            }
-            // Anything more would have arrived with the first ones: they are sent together at commit.
-            payloads += try listener.waitForNotifications(timeout: .milliseconds(200)).map(\.payload)
-            #expect(payloads.sorted() == ["a", "b"])
-
-            // Only scheduled jobs: nothing for a worker to do yet, so no wake-up.
-            try store.enqueue([NewJob("Later", queue: "a", runAt: Date().addingTimeInterval(600))], on: db)
-            #expect(try listener.waitForNotifications(timeout: .milliseconds(200)).isEmpty)
-        }
-    }
-
-    @Test("enqueue inside the caller's transaction rolls back with it, and commits with it")
-    func followsCallerTransaction() throws {
-        struct Abort: Error {}
-        try withStore { store, db throws in
-            #expect(throws: Abort.self) {
-                try db.withTransaction { db in
-                    try store.enqueue(NewJob("Rolled"), on: db)
-                    try store.enqueue([NewJob("Rolled"), NewJob("Back")], on: db)
-                    throw Abort()
-                }
-            }
-            #expect(try count(store, "jobs", db) == 0)
-            #expect(try count(store, "ready_executions", db) == 0)
-            let id = try db.withTransaction { db in try store.enqueue(NewJob("Kept"), on: db) }
-            #expect(try state(store, id, TestDatabase.connect()) == .ready)
-        }
-    }
-
-    @Test("a bad job throws before anything is sent, so the caller's transaction carries on")
-    func validationKeepsCallerTransaction() throws {
-        try withStore { store, db throws in
-            try db.withTransaction { db in
-                #expect(throws: QueueError.self) { try store.enqueue(NewJob("Bad Class"), on: db) }
-                try store.enqueue(NewJob("Good"), on: db)
-            }
-            #expect(try count(store, "jobs", db) == 1)
-            // In a batch, one bad job means none is written.
-            let error = #expect(throws: QueueError.self) {
-                try store.enqueue([NewJob("Good"), NewJob("Good", queue: "no spaces")], on: db)
-            }
-            #expect(error?.message.hasPrefix("job 2: queue") == true)
-            #expect(try count(store, "jobs", db) == 1)
-        }
-    }
-}
-
 /// The rules of JobRules (Swift) and of enqueue_many (SQL) must agree: each bad job is refused by
 /// both, naming the same field, and each boundary job is accepted by both.
-@Suite("Job rules, in Swift and in SQL")
+@Suite("PostgreSQL only: the SQL enqueue functions keep the rules of JobRules")
 struct JobRuleTests {
     static let megabyteString = String(repeating: "x", count: JobRules.maxArgumentsBytes - 8)
 
@@ -249,6 +145,22 @@ struct JobRuleTests {
             #expect(try timeout[0].decode("t", as: Double.self) == 90)
             #expect(printed[2] == "2")
             #expect(try count(store, "jobs", db) == 4, "the rolled-back enqueue left nothing")
+            try expectInvariant(store, db)
+        }
+    }
+
+    @Test("a job with a concurrency key enqueued through SQL is admitted by the dispatcher, by the store's rules (migration 5)")
+    func keyedJobsThroughSQL() throws {
+        try withStore { store, db throws in
+            try store.syncConcurrencyRules(
+                [ConcurrencyRule(className: "Sync", keyTemplate: "account:{account}", maxRunning: 1, duration: .seconds(60))], on: db)
+            let ids = try db.query("""
+                SELECT id FROM \(store.schema).enqueue_many(\(DatabaseValue(type: .jsonb, text: #"[{"class": "Sync", "arguments": {"account": 1}}, {"class": "Sync", "arguments": {"account": 1}}, {"class": "Plain"}]"#))) AS id
+                """).map { try $0.decode("id", as: Int.self) }
+            #expect(try ids.map { try state(store, $0, db) } == [.scheduled, .scheduled, .ready], "the keyed ones wait for the dispatcher")
+            #expect(try store.dispatchDue(on: db) == 2)
+            #expect(try ids.map { try state(store, $0, db) } == [.ready, .blocked, .ready])
+            #expect(try store.concurrencyKeys(on: db).map(\.key) == ["account:1"])
             try expectInvariant(store, db)
         }
     }

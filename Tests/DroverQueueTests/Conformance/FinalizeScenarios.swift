@@ -1,0 +1,186 @@
+import DroverPersistence
+import DroverQueue
+import DroverTestSupport
+import Foundation
+import Testing
+
+@Suite("Store: finishing and failing, exactly once, on every backend")
+struct FinalizeScenarios {
+    @Test("finish happens once; a late, repeated or foreign finish is dropped", arguments: Backend.allCases)
+    func finish(_ backend: Backend) throws {
+        let clock = ManualClock()
+        try backend.withStore(clock: clock.storeClock) { s in
+            let ids = try s.enqueue((0..<5).map { _ in NewJob("Work") })
+            let claimed = try s.claim(1, ["default"], limit: 4).map(\.id)
+            clock.advance(by: 2)
+            let outcome = try s.finish(claimed + [ids[4], claimed[0]])
+            #expect(outcome.finished == claimed.sorted())
+            #expect(outcome.dropped == [ids[4]], "a job this process never claimed is not finished; an id twice counts once")
+            #expect(try s.job(ids[0])?.state == .finished && s.job(ids[0])?.finishedAt == clock.now)
+            #expect(try s.state(ids[4]) == .ready)
+            let again = try s.finish(claimed)
+            #expect(again.finished.isEmpty && again.dropped == claimed.sorted(), "finishing twice does nothing the second time")
+            let other = try s.claim(2, ["default"], limit: 1).map(\.id)
+            #expect(try s.finish(other, by: 1).dropped == other, "another process's claim is not ours to finish")
+            #expect(try s.finish([]).finished.isEmpty)
+        }
+    }
+
+    @Test("with preserve_finished_jobs false, finishing deletes the job", arguments: Backend.allCases)
+    func finishDeletes(_ backend: Backend) throws {
+        try backend.withStore(preserveFinishedJobs: false) { s in
+            _ = try s.enqueue([NewJob("Work"), NewJob("Work")])
+            let claimed = try s.claim(1, ["*"], limit: 1).map(\.id)
+            #expect(try s.finish(claimed).finished == claimed)
+            #expect(try s.count("jobs") == 1 && s.job(claimed[0]) == nil)
+        }
+    }
+
+    @Test("a failed attempt is retried after the backoff, by the store's clock, as the same job row, until attempts run out",
+          arguments: Backend.allCases)
+    func retriesThenFails(_ backend: Backend) throws {
+        let policy = RetryPolicy(baseDelay: .seconds(5), maxDelay: .seconds(60), jitter: 0.5)
+        let clock = ManualClock()
+        try backend.withStore(retryPolicy: policy, clock: clock.storeClock) { s in
+            let id = try s.enqueue(NewJob("Flaky", maxAttempts: 3))
+            let error = JobFailure(errorClass: "CommandFailed", message: "exit 1", exitStatus: 1, output: "boom")
+            for attempt in 1...3 {
+                let job = try #require(try s.claim(1, ["default"], limit: 1).first)
+                #expect(job.id == id && job.attempt == attempt)
+                let outcome = try s.fail(id, error: error)
+                try s.expectInvariant()
+                let info = try #require(try s.job(id))
+                #expect(info.attempts == attempt && info.lastError == error)
+                if attempt < 3 {
+                    guard case .retryScheduled(let at, let attempts) = outcome else {
+                        Issue.record("attempt \(attempt): expected a retry, got \(outcome)")
+                        return
+                    }
+                    #expect(attempts == attempt && info.state == .scheduled && info.nextRunAt == at)
+                    let delay = at.timeIntervalSince(clock.now)
+                    #expect(policy.delayBounds(afterFailedAttempts: attempt).contains(delay), "attempt \(attempt): \(delay) s")
+                    clock.advance(by: delay - 0.001)
+                    #expect(try s.dispatchDue() == 0, "not before its time")
+                    clock.advance(by: 0.001)
+                    #expect(try s.dispatchDue() == 1, "due at its time")
+                } else {
+                    #expect(outcome == .failed(attempts: 3))
+                    #expect(info.state == .failed && info.failedAt == clock.now)
+                    let stored = try s.sql("SELECT error FROM \(s.table("failed_executions"))")[0]
+                        .decode("error", as: JSON.self).decode(JobFailure.self)
+                    #expect(stored == error)
+                }
+            }
+        }
+    }
+
+    @Test("a permanent failure goes to failed at once; a late failure is dropped", arguments: Backend.allCases)
+    func permanentAndLate(_ backend: Backend) throws {
+        try backend.withStore { s in
+            let ids = try s.enqueue([NewJob("A"), NewJob("B")])
+            _ = try s.claim(1, ["default"], limit: 2)
+            let failure = JobFailure(errorClass: "CommandFailed", message: "exit 100: permanent", exitStatus: 100)
+            #expect(try s.fail(ids[0], error: failure, permanent: true) == .failed(attempts: 1))
+            try s.release(1)
+            #expect(try s.fail(ids[1], error: failure) == .dropped)
+            #expect(try s.fail(ids[0], error: failure) == .dropped, "a failed job is claimed by nobody")
+            let info = try #require(try s.job(ids[1]))
+            #expect(info.state == .ready && info.attempts == 0 && info.lastError == nil)
+        }
+    }
+
+    @Test("a handler's max_attempts replaces the job's", arguments: Backend.allCases)
+    func handlerMaxAttempts(_ backend: Backend) throws {
+        try backend.withStore { s in
+            let id = try s.enqueue(NewJob("Once", maxAttempts: 5))
+            _ = try s.claim()
+            #expect(try s.fail(id, maxAttempts: 1) == .failed(attempts: 1))
+            #expect(try s.job(id)?.maxAttempts == 1)
+        }
+    }
+
+    @Test("a finish racing a release on another connection: the job ends finished or ready, never both, never lost",
+          arguments: Backend.allCases)
+    func finishRacesRelease(_ backend: Backend) throws {
+        try backend.withStore { s in
+            let finisher = UncheckedBox(try s.connectAgain())
+            let releaser = UncheckedBox(try s.connectAgain())
+            var outcomes: [Bool] = []
+            for _ in 0..<40 {
+                let id = try s.enqueue(NewJob("Race"))
+                _ = try s.claim(9, ["default"], limit: 1)
+                let gate = Gate()
+                let finish = BackgroundWork { () -> FinishOutcome in
+                    gate.wait()
+                    return try finisher.value.finish([id], by: 9)
+                }
+                let release = BackgroundWork { () -> ReleaseOutcome in
+                    gate.wait()
+                    return try releaser.value.release(9)
+                }
+                gate.open()
+                let finished = try finish.value(timeout: .seconds(30)).finished == [id]
+                let released = try release.value(timeout: .seconds(30)).released == [id]
+                #expect(finished != released, "exactly one of them acted on job \(id)")
+                #expect(try s.state(id) == (finished ? .finished : .ready))
+                outcomes.append(finished)
+                if !finished {
+                    _ = try s.claim(10, ["default"], limit: 1)
+                    try s.finish([id], by: 10)
+                }
+            }
+            #expect(outcomes.count == 40)
+        }
+    }
+}
+
+@Suite("Store: releasing claimed jobs, on every backend")
+struct ReleaseScenarios {
+    @Test("a graceful release puts jobs back in ready with no counter changed", arguments: Backend.allCases)
+    func graceful(_ backend: Backend) throws {
+        try backend.withStore { s in
+            _ = try s.enqueue([NewJob("A", queue: "q1"), NewJob("B", queue: "q2"), NewJob("C", queue: "q2")])
+            let claimed = try s.claim(3, ["*"], limit: 3).map(\.id)
+            #expect(try s.release(3) == ReleaseOutcome(released: claimed.sorted(), failed: []))
+            for id in claimed {
+                let info = try #require(try s.job(id))
+                #expect(info.state == .ready && info.attempts == 0 && info.crashes == 0 && info.lastError == nil)
+            }
+            #expect(try s.release(3) == ReleaseOutcome(released: [], failed: []), "nothing left to release")
+        }
+    }
+
+    @Test("a crash counts against each job; at max_crashes the job fails with the crash as its error", arguments: Backend.allCases)
+    func crashes(_ backend: Backend) throws {
+        try backend.withStore { s in
+            let id = try s.enqueue(NewJob("Poison"))
+            let crash = JobFailure(errorClass: "WorkerCrashed", message: "the worker died (signal 9)", signal: 9)
+            for round in 1...3 {
+                _ = try s.claim(round, ["default"], limit: 1)
+                let outcome = try s.release(round, reason: .crashed(crash, maxCrashes: 3))
+                let info = try #require(try s.job(id))
+                #expect(info.crashes == round && info.attempts == 0)
+                #expect(info.lastError?.errorClass == "WorkerCrashed" && info.lastError?.signal == 9)
+                if round < 3 {
+                    #expect(outcome == ReleaseOutcome(released: [id], failed: []) && info.state == .ready)
+                } else {
+                    #expect(outcome == ReleaseOutcome(released: [], failed: [id]) && info.state == .failed)
+                }
+                try s.expectInvariant()
+            }
+            let stored = try s.sql("SELECT error FROM \(s.table("failed_executions"))")[0].decode("error", as: JSON.self)
+            struct Counted: Decodable { let crashes: Int; let signal: Int }
+            #expect(try stored.decode(Counted.self).crashes == 3)
+        }
+    }
+
+    @Test("a release can name the jobs it gives back (an id twice counts once); the others stay claimed", arguments: Backend.allCases)
+    func releaseSome(_ backend: Backend) throws {
+        try backend.withStore { s in
+            _ = try s.enqueue((0..<3).map { _ in NewJob("W") })
+            let claimed = try s.claim(5, ["default"], limit: 3).map(\.id)
+            #expect(try s.release(5, jobs: [claimed[1], claimed[1]]).released == [claimed[1]])
+            #expect(try s.claimedJobIDs(processID: 5) == [claimed[0], claimed[2]].sorted())
+        }
+    }
+}
