@@ -41,6 +41,19 @@ public struct JobFailure: Sendable, Codable, Equatable {
         try! JSON(encoding: self)
     }
 
+    /// The failure to store in place of `failure` when the database refused to store that one
+    /// (`error` says why): its class, and its message cut short, with no output.
+    public static func notStored(_ failure: JobFailure, because error: any Error) -> JobFailure {
+        func printable(_ text: String, limit: Int) -> String {
+            String(String.UnicodeScalarView(text.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }.prefix(limit)))
+        }
+        return JobFailure(
+            errorClass: "ErrorNotStored",
+            message: "the job failed (\(printable(failure.errorClass, limit: 200)): \(printable(failure.message, limit: 200))), "
+                + "but the database refused to store its error: \(printable((error as? DatabaseError)?.message ?? "\(error)", limit: 500))",
+            exitStatus: failure.exitStatus, signal: failure.signal)
+    }
+
     /// The error class of a job stopped by `drover jobs cancel` (``JobStore/cancel(_:on:)``).
     public static let cancelledClass = "Cancelled"
 

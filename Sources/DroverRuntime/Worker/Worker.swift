@@ -26,6 +26,9 @@ final class Worker<Driver: RuntimeDriver> {
     private var exitStatus = ChildProcess.ExitStatus.stopped
     /// After a turn failed on a lock: not before this.
     private var retryTurnAt: ContinuousClock.Instant?
+    /// Turns that failed in a row for another reason than a lock or an outage: until the results
+    /// they carried are reported, each is reported alone (see ``reportOneByOne(processID:)``).
+    private var failedTurns = 0
     private var log: Log { runtime.log }
 
     init(runtime: ChildRuntime<Driver>, handlers: JobHandlers) throws {
@@ -223,6 +226,10 @@ final class Worker<Driver: RuntimeDriver> {
     /// results stay pending and are reported next time).
     @discardableResult
     private func cycle(processID: Int, claimLimit: Int) -> Int? {
+        if failedTurns > 0 {
+            guard reportOneByOne(processID: processID) else { return nil }
+            if claimLimit == 0 { return 0 }
+        }
         let results = pending
         let finishedIDs = results.compactMap { result -> Int? in
             if case .finished = result.outcome { return result.job.id } else { return nil }
@@ -270,13 +277,72 @@ final class Worker<Driver: RuntimeDriver> {
             retryTurnAt = .now + .milliseconds(Int64.random(in: 20...120))
             return nil
         } catch {
-            // Not an outage: a statement failed. Drop these results rather than retry them forever;
-            // their jobs stay claimed until this process is gone, then are released.
-            log.error("reporting results or claiming failed", [("error", "\(error)")])
-            pending = []
-            pendingSince = nil
+            // Not an outage: a statement failed, and with it the whole turn. The results stay: the
+            // next turns report them one at a time, so that one that cannot be stored holds up no
+            // other (a finished job reported late is still finished once, not run again).
+            failedTurns += 1
+            retryTurnAt = .now + Self.backoff(afterFailedTurns: failedTurns)
+            log.error("reporting results or claiming failed; the results stay, to be reported one by one",
+                      [("error", "\(error)"), ("results", String(results.count))])
             return nil
         }
+    }
+
+    /// After `turns` failed turns in a row: 50 ms, doubling, at most 5 s.
+    static func backoff(afterFailedTurns turns: Int) -> Duration {
+        .milliseconds(min(5_000, 50 << min(turns - 1, 10)))
+    }
+
+    /// After a failed turn: reports each pending result in a transaction of its own. A failure whose
+    /// error cannot be stored is stored with an error that can (``JobFailure/notStored(_:because:)``),
+    /// so the job is not left claimed by a worker that no longer runs it; a finish that cannot be
+    /// stored stays pending for the next turn. True once nothing is pending.
+    private func reportOneByOne(processID: Int) -> Bool {
+        guard retryTurnAt.map({ ContinuousClock.now >= $0 }) ?? true else { return false }
+        var left: [JobResult] = []
+        for result in pending {
+            do {
+                let reported = try runtime.session.run { connection -> Bool in
+                    switch result.outcome {
+                    case .finished:
+                        let outcome = try runtime.store.finish([result.job.id], processID: processID, on: connection)
+                        finishedCount += outcome.finished.count
+                    case .failed(let failure, let permanent):
+                        let outcome: FailOutcome
+                        do {
+                            outcome = try runtime.store.fail(
+                                result.job.id, processID: processID, error: failure, permanent: permanent,
+                                maxAttempts: result.maxAttempts, on: connection)
+                        } catch let error as DatabaseError where !error.isTransient && error.code != .connectionLost {
+                            log.error("the error of a failed job cannot be stored; storing why instead",
+                                      [("job", String(result.job.id)), ("error", error.message)])
+                            outcome = try runtime.store.fail(
+                                result.job.id, processID: processID, error: .notStored(failure, because: error), permanent: permanent,
+                                maxAttempts: result.maxAttempts, on: connection)
+                        }
+                        failedCount += 1
+                        log.info("job failed", [("job", String(result.job.id)), ("class", result.job.className),
+                                                ("error", failure.message), ("outcome", "\(outcome)")])
+                    }
+                    return true
+                }
+                if reported == nil { left.append(result) }
+            } catch {
+                log.error("a result cannot be reported; it stays for the next turn",
+                          [("job", String(result.job.id)), ("error", "\(error)")])
+                left.append(result)
+            }
+        }
+        pending = left
+        pendingSince = left.isEmpty ? nil : .now
+        if left.isEmpty {
+            failedTurns = 0
+            retryTurnAt = nil
+            return true
+        }
+        failedTurns += 1
+        retryTurnAt = .now + Self.backoff(afterFailedTurns: failedTurns)
+        return false
     }
 }
 
