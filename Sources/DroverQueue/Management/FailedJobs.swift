@@ -19,7 +19,14 @@ extension JobStore {
                         + "nothing was retried",
                     jobIDs: conflicts.map(\.id))
             }
-            try revive(wanted, now: now, on: database)
+            if let raced = try revive(wanted, now: now, on: database).first {
+                // A live job with its key was enqueued since the check above.
+                throw QueueError(
+                    .wrongState,
+                    "job \(raced) cannot be retried while another live job holds its unique key; finish or discard that one first; "
+                        + "nothing was retried",
+                    jobIDs: [raced])
+            }
             return wanted
         }
     }
@@ -39,9 +46,9 @@ extension JobStore {
                     SELECT job_id FROM \(failed) WHERE job_id > \(after) ORDER BY job_id LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked)
                     """, column: "job_id")
                 let conflicting = Set(try uniqueKeyConflicts(of: batch, on: database).map(\.id))
-                let revived = batch.filter { !conflicting.contains($0) }
-                try revive(revived, now: now, on: database)
-                return (revived.count, batch.count < batchSize ? nil : batch.last)
+                let candidates = batch.filter { !conflicting.contains($0) }
+                let raced = try revive(candidates, now: now, on: database)
+                return (candidates.count - raced.count, batch.count < batchSize ? nil : batch.last)
             }
             total += count
             guard let last else { return total }
@@ -114,13 +121,32 @@ extension JobStore {
     }
 
     /// Moves the failed jobs `ids` back to ready (admitting those with a concurrency key), with
-    /// fresh attempts and crash counts.
-    private func revive(_ ids: [Int], now: Moment, on database: Driver.Database) throws {
-        guard !ids.isEmpty else { return }
-        try database.change("DELETE FROM \(failed) WHERE \(driver.contains("job_id", ids: ids))")
-        try database.change("""
-            UPDATE \(jobs) SET attempts = 0, crashes = 0, failed_at = NULL, updated_at = \(now.sql) WHERE \(driver.contains("id", ids: ids))
-            """)
-        try makeReady(ids, now: now, on: database)
+    /// fresh attempts and crash counts. A job with a unique key comes back in a savepoint of its
+    /// own: if a live job with its key was enqueued since the caller looked, it stays failed and
+    /// is returned, instead of failing the whole batch on the unique index.
+    @discardableResult
+    private func revive(_ ids: [Int], now: Moment, on database: Driver.Database) throws -> [Int] {
+        guard !ids.isEmpty else { return [] }
+        let unique = Set(try database.ids("""
+            SELECT id FROM \(jobs) WHERE \(driver.contains("id", ids: ids)) AND unique_key IS NOT NULL
+            """))
+        func bringBack(_ ids: [Int]) throws {
+            try database.change("DELETE FROM \(failed) WHERE \(driver.contains("job_id", ids: ids))")
+            try database.change("""
+                UPDATE \(jobs) SET attempts = 0, crashes = 0, failed_at = NULL, updated_at = \(now.sql) WHERE \(driver.contains("id", ids: ids))
+                """)
+        }
+        var raced: [Int] = []
+        for id in ids where unique.contains(id) {
+            do {
+                try database.inWriteTransaction { try bringBack([id]) }
+            } catch let error as DatabaseError where error.code == .uniqueViolation {
+                raced.append(id)
+            }
+        }
+        let plain = ids.filter { !unique.contains($0) }
+        if !plain.isEmpty { try bringBack(plain) }
+        try makeReady(ids.filter { !raced.contains($0) }, now: now, on: database)
+        return raced
     }
 }

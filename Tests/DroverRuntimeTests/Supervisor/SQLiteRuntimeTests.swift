@@ -200,6 +200,53 @@ struct SQLiteRuntimeTests {
         #expect(try run.stop().status == 0)
     }
 
+    @Test("two supervisors started together on a new file both come up: opening and migrating wait for the other's lock")
+    func twoSupervisorsOnANewFile() throws {
+        // Before the fix one round in ten failed ("database is locked" while the other switched the file to WAL).
+        for round in 1...12 {
+            let directory = try TemporaryDirectory("drover-sqlite-two")
+            let url = "sqlite://" + directory.url.appendingPathComponent("shared.sqlite3").path
+            let config = try directory.file("""
+                workers:
+                  - queues: ["*"]
+                    threads: 1
+                dispatchers: []
+                \(SupervisorHarness.fastSupervisor)
+                """)
+            let listeners = try (0..<2).map { _ in try NotifyListener() }
+            let gate = DispatchSemaphore(value: 0)
+            let starts = listeners.map { listener in
+                BackgroundWork { () -> RunningProcess in
+                    gate.wait()
+                    return try DroverBinary.start(["start", "--config", config, "--database-url", url],
+                                                  environment: ["DROVER_TEST_HANDLERS": "1", "NOTIFY_SOCKET": listener.path])
+                }
+            }
+            gate.signal()
+            gate.signal()
+            let processes = try starts.map { try $0.value(timeout: .seconds(30)) }
+            defer {
+                for process in processes {
+                    for child in ProcessTable.children(of: process.pid) { kill(child.pid, SIGKILL) }
+                    kill(process.pid, SIGKILL)
+                    _ = try? process.wait(timeout: .seconds(10))
+                }
+            }
+            for (process, listener) in zip(processes, listeners) {
+                do {
+                    _ = try listener.waitFor("READY=1", timeout: .seconds(30)) { $0.fields["READY"] == "1" }
+                } catch {
+                    Issue.record("round \(round): a supervisor did not come up: \(error)\n\(process.stderrSoFar)")
+                }
+                #expect(!process.stderrSoFar.contains("database is locked"), "round \(round): \(process.stderrSoFar)")
+            }
+            let db = try SQLiteConnection(path: directory.url.appendingPathComponent("shared.sqlite3").path, schema: "drover")
+            #expect(try SQLiteJobStore().migrationStatus(on: db).pending.isEmpty)
+            #expect(try db.query("SELECT count(*) AS n FROM drover.schema_migrations")[0].decode("n", as: Int.self) == 2,
+                    "each migration applied once")
+        }
+    }
+
     @Test("a SQLite file that cannot be opened is a clear error with exit 69, for drover start and the commands alike")
     func unopenable() throws {
         let url = "sqlite:///nonexistent-drover-dir/queue.sqlite3"
