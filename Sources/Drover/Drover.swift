@@ -32,7 +32,7 @@ public enum Drover {
     public static func main(_ arguments: [String]? = nil) -> Never {
         let arguments = arguments ?? Array(CommandLine.arguments.dropFirst())
         // The supervisor and its children read signals from a signalfd: block them before any
-        // thread exists, so that every thread inherits the mask (DESIGN.md §2).
+        // thread exists, so that every thread inherits the mask (docs/architecture.md).
         if let command = arguments.first, command == "start" || command == "_child" {
             Signals.block()
         }

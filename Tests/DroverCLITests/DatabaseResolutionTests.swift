@@ -3,7 +3,7 @@ import DroverTestSupport
 import Foundation
 import Testing
 
-/// The resolution order of DESIGN.md §6, observed from outside: each source points at a different
+/// The resolution order of the README's "Using an existing PostgreSQL", observed from outside: each source points at a different
 /// database, and whichever one the process used shows in its outcome.
 @Suite("Which database drover uses")
 struct DatabaseResolutionTests {

@@ -43,6 +43,16 @@ struct DatabaseTimeTests {
         }
     }
 
+    @Test("times for people and logs: UTC, to the second or the millisecond, rounded down")
+    func forPeople() {
+        let date = utc(2026, 11, 27, 2, 2, 31).addingTimeInterval(0.1239)
+        #expect(DatabaseTime.utcText(date) == "2026-11-27T02:02:31Z")
+        #expect(DatabaseTime.utcText(date, separator: " ") == "2026-11-27 02:02:31Z")
+        #expect(DatabaseTime.utcText(date, milliseconds: true) == "2026-11-27T02:02:31.123Z")
+        #expect(DatabaseTime.utcText(utc(1969, 12, 31, 23, 59, 59).addingTimeInterval(0.5), milliseconds: true) == "1969-12-31T23:59:59.500Z")
+        #expect(DatabaseTime.utcText(Date(timeIntervalSince1970: 1e300)) == "infinity")
+    }
+
     @Test("parses every offset form PostgreSQL prints")
     func parsesOffsets() {
         let instant = utc(2026, 11, 26, 20, 32, 31)

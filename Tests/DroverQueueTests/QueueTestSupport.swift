@@ -15,7 +15,7 @@ func withStore<R>(
     }
 }
 
-/// Checks DESIGN.md §3's invariant (see ``TestStore/invariantViolations()``).
+/// Checks the data model's invariant (see ``TestStore/invariantViolations()``).
 func expectInvariant(_ store: PostgresJobStore, _ db: Connection, sourceLocation: SourceLocation = #_sourceLocation) throws {
     try BoundTestStore(store: store, database: db, backend: .postgresql) { try TestDatabase.connect() }
         .expectInvariant(sourceLocation: sourceLocation)

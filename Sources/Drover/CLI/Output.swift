@@ -39,9 +39,7 @@ func jsonText<T: Encodable>(_ value: T) throws -> String {
 /// `2026-11-27 02:02:31Z`: UTC, to the second.
 func formatTime(_ date: Date?) -> String {
     guard let date else { return "" }
-    let formatter = ISO8601DateFormatter()
-    formatter.formatOptions = [.withFullDate, .withTime, .withColonSeparatorInTime, .withSpaceBetweenDateAndTime]
-    return formatter.string(from: date) + "Z"
+    return DatabaseTime.utcText(date, separator: " ")
 }
 
 /// Cuts `text` to `limit` characters on one line.

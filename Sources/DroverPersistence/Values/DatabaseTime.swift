@@ -39,6 +39,20 @@ public enum DatabaseTime {
         return text
     }
 
+    /// `date` for people and logs, in UTC: `2026-11-27T02:02:31Z`, or with milliseconds
+    /// `2026-11-27T02:02:31.123Z`; `separator` goes between the date and the time.
+    public static func utcText(_ date: Date, separator: String = "T", milliseconds: Bool = false) -> String {
+        let t = date.timeIntervalSince1970
+        guard t.isFinite, abs(t) < limit else { return t < 0 ? "-infinity" : "infinity" }
+        let millis = Int64((t * 1000).rounded(.down))
+        let (seconds, fraction) = millis.floorDivided(by: 1000)
+        let civil = CivilDate(seconds)
+        var text = pad(Int64(civil.year), 4) + "-" + pad(Int64(civil.month), 2) + "-" + pad(Int64(civil.day), 2) + separator
+        text += pad(Int64(civil.hour), 2) + ":" + pad(Int64(civil.minute), 2) + ":" + pad(Int64(civil.second), 2)
+        if milliseconds { text += "." + pad(fraction, 3) }
+        return text + "Z"
+    }
+
     /// Parses what PostgreSQL prints for `timestamptz` (or `timestamp`, read as UTC) under DateStyle ISO.
     public static func parse(_ text: String) -> Date? {
         switch text {

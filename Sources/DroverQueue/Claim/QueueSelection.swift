@@ -1,4 +1,4 @@
-/// Which queues a worker takes jobs from, in order (DESIGN.md §3).
+/// Which queues a worker takes jobs from, in order (docs/architecture.md).
 ///
 /// Each entry is an exact queue name, a prefix pattern `mail*` (every queue whose name starts with
 /// `mail`, in name order), or `*` (every queue). Jobs are taken from the first entry first; within

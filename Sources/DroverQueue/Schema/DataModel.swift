@@ -1,5 +1,5 @@
 extension DroverSchema {
-    /// Migration 1: the whole data model of DESIGN.md §3.
+    /// Migration 1: the whole data model (docs/architecture.md).
     ///
     /// A job is one row in `jobs` for its whole life; its state is the one execution row that points
     /// at it (ready, claimed, scheduled, blocked or failed); a finished job has none. Queue names use

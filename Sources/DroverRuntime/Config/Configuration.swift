@@ -1,7 +1,7 @@
 import DroverPersistence
 import DroverQueue
 
-/// Drover's configuration file (DESIGN.md §5), with every default filled in.
+/// Drover's configuration file (docs/architecture.md), with every default filled in.
 public struct Configuration: Sendable, Equatable {
     public struct Database: Sendable, Equatable {
         /// A `postgresql://` URL or libpq `key=value` string; nil means "not set here".

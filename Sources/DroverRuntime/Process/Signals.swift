@@ -1,7 +1,7 @@
 import CProcess
 import Foundation
 
-/// Signals as events read in a loop, never as code run in a handler (DESIGN.md §2).
+/// Signals as events read in a loop, never as code run in a handler (docs/architecture.md).
 public enum Signals {
     /// The signals Drover's long-running processes handle.
     public static let handled: [Int32] = [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD]

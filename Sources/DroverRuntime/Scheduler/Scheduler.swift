@@ -83,7 +83,7 @@ final class Scheduler<Driver: RuntimeDriver> {
                         guard let job = try runtime.store.enqueueRun(of: task, at: runAt, on: connection) else { continue }
                         enqueued += 1
                         log.info("enqueued a recurring run", [
-                            ("task", task.key), ("run_at", ISO8601DateFormatter().string(from: runAt)), ("job", String(job)),
+                            ("task", task.key), ("run_at", DatabaseTime.utcText(runAt)), ("job", String(job)),
                         ])
                     }
                 }

@@ -5,7 +5,7 @@ import Foundation
 import Synchronization
 
 /// `drover start`: runs the configured workers and dispatchers as children, keeps them running, and
-/// talks to systemd (DESIGN.md §2).
+/// talks to systemd (docs/architecture.md).
 ///
 /// One loop on the main thread waits on a signalfd (TERM, INT, QUIT, HUP, CHLD), the database agent's
 /// wakeup and its timers. Children are reaped as soon as SIGCHLD arrives; a child that died has its
@@ -54,7 +54,7 @@ public final class Supervisor {
         }
     }
 
-    /// Exit statuses of `drover start` (DESIGN.md §2).
+    /// Exit statuses of `drover start` (docs/architecture.md).
     public enum ExitStatus {
         public static let stopped: Int32 = 0
         public static let unavailable: Int32 = 69

@@ -109,7 +109,7 @@ protocol TestStore: AnyObject {
     func concurrencyKeys() throws -> [ConcurrencyKeyInfo]
     func expireConcurrency(batchSize: Int) throws -> Int
 
-    /// DESIGN's invariant over every job and every semaphore (see ``expectInvariant(sourceLocation:)``).
+    /// the data model's invariant over every job and every semaphore (see ``expectInvariant(sourceLocation:)``).
     func invariantViolations() throws -> [String]
 }
 
@@ -141,7 +141,7 @@ extension TestStore {
         try sql("SELECT count(*) AS n FROM \(self.table(table)) WHERE \(condition)")[0].decode("n", as: Int.self)
     }
 
-    /// Checks DESIGN.md §3's invariant over every job: a live job has exactly one execution row, a
+    /// Checks the data model's invariant over every job: a live job has exactly one execution row, a
     /// finished job none; `failed_at` is set exactly when the job is in failed_executions; every
     /// key's free slots are its limit less the jobs holding one (ready or claimed).
     func expectInvariant(sourceLocation: SourceLocation = #_sourceLocation) throws {

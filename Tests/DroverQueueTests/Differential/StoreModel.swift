@@ -217,7 +217,9 @@ final class StoreModel {
             result = .failed(attempts: job.attempts)
         } else {
             job.state = .scheduled
-            job.scheduledAt = now.addingTimeInterval(retry.delay(afterFailedAttempts: job.attempts, random: 0))
+            // The backoff worked out here, not by RetryPolicy: base × 2^(n-1), at most max (no jitter).
+            let delay = min(retry.maxDelay.seconds, retry.baseDelay.seconds * Double(1 << min(job.attempts - 1, 40)))
+            job.scheduledAt = now.addingTimeInterval(delay)
             result = .retry(at: job.scheduledAt, attempts: job.attempts)
         }
         jobs[id] = job

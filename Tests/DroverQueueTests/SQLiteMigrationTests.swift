@@ -1,0 +1,61 @@
+import DroverPersistence
+import DroverQueue
+import DroverTestSupport
+import Foundation
+import Testing
+
+/// SQLite migration 2 on a file that migration 1 made and an earlier Drover used: every row comes
+/// through, times in the one fixed-width format (migration 1's fractions of any length made
+/// `drover processes` fail at random), and ids are never used twice from then on.
+@Suite("SQLite migration 2: a file in use keeps its rows, gets fixed-width times and ids never reused")
+struct SQLiteMigrationTests {
+    @Test("rows written by an earlier Drover come through migration 2 intact and readable")
+    func upgradeAFileInUse() throws {
+        let directory = try TemporaryDirectory("drover-sqlite-upgrade")
+        let path = directory.url.appendingPathComponent("drover.sqlite3").path
+        let db = try SQLiteConnection(path: path, schema: "drover")
+        try Migrator(schema: "drover", migrations: Array(DroverSchema.sqliteMigrations.prefix(1))).migrate(on: db)
+        // As an earlier Drover left them: PostgreSQL's variable fractions, milliseconds, none.
+        try db.execute(unsafeRawScript: """
+            INSERT INTO drover.jobs (id, queue_name, class_name, scheduled_at, created_at, updated_at)
+                VALUES (1, 'default', 'A', '2026-11-27 03:00:00.5+00', '2026-11-27 03:00:00.123+00', '2026-11-27 03:00:00+00'),
+                       (2, 'default', 'B', '2026-11-27 04:00:00+00', '2026-11-27 03:00:00.25+00', '2026-11-27 03:00:00.25+00'),
+                       (3, 'mail', 'C', '2026-11-27 03:00:00.000001+00', '2026-11-27 03:00:00+00', '2026-11-27 03:00:00+00');
+            INSERT INTO drover.ready_executions (job_id, queue_name, created_at) VALUES (1, 'default', '2026-11-27 03:00:00.5+00');
+            INSERT INTO drover.scheduled_executions (job_id, queue_name, scheduled_at) VALUES (2, 'default', '2026-11-27 04:00:00+00');
+            INSERT INTO drover.claimed_executions (job_id, process_id, created_at) VALUES (3, 7, '2026-11-27 03:00:01.1+00');
+            INSERT INTO drover.processes (id, kind, name, pid, hostname, last_heartbeat_at, created_at)
+                VALUES (7, 'worker', 'w', 10, 'h', '2026-11-27 03:00:02.5+00', '2026-11-27 03:00:00+00');
+            INSERT INTO drover.recurring_tasks (key, schedule, class_name) VALUES ('nightly', '@daily', 'R');
+            INSERT INTO drover.recurring_executions (id, task_key, run_at, job_id) VALUES (5, 'nightly', '2026-11-27 00:00:00+00', 2);
+            """)
+        let report = try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
+        #expect(report.applied.map(\.version) == [2])
+
+        let store = try SQLiteJobStore(clock: .fixed { Date(timeIntervalSince1970: 1_795_748_410) })  // 2026-11-27 03:00:10
+        #expect(try (1...3).map { try store.job($0, on: db)?.state } == [.ready, .scheduled, .claimed])
+        let processes = try store.listProcesses(on: db)
+        #expect(processes.map(\.heartbeatAge) == [7.5], "the heartbeat of 03:00:02.5, 7.5 s before the clock")
+        let times = try db.query("SELECT scheduled_at, created_at FROM drover.jobs ORDER BY id").map {
+            [try $0.decode("scheduled_at", as: String.self), try $0.decode("created_at", as: String.self)]
+        }
+        #expect(times == [
+            ["2026-11-27 03:00:00.500000+00", "2026-11-27 03:00:00.123000+00"],
+            ["2026-11-27 04:00:00.000000+00", "2026-11-27 03:00:00.250000+00"],
+            ["2026-11-27 03:00:00.000001+00", "2026-11-27 03:00:00.000000+00"],
+        ])
+        #expect(try store.lastRun(of: "nightly", on: db) == Date(timeIntervalSince1970: 1_795_737_600))
+        // The references follow the renamed tables: deleting a job deletes its execution row and
+        // clears the run's reference to it.
+        try db.execute("DELETE FROM drover.jobs WHERE id = 2")
+        #expect(try db.query("SELECT count(*) AS n FROM drover.scheduled_executions")[0].decode("n", as: Int.self) == 0)
+        #expect(try db.query("SELECT job_id FROM drover.recurring_executions")[0].decode("job_id", as: Int?.self) == nil)
+        // Ids are never used twice: the newest job deleted, the next one gets a new id.
+        try db.execute("DELETE FROM drover.jobs WHERE id = 3")
+        #expect(try store.enqueue([NewJob("D")], on: db) == [4])
+        let next = try store.register(kind: .worker, name: "w2", pid: 11, hostname: "h", supervisorID: nil, on: db)
+        #expect(try next.get("id", as: Int.self) == 8)
+        // The invariant holds on what came through.
+        #expect(try store.concurrencyKeys(on: db).isEmpty)
+    }
+}
