@@ -95,36 +95,25 @@ extension PostgresDriver {
 }
 
 extension SQLiteDriver {
-    /// Under the write lock nothing else claims: delete the picked rows from ready, insert their
-    /// claims, read the jobs.
+    /// Under the write lock nothing else claims: pick the rows in the pattern's order (an index
+    /// walk), delete them from ready, insert their claims, read the jobs.
     public func takeReady(
         _ pattern: QueueSelection.Pattern, processID: Int, limit: Int, now: Moment, in store: JobStore<Self>, on database: SQLiteConnection
     ) throws -> [ClaimedJob] {
         let (condition, order) = store.claimOrder(pattern)
         return try database.atomically {
-            let db = database
-            let moved = try db.query("""
-                DELETE FROM \(store.ready) WHERE job_id IN (
-                    SELECT r.job_id FROM \(store.ready) r
-                    WHERE \(condition) AND r.queue_name NOT IN (SELECT queue_name FROM \(store.pauses))
-                    ORDER BY \(ordered(order, by: "r")) LIMIT \(limit))
-                RETURNING job_id, queue_name, priority
-                """)
-            guard !moved.isEmpty else { return [] }
-            // RETURNING comes in no set order: the pattern's order, from the values it returned.
-            let picked = try moved.map { row in
-                (id: try row.decode("job_id", as: Int.self), queue: try row.decode("queue_name", as: String.self),
-                 priority: try row.decode("priority", as: Int.self))
-            }.sorted { a, b in
-                if order.first == "queue_name", a.queue != b.queue { return a.queue < b.queue }
-                return (a.priority, a.id) < (b.priority, b.id)
-            }
-            let ids = picked.map(\.id)
-            try db.execute("""
+            let ids = try database.ids("""
+                SELECT r.job_id FROM \(store.ready) r
+                WHERE \(condition) AND r.queue_name NOT IN (SELECT queue_name FROM \(store.pauses))
+                ORDER BY \(ordered(order, by: "r")) LIMIT \(limit)
+                """, column: "job_id")
+            guard !ids.isEmpty else { return [] }
+            try database.execute("DELETE FROM \(store.ready) WHERE \(contains("job_id", ids: ids))")
+            try database.execute("""
                 INSERT INTO \(store.claimed) (job_id, process_id, created_at)
                 SELECT value, \(processID), \(now.sql) FROM json_each(\("[" + ids.map(String.init).joined(separator: ",") + "]"))
                 """)
-            let rows = try db.query("SELECT \(store.claimedJobColumns) FROM \(store.jobs) j WHERE \(contains("j.id", ids: ids))")
+            let rows = try database.query("SELECT \(store.claimedJobColumns) FROM \(store.jobs) j WHERE \(contains("j.id", ids: ids))")
             var byID: [Int: ClaimedJob] = [:]
             for row in rows {
                 let job = try ClaimedJob(row: row)

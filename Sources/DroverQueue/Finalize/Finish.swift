@@ -65,10 +65,22 @@ extension SQLiteDriver {
                 DELETE FROM \(store.claimed) WHERE process_id = \(processID) AND \(contains("job_id", ids: jobIDs)) RETURNING job_id
                 """, column: "job_id")
             guard !released.isEmpty else { return [] }
-            let done: SQL = deleting
-                ? "DELETE FROM \(store.jobs) WHERE \(contains("id", ids: released)) RETURNING id, concurrency_key"
-                : "UPDATE \(store.jobs) SET finished_at = \(now.sql), updated_at = \(now.sql) WHERE \(contains("id", ids: released)) RETURNING id, concurrency_key"
-            return try database.query(done).map { (try $0.decode("id", as: Int.self), try $0.decode("concurrency_key", as: String?.self)) }
+            // The keys first, and only the few jobs that have one: every value a row returns is
+            // text to parse, and finishing is hot.
+            var keys: [Int: String] = [:]
+            for row in try database.query("""
+                SELECT id, concurrency_key FROM \(store.jobs) WHERE \(contains("id", ids: released)) AND concurrency_key IS NOT NULL
+                """) {
+                keys[try row.decode("id", as: Int.self)] = try row.decode("concurrency_key", as: String.self)
+            }
+            if deleting {
+                try database.execute("DELETE FROM \(store.jobs) WHERE \(contains("id", ids: released))")
+            } else {
+                try database.execute("""
+                    UPDATE \(store.jobs) SET finished_at = \(now.sql), updated_at = \(now.sql) WHERE \(contains("id", ids: released))
+                    """)
+            }
+            return released.map { ($0, keys[$0]) }
         }
     }
 }
