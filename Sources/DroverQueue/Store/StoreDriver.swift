@@ -103,28 +103,26 @@ public struct Moment: Sendable {
     /// The time when Swift knows it (SQLite, or a store with a fixed clock); nil for the
     /// database server's clock.
     public let date: Date?
-    private let server: @Sendable (Double) -> SQL
+    /// The time `seconds` from now, as a value in a statement.
+    private let later: @Sendable (Double) -> SQL
 
-    /// A time Swift knows.
+    /// A time Swift knows: bound as a value.
     public init(_ date: Date) {
         self.date = date
-        server = { _ in fatalError("a moment with a date never asks the server") }
+        later = { seconds in "\(date.addingTimeInterval(seconds))" }
     }
 
     /// The server's clock, as `server(seconds)` writes it `seconds` from now.
     public init(server: @escaping @Sendable (Double) -> SQL) {
         date = nil
-        self.server = server
+        later = server
     }
 
     /// Now, as a value in a statement.
-    public var sql: SQL { after(0) }
+    public var sql: SQL { later(0) }
 
     /// `seconds` from now, as a value in a statement.
-    public func after(_ seconds: Double) -> SQL {
-        if let date { return "\(date.addingTimeInterval(seconds))" }
-        return server(seconds)
-    }
+    public func after(_ seconds: Double) -> SQL { later(seconds) }
 }
 
 /// Where a store's statements take the time from.
