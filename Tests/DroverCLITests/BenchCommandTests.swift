@@ -50,9 +50,8 @@ struct BenchCommandTests {
     private func sqliteFile(_ name: String) throws -> (directory: TemporaryDirectory, url: String, db: SQLiteConnection, store: SQLiteJobStore) {
         let directory = try TemporaryDirectory(name)
         let path = directory.url.appendingPathComponent("q.sqlite3").path
-        let db = try SQLiteConnection(path: path, schema: "drover")
-        try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
-        return (directory, "sqlite://" + path, db, try SQLiteJobStore())
+        let (store, db) = try SQLiteDriver.open(url: "sqlite://" + path, options: StoreOptions())
+        return (directory, "sqlite://" + path, db, store)
     }
 
     @Test("--keep on a SQLite file burns down the backlog already there and leaves the file")

@@ -66,8 +66,8 @@ struct JobAPITests {
     @Test("on a SQLite file: typed jobs follow the caller's transaction, unique keys hold, recurring tasks are added and removed")
     func sqlite() throws {
         let directory = try TemporaryDirectory("drover-job-api")
-        let db = try SQLiteConnection(path: directory.url.appendingPathComponent("app.sqlite3").path, schema: "drover")
-        try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
+        let (_, db) = try SQLiteDriver.open(
+            url: "sqlite://" + directory.url.appendingPathComponent("app.sqlite3").path, options: StoreOptions())
         struct Abort: Error {}
         let id = try db.withTransaction { tx in try tx.enqueue(Resize(path: "/a.png", widths: [32])) }
         #expect(throws: Abort.self) {

@@ -141,9 +141,7 @@ struct MigrateCommandTests {
         let directory = try TemporaryDirectory("drover-move")
         let path = directory.url.appendingPathComponent("q.sqlite3").path
         try dropping(schema) {
-            let sqlite = try SQLiteConnection(path: path, schema: schema)
-            try Migrator(schema: schema, migrations: DroverSchema.sqliteMigrations).migrate(on: sqlite)
-            let source = try SQLiteJobStore(schema: schema)
+            let (source, sqlite) = try SQLiteDriver.open(url: "sqlite://" + path, options: StoreOptions(schema: schema))
             let ids = try source.enqueue([NewJob("Ready"), NewJob("Later", runIn: .seconds(3600)), NewJob("Done")], on: sqlite)
             _ = try source.claim(processID: 1, queues: ["*"], limit: 1, on: sqlite)
             _ = try source.finish([ids[0]], processID: 1, on: sqlite)  // finished: stays behind

@@ -9,9 +9,8 @@ struct MoveToPostgresTests {
     @Test("every job that is not finished arrives in its state (a claimed one as ready) with its history, and leaves SQLite")
     func moveLiveJobs() throws {
         let directory = try TemporaryDirectory("drover-move")
-        let sqlite = try SQLiteConnection(path: directory.url.appendingPathComponent("drover.sqlite3").path, schema: "drover")
-        try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: sqlite)
-        let source = try SQLiteJobStore(schema: "drover")
+        let (source, sqlite) = try SQLiteDriver.open(
+            url: "sqlite://" + directory.url.appendingPathComponent("drover.sqlite3").path, options: StoreOptions())
         let arguments = try JSON(validating: #"{"to": "ada@example.com", "n": [1, 2]}"#)
         let ids = try source.enqueue([
             NewJob("Ready", arguments: arguments, queue: "mail", priority: -2),

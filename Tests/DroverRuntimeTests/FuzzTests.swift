@@ -132,9 +132,8 @@ struct FuzzTests {
     func jobArguments() throws {
         var random = Generator(state: Self.seed ^ 0xa165)
         let directory = try TemporaryDirectory("drover-fuzz-args")
-        let db = try SQLiteConnection(path: directory.url.appendingPathComponent("q.sqlite3").path, schema: "drover")
-        try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
-        let store = try SQLiteJobStore()
+        let (store, db) = try SQLiteDriver.open(
+            url: "sqlite://" + directory.url.appendingPathComponent("q.sqlite3").path, options: StoreOptions())
         let base = Array(#"{"user": {"id": 42, "tags": ["a", "ü"], "note": "hello\nworld"}, "n": 1.5, "ok": true}"#.utf8)
         var accepted = 0
         for round in 0..<2_000 {

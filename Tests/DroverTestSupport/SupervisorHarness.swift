@@ -44,9 +44,8 @@ public final class SupervisorHarness {
     ) throws {
         schema = TestDatabase.uniqueSchemaName()
         let url = try databaseURL ?? TestDatabase.url()
-        db = try Connection(url, applicationName: "drover-tests")
-        if migrate { try DroverSchema.migrator(schema: schema).migrate(on: db) }
-        store = try PostgresJobStore(schema: schema)
+        (store, db) = try PostgresDriver.open(
+            url: url, options: StoreOptions(schema: schema, applicationName: "drover-tests", migrating: migrate ? .always : .never))
         listener = try NotifyListener()
         directory = try TemporaryDirectory("drover-sup")
         databaseSection = databaseInConfig ? "database:\n  url: \"\(url)\"\n  schema: \(schema)\n" : ""

@@ -67,7 +67,7 @@ public enum TestDatabase {
         let connection = try connect()
         let schema = uniqueSchemaName()
         if migrate {
-            try DroverSchema.migrator(schema: schema).migrate(on: connection)
+            try PostgresJobStore(schema: schema).migrate(on: connection)
         } else {
             try connection.execute("CREATE SCHEMA \(SQLIdentifier(schema))")
         }

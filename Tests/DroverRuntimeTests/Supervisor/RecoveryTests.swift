@@ -61,10 +61,9 @@ struct RecoveryTests {
     func orphansAtBoot() throws {
         // Prepare the schema and an orphaned claim, then start the supervisor on it.
         let schema = TestDatabase.uniqueSchemaName()
-        let db = try TestDatabase.connect()
-        try DroverSchema.migrator(schema: schema).migrate(on: db)
+        let (store, db) = try PostgresDriver.open(
+            url: try TestDatabase.url(), options: StoreOptions(schema: schema, applicationName: "drover-tests", migrating: .always))
         defer { _ = try? db.execute("DROP SCHEMA IF EXISTS \(SQLIdentifier(schema)) CASCADE") }
-        let store = try PostgresJobStore(schema: schema)
         let id = try store.enqueue(NewJob("drover.test.succeed"), on: db)
         #expect(try store.claim(processID: 987_654, queues: ["*"], limit: 1, on: db).count == 1)
 
