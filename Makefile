@@ -31,11 +31,16 @@ test: deps
 
 # Fault injection (Tests/DroverChaosTests): a real drover start and PostgreSQL, 20,000 audited jobs
 # per scenario (DROVER_CHAOS_JOBS), workers and the supervisor killed, PostgreSQL restarted, stopped
-# and its backends ended, rows locked, a worker frozen, reloads; each scenario ends with an audit and
-# a table, and fails on any lost, duplicated or stuck job. Takes a few minutes; not part of make test.
+# and its backends ended, rows locked, a worker frozen, reloads; then (issue 16) a worker frozen under
+# a supervisor alone (PostgreSQL and SQLite), hosts in network namespaces cut off from PostgreSQL
+# (a partition, a silently dropped LISTEN connection), a host's clock moved (libfaketime), and SQLite
+# (worker kills, its write lock held). Each scenario ends with an audit and a table, and fails on any
+# lost, duplicated, overlapping (two attempts of a job at once) or stuck job. Needs root (namespaces,
+# iptables). Takes several minutes; not part of make test. One suite: CHAOS_FILTER=PartitionTests.
 chaos: deps
+	@scripts/install-deps chaos
 	$(SWIFT) build --build-tests
-	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres $(SWIFT) test --skip-build --filter DroverChaosTests
+	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres $(SWIFT) test --skip-build --filter $(or $(CHAOS_FILTER),DroverChaosTests)
 
 # Drover's main job: start it with no database server (./drover.sqlite3 in a fresh directory),
 # enqueue jobs, watch them run, kill a worker, stop. `make demo-postgresql` does the same on a

@@ -8,8 +8,12 @@ public final class PrivateCluster {
     public let url: String
     private let bindir: String
     private let asPostgres: Bool
+    /// Addresses it also listens on over TCP (port 5432), besides its socket.
+    public let tcpAddresses: [String]
 
-    public init() throws {
+    /// With `tcpAddresses` (such as ``NetworkHosts/Host/hostAddress``), it listens there too and
+    /// trusts connections from `trusting` (networks, such as ``NetworkHosts/Host/network``).
+    public init(listeningOn tcpAddresses: [String] = [], trusting networks: [String] = []) throws {
         let versions = ((try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? [])
             .sorted(by: { $0.compare($1, options: .numeric) == .orderedDescending })
         let candidates = versions.map { "/usr/lib/postgresql/\($0)/bin" }
@@ -17,12 +21,18 @@ public final class PrivateCluster {
             throw DeadlineExceeded(description: "this test starts a PostgreSQL of its own and needs its server binaries (apt-get install postgresql); make test installs them")
         }
         self.bindir = bindir
+        self.tcpAddresses = tcpAddresses
         asPostgres = getuid() == 0
         directory = "/tmp/drover-pc-" + String(UInt32.random(in: 0 ... .max), radix: 36)
         url = "postgresql:///drover_test?host=\(directory)/s&port=5432"
         try FileManager.default.createDirectory(atPath: directory + "/s", withIntermediateDirectories: true)
         if asPostgres { try Self.run("/bin/chown", ["-R", "postgres:postgres", directory]) }
         try command("initdb", ["-D", directory + "/data", "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"])
+        if !networks.isEmpty, let hba = FileHandle(forWritingAtPath: directory + "/data/pg_hba.conf") {
+            hba.seekToEndOfFile()
+            hba.write(Data(networks.map { "host all all \($0) trust\n" }.joined().utf8))
+            hba.closeFile()
+        }
         try start()
         let psql = ["-h", directory + "/s", "-p", "5432", "-d", "postgres", "-qAt", "-v", "ON_ERROR_STOP=1", "-c"]
         if asPostgres {
@@ -36,10 +46,14 @@ public final class PrivateCluster {
         try? FileManager.default.removeItem(atPath: directory)
     }
 
+    /// The URL of the database over TCP at one of ``tcpAddresses``.
+    public func url(overTCP address: String) -> String { "postgresql://\(NSUserName())@\(address):5432/drover_test" }
+
     /// Starts the server (again).
     public func start() throws {
         try command("pg_ctl", ["-D", directory + "/data", "-l", directory + "/server.log", "-w", "-t", "60",
-                               "-o", "-k \(directory)/s -p 5432 -c listen_addresses='' -c fsync=off", "start"])
+                               "-o", "-k \(directory)/s -p 5432 -c listen_addresses='\(tcpAddresses.joined(separator: ","))' -c fsync=off",
+                               "start"])
     }
 
     /// Stops the server as an operator's `pg_ctl stop` would: fast, ending every session.
