@@ -270,7 +270,7 @@ final class ChaosRun {
     struct Attempt: CustomStringConvertible {
         let job: Int
         let attempt: Int
-        /// The host (tick jobs) or "pid N" (audit jobs).
+        /// The host (tick jobs) or "worker" (audit jobs).
         let runner: String
         let pid: Int
         var start: Int64
@@ -281,8 +281,8 @@ final class ChaosRun {
         var ticks = 0
 
         var description: String {
-            let how = completed ? "end" : termed ? "term" : "cut"
-            return "attempt \(attempt) on \(runner) pid \(pid) \(Self.clock(start))–\(Self.clock(end)) (\(ticks) ticks, \(how))"
+            let how = runner == "worker" ? "audit job, end estimated" : "\(ticks) ticks, " + (completed ? "end" : termed ? "term" : "cut")
+            return "attempt \(attempt) on \(runner) pid \(pid) \(Self.clock(start))–\(Self.clock(end)) (\(how))"
         }
 
         static func clock(_ ns: Int64) -> String {
@@ -328,7 +328,7 @@ final class ChaosRun {
                   let start = Int64(fields[3]) else { continue }
             let end = timeline.end(of: pid_t(pid), startedAt: start, working: Int64(auditWork[job] ?? 0) * 1_000_000)
             attempts[job, default: []].append(
-                Attempt(job: job, attempt: attempt, runner: "pid \(pid)", pid: pid, start: start, end: end, completed: true))
+                Attempt(job: job, attempt: attempt, runner: "worker", pid: pid, start: start, end: end, completed: true))
         }
         return attempts.mapValues { $0.sorted { $0.start < $1.start } }
     }

@@ -131,6 +131,7 @@ final class ChaosSupervisor {
     deinit {
         if process.isRunning { killAll(first: SIGKILL) }
         _ = try? process.wait(timeout: .seconds(10))
+        if process.isRunning { kill(process.pid, SIGKILL) }
     }
 
     /// The `drover start` process.
@@ -210,7 +211,8 @@ final class ChaosSupervisor {
     /// Stops the whole tree at once (SIGSTOP first, so that nobody notices the others die and
     /// cleans up after them), then sends `first` to all of it: a host that loses power.
     func killAll(first signal: Int32) {
-        let tree = (wrapperForks ? [process.pid] : []) + [pid] + descendants()
+        // A wrapper that forks (faketime) is left to notice its child's death and clean up after itself.
+        let tree = [pid] + descendants()
         for member in tree { kill(member, SIGSTOP) }
         for member in tree.reversed() { kill(member, signal) }
         if signal != SIGKILL && signal != SIGSTOP { for member in tree { kill(member, SIGCONT) } }
