@@ -11,6 +11,25 @@
 #include <sys/signalfd.h>
 #include <unistd.h>
 
+int drover_pipe_high(int fds[2], int nonblocking) {
+    int low[2];
+    if (pipe2(low, O_CLOEXEC | (nonblocking ? O_NONBLOCK : 0)) != 0) return -1;
+    for (int i = 0; i < 2; i++) {
+        fds[i] = fcntl(low[i], F_DUPFD_CLOEXEC, 10);
+        if (fds[i] < 0) {
+            int saved = errno;
+            if (i == 1) close(fds[0]);
+            close(low[0]);
+            close(low[1]);
+            errno = saved;
+            return -1;
+        }
+    }
+    close(low[0]);
+    close(low[1]);
+    return 0;
+}
+
 int drover_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
 }

@@ -30,7 +30,7 @@ public enum Drover {
 
     /// Runs the `drover` command line with `arguments` (default: the process's) and exits.
     public static func main(_ arguments: [String]? = nil) -> Never {
-        let arguments = arguments ?? Array(CommandLine.arguments.dropFirst())
+        let arguments = arguments ?? Array(ProcessArguments.all.dropFirst())
         // The supervisor and its children read signals from a signalfd: block them before any
         // thread exists, so that every thread inherits the mask (docs/architecture.md).
         if let command = arguments.first, command == "start" || command == "_child" {

@@ -64,4 +64,13 @@ struct ManualPageTests {
             #expect(Self.page.contains(".Ev \(variable)"))
         }
     }
+
+    @Test("drover(1) documents every exit status of the one contract, and nothing else")
+    func exitStatusContract() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../man/drover.1").standardized.path
+        let page = try String(contentsOfFile: path, encoding: .utf8)
+        let section = try #require(page.components(separatedBy: ".Sh EXIT STATUS").last?.components(separatedBy: ".Sh SEE ALSO").first)
+        let documented = Set(section.split(separator: "\n").filter { $0.hasPrefix(".It ") }.compactMap { Int32($0.dropFirst(4)) })
+        #expect(documented == Set(ExitStatus.allCases.map(\.rawValue)))
+    }
 }

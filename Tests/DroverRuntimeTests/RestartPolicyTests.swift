@@ -7,7 +7,7 @@ import Testing
 struct RestartPolicyTests {
     private func role() -> ChildSpec {
         ChildSpec(kind: .worker, name: "", supervisorID: 1, databaseURL: "", schema: "drover", heartbeatIntervalMilliseconds: 1000,
-                  aliveThresholdMilliseconds: 5000, shutdownTimeoutMilliseconds: 1000, maxCrashes: 3, preserveFinishedJobs: true,
+                  aliveThresholdMilliseconds: 5000, networkTimeoutMilliseconds: 1250, statementTimeoutMilliseconds: 2000, shutdownTimeoutMilliseconds: 1000, maxCrashes: 3, preserveFinishedJobs: true,
                   clearFinishedAfterSeconds: 86_400, testHandlers: false, worker: nil, dispatcher: nil)
     }
 

@@ -10,15 +10,20 @@
 
 /// Starts `path` with `argv` and `envp` (both NULL-terminated) as a child in a process group of its
 /// own, with an empty signal mask, every catchable signal at its default disposition, stdin, stdout
-/// and stderr inherited, `fd3` (when it is 0 or more) as descriptor 3, and every other descriptor
-/// closed. No code of the caller runs in the child between fork and exec.
+/// and stderr inherited, `fd3` and `fd4` (each when it is 0 or more) as descriptors 3 and 4, and
+/// every other descriptor closed. No code of the caller runs in the child between fork and exec.
+/// `fd3` must not be 4, nor `fd4` 3, and `fd4` needs `fd3` (EINVAL): `drover_pipe_high` makes pipes that cannot be.
 ///
 /// Returns 0 and sets `*pid`, or returns an errno value: a failed exec (no such file, not
 /// executable) is reported here, because glibc's posix_spawn waits for the exec.
-int drover_spawn(const char *path, char *const argv[], char *const envp[], int fd3, pid_t *pid);
+int drover_spawn(const char *path, char *const argv[], char *const envp[], int fd3, int fd4, pid_t *pid);
 
 /// pipe2(fds, O_CLOEXEC): a pipe neither end of which a child inherits.
 int drover_pipe_cloexec(int fds[2]);
+
+/// A close-on-exec pipe (non-blocking both ends when `nonblocking`) whose descriptors are 10 or
+/// more, so that `drover_spawn` can move them to 3 and 4 in either order. Returns 0, or -1 and errno.
+int drover_pipe_high(int fds[2], int nonblocking);
 
 /// A non-blocking, close-on-exec signalfd for the signals in `mask` (which the caller has blocked).
 int drover_signalfd(const sigset_t *mask);

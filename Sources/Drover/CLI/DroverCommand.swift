@@ -14,7 +14,8 @@ struct DroverCommand: ParsableCommand {
             postgresql://…, libpq key=value pairs, or sqlite:///path.
 
             Exit status: 0 success, 64 bad usage, 65 bad data, 69 database unavailable, \
-            70 internal error, 78 configuration error.
+            70 internal error, 78 configuration error; children of drover start also exit 71 \
+            (start-up failure that may pass), 75 (registration pruned) and 76 (lease lost).
             """,
         version: Drover.version,
         subcommands: [

@@ -41,10 +41,17 @@ public final class Connection {
 
     /// Connects to `connectionString`: a `postgresql://` URL, `key=value` pairs, or empty for libpq's
     /// defaults. libpq's `PG*` variables, `~/.pgpass` and service files apply as usual.
-    public init(_ connectionString: String = "", applicationName: String = "drover") throws(DatabaseError) {
+    ///
+    /// `defaults` are libpq keywords (`keepalives_idle`, `tcp_user_timeout`, …) that apply unless
+    /// the string, the environment or a service file sets them.
+    public init(_ connectionString: String = "", applicationName: String = "drover", defaults: [(String, String)] = []) throws(DatabaseError) {
         let parsed = try ConnectionString(connectionString)
         var keywords = ["fallback_application_name"]
         var values = [applicationName]
+        for (keyword, value) in defaults where keyword != "connect_timeout" {
+            keywords.append(keyword)
+            values.append(value)
+        }
         // Fail instead of hanging forever on an unreachable host, unless the user chose a timeout
         // (in the string, the environment, or a service file, whose values apply only to options
         // left unset).
@@ -52,7 +59,7 @@ public final class Connection {
         if parsed.options["connect_timeout"] == nil, parsed.options["service"] == nil,
            environment["PGCONNECT_TIMEOUT"] == nil, environment["PGSERVICE"] == nil {
             keywords.append("connect_timeout")
-            values.append("10")
+            values.append(defaults.first { $0.0 == "connect_timeout" }?.1 ?? "10")
         }
         keywords.append("dbname")
         values.append(connectionString)

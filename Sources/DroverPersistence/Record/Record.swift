@@ -7,7 +7,8 @@
 ///
 /// ```swift
 /// let process = try Record.find(in: table, id: 42, on: db)
-/// process.set("last_heartbeat_at", to: Date())
+/// process.set("last_heartbeat_at", toExpression: "now()")   // the database server's time
+/// process.set("metadata", to: metadata)
 /// try process.withLock(on: db) { _ in }       // flush, lock, reload, body, save, commit
 /// ```
 public final class Record {
@@ -21,8 +22,10 @@ public final class Record {
     public private(set) var attributes: [String: DatabaseValue]
     /// Changes set on the record and not yet written.
     public private(set) var pendingChanges: [String: DatabaseValue] = [:]
+    /// Columns to be set to what an SQL expression gives when the change is written (`now()`).
+    public private(set) var pendingExpressions: [String: SQL] = [:]
 
-    public var hasPendingChanges: Bool { !pendingChanges.isEmpty }
+    public var hasPendingChanges: Bool { !pendingChanges.isEmpty || !pendingExpressions.isEmpty }
 
     /// A record for a row already read, with all its columns.
     public init(table: SQLIdentifier, primaryKey: String = "id", row: Row) throws(DatabaseError) {
@@ -75,12 +78,21 @@ public final class Record {
     /// Sets `column` to `value`, pending until the next `save()` or `withLock`. Setting a column back
     /// to its loaded value drops the pending change.
     public func set<Value: DatabaseEncodable>(_ column: String, to value: Value) {
+        pendingExpressions[column] = nil
         let encoded = value.databaseValue
         if let loaded = attributes[column], loaded.text == encoded.text {
             pendingChanges[column] = nil
         } else {
             pendingChanges[column] = encoded
         }
+    }
+
+    /// Sets `column` to what `expression` gives when the change is written, pending like
+    /// ``set(_:to:)``: a change flushed late is evaluated late (a heartbeat's `now()` is the time
+    /// it was stored, not the time it was first tried). Until then the column reads as loaded.
+    public func set(_ column: String, toExpression expression: SQL) {
+        pendingChanges[column] = nil
+        pendingExpressions[column] = expression
     }
 
     /// The value of `column` decoded as `T`: the pending change if there is one, else the loaded value.
@@ -100,6 +112,7 @@ public final class Record {
     /// Forgets the pending changes.
     public func discardPendingChanges() {
         pendingChanges = [:]
+        pendingExpressions = [:]
     }
 
     // MARK: - Persistence
@@ -108,7 +121,7 @@ public final class Record {
     /// the database stored. If the write fails, the changes stay pending.
     public func save(on connection: some SQLDatabase) throws(DatabaseError) {
         try write(on: connection)
-        pendingChanges = [:]
+        discardPendingChanges()
     }
 
     /// Re-reads the row. Pending changes are kept: they are still to be written.
@@ -136,13 +149,13 @@ public final class Record {
                 do {
                     result = try body(self)
                 } catch {
-                    pendingChanges = [:]
+                    discardPendingChanges()
                     throw error
                 }
                 try write(on: connection)
                 return result
             }
-            pendingChanges = [:]
+            discardPendingChanges()
             return result
         } catch {
             // What the rolled-back UPDATE returned was never committed.
@@ -162,8 +175,11 @@ public final class Record {
     /// `pendingChanges` alone, so a caller whose transaction fails later can keep them.
     private func write(on connection: some SQLDatabase) throws(DatabaseError) {
         guard hasPendingChanges else { return }
-        let columns = pendingChanges.keys.sorted()
-        let assignments = SQL.joined(columns.map { "\(SQLIdentifier($0)) = \(pendingChanges[$0]!)" })
+        let columns = Set(pendingChanges.keys).union(pendingExpressions.keys).sorted()
+        let assignments = SQL.joined(columns.map { column -> SQL in
+            if let expression = pendingExpressions[column] { return "\(SQLIdentifier(column)) = \(expression)" }
+            return "\(SQLIdentifier(column)) = \(pendingChanges[column]!)"
+        })
         guard let row = try connection.fetch("UPDATE \(table) SET \(assignments) WHERE \(thisRow) RETURNING *").first else {
             throw Self.notFound(table: table, primaryKey: primaryKey, id: id)
         }

@@ -56,6 +56,8 @@ public struct JobFailure: Sendable, Codable, Equatable {
 
     /// The error class of a job stopped by `drover jobs cancel` (``JobStore/cancel(_:on:)``).
     public static let cancelledClass = "Cancelled"
+    /// A job stopped by its worker's fence (the worker never reports it: it counts as a crash).
+    public static let leaseLostClass = "LeaseLost"
 
     /// The error of a cancelled job whose worker stopped or died before it stopped the job.
     static let cancelled = JobFailure(

@@ -27,6 +27,11 @@ public struct StoreOptions: Sendable {
     /// generic plan per statement (``PostgresDriver/plannerSettings``).
     public var tunedForRuntime: Bool
     public var migrating: Migrating
+    /// PostgreSQL: how long a dead network path may go unnoticed (TCP keepalives and
+    /// `tcp_user_timeout`, unless the URL sets them); nil: the system's (hours).
+    public var networkTimeout: Duration?
+    /// PostgreSQL's `statement_timeout` for the session; nil: none.
+    public var statementTimeout: Duration?
 
     public init(
         schema: String = DroverSchema.defaultName, preserveFinishedJobs: Bool = true, retryPolicy: RetryPolicy = RetryPolicy(),
@@ -118,11 +123,28 @@ extension StoreDriver {
 }
 
 extension PostgresDriver {
+    /// libpq settings that notice a dead path within about `timeout`: a request unacknowledged
+    /// for `timeout` fails (`tcp_user_timeout`), and an idle connection is probed after half of
+    /// it (keepalives, whole seconds, at least 1). Connecting gives up after it too. A URL that
+    /// sets any of them wins.
+    public static func keepaliveSettings(_ timeout: Duration) -> [(String, String)] {
+        let seconds = max(1, Int(timeout.seconds / 2))
+        return [
+            ("keepalives", "1"), ("keepalives_idle", String(seconds)), ("keepalives_interval", String(max(1, seconds / 2))),
+            ("keepalives_count", "3"), ("tcp_user_timeout", String(max(1, timeout.wholeMilliseconds))),
+            ("connect_timeout", String(max(2, Int(timeout.seconds.rounded(.up))))),
+        ]
+    }
+
     public static func connect(url: String, options: StoreOptions) throws -> Connection {
-        let connection = try Connection(url, applicationName: options.applicationName)
+        let connection = try Connection(url, applicationName: options.applicationName,
+                                        defaults: options.networkTimeout.map(keepaliveSettings) ?? [])
         // Kept across reconnects: without it a heartbeat behind a held row lock would wait forever.
         if let lockTimeout = options.lockTimeout {
             try connection.setSessionSetting("lock_timeout", to: "\(max(1, lockTimeout.wholeMilliseconds))ms")
+        }
+        if let statementTimeout = options.statementTimeout {
+            try connection.setSessionSetting("statement_timeout", to: "\(max(1, statementTimeout.wholeMilliseconds))ms")
         }
         if options.tunedForRuntime {
             for (name, value) in plannerSettings { try connection.setSessionSetting(name, to: value) }

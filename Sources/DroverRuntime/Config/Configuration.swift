@@ -8,10 +8,29 @@ public struct Configuration: Sendable, Equatable {
         public var url: String?
         /// The PostgreSQL schema Drover's tables live in.
         public var schema = DroverSchema.defaultName
+        /// How long a dead network path to PostgreSQL may go unnoticed (TCP keepalives and
+        /// `tcp_user_timeout` on every runtime connection); nil: ``networkTimeout(aliveThreshold:)``.
+        public var networkTimeout: Duration?
+        /// The longest a runtime statement may run before PostgreSQL cancels it; nil:
+        /// ``statementTimeout(aliveThreshold:heartbeatInterval:)``.
+        public var statementTimeout: Duration?
 
         public init(url: String? = nil, schema: String = DroverSchema.defaultName) {
             self.url = url
             self.schema = schema
+        }
+
+        /// `network_timeout`, by default a quarter of `alive_threshold` between 1 s and 30 s: well
+        /// inside the lease, so that a worker whose path died learns it while it can still stop
+        /// its jobs in order.
+        public func networkTimeout(aliveThreshold: Duration) -> Duration {
+            networkTimeout ?? min(.seconds(30), max(.seconds(1), aliveThreshold / 4))
+        }
+
+        /// `statement_timeout`, by default half of what the lease leaves before a worker fences
+        /// itself (`alive_threshold` less one `heartbeat_interval`), at least 1 s.
+        public func statementTimeout(aliveThreshold: Duration, heartbeatInterval: Duration) -> Duration {
+            statementTimeout ?? max(.seconds(1), (aliveThreshold - heartbeatInterval) / 2)
         }
     }
 

@@ -12,6 +12,10 @@ extension ConfigReader {
             case "url":
                 let url = try string(entry.value, "database.url")
                 database.url = url.isEmpty ? nil : url
+            case "network_timeout":
+                database.networkTimeout = try duration(entry.value, "database.network_timeout", .seconds(1)...(.seconds(3600)))
+            case "statement_timeout":
+                database.statementTimeout = try duration(entry.value, "database.statement_timeout", .milliseconds(100)...(.seconds(86_400)))
             default:
                 let schema = try string(entry.value, "database.schema")
                 do {
@@ -70,7 +74,7 @@ extension ConfigReader {
 
     /// The keys of the sections that are not per-entry mappings (drover.yml(5) documents each).
     static let sectionKeys: [String: [String]] = [
-        "database": ["url", "schema"],
+        "database": ["url", "schema", "network_timeout", "statement_timeout"],
         "workers": ["queues", "threads", "processes", "polling_interval"],
         "dispatchers": ["polling_interval", "batch_size"],
         "supervisor": ["heartbeat_interval", "alive_threshold", "shutdown_timeout", "max_crashes", "max_restarts", "restart_window"],

@@ -41,14 +41,14 @@ final class Dispatcher<Driver: RuntimeDriver> {
     private var metadata: JSON { (try? JSON(encoding: Metadata(dispatched: dispatched, cleared: cleared))) ?? .emptyObject }
 
     func run() -> Int32 {
-        guard runtime.register(metadata: metadata) else { return ChildProcess.ExitStatus.stopped }
+        guard runtime.register(metadata: metadata) else { return ExitStatus.ok.rawValue }
         var nextPoll = ContinuousClock.now
         var nextRetention = ContinuousClock.now + .seconds(5)
         var nextVacuum = ContinuousClock.now + Self.vacuumInterval
         while true {
             if runtime.stopping {
                 runtime.deregister()
-                return ChildProcess.ExitStatus.stopped
+                return ExitStatus.ok.rawValue
             }
             if ContinuousClock.now >= nextPoll {
                 do {
@@ -88,7 +88,7 @@ final class Dispatcher<Driver: RuntimeDriver> {
             if let status = runtime.heartbeatIfDue(metadata: metadata) { return status }
             var deadlines = [nextPoll, runtime.nextHeartbeat, nextVacuum]
             if let retry = runtime.session.nextRetry { deadlines.append(retry) }
-            runtime.handle(waitForReadable(runtime.descriptors, timeout: max(.zero, ContinuousClock.now.duration(to: deadlines.min()!))))
+            _ = runtime.wait(timeout: ContinuousClock.now.duration(to: deadlines.min()!))
         }
     }
 
@@ -137,7 +137,7 @@ public func runChildProcess(extraHandlers: JobHandlers = JobHandlers()) -> Int32
         spec = try ChildSpec.takeFromEnvironment()
     } catch {
         Log().error("cannot start a child process", [("error", "\(error)")])
-        return ChildProcess.ExitStatus.configuration
+        return ExitStatus.config.rawValue
     }
     // A command that closes its stdin early must not kill its worker with SIGPIPE: writes get EPIPE.
     signal(SIGPIPE, SIG_IGN)
@@ -161,10 +161,13 @@ private func runChild<Driver: RuntimeDriver>(_: Driver.Type, spec: ChildSpec, ex
             return try Scheduler(runtime: runtime).run()
         case .supervisor:
             runtime.log.error("a supervisor does not start this kind of child", [("kind", spec.kind.rawValue)])
-            return ChildProcess.ExitStatus.configuration
+            return ExitStatus.config.rawValue
         }
     } catch {
-        Log([("process", spec.kind.rawValue), ("name", spec.name)]).error("cannot start", [("error", "\(error)")])
-        return ChildProcess.ExitStatus.configuration
+        let status = ChildProcess.startFailureStatus(error)
+        Log([("process", spec.kind.rawValue), ("name", spec.name)]).error(
+            status == .config ? "cannot start: the configuration cannot work" : "cannot start for now; the supervisor tries again",
+            [("error", "\(error)"), ("status", String(status.rawValue))])
+        return status.rawValue
     }
 }

@@ -6,7 +6,6 @@ import Foundation
 /// What every child of the supervisor does the same way: read signals, notice the supervisor's
 /// death on fd 3, register, heartbeat, and stop.
 final class ChildRuntime<Driver: RuntimeDriver> {
-    typealias ExitStatus = ChildProcess.ExitStatus
     static var parentDeathDescriptor: Int32 { ChildProcess.parentDeathDescriptor }
 
     let spec: ChildSpec
@@ -19,6 +18,9 @@ final class ChildRuntime<Driver: RuntimeDriver> {
     private(set) var stopDeadline: ContinuousClock.Instant?
     private(set) var nextHeartbeat = ContinuousClock.now
     private var parentAlive = true
+    /// The lease on the jobs this process claims, renewed by each heartbeat that is stored.
+    private(set) var lease: Lease
+    private let lifeSigns: LifeSignSender?
 
     init(spec: ChildSpec) throws {
         self.spec = spec
@@ -26,13 +28,37 @@ final class ChildRuntime<Driver: RuntimeDriver> {
         store = try JobStore<Driver>(schema: spec.schema, preserveFinishedJobs: spec.preserveFinishedJobs)
         // The process's name too, so that pg_stat_activity tells one worker's session from another's.
         let applicationName = "drover \(spec.kind.rawValue) \(spec.name)"
-        let lockTimeout = max(.seconds(1), Duration(milliseconds: spec.heartbeatIntervalMilliseconds) / 2)
+        let lockTimeout = RuntimeTimeouts.lockTimeout(
+            heartbeatInterval: Duration(milliseconds: spec.heartbeatIntervalMilliseconds),
+            aliveThreshold: Duration(milliseconds: spec.aliveThresholdMilliseconds))
         session = DatabaseSession(log: log) { [spec] in
-            try Driver.openForRuntime(url: spec.databaseURL, schema: spec.schema, applicationName: applicationName, lockTimeout: lockTimeout)
+            try Driver.openForRuntime(
+                url: spec.databaseURL, schema: spec.schema, applicationName: applicationName, lockTimeout: lockTimeout,
+                timeouts: RuntimeTimeouts(network: Duration(milliseconds: spec.networkTimeoutMilliseconds),
+                                          statement: Duration(milliseconds: spec.statementTimeoutMilliseconds)))
         }
+        let heartbeatInterval = Duration(milliseconds: spec.heartbeatIntervalMilliseconds)
+        lease = Lease(aliveThreshold: Duration(milliseconds: spec.aliveThresholdMilliseconds), margin: heartbeatInterval)
+        lifeSigns = ChildProcess.hasLifeSignPipe ? LifeSignSender(interval: heartbeatInterval / 4) : nil
     }
 
     var heartbeatInterval: Duration { Duration(milliseconds: spec.heartbeatIntervalMilliseconds) }
+
+    /// Tells the supervisor this process is alive, runs `running` jobs, and holds its lease until
+    /// when it does (``LifeSign``); sends only when due or changed.
+    func signOfLife(running: Int = 0) {
+        lifeSigns?.send(running: running, lease: lease)
+    }
+
+    /// Waits for `descriptors` (its own are added) for at most `timeout`, and at most a quarter
+    /// of a heartbeat interval, so that its supervisor keeps getting signs of life; then reacts
+    /// to signals and to the supervisor's death.
+    func wait(for descriptors: [Int32] = [], timeout: Duration) -> Set<Int32> {
+        signOfLife()
+        let readable = waitForReadable(self.descriptors + descriptors, timeout: max(.zero, min(timeout, heartbeatInterval / 4)))
+        handle(readable)
+        return readable
+    }
 
     /// The descriptors the loop must wait on besides its own.
     var descriptors: [Int32] { parentAlive ? [signals.descriptor, Self.parentDeathDescriptor] : [signals.descriptor] }
@@ -46,7 +72,7 @@ final class ChildRuntime<Driver: RuntimeDriver> {
                 case SIGQUIT:
                     // Immediate: the supervisor releases this process's jobs.
                     log.info("stopping at once (SIGQUIT)")
-                    _exit(ExitStatus.stopped)
+                    _exit(ExitStatus.ok.rawValue)
                 default: break  // SIGHUP: the supervisor reloads; children do not.
                 }
             }
@@ -70,6 +96,7 @@ final class ChildRuntime<Driver: RuntimeDriver> {
     /// Registers, waiting out a database outage; false when asked to stop first.
     func register(metadata: JSON) -> Bool {
         while !stopping {
+            let sent = HostInstant.now()
             do {
                 let record = try session.run { connection in
                     try store.register(
@@ -78,6 +105,8 @@ final class ChildRuntime<Driver: RuntimeDriver> {
                 }
                 if let record {
                     heartbeat = try Heartbeat(record: record)
+                    lease.renewed(sentAt: sent)
+                    signOfLife()
                     nextHeartbeat = .now + heartbeatInterval
                     log.info("registered", [("id", String(heartbeat!.processID))])
                     StartupPages.trim(log: log)
@@ -86,29 +115,39 @@ final class ChildRuntime<Driver: RuntimeDriver> {
             } catch {
                 // Not an outage (a missing table, say): try again in a while rather than spin.
                 log.error("cannot register", [("error", "\(error)")])
-                handle(waitForReadable(descriptors, timeout: .seconds(1)))
+                let until = ContinuousClock.now + .seconds(1)
+                while !stopping, ContinuousClock.now < until { _ = wait(timeout: ContinuousClock.now.duration(to: until)) }
                 continue
             }
-            handle(waitForReadable(descriptors, timeout: session.nextRetry.map { ContinuousClock.now.duration(to: $0) } ?? .seconds(1)))
+            let until = session.nextRetry ?? (ContinuousClock.now + .seconds(1))
+            while !stopping, ContinuousClock.now < until { _ = wait(timeout: ContinuousClock.now.duration(to: until)) }
         }
         return false
     }
 
-    /// Beats when due. Returns an exit status when the process must stop at once.
-    func heartbeatIfDue(metadata: @autoclosure () -> JSON) -> Int32? {
+    /// Beats when due, renewing the lease when the beat is stored. Returns an exit status when the
+    /// process must stop at once. A worker (`fencesItself`) is never stopped here for heartbeats
+    /// that fail: it fences itself when its lease runs low (``Worker``); the others, which hold
+    /// no jobs, exit to be replaced once theirs have failed for `alive_threshold`.
+    func heartbeatIfDue(metadata: @autoclosure () -> JSON, fencesItself: Bool = false) -> Int32? {
+        defer { signOfLife() }
         guard let heartbeat, ContinuousClock.now >= nextHeartbeat else { return nil }
         nextHeartbeat = .now + heartbeatInterval
-        switch heartbeat.beat(metadata: metadata(), session: session) {
-        case .beat, .outage:
+        let sent = HostInstant.now()
+        switch heartbeat.beat(metadata: metadata(), at: store.now().sql, session: session) {
+        case .beat:
+            lease.renewed(sentAt: sent)
+            return nil
+        case .outage:
             return nil
         case .rowGone:
             log.warning("this process's registration is gone: it was taken for dead and its jobs recovered; exiting to be replaced")
-            return ExitStatus.replaceMe
+            return ExitStatus.replaceMe.rawValue
         case .failed(let reason):
             let limit = Duration(milliseconds: spec.aliveThresholdMilliseconds)
-            if heartbeat.failingFor > limit {
+            if !fencesItself && heartbeat.failingFor > limit {
                 log.error("heartbeats have failed for longer than alive_threshold; exiting to be replaced", [("error", reason)])
-                return ExitStatus.replaceMe
+                return ExitStatus.replaceMe.rawValue
             }
             // One postponed heartbeat is routine (a row lock held for a moment); its change stays
             // pending and the next heartbeat writes it.
@@ -143,12 +182,22 @@ enum ChildProcess {
     /// The read end of the pipe whose write end only the supervisor holds: EOF means it died.
     static let parentDeathDescriptor: Int32 = 3
 
-    /// Exit statuses a child reports to its supervisor.
-    enum ExitStatus {
-        static let stopped: Int32 = 0
-        /// Its registration was lost (pruned) or its heartbeats kept failing: start a new one.
-        static let replaceMe: Int32 = 75
-        static let configuration: Int32 = 78
+    /// Whether descriptor 4 is the life-sign pipe the supervisor gave (``LifeSign``).
+    static let hasLifeSignPipe: Bool = {
+        var info = stat()
+        return fstat(LifeSignSender.descriptor, &info) == 0 && (info.st_mode & S_IFMT) == S_IFIFO
+    }()
+
+    /// How a child that could not start exits: only an error that names a setting which cannot
+    /// work retires its slot (``ExitStatus/config``); anything else (a descriptor limit, a user
+    /// database that did not answer, an error nobody foresaw) may pass, and the supervisor tries
+    /// again after its restart backoff (``ExitStatus/transient``).
+    static func startFailureStatus(_ error: any Error) -> ExitStatus {
+        switch error {
+        case is TransientFailure: .transient
+        case is ValidationFailure, is ConfigurationError, is QueueError: .config
+        default: .transient
+        }
     }
 
     static let hostname: String = {

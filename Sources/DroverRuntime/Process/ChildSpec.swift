@@ -53,6 +53,9 @@ public struct ChildSpec: Codable, Sendable, Equatable {
     public var schema: String
     public var heartbeatIntervalMilliseconds: Int
     public var aliveThresholdMilliseconds: Int
+    /// The runtime connection's `database.network_timeout` and `statement_timeout`.
+    public var networkTimeoutMilliseconds: Int
+    public var statementTimeoutMilliseconds: Int
     public var shutdownTimeoutMilliseconds: Int
     public var maxCrashes: Int
     public var preserveFinishedJobs: Bool
@@ -88,6 +91,18 @@ public struct ChildSpec: Codable, Sendable, Equatable {
 public struct ValidationFailure: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// A failure that may pass by itself (a descriptor limit, a user database that did not answer):
+/// a child that meets it while starting exits ``ExitStatus/transient`` and is started again.
+public struct TransientFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+
+    /// Whether a system call that failed with `code` may succeed if tried again later.
+    static func isTransient(errno code: Int32) -> Bool {
+        [EMFILE, ENFILE, ENOMEM, EAGAIN, EINTR, ENOSPC, EIO, ETIMEDOUT, ENOBUFS].contains(code)
+    }
 }
 
 extension Duration {

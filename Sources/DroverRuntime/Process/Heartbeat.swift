@@ -4,12 +4,16 @@ import Foundation
 
 /// A process's heartbeat: its row's `last_heartbeat_at` (and `metadata`) written through the record
 /// layer's `withLock`, which flushes a change left pending by a failed heartbeat before it locks.
+///
+/// `last_heartbeat_at` is the database's time (PostgreSQL's `now()`; SQLite's host clock), never
+/// the beating host's: pruning compares it with the same clock, so a host whose clock is wrong is
+/// neither pruned while alive nor kept alive when dead.
 public final class Heartbeat {
     public enum Outcome: Equatable {
         case beat
         /// The row is gone: another supervisor took this process for dead and recovered its jobs.
         case rowGone
-        /// The database is unreachable; not counted against the process.
+        /// The database is unreachable (the lease is not renewed: outages count against it).
         case outage
         /// The database answered but the heartbeat failed (a lock held too long, say).
         case failed(String)
@@ -25,10 +29,11 @@ public final class Heartbeat {
         processID = try record.get("id", as: Int.self)
     }
 
-    /// Beats once. The change stays pending when it fails, and the next beat writes it first.
-    public func beat<Database>(metadata: JSON, session: DatabaseSession<Database>) -> Outcome {
+    /// Beats once, stamping the row with `time` (the store's `now()`). The change stays pending
+    /// when it fails, and the next beat writes it first.
+    public func beat<Database>(metadata: JSON, at time: SQL, session: DatabaseSession<Database>) -> Outcome {
         do {
-            let done: Void? = try session.run { connection in try write(metadata: metadata, on: connection) }
+            let done: Void? = try session.run { connection in try write(metadata: metadata, at: time, on: connection) }
             guard done != nil else { return .outage }
             failingSince = nil
             return .beat
@@ -40,9 +45,10 @@ public final class Heartbeat {
         }
     }
 
-    /// Sets the time and metadata and writes them: flush, lock, reload, save, commit.
-    public func write(metadata: JSON, on connection: some SQLDatabase) throws {
-        record.set("last_heartbeat_at", to: Date())
+    /// Sets the time (an expression: the database's `now()`) and metadata and writes them: flush,
+    /// lock, reload, save, commit.
+    public func write(metadata: JSON, at time: SQL, on connection: some SQLDatabase) throws {
+        record.set("last_heartbeat_at", toExpression: time)
         record.set("metadata", to: metadata)
         try record.withLock(on: connection) { _ in }
     }

@@ -23,11 +23,15 @@ protocol RuntimeDriver: StoreDriver {
 
 extension RuntimeDriver {
     /// Opens the database of `url` for a runtime process called `applicationName`; a statement
-    /// that waits for a lock longer than `lockTimeout` fails (and is tried again by its caller).
-    static func openForRuntime(url: String, schema: String, applicationName: String, lockTimeout: Duration) throws -> Database {
-        try connect(
-            url: url,
-            options: StoreOptions(schema: schema, applicationName: applicationName, lockTimeout: lockTimeout, tunedForRuntime: true))
+    /// that waits for a lock longer than `lockTimeout` fails (and is tried again by its caller),
+    /// and `timeouts` bound how long a dead path or a hung statement can hold the process.
+    static func openForRuntime(
+        url: String, schema: String, applicationName: String, lockTimeout: Duration, timeouts: RuntimeTimeouts
+    ) throws -> Database {
+        var options = StoreOptions(schema: schema, applicationName: applicationName, lockTimeout: lockTimeout, tunedForRuntime: true)
+        options.networkTimeout = timeouts.network
+        options.statementTimeout = timeouts.statement
+        return try connect(url: url, options: options)
     }
 }
 
@@ -68,5 +72,19 @@ extension SQLiteDriver: RuntimeDriver {
     ) throws -> any WakeSource {
         guard let path = StoreFactory.sqlitePath(url) else { throw ValidationFailure("\(url) is not a sqlite: URL") }
         return try WakeFileSource(path: path + "-wake")
+    }
+}
+
+/// How long a runtime connection waits on a dead network path, and on a statement.
+struct RuntimeTimeouts {
+    var network: Duration
+    var statement: Duration
+
+    /// How long a runtime statement waits for a lock (PostgreSQL's `lock_timeout`, SQLite's busy
+    /// timeout): half a heartbeat interval, at least 1 s, so that a lock held for a moment never
+    /// fails a heartbeat; but at most half of what the lease leaves before fencing, so that a
+    /// process waiting for a lock still fences (and gives signs of life) in time.
+    static func lockTimeout(heartbeatInterval: Duration, aliveThreshold: Duration) -> Duration {
+        min(max(.seconds(1), heartbeatInterval / 2), max(.milliseconds(100), (aliveThreshold - heartbeatInterval) / 2))
     }
 }

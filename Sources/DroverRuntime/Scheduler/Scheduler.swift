@@ -29,12 +29,12 @@ final class Scheduler<Driver: RuntimeDriver> {
     private var metadata: JSON { (try? JSON(encoding: Metadata(tasks: tasks.count, enqueued: enqueued))) ?? .emptyObject }
 
     func run() -> Int32 {
-        guard runtime.register(metadata: metadata) else { return ChildProcess.ExitStatus.stopped }
+        guard runtime.register(metadata: metadata) else { return ExitStatus.ok.rawValue }
         var nextRefresh = ContinuousClock.now
         while true {
             if runtime.stopping {
                 runtime.deregister()
-                return ChildProcess.ExitStatus.stopped
+                return ExitStatus.ok.rawValue
             }
             if ContinuousClock.now >= nextRefresh {
                 refreshTasks()
@@ -50,7 +50,7 @@ final class Scheduler<Driver: RuntimeDriver> {
                 // A millisecond past the run time, so that the run is due when the loop looks.
                 deadlines.append(.now + .milliseconds(Int64(next.timeIntervalSince(now) * 1000) + 1))
             }
-            runtime.handle(waitForReadable(runtime.descriptors, timeout: max(.zero, ContinuousClock.now.duration(to: deadlines.min()!))))
+            _ = runtime.wait(timeout: ContinuousClock.now.duration(to: deadlines.min()!))
         }
     }
 

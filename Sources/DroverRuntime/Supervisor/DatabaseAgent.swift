@@ -29,6 +29,8 @@ final class DatabaseAgent<Database: SQLDatabase>: @unchecked Sendable {
     private var tasks: [Task] = []
     private let arrived = NSCondition()
     private let healthState = Mutex(Health())
+    /// The task being tried now, and since when: a call that never returns shows here.
+    private let current = Mutex<(name: String, since: ContinuousClock.Instant)?>(nil)
 
     init(session: DatabaseSession<Database>, log: Log) {
         self.session = session
@@ -40,6 +42,13 @@ final class DatabaseAgent<Database: SQLDatabase>: @unchecked Sendable {
 
     /// The database's state as the agent last saw it.
     var health: Health { healthState.withLock { $0 } }
+
+    /// The task the agent has been in for longer than `limit`, if any: its thread is stuck (a
+    /// statement or a connection that neither answers nor fails).
+    func stuck(longerThan limit: Duration) -> (task: String, for: Duration)? {
+        guard let (name, since) = current.withLock({ $0 }), ContinuousClock.now - since > limit else { return nil }
+        return (name, ContinuousClock.now - since)
+    }
 
     func submit(_ name: String, essential: Bool = false, _ body: @escaping (Database) throws -> Void) {
         arrived.lock()
@@ -56,6 +65,8 @@ final class DatabaseAgent<Database: SQLDatabase>: @unchecked Sendable {
             arrived.unlock()
             var done = false
             while !done {
+                current.withLock { $0 = (task.name, .now) }
+                defer { current.withLock { $0 = nil } }
                 do {
                     done = try session.run(task.body) != nil
                 } catch let error as DatabaseError where task.essential && error.isTransient {

@@ -22,17 +22,18 @@ extension SupervisorProcess {
         var lastExtension = ContinuousClock.now - .seconds(60)
         var backoff = Duration.milliseconds(250)
         var waitingLogged = false
-        let lockTimeout = max(.seconds(1), settings.heartbeatInterval / 2)
+        let lockTimeout = RuntimeTimeouts.lockTimeout(heartbeatInterval: settings.heartbeatInterval, aliveThreshold: settings.aliveThreshold)
         while true {
             do {
                 let connection = try Driver.openForRuntime(
-                    url: location.connectionString, schema: location.schema, applicationName: "drover supervisor", lockTimeout: lockTimeout)
+                    url: location.connectionString, schema: location.schema, applicationName: "drover supervisor", lockTimeout: lockTimeout,
+                    timeouts: runtimeTimeouts)
                 let pending = try store.driver.prepareSchema(of: store, on: connection, log: log)
                 if !pending.isEmpty {
                     log.error("the database schema is not up to date: run drover migrate", [
                         ("schema", location.schema), ("pending", pending.map(String.init).joined(separator: ",")),
                     ])
-                    return ExitStatus.unavailable
+                    return ExitStatus.unavailable.rawValue
                 }
                 let record = try store.register(
                     kind: .supervisor, name: name, pid: getpid(), hostname: ChildProcess.hostname, supervisorID: nil,
@@ -62,33 +63,41 @@ extension SupervisorProcess {
                 }
                 for (signal, _) in waitAndReadSignals(timeout: backoff) where [SIGTERM, SIGINT, SIGQUIT].contains(signal) {
                     log.info("stopped while waiting for the database")
-                    return ExitStatus.stopped
+                    return ExitStatus.ok.rawValue
                 }
                 backoff = min(backoff * 2, .seconds(5))
             } catch let error as DatabaseError {
-                let status = error.code == .invalidConnectionString ? ExitStatus.configuration : ExitStatus.unavailable
+                let status = error.code == .invalidConnectionString ? ExitStatus.config.rawValue : ExitStatus.unavailable.rawValue
                 let hint = error.code == .undefinedTable || error.sqlState == "3F000" ? "; run drover migrate" : ""
                 log.error("cannot start: \(error.message)\(hint)", [("database", location.source.description)])
                 return status
             } catch {
                 log.error("cannot start", [("error", "\(error)")])
-                return ExitStatus.software
+                return ExitStatus.software.rawValue
             }
         }
         do {
             try Orphans.adopt()
         } catch {
             log.error("cannot become the subreaper of the job commands", [("error", error.description)])
-            return ExitStatus.software
+            return ExitStatus.software.rawValue
         }
-        guard drover_pipe_cloexec(&deathPipe) == 0 else {
+        guard drover_pipe_high(&deathPipe, 0) == 0 else {
             log.error("cannot create the parent-death pipe", [("error", String(cString: strerror(errno)))])
-            return ExitStatus.software
+            return ExitStatus.software.rawValue
+        }
+        do {
+            lifeSigns = try LifeSignReader()
+        } catch {
+            log.error("cannot create the children's life-sign pipe", [("error", error.description)])
+            return ExitStatus.software.rawValue
         }
         let location = self.location
+        let runtimeTimeouts = self.runtimeTimeouts
         let session = DatabaseSession<Driver.Database>(log: log) {
             try Driver.openForRuntime(
-                url: location.connectionString, schema: location.schema, applicationName: "drover supervisor", lockTimeout: lockTimeout)
+                url: location.connectionString, schema: location.schema, applicationName: "drover supervisor", lockTimeout: lockTimeout,
+                    timeouts: runtimeTimeouts)
         }
         agent = DatabaseAgent(session: session, log: log)
         slots = roles(for: options.configuration).map(ChildSlot.init(role:))
@@ -114,6 +123,9 @@ extension SupervisorProcess {
                 kind: kind, name: "", supervisorID: supervisorID, databaseURL: location.connectionString, schema: location.schema,
                 heartbeatIntervalMilliseconds: s.heartbeatInterval.wholeMilliseconds,
                 aliveThresholdMilliseconds: s.aliveThreshold.wholeMilliseconds,
+                networkTimeoutMilliseconds: configuration.database.networkTimeout(aliveThreshold: s.aliveThreshold).wholeMilliseconds,
+                statementTimeoutMilliseconds: configuration.database.statementTimeout(
+                    aliveThreshold: s.aliveThreshold, heartbeatInterval: s.heartbeatInterval).wholeMilliseconds,
                 shutdownTimeoutMilliseconds: s.shutdownTimeout.wholeMilliseconds, maxCrashes: s.maxCrashes,
                 preserveFinishedJobs: configuration.retention.preserveFinishedJobs,
                 clearFinishedAfterSeconds: Int(configuration.retention.clearFinishedAfter.seconds),

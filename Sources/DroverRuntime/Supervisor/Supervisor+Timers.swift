@@ -17,7 +17,7 @@ extension SupervisorProcess {
             let metadata = (try? JSON(encoding: ["children": slots.filter { $0.pid != nil }.count])) ?? .emptyObject
             agent.submit("heartbeat") { connection in
                 do {
-                    try heartbeat.write(metadata: metadata, on: connection)
+                    try heartbeat.write(metadata: metadata, at: store.now().sql, on: connection)
                 } catch let error as DatabaseError where error.code == .recordNotFound {
                     shared.ownRowGone = true
                     return
@@ -34,7 +34,19 @@ extension SupervisorProcess {
         }
         if let interval = notifier.watchdogInterval, now >= nextWatchdog {
             nextWatchdog = now + interval / 2
-            notifier.watchdog()
+            // A database thread stuck past alive_threshold (every statement has a timeout, every
+            // connection keepalives) is a supervisor that cannot release, prune or heartbeat:
+            // systemd's watchdog restarts it.
+            if let stuck = agent.stuck(longerThan: settings.aliveThreshold) {
+                if !watchdogWithheld {
+                    watchdogWithheld = true
+                    log.error("the database thread is stuck; no longer feeding systemd's watchdog, so that systemd restarts this supervisor",
+                              [("task", stuck.task), ("for", DurationText.format(stuck.for))])
+                }
+            } else {
+                watchdogWithheld = false
+                notifier.watchdog()
+            }
         }
         if awaitingReady, now >= nextRegistrationCheck {
             nextRegistrationCheck = now + .milliseconds(100)
@@ -74,7 +86,7 @@ extension SupervisorProcess {
         addSchedulerIfNeeded()
         if shared.ownRowGone, case .running = phase {
             log.error("this supervisor's registration is gone (another supervisor took it for dead); stopping")
-            beginStopping(status: ExitStatus.software, immediate: false, reason: "registration lost")
+            beginStopping(status: ExitStatus.software.rawValue, immediate: false, reason: "registration lost")
         }
         if awaitingReady, case .running = phase {
             let names = Set(slots.compactMap(\.name))

@@ -54,14 +54,6 @@ public final class Supervisor {
         }
     }
 
-    /// Exit statuses of `drover start` (docs/architecture.md).
-    public enum ExitStatus {
-        public static let stopped: Int32 = 0
-        public static let unavailable: Int32 = 69
-        public static let software: Int32 = 70
-        public static let configuration: Int32 = 78
-    }
-
     /// Handlers that run as another user need this process to be root, which only a running
     /// supervisor can tell (`drover check` only checks that the user exists).
     static func checkHandlerUsers(_ configuration: Configuration) throws(ConfigurationError) {
@@ -81,7 +73,6 @@ public final class Supervisor {
 /// The supervisor of one backend (``RuntimeDriver``): everything ``Supervisor`` does.
 final class SupervisorProcess<Driver: RuntimeDriver> {
     typealias Options = Supervisor.Options
-    typealias ExitStatus = Supervisor.ExitStatus
 
     /// What the agent's tasks leave for the loop.
     final class Shared: @unchecked Sendable {
@@ -124,6 +115,10 @@ final class SupervisorProcess<Driver: RuntimeDriver> {
     /// Children asked to stop (removed by a reload), by pid: they drain and are not replaced.
     var draining: [pid_t: String] = [:]
     var deathPipe: [Int32] = [-1, -1]
+    /// The children's signs of life (``LifeSign``), read on this loop, no database involved.
+    var lifeSigns: LifeSignReader!
+    /// What the watch knows of each live child, by pid.
+    var watched: [pid_t: WatchedChild] = [:]
     var intensity: RestartIntensity
     var phase = Phase.running
     var awaitingReady = true
@@ -134,6 +129,8 @@ final class SupervisorProcess<Driver: RuntimeDriver> {
     var nextHeartbeat = ContinuousClock.now
     var nextPrune = ContinuousClock.now
     var nextWatchdog = ContinuousClock.now
+    /// Set while WATCHDOG=1 is withheld because the database thread is stuck.
+    var watchdogWithheld = false
     var nextRegistrationCheck = ContinuousClock.now
 
     init(options: Options, location: DatabaseLocation) throws {
@@ -149,6 +146,13 @@ final class SupervisorProcess<Driver: RuntimeDriver> {
 
     var settings: Configuration.Supervisor { options.configuration.supervisor }
 
+    var runtimeTimeouts: RuntimeTimeouts {
+        let database = options.configuration.database
+        return RuntimeTimeouts(
+            network: database.networkTimeout(aliveThreshold: settings.aliveThreshold),
+            statement: database.statementTimeout(aliveThreshold: settings.aliveThreshold, heartbeatInterval: settings.heartbeatInterval))
+    }
+
     // MARK: - Running
 
     /// Runs until stopped; returns the exit status.
@@ -162,8 +166,11 @@ final class SupervisorProcess<Driver: RuntimeDriver> {
             }
             startDueChildren()
             timers()
-            let readable = waitForReadable([signals.descriptor, agent.wakeup.descriptor], timeout: max(.zero, ContinuousClock.now.duration(to: nextDeadline())))
+            watchChildren()
+            let readable = waitForReadable([signals.descriptor, agent.wakeup.descriptor, lifeSigns.descriptor],
+                                           timeout: max(.zero, ContinuousClock.now.duration(to: nextDeadline())))
             if readable.contains(agent.wakeup.descriptor) { agent.wakeup.drain() }
+            if readable.contains(lifeSigns.descriptor) { readLifeSigns() }
             if readable.contains(signals.descriptor) { handleSignals() }
             reap()
             afterAgentNews()
@@ -176,6 +183,7 @@ final class SupervisorProcess<Driver: RuntimeDriver> {
         if awaitingReady { deadlines.append(nextRegistrationCheck) }
         for slot in slots where slot.pid == nil && !slot.givenUp { if let at = slot.startAt { deadlines.append(at) } }
         if case .stopping(let deadline, _, _) = phase { deadlines.append(deadline) }
+        if let watch = nextWatch() { deadlines.append(watch) }
         return deadlines.min()!
     }
 
@@ -201,8 +209,9 @@ final class SupervisorProcess<Driver: RuntimeDriver> {
         environment[ChildSpec.environmentVariable] = spec.encoded()
         do {
             let pid = try Spawn.start(
-                "/proc/self/exe", argv0: CommandLine.arguments.first ?? "drover", arguments: ["_child"],
-                environment: environment, fd3: deathPipe[0])
+                "/proc/self/exe", argv0: ProcessArguments.all.first ?? "drover", arguments: ["_child"],
+                environment: environment, fd3: deathPipe[0], fd4: lifeSigns.childEnd)
+            watched[pid] = WatchedChild(startedAt: .now())
             slot.pid = pid
             slot.name = childName
             slot.startedAt = .now
@@ -242,34 +251,90 @@ final class SupervisorProcess<Driver: RuntimeDriver> {
         let exitCode: Int32? = (status & 0x7f) == 0 ? (status >> 8) & 0xff : nil
         let signal: Int32? = exitCode == nil ? status & 0x7f : nil
         let how = exitCode.map { "exited with status \($0)" } ?? "was killed by signal \(signal!) (\(Signals.signalName(signal!)))"
+        let killedBecause = watched.removeValue(forKey: pid)?.killedBecause
+        let stopping: Bool = { if case .stopping = phase { return true } else { return false } }()
         if let childName = draining.removeValue(forKey: pid) {
+            let decision = ChildExit.decide(status: exitCode, supervisorStopping: stopping, removedByReload: true)
             log.info("child stopped", [("name", childName), ("how", how)])
-            releaseJobs(of: childName, kind: nil, crashed: exitCode == nil || ![0, 75].contains(exitCode!), how: how,
-                        exitCode: exitCode, signal: signal)
+            releaseJobs(of: childName, kind: nil, crashed: decision.releaseAsCrashed, how: how, exitCode: exitCode, signal: signal)
             return
         }
         guard let slot = slots.first(where: { $0.pid == pid }), let childName = slot.name else { return }
         slot.pid = nil
         slot.name = nil
-        let stopping: Bool = { if case .stopping = phase { return true } else { return false } }()
-        // Children that exit 0 or 75 gave back their jobs, or lost them to a pruner.
-        let crashed = !stopping && (exitCode == nil || ![0, 75].contains(exitCode!))
-        if crashed {
-            log.warning("child died", [("name", childName), ("kind", slot.role.kind.rawValue), ("how", how)])
-            lastError = "\(slot.role.kind.rawValue) \(childName) \(how)"
+        let decision = ChildExit.decide(status: exitCode, supervisorStopping: stopping, removedByReload: false)
+        let reason = killedBecause.map { " after it was killed for \($0)" } ?? ""
+        if decision.died {
+            log.warning("child died", [("name", childName), ("kind", slot.role.kind.rawValue), ("how", how + reason)])
+            lastError = "\(slot.role.kind.rawValue) \(childName) \(how)\(reason)"
         } else {
             log.info("child exited", [("name", childName), ("how", how)])
         }
-        releaseJobs(of: childName, kind: slot.role.kind, crashed: crashed, how: how, exitCode: exitCode, signal: signal)
-        guard !stopping else { return }
-        if exitCode == 78 {
+        releaseJobs(of: childName, kind: slot.role.kind, crashed: decision.releaseAsCrashed, how: how + reason,
+                    exitCode: exitCode, signal: signal)
+        switch decision.restart {
+        case .none:
+            return
+        case .never:
             slot.givenUp = true
             log.error("child exited with a configuration error (78); not starting it again", [("name", childName)])
             return
+        case .now, .afterBackoff:
+            let delay = slot.scheduleRestart(crashed: decision.restart == .afterBackoff)
+            log.info("starting a replacement", [("kind", slot.role.kind.rawValue), ("in", DurationText.format(delay))])
+            if intensity.record() { crashLoop() }
         }
-        let delay = slot.scheduleRestart(crashed: crashed)
-        log.info("starting a replacement", [("kind", slot.role.kind.rawValue), ("in", DurationText.format(delay))])
-        if intensity.record() { crashLoop() }
+    }
+
+    /// Reads the signs of life the children sent.
+    func readLifeSigns() {
+        for sign in lifeSigns.take() {
+            guard var child = watched[sign.pid] else { continue }
+            if child.sign.map({ sign.sentAt >= $0.sentAt }) ?? true { child.sign = sign }
+            watched[sign.pid] = child
+        }
+    }
+
+    /// Kills the children that stopped giving signs of life, or still run jobs as their lease runs
+    /// out (``ChildWatch``). Their jobs are released as crashed when they are reaped, and the
+    /// commands they leave behind are killed with them (``killOrphans()``).
+    func watchChildren() {
+        let now = HostInstant.now()
+        for (pid, child) in watched where child.killedBecause == nil {
+            let verdict = ChildWatch.verdict(startedAt: child.startedAt, sign: child.sign, now: now,
+                                             aliveThreshold: settings.aliveThreshold, margin: settings.heartbeatInterval)
+            let name = slots.first(where: { $0.pid == pid })?.name ?? draining[pid] ?? "pid \(pid)"
+            let because: String
+            switch verdict {
+            case .fine:
+                continue
+            case .hung(let silentFor):
+                because = "giving no sign of life for \(DurationText.format(silentFor)) (hung: frozen, or stuck in a call)"
+                log.error("a child is hung; killing it (SIGKILL), releasing its jobs as crashed, and replacing it", [
+                    ("name", name), ("child_pid", String(pid)), ("silent_for", DurationText.format(silentFor)),
+                    ("heartbeat_age", child.sign.map { DurationText.format(now - $0.sentAt) } ?? "never"),
+                ])
+            case .leaseRunningOut(let running, let remaining):
+                because = "still running \(running) jobs \(DurationText.format(max(.zero, remaining))) before its lease ran out"
+                log.error("a child still runs jobs as its lease runs out (it did not fence itself: frozen, or stuck); "
+                          + "killing it (SIGKILL) before another host may take its jobs over", [
+                              ("name", name), ("child_pid", String(pid)), ("running", String(running)),
+                              ("lease_left", DurationText.format(remaining)),
+                              ("heartbeat_age", DurationText.format(settings.aliveThreshold - remaining)),
+                          ])
+            }
+            watched[pid]?.killedBecause = because
+            kill(pid, SIGKILL)
+        }
+    }
+
+    /// When ``watchChildren()`` must look again.
+    func nextWatch() -> ContinuousClock.Instant? {
+        let now = HostInstant.now()
+        let next = watched.values.filter { $0.killedBecause == nil }.map {
+            ChildWatch.nextCheck(startedAt: $0.startedAt, sign: $0.sign, aliveThreshold: settings.aliveThreshold, margin: settings.heartbeatInterval)
+        }.min()
+        return next.map { ContinuousClock.now + max(.zero, $0 - now) }
     }
 
     /// Has the agent give back the jobs of a child that is gone: as crashed (counting against each
@@ -301,7 +366,7 @@ final class SupervisorProcess<Driver: RuntimeDriver> {
         log.error("children keep crashing: more than max_restarts restarts within restart_window; stopping", [
             ("max_restarts", String(settings.maxRestarts)), ("restart_window", DurationText.format(settings.restartWindow)),
         ])
-        beginStopping(status: ExitStatus.software, immediate: false, reason: "children keep crashing")
+        beginStopping(status: ExitStatus.software.rawValue, immediate: false, reason: "children keep crashing")
     }
 
     // MARK: - Signals
@@ -310,9 +375,9 @@ final class SupervisorProcess<Driver: RuntimeDriver> {
         for (signal, _) in signals.pending() {
             switch signal {
             case SIGTERM, SIGINT:
-                beginStopping(status: ExitStatus.stopped, immediate: false, reason: signal == SIGTERM ? "SIGTERM" : "SIGINT")
+                beginStopping(status: ExitStatus.ok.rawValue, immediate: false, reason: signal == SIGTERM ? "SIGTERM" : "SIGINT")
             case SIGQUIT:
-                beginStopping(status: ExitStatus.stopped, immediate: true, reason: "SIGQUIT")
+                beginStopping(status: ExitStatus.ok.rawValue, immediate: true, reason: "SIGQUIT")
             case SIGHUP:
                 reload()
             default:

@@ -29,6 +29,8 @@ struct CommandHandler: Sendable {
 
     struct UserError: Error, CustomStringConvertible {
         let description: String
+        /// The lookup failed rather than found no such user: trying again later may work.
+        var transient = false
     }
 
     init(className: String, part: ChildSpec.HandlerPart, workerEnvironment: [String: String]) throws(UserError) {
@@ -84,7 +86,14 @@ struct CommandHandler: Sendable {
 
     /// Looks `name` up in the user database: its uid, primary group, supplementary groups and home.
     static func credentials(of name: String, handler: String) throws(UserError) -> Credentials {
+        errno = 0
         guard let entry = getpwnam(name) else {
+            // getpwnam sets errno only when the lookup itself failed (an NSS service that did not
+            // answer, a descriptor limit): the user may well exist.
+            if errno != 0 && ![ENOENT, ESRCH, EBADF, EPERM].contains(errno) {
+                throw UserError(description: "handlers.\(handler).user: looking up \"\(name)\" failed: \(String(cString: strerror(errno)))",
+                                transient: true)
+            }
             throw UserError(description: "handlers.\(handler).user: no user named \"\(name)\" on this host")
         }
         let uid = entry.pointee.pw_uid

@@ -105,7 +105,8 @@ struct CommandRun {
             if status == nil {
                 // Without a pidfd (kernels before 5.3), the loop checks on the child every 50 ms.
                 if pidfd >= 0 { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
-                if !signalled, let control = execution.control { fds.append(pollfd(fd: control.descriptor, events: Int16(POLLIN), revents: 0)) }
+                // After the TERM too: a fence may bring the KILL forward.
+                if let control = execution.control { fds.append(pollfd(fd: control.descriptor, events: Int16(POLLIN), revents: 0)) }
             }
             var deadline = status == nil ? killAt : drainUntil
             if status == nil && pidfd < 0 { deadline = min(deadline ?? .now + .milliseconds(50), .now + .milliseconds(50)) }
@@ -116,11 +117,12 @@ struct CommandRun {
 
             if status == nil && !signalled, let reason = execution.stopReason {
                 signalled = true
-                execution.control?.drain()
                 log.info("stopping the command", [("reason", reason.description), ("signal", "SIGTERM")])
                 execution.signalCommand(SIGTERM)
                 killAt = .now + execution.gracePeriod
             }
+            execution.control?.drain()
+            if status == nil, signalled, let by = execution.killBy, let at = killAt, by < at { killAt = by }
             if status == nil, let at = killAt, ContinuousClock.now >= at {
                 log.warning("the command outlived its grace period after SIGTERM; killing it",
                             [("grace_period", DurationText.format(execution.gracePeriod))])
@@ -156,6 +158,9 @@ struct CommandRun {
             case .cancelled:
                 return failed(JobFailure.cancelledClass, "cancelled by drover jobs cancel: \(name) \(how)",
                               exitStatus: exitCode, signal: signal, output: output, permanent: true)
+            case .leaseLost:
+                return failed(JobFailure.leaseLostClass, "its worker lost its lease and stopped it: \(name) \(how)",
+                              exitStatus: exitCode, signal: signal, output: output)
             }
         }
         if exitCode == 0 { return JobResult(job: execution.job, outcome: .finished) }
@@ -187,6 +192,7 @@ extension StopReason: CustomStringConvertible {
         switch self {
         case .timeout(let limit): "timeout of \(DurationText.format(limit))"
         case .cancelled: "cancelled"
+        case .leaseLost: "lease lost"
         }
     }
 }

@@ -9,6 +9,9 @@ public enum StopReason: Sendable, Equatable {
     case timeout(Duration)
     /// `drover jobs cancel`: it fails as cancelled and is not retried.
     case cancelled
+    /// Its worker could not renew its lease and fenced itself: the attempt is stopped before
+    /// another host may take the job over, and counts as a crash, not as a failure.
+    case leaseLost
 }
 
 /// One job running on an executor thread, as both that thread and the worker's loop see it. The
@@ -24,6 +27,8 @@ final class Execution: @unchecked Sendable {
         /// The command's process (group leader) while it has not been reaped.
         var processGroup: pid_t?
         var cancelTask: (@Sendable () -> Void)?
+        /// Set by a fence: the command is killed by then, whatever its grace period.
+        var killBy: ContinuousClock.Instant?
     }
 
     let job: ClaimedJob
@@ -61,6 +66,23 @@ final class Execution: @unchecked Sendable {
         cancelTask?()
         control?.signal()
     }
+
+    /// The worker fenced itself: the job stops (TERM, or cancellation) unless it was already
+    /// stopping, and a command still running at `killBy` is killed.
+    func fence(killBy: ContinuousClock.Instant) {
+        let cancelTask: (@Sendable () -> Void)? = state.withLock { state in
+            state.killBy = min(state.killBy ?? killBy, killBy)
+            guard state.stop == nil else { return nil }
+            state.stop = .leaseLost
+            state.stopRequestedAt = .now
+            return state.cancelTask
+        }
+        cancelTask?()
+        control?.signal()
+    }
+
+    /// When a fence wants the command killed at the latest.
+    var killBy: ContinuousClock.Instant? { state.withLock { $0.killBy } }
 
     /// Records the Swift task running the job, cancelling it at once if a stop came first.
     func attach(_ task: Task<Void, Never>) {

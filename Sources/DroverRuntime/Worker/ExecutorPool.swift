@@ -24,6 +24,8 @@ final class ExecutorPool: @unchecked Sendable {
         var running: [Int: Execution] = [:]
         /// Jobs given up (they ignored cancellation): their results, should they come, are dropped.
         var abandoned: Set<Int> = []
+        /// Set once the worker fenced itself: nothing starts any more.
+        var fenced = false
     }
 
     private let state = Mutex(State())
@@ -60,7 +62,7 @@ final class ExecutorPool: @unchecked Sendable {
     func submit(_ jobs: [ClaimedJob]) {
         guard !jobs.isEmpty else { return }
         available.lock()
-        state.withLock { $0.queue += jobs }
+        state.withLock { if !$0.fenced { $0.queue += jobs } }
         available.broadcast()
         available.unlock()
     }
@@ -79,6 +81,21 @@ final class ExecutorPool: @unchecked Sendable {
             state.running[execution.job.id] = nil
             state.abandoned.insert(execution.job.id)
         }
+    }
+
+    /// Whether a Swift job (which only its process's death can stop for sure) is running.
+    var runsSwiftJobs: Bool { executions.contains { $0.kind != .command } }
+
+    /// The worker fenced itself: the jobs not started yet never start (they are returned), the
+    /// running ones are asked to stop, and their commands are killed by `killBy`.
+    func fence(killBy: ContinuousClock.Instant) -> [ClaimedJob] {
+        let (unstarted, running) = state.withLock { state -> ([ClaimedJob], [Execution]) in
+            state.fenced = true
+            defer { state.queue = [] }
+            return (state.queue, Array(state.running.values))
+        }
+        for execution in running { execution.fence(killBy: killBy) }
+        return unstarted
     }
 
     /// Kills every running command's process group (the worker is about to exit without them).

@@ -57,6 +57,8 @@ struct SwiftJobRun {
             return JobFailure(errorClass: "Timeout", message: "\(className) ran longer than its timeout of \(DurationText.format(limit)) and was cancelled\(ignored)")
         case .cancelled:
             return JobFailure(errorClass: JobFailure.cancelledClass, message: "cancelled by drover jobs cancel\(ignored)")
+        case .leaseLost:
+            return JobFailure(errorClass: JobFailure.leaseLostClass, message: "its worker lost its lease and cancelled it\(ignored)")
         }
     }
 }

@@ -59,10 +59,18 @@ final class WakeFileSource: WakeSource {
         // The watch needs the file: make it if no enqueue has yet.
         SQLiteConnection.touch(path)
         inotify = inotify_init1(Int32(IN_NONBLOCK | IN_CLOEXEC))
-        guard inotify >= 0 else { throw ValidationFailure("inotify_init1 failed: \(String(cString: strerror(errno)))") }
+        guard inotify >= 0 else {
+            // EMFILE, ENFILE, ENOMEM: limits that another moment may not meet.
+            throw TransientFailure("inotify_init1 failed: \(String(cString: strerror(errno)))")
+        }
         guard inotify_add_watch(inotify, path, UInt32(IN_ATTRIB | IN_CLOSE_WRITE)) >= 0 else {
-            let reason = String(cString: strerror(errno))
+            let code = errno
+            let reason = String(cString: strerror(code))
             close(inotify)
+            if TransientFailure.isTransient(errno: code) {
+                // ENOSPC: the host's fs.inotify.max_user_watches is used up, for now.
+                throw TransientFailure("cannot watch the wake file \(path): \(reason)")
+            }
             throw ValidationFailure("cannot watch the wake file \(path): \(reason); check that its directory is writable")
         }
     }

@@ -23,9 +23,14 @@ final class Worker<Driver: RuntimeDriver> {
     /// Set when cancellations may be waiting for this worker (a notification, or a heartbeat).
     private var cancellationsToCheck = false
     /// How the process exits once stopped: replaced when it gave up a job that ignored cancellation.
-    private var exitStatus = ChildProcess.ExitStatus.stopped
+    private var exitStatus = ExitStatus.ok
     /// After a turn failed on a lock: not before this.
     private var retryTurnAt: ContinuousClock.Instant?
+    /// Set when the lease ran low: the worker claims no more, stops its jobs, reports what it
+    /// finished, and exits ``ExitStatus/leaseLost``.
+    private var fenced = false
+    /// Jobs whose attempt the fence stopped (not reported: they count as crashes).
+    private var stoppedByFence: [Int] = []
     /// Turns that failed in a row for another reason than a lock or an outage: until the results
     /// they carried are reported, each is reported alone (see ``reportOneByOne(processID:)``).
     private var failedTurns = 0
@@ -43,6 +48,7 @@ final class Worker<Driver: RuntimeDriver> {
             do {
                 handlers.register(try CommandHandler(className: className, part: handler, workerEnvironment: environment))
             } catch {
+                if error.transient { throw TransientFailure(error.description) }
                 throw ValidationFailure(error.description)
             }
         }
@@ -65,61 +71,80 @@ final class Worker<Driver: RuntimeDriver> {
             finished: finishedCount, failed: failedCount))) ?? .emptyObject
     }
 
-    /// Runs until stopped; returns the exit status.
+    /// Runs until stopped; returns the exit status. Each pass gathers what the worker sees, lets
+    /// ``WorkerPass`` decide, carries the actions out, beats, and waits for the next event.
     func run() -> Int32 {
-        guard runtime.register(metadata: metadata) else { return ChildProcess.ExitStatus.stopped }
-        guard let processID = runtime.heartbeat?.processID else { return ChildProcess.ExitStatus.stopped }
+        guard runtime.register(metadata: metadata) else { return ExitStatus.ok.rawValue }
+        guard let processID = runtime.heartbeat?.processID else { return ExitStatus.ok.rawValue }
         var claimNow = true
         var nextPoll = ContinuousClock.now
         while true {
-            let arrived = pool.takeResults()
-            if !arrived.isEmpty && pending.isEmpty { pendingSince = .now }
-            pending += arrived
-            if runtime.session.recoveredFromOutage { reconcileClaims(processID: processID) }
+            takeResults()
+            if runtime.session.recoveredFromOutage && !fenced { reconcileClaims(processID: processID) }
             // Results wait a few milliseconds for the rest of their batch, so that one round trip
             // reports many and the next claim fills many threads; not when every thread is done.
             let lingering = !pending.isEmpty && pool.busy > 0 && ContinuousClock.now - (pendingSince ?? .now) < Self.reportWindow
-
             let backingOff = retryTurnAt.map { ContinuousClock.now < $0 } ?? false
-            superviseExecutions()
-            if cancellationsToCheck { applyCancellations(processID: processID) }
+            if !fenced {
+                superviseExecutions()
+                if cancellationsToCheck { applyCancellations(processID: processID) }
+            }
 
-            if runtime.stopping {
-                if !pending.isEmpty { cycle(processID: processID, claimLimit: 0) }
-                if pending.isEmpty && pool.isDrained {
-                    runtime.deregister()
-                    return exitStatus
-                }
-                if let deadline = runtime.stopDeadline, ContinuousClock.now >= deadline {
-                    let unfinished = pool.unfinishedJobs.map(\.id)
-                    log.warning("shutdown_timeout passed with jobs still running; releasing them",
-                                [("jobs", unfinished.map(String.init).joined(separator: ","))])
-                    // Their commands go first, so that no job runs twice at once.
+            let view = WorkerPass.View(
+                lease: runtime.lease.phase(at: .now()), fenced: fenced, stopping: runtime.stopping,
+                stopDeadlinePassed: runtime.stopDeadline.map { ContinuousClock.now >= $0 } ?? false,
+                pending: pending.count, drained: pool.isDrained, busy: pool.busy, threads: threads,
+                claimWanted: claimNow || ContinuousClock.now >= nextPoll, lingering: lingering, backingOff: backingOff,
+                swiftJobsRunning: pool.runsSwiftJobs)
+            var passAgain = false
+            for action in WorkerPass.decide(view, stopStatus: exitStatus) {
+                switch action {
+                case .fence:
+                    fence(processID: processID)
+                case .killCommands:
                     pool.killCommands()
-                    runtime.deregister()
-                    return exitStatus
-                }
-            } else {
-                let free = threads - pool.busy
-                let claimDue = free > 0 && (claimNow || ContinuousClock.now >= nextPoll)
-                if (claimDue || !pending.isEmpty) && !lingering && !backingOff {
-                    if claimDue { nextPoll = .now + pollingInterval }
-                    if let claimed = cycle(processID: processID, claimLimit: claimDue ? free : 0), claimDue {
+                case .turn(let claimLimit):
+                    if claimLimit > 0 {
+                        nextPoll = .now + pollingInterval
                         // A full batch means there may be more: claim again as soon as a thread is free.
-                        claimNow = claimed == free
-                    } else if claimDue {
-                        claimNow = false
+                        claimNow = cycle(processID: processID, claimLimit: claimLimit).map { $0 == claimLimit } ?? false
+                    } else {
+                        cycle(processID: processID, claimLimit: 0)
+                        passAgain = runtime.stopping || fenced
                     }
+                case .exit(let status, let deregister):
+                    if status == .leaseLost {
+                        if pool.busy > 0 {
+                            log.error("a Swift job still runs as the lease runs out; exiting at once, so that it cannot run "
+                                      + "beside its next attempt", [("jobs", pool.unfinishedJobs.map { String($0.id) }.joined(separator: ","))])
+                        }
+                        pool.killCommands()
+                        log.warning("exiting after losing the lease; the supervisor releases the jobs this worker stopped, as crashed",
+                                    [("status", String(status.rawValue))])
+                        return status.rawValue
+                    }
+                    if view.stopDeadlinePassed && !view.drained {
+                        log.warning("shutdown_timeout passed with jobs still running; releasing them",
+                                    [("jobs", pool.unfinishedJobs.map { String($0.id) }.joined(separator: ","))])
+                        // Their commands go first, so that no job runs twice at once.
+                        pool.killCommands()
+                    }
+                    if deregister { runtime.deregister() }
+                    return status.rawValue
                 }
             }
 
-            let beatDue = ContinuousClock.now >= runtime.nextHeartbeat
-            if let status = runtime.heartbeatIfDue(metadata: metadata) {
-                pool.killCommands()
-                return status
+            if !fenced {
+                let beatDue = ContinuousClock.now >= runtime.nextHeartbeat
+                if let status = runtime.heartbeatIfDue(metadata: metadata, fencesItself: true) {
+                    pool.killCommands()
+                    return status
+                }
+                // A missed notification (the connection was down) costs at most one heartbeat interval.
+                if beatDue && pool.busy > 0 { cancellationsToCheck = true }
             }
-            // A missed notification (the connection was down) costs at most one heartbeat interval.
-            if beatDue && pool.busy > 0 { cancellationsToCheck = true }
+            runtime.signOfLife(running: pool.busy)
+            if passAgain { continue }
 
             // Notifications libpq read while this process ran its statements: the socket will not
             // announce them again.
@@ -129,23 +154,74 @@ final class Worker<Driver: RuntimeDriver> {
 
             var deadlines = [runtime.nextHeartbeat]
             if lingering, let since = pendingSince { deadlines.append(since + Self.reportWindow) }
-            if !runtime.stopping && pool.busy < threads && !lingering && !backingOff { deadlines.append(claimNow ? .now : nextPoll) }
+            if !runtime.stopping && !fenced && pool.busy < threads && !lingering && !backingOff { deadlines.append(claimNow ? .now : nextPoll) }
             if let retry = runtime.session.nextRetry { deadlines.append(retry) }
             if let stop = runtime.stopDeadline { deadlines.append(stop) }
             if let retry = retryTurnAt, retry > .now { deadlines.append(retry) }
             deadlines += executionDeadlines()
-            let timeout = ContinuousClock.now.duration(to: deadlines.min()!)
-            var descriptors = runtime.descriptors + [wakeup.descriptor]
+            // The lease's next step: fencing, then killing.
+            let now = HostInstant.now()
+            for step in [runtime.lease.fenceAt, runtime.lease.killAt].compactMap({ $0 }) where step > now {
+                deadlines.append(.now + (step - now))
+            }
+            var descriptors = [wakeup.descriptor]
             let wakeDescriptor = wakeSource.descriptor
             if let wakeDescriptor { descriptors.append(wakeDescriptor) }
-            let readable = waitForReadable(descriptors, timeout: max(.zero, timeout))
+            let readable = runtime.wait(for: descriptors, timeout: ContinuousClock.now.duration(to: deadlines.min()!))
             if readable.contains(wakeup.descriptor) { wakeup.drain() }
             if let wakeDescriptor, readable.contains(wakeDescriptor) {
                 let woken = wakeSource.read(processID: processID)
                 if woken.claim { claimNow = true }
                 if woken.cancellations && pool.busy > 0 { cancellationsToCheck = true }
             }
-            runtime.handle(readable)
+        }
+    }
+
+    /// Takes the results the executors left. Once fenced, an attempt the fence stopped is not
+    /// reported: it did not fail, its worker lost its lease; the job stays claimed, and its
+    /// supervisor releases it as crashed.
+    private func takeResults() {
+        var arrived = pool.takeResults()
+        if fenced {
+            arrived.removeAll { result in
+                guard case .failed(let failure, _) = result.outcome, failure.errorClass == JobFailure.leaseLostClass else { return false }
+                stoppedByFence.append(result.job.id)
+                return true
+            }
+        }
+        if !arrived.isEmpty && pending.isEmpty { pendingSince = .now }
+        pending += arrived
+    }
+
+    /// Fences this worker: its lease runs out in less than a margin and it cannot renew it, so it
+    /// stops claiming and stops its jobs before another host may take them over (commands get
+    /// TERM now and KILL half a margin before the lease ends; Swift jobs are cancelled). Jobs
+    /// claimed and not started are given back; results it has stay, to be reported.
+    private func fence(processID: Int) {
+        fenced = true
+        let now = HostInstant.now()
+        let killBy = runtime.lease.killAt.map { ContinuousClock.now + max(.zero, $0 - now) } ?? .now
+        let running = pool.unfinishedJobs.map { String($0.id) }
+        let unstarted = pool.fence(killBy: killBy)
+        log.error("could not renew the lease for alive_threshold less one heartbeat_interval: stopping every job before "
+                  + "another host may take it over, then exiting to be replaced", [
+                      ("lease_left", runtime.lease.remaining(at: now).map(DurationText.format) ?? "-"),
+                      ("jobs", running.joined(separator: ",")),
+                      ("database", runtime.session.isDown ? "unreachable" : "reachable"),
+                  ])
+        if !unstarted.isEmpty { giveBack(unstarted.map(\.id), processID: processID, why: "claimed but not started when the lease ran low") }
+    }
+
+    /// Gives back claims this worker holds and will not run (graceful: they never started).
+    private func giveBack(_ jobIDs: [Int], processID: Int, why: String) {
+        do {
+            let outcome = try runtime.session.run { connection in
+                try runtime.store.release(processID: processID, jobIDs: jobIDs, reason: .graceful, on: connection)
+            }
+            if let outcome { log.info("gave back jobs", [("why", why), ("jobs", outcome.released.map(String.init).joined(separator: ","))]) }
+        } catch {
+            // They stay claimed: the supervisor releases them when this worker exits.
+            log.warning("cannot give back jobs; its supervisor will release them", [("why", why), ("error", "\(error)")])
         }
     }
 
@@ -206,7 +282,7 @@ final class Worker<Driver: RuntimeDriver> {
             pending.append(JobResult(job: execution.job, outcome: .failed(failure, permanent: reason == .cancelled)))
             log.error("a job ignored its cancellation past its grace period; failing it, finishing the other jobs, "
                       + "and exiting to be replaced", [("job", String(execution.job.id)), ("class", execution.job.className)])
-            exitStatus = ChildProcess.ExitStatus.replaceMe
+            exitStatus = .replaceMe
             runtime.beginStopping(reason: "job \(execution.job.id) ignored its cancellation")
         }
     }
@@ -264,7 +340,12 @@ final class Worker<Driver: RuntimeDriver> {
                 log.info("job failed", [("job", String(result.job.id)), ("class", result.job.className),
                                         ("error", result.outcome.failureMessage), ("outcome", "\(outcome)")])
             }
-            pool.submit(claimed)
+            if !claimed.isEmpty, runtime.lease.phase(at: .now()) != .valid {
+                // The answer came too late to start them before the lease may run out.
+                giveBack(claimed.map(\.id), processID: processID, why: "claimed as the lease ran low")
+            } else {
+                pool.submit(claimed)
+            }
             if !claimed.isEmpty || !results.isEmpty {
                 log.debug("turn", [("claimed", String(claimed.count)), ("finished", String(finished.finished.count)),
                                    ("failed", String(failures.count))])

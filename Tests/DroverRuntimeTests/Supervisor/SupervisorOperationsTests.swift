@@ -178,16 +178,19 @@ struct SupervisorOperationsTests {
         let supervisorFDs = ProcessTable.descriptors(h.pid)
         for child in h.childPIDs() {
             let fds = ProcessTable.descriptors(child)
-            // What a child may share with its supervisor: stdio, and fd 3, the read end of the death pipe.
-            // Pipes and sockets are told apart by inode (anon inodes such as signalfd all look alike).
+            // What a child may share with its supervisor: stdio, fd 3, the read end of the death pipe,
+            // and fd 4, the write end of the life-sign pipe. Pipes and sockets are told apart by
+            // inode (anon inodes such as signalfd all look alike).
             let shared = fds.filter { entry in
-                entry.key > 3 && (entry.value.hasPrefix("pipe:") || entry.value.hasPrefix("socket:"))
+                entry.key > 4 && (entry.value.hasPrefix("pipe:") || entry.value.hasPrefix("socket:"))
                     && supervisorFDs.values.contains(entry.value)
             }
             #expect(shared.isEmpty, "child \(child) holds the supervisor's \(shared)")
-            #expect(fds[3]?.hasPrefix("pipe:") == true)
-            let deathPipeHolders = supervisorFDs.filter { $0.value == fds[3] }
-            #expect(!deathPipeHolders.isEmpty, "fd 3 is the supervisor's pipe")
+            for fd in [3, 4] {
+                #expect(fds[fd]?.hasPrefix("pipe:") == true)
+                #expect(supervisorFDs.contains { $0.value == fds[fd] }, "fd \(fd) is the supervisor's pipe")
+            }
+            #expect(fds[3] != fds[4])
         }
         // Kill children repeatedly; each is reaped at once.
         for _ in 0..<3 {

@@ -4,16 +4,6 @@ import DroverQueue
 import DroverRuntime
 import Foundation
 
-/// The exit statuses `drover` documents (sysexits.h values).
-enum ExitStatus: Int32 {
-    case ok = 0
-    case usage = 64
-    case dataError = 65
-    case unavailable = 69
-    case software = 70
-    case config = 78
-}
-
 /// Runs a command's body; prints any error as `drover: error: …` with what to do, and exits with
 /// the documented status for it. `location` says where the database URL came from, for the message.
 func reportingErrors<R>(location: DatabaseLocation? = nil, _ body: () throws -> R) throws -> R {
