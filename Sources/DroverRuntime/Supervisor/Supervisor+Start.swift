@@ -26,7 +26,7 @@ extension SupervisorProcess {
         while true {
             do {
                 let connection = try Driver.openForRuntime(
-                    url: location.connectionString, schema: location.schema, applicationName: "drover supervisor", lockTimeout: lockTimeout,
+                    url: location.connectionString, schema: location.schema, applicationName: "drover supervisor \(name)", lockTimeout: lockTimeout,
                     timeouts: runtimeTimeouts)
                 let pending = try store.driver.prepareSchema(of: store, on: connection, log: log)
                 if !pending.isEmpty {
@@ -94,10 +94,11 @@ extension SupervisorProcess {
         }
         let location = self.location
         let runtimeTimeouts = self.runtimeTimeouts
+        let name = self.name
         let session = DatabaseSession<Driver.Database>(log: log) {
             try Driver.openForRuntime(
-                url: location.connectionString, schema: location.schema, applicationName: "drover supervisor", lockTimeout: lockTimeout,
-                    timeouts: runtimeTimeouts)
+                url: location.connectionString, schema: location.schema, applicationName: "drover supervisor \(name)",
+                lockTimeout: lockTimeout, timeouts: runtimeTimeouts)
         }
         agent = DatabaseAgent(session: session, log: log)
         slots = roles(for: options.configuration).map(ChildSlot.init(role:))

@@ -236,4 +236,34 @@ struct LeaseTests {
         try waitUntil("the job was taken back", timeout: .seconds(15)) { try behind.state(id)?.claimedBy != holder }
         #expect(ContinuousClock.now - killedAt < .seconds(6), "recovered after \(ContinuousClock.now - killedAt)")
     }
+
+    @Test("a supervisor whose database thread hangs (its PostgreSQL backend frozen) stops feeding systemd's watchdog, and feeds it again once the thread is back")
+    func stuckDatabaseThread() throws {
+        // A backend to freeze is PostgreSQL's: over a Unix socket no keepalive or timeout of the
+        // client's can notice it, which is what systemd's watchdog is for.
+        let h = try SupervisorHarness(config: Self.config().replacingOccurrences(of: "$DIR", with: "/tmp"), environment: ["WATCHDOG_USEC": "400000"])
+        try h.waitForReady()
+        try h.listener.waitFor("WATCHDOG=1") { $0.fields["WATCHDOG"] == "1" }
+        let name = try #require(try h.store.listProcesses(on: h.db).first { $0.kind == .supervisor && $0.pid == Int(h.pid) }?.name)
+        let backend = try #require(try h.db.query("""
+            SELECT pid FROM pg_stat_activity WHERE application_name = \("drover supervisor \(name)")
+            """).first?.decode("pid", as: Int32.self))
+        kill(backend, SIGSTOP)
+        defer { kill(backend, SIGCONT) }
+        let frozenAt = Date()
+        try waitUntil("the supervisor says its database thread is stuck", timeout: .seconds(10)) {
+            h.log.contains("the database thread is stuck")
+        }
+        // No WATCHDOG=1 after it said so (it sent them every 200 ms until then).
+        let saidAt = try #require(Self.loggedTime(of: "the database thread is stuck", in: h.log))
+        #expect(saidAt.timeIntervalSince(frozenAt) > 2.5, "it gave up on its database thread before alive_threshold")
+        let stoppedFeeding = Date()
+        Thread.sleep(forTimeInterval: 1)  // five watchdog intervals with nothing sent
+        #expect(!h.listener.messages.contains { $0.fields["WATCHDOG"] == "1" && $0.receivedAt > stoppedFeeding },
+                "WATCHDOG=1 kept coming while the database thread was stuck")
+        kill(backend, SIGCONT)
+        let thawed = Date()
+        try h.listener.waitFor("WATCHDOG=1 again", timeout: .seconds(10)) { $0.fields["WATCHDOG"] == "1" && $0.receivedAt > thawed }
+        #expect(try h.stop().status == 0)
+    }
 }

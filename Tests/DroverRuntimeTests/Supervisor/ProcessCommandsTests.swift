@@ -53,7 +53,7 @@ struct ProcessCommandsTests {
         #expect(try drover(["processes"], h).stdout == "No Drover process is running.\n")
     }
 
-    @Test("a child that exits 78 (configuration) is not started again; one that exits otherwise is")
+    @Test("a child that exits 78 (configuration) is not started again; one that exits 71 (transient) is, after the backoff")
     func exitStatus78() throws {
         // max_crashes 1: the exiting job fails at once instead of taking the other worker down too.
         let h = try SupervisorHarness(config: Self.config + "\n  max_crashes: 1")
@@ -62,8 +62,11 @@ struct ProcessCommandsTests {
         try waitUntil("the supervisor gave up on that child") { h.log.contains("not starting it again") }
         Thread.sleep(forTimeInterval: 1.5)
         #expect(try h.registeredChildren().filter { $0.kind == .worker }.count == 1, "no replacement for the one that exited 78")
-        try h.enqueue("drover.test.exit", arguments: #"{"status": 3}"#)
-        try waitUntil("the other child was replaced") { h.log.contains("how=\"exited with status 3\"") && h.log.contains("starting a replacement") }
+        try h.enqueue("drover.test.exit", arguments: #"{"status": 71}"#)
+        try waitUntil("the other child, which exited 71 (a start-up failure that may pass), was started again after the backoff") {
+            h.log.contains("how=\"exited with status 71\"") && h.log.contains("msg=\"starting a replacement\" kind=worker in=1s")
+        }
+        try waitUntil("its replacement registered") { try h.registeredChildren().filter { $0.kind == .worker }.count == 1 }
         #expect(try h.stop().status == 0)
     }
 }
