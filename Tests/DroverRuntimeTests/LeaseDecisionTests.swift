@@ -135,4 +135,57 @@ struct LeaseDecisionTests {
         #expect(ChildProcess.startFailureStatus(Unforeseen()) == .transient, "what nobody foresaw may pass: retried with backoff")
         #expect(TransientFailure.isTransient(errno: EMFILE) && !TransientFailure.isTransient(errno: EACCES))
     }
+
+    @Test("the supervisor's clock: heartbeat, prune only once the database has answered for alive_threshold, feed or withhold the watchdog, check registrations")
+    func supervisorTick() {
+        let t = ContinuousClock.now
+        func view(at seconds: Double, down: Bool = false, connectedFor: Double? = 100, busyFor: Double? = nil,
+                  awaitingReady: Bool = false, watchdog: Bool = true) -> SupervisorTick.View {
+            SupervisorTick.View(
+                now: t + .milliseconds(Int64(seconds * 1000)), heartbeatInterval: .seconds(10), aliveThreshold: .seconds(60),
+                watchdogInterval: watchdog ? .seconds(30) : nil, databaseDown: down,
+                connectedSince: connectedFor.map { t + .milliseconds(Int64((seconds - $0) * 1000)) },
+                databaseThreadBusyFor: busyFor.map { .milliseconds(Int64($0 * 1000)) }, awaitingReady: awaitingReady)
+        }
+        func fresh() -> SupervisorTick.Clock { SupervisorTick.Clock(nextHeartbeat: t, nextPrune: t, nextWatchdog: t, nextRegistrationCheck: t) }
+        var clock = fresh()
+        #expect(SupervisorTick.decide(view(at: 0), &clock) == [.heartbeat, .prune, .feedWatchdog])
+        #expect(clock.nextHeartbeat == t + .seconds(10) && clock.nextPrune == t + .seconds(30) && clock.nextWatchdog == t + .seconds(15))
+        #expect(SupervisorTick.decide(view(at: 5), &clock) == [], "nothing is due")
+        #expect(SupervisorTick.decide(view(at: 10), &clock) == [.heartbeat])
+        let rows: [(String, SupervisorTick.View, [SupervisorTick.Action])] = [
+            ("the database down: no pruning (nobody could heartbeat)", view(at: 0, down: true), [.heartbeat, .feedWatchdog]),
+            ("back for less than alive_threshold: no pruning yet", view(at: 0, connectedFor: 59), [.heartbeat, .feedWatchdog]),
+            ("never reached since the outage: no pruning", view(at: 0, connectedFor: nil), [.heartbeat, .feedWatchdog]),
+            ("the database thread in one task past alive_threshold: the watchdog is withheld",
+             view(at: 0, busyFor: 61), [.heartbeat, .prune, .withholdWatchdog]),
+            ("a slow task within alive_threshold: fed", view(at: 0, busyFor: 59), [.heartbeat, .prune, .feedWatchdog]),
+            ("no watchdog asked for", view(at: 0, watchdog: false), [.heartbeat, .prune]),
+            ("waiting for children to register", view(at: 0, awaitingReady: true), [.heartbeat, .prune, .feedWatchdog, .checkRegistrations]),
+        ]
+        for (name, row, expected) in rows {
+            var clock = fresh()
+            #expect(SupervisorTick.decide(row, &clock) == expected, "\(name)")
+        }
+    }
+
+    @Test("a reload keeps the children whose role is still asked for, starts the new ones, drains the rest, one for one")
+    func reloadPlan() {
+        func role(_ queues: String, threads: Int = 1) -> ChildSpec {
+            var spec = ChildSpec(kind: .worker, name: "", supervisorID: 1, databaseURL: "", schema: "drover", heartbeatIntervalMilliseconds: 1000,
+                                 aliveThresholdMilliseconds: 5000, networkTimeoutMilliseconds: 1250, statementTimeoutMilliseconds: 2000,
+                                 shutdownTimeoutMilliseconds: 1000, maxCrashes: 3, preserveFinishedJobs: true,
+                                 clearFinishedAfterSeconds: 86_400, testHandlers: false, worker: nil, dispatcher: nil)
+            spec.worker = .init(queues: [queues], threads: threads, pollingIntervalMilliseconds: 100, handlers: [:])
+            return spec
+        }
+        let (a, b, c) = (role("a"), role("b"), role("c"))
+        #expect(ReloadPlan.reconcile(current: [a, b], wanted: [a, b]) == .init(slots: [0, 1], drained: []), "unchanged: nothing restarts")
+        #expect(ReloadPlan.reconcile(current: [a, b], wanted: [b, c]) == .init(slots: [1, nil], drained: [0]))
+        #expect(ReloadPlan.reconcile(current: [a, a, a], wanted: [a]) == .init(slots: [0], drained: [1, 2]), "processes: 3 → 1")
+        #expect(ReloadPlan.reconcile(current: [a], wanted: [a, a]) == .init(slots: [0, nil], drained: []), "processes: 1 → 2")
+        #expect(ReloadPlan.reconcile(current: [a], wanted: [role("a", threads: 2)]) == .init(slots: [nil], drained: [0]),
+                "a changed setting is a new role: the old child drains, a new one starts")
+        #expect(ReloadPlan.reconcile(current: [a, b], wanted: []) == .init(slots: [], drained: [0, 1]))
+    }
 }

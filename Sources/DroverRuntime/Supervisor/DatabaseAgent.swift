@@ -43,12 +43,12 @@ final class DatabaseAgent<Database: SQLDatabase>: @unchecked Sendable {
     /// The database's state as the agent last saw it.
     var health: Health { healthState.withLock { $0 } }
 
-    /// The task the agent has been in for longer than `limit`, if any: its thread is stuck (a
-    /// statement or a connection that neither answers nor fails).
-    func stuck(longerThan limit: Duration) -> (task: String, for: Duration)? {
-        guard let (name, since) = current.withLock({ $0 }), ContinuousClock.now - since > limit else { return nil }
-        return (name, ContinuousClock.now - since)
-    }
+    /// How long the agent has been in its current task, if it is in one: a long time means its
+    /// thread is stuck (a statement or a connection that neither answers nor fails).
+    var busyFor: Duration? { current.withLock { $0 }.map { ContinuousClock.now - $0.since } }
+
+    /// The task the agent is in, if any.
+    var currentTask: String? { current.withLock { $0?.name } }
 
     func submit(_ name: String, essential: Bool = false, _ body: @escaping (Database) throws -> Void) {
         arrived.lock()

@@ -46,17 +46,11 @@ extension SupervisorProcess {
             shared.recurringTasksExist = try store.hasTasks(on: connection)
         }
         intensity = RestartIntensity(maxRestarts: configuration.supervisor.maxRestarts, window: configuration.supervisor.restartWindow)
-        var unmatched = slots
-        var kept: [ChildSlot] = []
-        var added = 0
-        for role in roles(for: configuration) {
-            if let index = unmatched.firstIndex(where: { $0.role == role }) {
-                kept.append(unmatched.remove(at: index))
-            } else {
-                kept.append(ChildSlot(role: role))
-                added += 1
-            }
-        }
+        let wanted = roles(for: configuration)
+        let plan = ReloadPlan.reconcile(current: slots.map(\.role), wanted: wanted)
+        let kept = zip(wanted, plan.slots).map { role, index in index.map { slots[$0] } ?? ChildSlot(role: role) }
+        let added = plan.slots.filter { $0 == nil }.count
+        let unmatched = plan.drained.map { slots[$0] }
         for slot in unmatched {
             if let pid = slot.pid, let childName = slot.name {
                 draining[pid] = childName

@@ -7,55 +7,60 @@ import Foundation
 extension SupervisorProcess {
 
     func timers() {
-        let now = ContinuousClock.now
-        if now >= nextHeartbeat {
-            nextHeartbeat = now + settings.heartbeatInterval
-            let heartbeat = self.heartbeat!
-            let shared = self.shared
-            let store = self.store
-            let id = supervisorID
-            let metadata = (try? JSON(encoding: ["children": slots.filter { $0.pid != nil }.count])) ?? .emptyObject
-            agent.submit("heartbeat") { connection in
-                do {
-                    try heartbeat.write(metadata: metadata, at: store.now().sql, on: connection)
-                } catch let error as DatabaseError where error.code == .recordNotFound {
-                    shared.ownRowGone = true
-                    return
-                }
-                shared.totals = try store.processTotals(supervisorID: id, on: connection)
-            }
-        }
-        if now >= nextPrune {
-            nextPrune = now + max(.milliseconds(100), settings.aliveThreshold / 2)
-            // After an outage, wait until live processes have had time to heartbeat again.
-            if let since = agent.health.connectedSince, now - since >= settings.aliveThreshold, !agent.health.isDown {
-                prune()
-            }
-        }
-        if let interval = notifier.watchdogInterval, now >= nextWatchdog {
-            nextWatchdog = now + interval / 2
-            // A database thread stuck past alive_threshold (every statement has a timeout, every
-            // connection keepalives) is a supervisor that cannot release, prune or heartbeat:
-            // systemd's watchdog restarts it.
-            if let stuck = agent.stuck(longerThan: settings.aliveThreshold) {
+        var clock = SupervisorTick.Clock(
+            nextHeartbeat: nextHeartbeat, nextPrune: nextPrune, nextWatchdog: nextWatchdog, nextRegistrationCheck: nextRegistrationCheck)
+        let health = agent.health
+        let view = SupervisorTick.View(
+            now: .now, heartbeatInterval: settings.heartbeatInterval, aliveThreshold: settings.aliveThreshold,
+            watchdogInterval: notifier.watchdogInterval, databaseDown: health.isDown, connectedSince: health.connectedSince,
+            databaseThreadBusyFor: agent.busyFor, awaitingReady: awaitingReady)
+        let actions = SupervisorTick.decide(view, &clock)
+        (nextHeartbeat, nextPrune, nextWatchdog, nextRegistrationCheck) =
+            (clock.nextHeartbeat, clock.nextPrune, clock.nextWatchdog, clock.nextRegistrationCheck)
+        for action in actions {
+            switch action {
+            case .heartbeat: heartbeatNow()
+            case .prune: prune()
+            case .feedWatchdog:
+                watchdogWithheld = false
+                notifier.watchdog()
+            case .withholdWatchdog:
+                // A database thread stuck past alive_threshold (every statement has a timeout, every
+                // connection keepalives) is a supervisor that cannot release, prune or heartbeat:
+                // systemd's watchdog restarts it.
                 if !watchdogWithheld {
                     watchdogWithheld = true
                     log.error("the database thread is stuck; no longer feeding systemd's watchdog, so that systemd restarts this supervisor",
-                              [("task", stuck.task), ("for", DurationText.format(stuck.for))])
+                              [("task", agent.currentTask ?? "-"), ("for", DurationText.format(agent.busyFor ?? .zero))])
                 }
-            } else {
-                watchdogWithheld = false
-                notifier.watchdog()
+            case .checkRegistrations: checkRegistrations()
             }
         }
-        if awaitingReady, now >= nextRegistrationCheck {
-            nextRegistrationCheck = now + .milliseconds(100)
-            let store = self.store
-            let shared = self.shared
-            let id = supervisorID
-            agent.submit("check registrations") { connection in
-                shared.registered = try store.processNames(supervisorID: id, on: connection)
+    }
+
+    func heartbeatNow() {
+        let heartbeat = self.heartbeat!
+        let shared = self.shared
+        let store = self.store
+        let id = supervisorID
+        let metadata = (try? JSON(encoding: ["children": slots.filter { $0.pid != nil }.count])) ?? .emptyObject
+        agent.submit("heartbeat") { connection in
+            do {
+                try heartbeat.write(metadata: metadata, at: store.now().sql, on: connection)
+            } catch let error as DatabaseError where error.code == .recordNotFound {
+                shared.ownRowGone = true
+                return
             }
+            shared.totals = try store.processTotals(supervisorID: id, on: connection)
+        }
+    }
+
+    func checkRegistrations() {
+        let store = self.store
+        let shared = self.shared
+        let id = supervisorID
+        agent.submit("check registrations") { connection in
+            shared.registered = try store.processNames(supervisorID: id, on: connection)
         }
     }
 
