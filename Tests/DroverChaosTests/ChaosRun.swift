@@ -379,6 +379,8 @@ final class ChaosRun {
                 example("had attempts running at the same time")
             }
         }
+        let reruns = attempts.values.filter { $0.count > 1 }.count
+        if reruns > 0 { notes.append("\(reruns) jobs ran more than once") }
         row.lost += ids.filter { !seen.contains($0) }.count
         row.stuck = stuckClaims + (row.lost > 0 ? 0 : stillReady)
 

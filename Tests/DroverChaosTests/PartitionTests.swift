@@ -53,8 +53,10 @@ extension ChaosTests {
                         continue
                     }
                     takeovers.append(Double(onB.start - cutAt) / 1e9)
-                    let lastOnA = runs.filter { $0.runner == "A" && $0.start < onB.start }.map(\.end).max() ?? cutAt
-                    gaps.append(String(format: "job %d %+.0f ms", id, Double(onB.start - lastOnA) / 1e6))
+                    let onA = runs.filter { $0.runner == "A" && $0.start < onB.start }
+                    let lastOnA = onA.map(\.end).max() ?? cutAt
+                    let how = onA.last.map { $0.completed ? "end" : $0.termed ? "term" : "killed" } ?? "-"
+                    gaps.append(String(format: "job %d %+.0f ms (A's %@)", id, Double(onB.start - lastOnA) / 1e6, how))
                 }
                 if let last = takeovers.max() { run.row.recovery = .milliseconds(Int64(last * 1000)) }
                 run.notes.append(String(format: "B started A's %d jobs %.1f–%.1f s after the cut (healed after %.1f s)", takeovers.count,
