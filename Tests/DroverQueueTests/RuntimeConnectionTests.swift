@@ -43,6 +43,30 @@ struct RuntimeConnectionTests {
             _ = try PostgresDriver.connect(url: "postgresql://nobody@127.0.0.1:\(port)/none?sslmode=disable&connect_timeout=2", options: options)
         }
         #expect(ContinuousClock.now - again < .seconds(5), "the URL's connect_timeout=2 was not used")
+
+        // A runtime process's attempts are bounded to the millisecond (libpq's connect_timeout
+        // counts whole seconds, at least two): it fences and gives signs of life meanwhile.
+        options.connectAttemptTimeout = .milliseconds(300)
+        let bounded = ContinuousClock.now
+        let error = #expect(throws: DatabaseError.self) {
+            _ = try PostgresDriver.connect(url: "postgresql://nobody@127.0.0.1:\(port)/none?sslmode=disable", options: options)
+        }
+        let tookBounded = ContinuousClock.now - bounded
+        #expect(tookBounded >= .milliseconds(250) && tookBounded < .seconds(1), "gave up after \(tookBounded)")
+        #expect(error?.code == .connectionFailed && error?.message.contains("no answer within 300 ms") == true, "\(String(describing: error))")
+    }
+
+    @Test("a runtime connection made with an attempt timeout works as any other, and reconnects after its backend is ended")
+    func boundedAttemptConnects() throws {
+        var options = StoreOptions(applicationName: "drover-tests-bounded", tunedForRuntime: true)
+        options.connectAttemptTimeout = .seconds(2)
+        let connection = try PostgresDriver.connect(url: try TestDatabase.url(), options: options)
+        #expect(try connection.query("SELECT 1 AS one")[0].decode("one", as: Int.self) == 1)
+        let admin = try TestDatabase.connect()
+        try admin.execute("SELECT pg_terminate_backend(\(connection.backendPID))")
+        // The first use after the end may report the loss; the next reconnects within the bound.
+        _ = try? connection.query("SELECT 1 AS one")
+        #expect(try connection.query("SELECT 2 AS two")[0].decode("two", as: Int.self) == 2)
     }
 
     @Test("a statement that runs past statement_timeout is cancelled, and the connection goes on")

@@ -89,12 +89,15 @@ public final class SupervisorHarness {
     /// Waits for READY=1 from the supervisor and returns it.
     @discardableResult
     public func waitForReady(after: Int = 0, timeout: Duration = .seconds(30)) throws -> NotifyListener.Message {
-        var seen = 0
-        return try listener.waitFor("READY=1 (number \(after + 1))", timeout: timeout) { message in
-            guard message.fields["READY"] == "1" else { return false }
-            seen += 1
-            return seen > after
+        // Counted over every message received, each time: the listener's predicate sees them all
+        // again on every look, so a counter kept across looks would run ahead.
+        var found: NotifyListener.Message?
+        try waitUntil("READY=1 (number \(after + 1))", timeout: timeout) {
+            let ready = listener.messages.filter { $0.fields["READY"] == "1" }
+            found = ready.count > after ? ready[after] : nil
+            return found != nil
         }
+        return found!
     }
 
     /// The supervisor's children as the database has them.

@@ -38,13 +38,22 @@ public final class Connection {
     var reconnectedSinceLastWait = false
     /// Statements prepared on this session, by text and parameter types; a new session has none.
     private var prepared: [String: String] = [:]
+    /// Each attempt to connect or reconnect gives up after this (nil: libpq's `connect_timeout`).
+    private var attemptTimeout: Duration?
 
     /// Connects to `connectionString`: a `postgresql://` URL, `key=value` pairs, or empty for libpq's
     /// defaults. libpq's `PG*` variables, `~/.pgpass` and service files apply as usual.
     ///
     /// `defaults` are libpq keywords (`keepalives_idle`, `tcp_user_timeout`, …) that apply unless
     /// the string, the environment or a service file sets them.
-    public init(_ connectionString: String = "", applicationName: String = "drover", defaults: [(String, String)] = []) throws(DatabaseError) {
+    ///
+    /// `attemptTimeout` bounds each attempt to connect (and to reconnect) to the millisecond,
+    /// where libpq's `connect_timeout` counts whole seconds and at least two: a runtime process
+    /// must not sit in a connection attempt through the margin of its lease.
+    public init(
+        _ connectionString: String = "", applicationName: String = "drover", defaults: [(String, String)] = [],
+        attemptTimeout: Duration? = nil
+    ) throws(DatabaseError) {
         let parsed = try ConnectionString(connectionString)
         var keywords = ["fallback_application_name"]
         var values = [applicationName]
@@ -67,14 +76,22 @@ public final class Connection {
         keywords.append("client_encoding")
         values.append("UTF8")
 
-        let conn = Self.withCStringArrays(keywords, values) { PQconnectdbParams($0, $1, 1) }
+        let conn = Self.withCStringArrays(keywords, values) { keywords, values in
+            attemptTimeout == nil ? PQconnectdbParams(keywords, values, 1) : PQconnectStartParams(keywords, values, 1)
+        }
         guard let conn else {
             throw DatabaseError(.connectionFailed, "cannot connect to PostgreSQL: libpq is out of memory")
         }
         handle = conn
         secrets = parsed.secrets
+        self.attemptTimeout = attemptTimeout
+        var answered = true
+        if let attemptTimeout {
+            answered = Self.finishConnecting(conn, within: attemptTimeout, poll: PQconnectPoll)
+        }
         target = ConnectionTarget(conn)
         // From here on every stored property is set, so a throw runs deinit, which closes `conn`.
+        guard answered else { throw Self.attemptTimedOut(target: target, after: attemptTimeout!) }
         guard PQstatus(conn) == CONNECTION_OK else {
             throw Self.connectError(conn, target: target, secrets: secrets)
         }
@@ -232,9 +249,15 @@ public final class Connection {
     }
 
     private func reconnect() throws(DatabaseError) {
-        PQreset(handle)
+        var answered = true
+        if let attemptTimeout {
+            answered = PQresetStart(handle) != 0 && Self.finishConnecting(handle, within: attemptTimeout, poll: PQresetPoll)
+        } else {
+            PQreset(handle)
+        }
         prepared = [:]
         target = ConnectionTarget(handle)
+        guard answered || PQstatus(handle) == CONNECTION_BAD else { throw Self.attemptTimedOut(target: target, after: attemptTimeout!) }
         guard PQstatus(handle) == CONNECTION_OK else {
             throw Self.connectError(handle, target: target, secrets: secrets, reconnecting: true)
         }
@@ -249,6 +272,35 @@ public final class Connection {
             _ = try run(text: "LISTEN \(SQLIdentifier(channel).quoted)", binds: [], simpleProtocol: false)
         }
         reconnectedSinceLastWait = true
+    }
+
+    /// Drives a connection attempt begun with `PQconnectStartParams` or `PQresetStart` until it is
+    /// made or fails (true: it ended, either way; PQstatus says how), or until `timeout` passes
+    /// (false: no answer in time; the attempt is abandoned, the socket closed on the next one).
+    private static func finishConnecting(
+        _ conn: OpaquePointer, within timeout: Duration, poll next: (OpaquePointer?) -> PostgresPollingStatusType
+    ) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        // libpq: start as if the last poll asked to write.
+        var status = PGRES_POLLING_WRITING
+        while true {
+            if PQstatus(conn) == CONNECTION_BAD || status == PGRES_POLLING_FAILED || status == PGRES_POLLING_OK { return true }
+            let left = ContinuousClock.now.duration(to: deadline)
+            guard left > .zero else { return false }
+            var descriptor = pollfd(fd: PQsocket(conn), events: Int16(status == PGRES_POLLING_READING ? POLLIN : POLLOUT), revents: 0)
+            let milliseconds = Int32(clamping: max(1, Int64((left.seconds * 1000).rounded(.up))))
+            let ready = poll(&descriptor, 1, milliseconds)
+            if ready == 0 { return false }
+            if ready < 0 && errno != EINTR { return true }
+            status = next(conn)
+        }
+    }
+
+    private static func attemptTimedOut(target: ConnectionTarget, after timeout: Duration) -> DatabaseError {
+        DatabaseError(
+            .connectionFailed,
+            "cannot connect to PostgreSQL at \(target): no answer within \(Int((timeout.seconds * 1000).rounded())) ms "
+                + "(database.network_timeout, or half a heartbeat_interval); check that the server is up and reachable from this host")
     }
 
     /// Sets a server setting for this session (`lock_timeout`, `statement_timeout`, …), and again

@@ -32,6 +32,9 @@ public struct StoreOptions: Sendable {
     public var networkTimeout: Duration?
     /// PostgreSQL's `statement_timeout` for the session; nil: none.
     public var statementTimeout: Duration?
+    /// PostgreSQL: the longest one attempt to connect or reconnect may take, to the millisecond;
+    /// nil: libpq's `connect_timeout` (whole seconds).
+    public var connectAttemptTimeout: Duration?
 
     public init(
         schema: String = DroverSchema.defaultName, preserveFinishedJobs: Bool = true, retryPolicy: RetryPolicy = RetryPolicy(),
@@ -138,7 +141,8 @@ extension PostgresDriver {
 
     public static func connect(url: String, options: StoreOptions) throws -> Connection {
         let connection = try Connection(url, applicationName: options.applicationName,
-                                        defaults: options.networkTimeout.map(keepaliveSettings) ?? [])
+                                        defaults: options.networkTimeout.map(keepaliveSettings) ?? [],
+                                        attemptTimeout: options.connectAttemptTimeout)
         // Kept across reconnects: without it a heartbeat behind a held row lock would wait forever.
         if let lockTimeout = options.lockTimeout {
             try connection.setSessionSetting("lock_timeout", to: "\(max(1, lockTimeout.wholeMilliseconds))ms")

@@ -31,23 +31,30 @@ final class ChildRuntime<Driver: RuntimeDriver> {
         let lockTimeout = RuntimeTimeouts.lockTimeout(
             heartbeatInterval: Duration(milliseconds: spec.heartbeatIntervalMilliseconds),
             aliveThreshold: Duration(milliseconds: spec.aliveThresholdMilliseconds))
-        session = DatabaseSession(log: log) { [spec] in
+        session = DatabaseSession(log: log, maximumBackoff: Duration(milliseconds: spec.heartbeatIntervalMilliseconds)) { [spec] in
             try Driver.openForRuntime(
                 url: spec.databaseURL, schema: spec.schema, applicationName: applicationName, lockTimeout: lockTimeout,
                 timeouts: RuntimeTimeouts(network: Duration(milliseconds: spec.networkTimeoutMilliseconds),
-                                          statement: Duration(milliseconds: spec.statementTimeoutMilliseconds)))
+                                          statement: Duration(milliseconds: spec.statementTimeoutMilliseconds),
+                                          heartbeatInterval: Duration(milliseconds: spec.heartbeatIntervalMilliseconds)))
         }
         let heartbeatInterval = Duration(milliseconds: spec.heartbeatIntervalMilliseconds)
         lease = Lease(aliveThreshold: Duration(milliseconds: spec.aliveThresholdMilliseconds), margin: heartbeatInterval)
         lifeSigns = ChildProcess.hasLifeSignPipe ? LifeSignSender(interval: heartbeatInterval / 4) : nil
+        // A call that returned is progress, even one that failed on a lock: a process whose every
+        // statement waits for SQLite's write lock is slow, not hung.
+        session.onProgress = { [weak self] in self?.signOfLife() }
     }
 
     var heartbeatInterval: Duration { Duration(milliseconds: spec.heartbeatIntervalMilliseconds) }
 
-    /// Tells the supervisor this process is alive, runs `running` jobs, and holds its lease until
-    /// when it does (``LifeSign``); sends only when due or changed.
-    func signOfLife(running: Int = 0) {
-        lifeSigns?.send(running: running, lease: lease)
+    /// How many jobs the process runs now (a worker's pool; nobody else runs any).
+    var runningJobs: () -> Int = { 0 }
+
+    /// Tells the supervisor this process is alive, how many jobs it runs, and until when its lease
+    /// holds (``LifeSign``); sends only when due or changed.
+    func signOfLife() {
+        lifeSigns?.send(running: runningJobs(), lease: lease)
     }
 
     /// Waits for `descriptors` (its own are added) for at most `timeout`, and at most a quarter

@@ -12,6 +12,8 @@ public final class DatabaseSession<Database: SQLDatabase> {
     private var connection: Database?
     private var retryAt = ContinuousClock.now
     private var backoff = Duration.milliseconds(250)
+    /// The longest wait between two attempts to reconnect.
+    private let maximumBackoff: Duration
     /// When the current outage began; nil while the database is reachable.
     public private(set) var downSince: ContinuousClock.Instant?
     /// The last outage error, for status lines.
@@ -22,11 +24,18 @@ public final class DatabaseSession<Database: SQLDatabase> {
     public private(set) var connectedSince: ContinuousClock.Instant?
     /// Set when an outage ends; whoever needs to reconcile after one clears it.
     public var recoveredFromOutage = false
+    /// Runs after every call (whether it succeeded, failed, or found the database away): a
+    /// process that is waiting on locks or on a dead path is still making progress, and says so
+    /// to its supervisor.
+    public var onProgress: (() -> Void)?
 
-    /// `open` makes a new connection, with its session settings (a lock timeout, say).
-    public init(log: Log, open: @escaping () throws -> Database) {
+    /// `open` makes a new connection, with its session settings (a lock timeout, say). Attempts
+    /// to reconnect back off from 250 ms, doubling, to `maximumBackoff` (a runtime process: its
+    /// heartbeat interval, so that it is back within one heartbeat of the database).
+    public init(log: Log, maximumBackoff: Duration = .seconds(15), open: @escaping () throws -> Database) {
         self.open = open
         self.log = log
+        self.maximumBackoff = max(.milliseconds(250), maximumBackoff)
     }
 
     public var isDown: Bool { downSince != nil }
@@ -44,6 +53,7 @@ public final class DatabaseSession<Database: SQLDatabase> {
     /// an attempt that is not due for a retry yet); rethrows every other error.
     public func run<R>(_ body: (Database) throws -> R) throws -> R? {
         if isDown, ContinuousClock.now < retryAt { return nil }
+        defer { onProgress?() }
         do {
             let connection = try connect()
             let result = try body(connection)
@@ -81,7 +91,7 @@ public final class DatabaseSession<Database: SQLDatabase> {
             connectedSince = nil
         }
         retryAt = .now + backoff
-        backoff = min(backoff * 2, .seconds(15))
+        backoff = min(backoff * 2, maximumBackoff)
     }
 
     private func recovered() {

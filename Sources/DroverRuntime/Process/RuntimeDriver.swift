@@ -31,6 +31,7 @@ extension RuntimeDriver {
         var options = StoreOptions(schema: schema, applicationName: applicationName, lockTimeout: lockTimeout, tunedForRuntime: true)
         options.networkTimeout = timeouts.network
         options.statementTimeout = timeouts.statement
+        options.connectAttemptTimeout = timeouts.connectAttempt
         return try connect(url: url, options: options)
     }
 }
@@ -79,6 +80,16 @@ extension SQLiteDriver: RuntimeDriver {
 struct RuntimeTimeouts {
     var network: Duration
     var statement: Duration
+    /// One attempt to connect: at most `network`, and at most half a heartbeat interval (at least
+    /// 250 ms), so that a process trying to reach a database that went away still fences, gives
+    /// signs of life, and notices at once when the path is back.
+    var connectAttempt: Duration
+
+    init(network: Duration, statement: Duration, heartbeatInterval: Duration) {
+        self.network = network
+        self.statement = statement
+        connectAttempt = min(network, max(.milliseconds(250), heartbeatInterval / 2))
+    }
 
     /// How long a runtime statement waits for a lock (PostgreSQL's `lock_timeout`, SQLite's busy
     /// timeout): half a heartbeat interval, at least 1 s, so that a lock held for a moment never

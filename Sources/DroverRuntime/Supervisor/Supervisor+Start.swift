@@ -95,7 +95,7 @@ extension SupervisorProcess {
         let location = self.location
         let runtimeTimeouts = self.runtimeTimeouts
         let name = self.name
-        let session = DatabaseSession<Driver.Database>(log: log) {
+        let session = DatabaseSession<Driver.Database>(log: log, maximumBackoff: settings.heartbeatInterval) {
             try Driver.openForRuntime(
                 url: location.connectionString, schema: location.schema, applicationName: "drover supervisor \(name)",
                 lockTimeout: lockTimeout, timeouts: runtimeTimeouts)

@@ -150,7 +150,8 @@ final class SupervisorProcess<Driver: RuntimeDriver> {
         let database = options.configuration.database
         return RuntimeTimeouts(
             network: database.networkTimeout(aliveThreshold: settings.aliveThreshold),
-            statement: database.statementTimeout(aliveThreshold: settings.aliveThreshold, heartbeatInterval: settings.heartbeatInterval))
+            statement: database.statementTimeout(aliveThreshold: settings.aliveThreshold, heartbeatInterval: settings.heartbeatInterval),
+            heartbeatInterval: settings.heartbeatInterval)
     }
 
     // MARK: - Running

@@ -124,8 +124,13 @@ struct CommandRun {
             execution.control?.drain()
             if status == nil, signalled, let by = execution.killBy, let at = killAt, by < at { killAt = by }
             if status == nil, let at = killAt, ContinuousClock.now >= at {
-                log.warning("the command outlived its grace period after SIGTERM; killing it",
-                            [("grace_period", DurationText.format(execution.gracePeriod))])
+                if let by = execution.killBy, by <= at {
+                    log.warning("the command is still running as its worker's lease runs out; killing it",
+                                [("after_term", DurationText.format(ContinuousClock.now - (execution.stopRequestedAt ?? .now)))])
+                } else {
+                    log.warning("the command outlived its grace period after SIGTERM; killing it",
+                                [("grace_period", DurationText.format(execution.gracePeriod))])
+                }
                 execution.signalCommand(SIGKILL)
                 killAt = nil
             }

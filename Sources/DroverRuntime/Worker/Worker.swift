@@ -53,6 +53,7 @@ final class Worker<Driver: RuntimeDriver> {
             }
         }
         pool = ExecutorPool(threads: part.threads, handlers: handlers, wakeup: wakeup, log: runtime.log)
+        runtime.runningJobs = { [pool] in pool.busy }
         wakeSource = try runtime.store.driver.wakeSource(of: runtime.store, session: runtime.session, url: runtime.spec.databaseURL, queues: queues)
     }
 
@@ -143,7 +144,7 @@ final class Worker<Driver: RuntimeDriver> {
                 // A missed notification (the connection was down) costs at most one heartbeat interval.
                 if beatDue && pool.busy > 0 { cancellationsToCheck = true }
             }
-            runtime.signOfLife(running: pool.busy)
+            runtime.signOfLife()
             if passAgain { continue }
 
             // Notifications libpq read while this process ran its statements: the socket will not

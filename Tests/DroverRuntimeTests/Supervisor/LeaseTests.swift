@@ -115,6 +115,16 @@ struct LeaseTests {
         #expect(try host.stop().status == 0)
     }
 
+    /// Removes the shared memory libfaketime left for processes that are gone.
+    static func removeFaketimeLeftovers() {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/dev/shm")) ?? []
+        for entry in entries {
+            guard let prefix = ["faketime_shm_", "sem.faketime_sem_"].first(where: entry.hasPrefix),
+                  let pid = pid_t(entry.dropFirst(prefix.count)), !ProcessTable.isAlive(pid) else { continue }
+            try? FileManager.default.removeItem(atPath: "/dev/shm/" + entry)
+        }
+    }
+
     /// The time of the first log line that contains `fragment`.
     static func loggedTime(of fragment: String, in log: String) -> Date? {
         guard let line = log.split(separator: "\n").first(where: { $0.contains(fragment) }),
@@ -184,6 +194,9 @@ struct LeaseTests {
         let library = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
         try #require(FileManager.default.fileExists(atPath: library), "faketime is not installed (make test installs it)")
         let skew: [String: String?] = ["LD_PRELOAD": library, "FAKETIME": "-90s", "FAKETIME_DONT_FAKE_MONOTONIC": "1"]
+        // libfaketime gives each process a shared-memory segment it removes at exit, but not when
+        // the process is killed, as some are here.
+        defer { Self.removeFaketimeLeftovers() }
         let behind = try SupervisorHarness(config: Self.config().replacingOccurrences(of: "$DIR", with: "/tmp"), environment: skew)
         do {
             try behind.waitForReady()
