@@ -20,6 +20,16 @@ public enum ProcessTable {
         return Entry(pid: pid, parent: parent, state: state, command: command)
     }
 
+    /// Seconds of CPU (user and system, all threads) the process has used; 0 once it is gone.
+    public static func cpuTime(_ pid: pid_t) -> Double {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return 0 }
+        // After the command: state is field 3; utime and stime are fields 14 and 15.
+        let fields = stat[stat.index(close, offsetBy: 2)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
     public static func all() -> [Entry] {
         ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { pid_t($0) }.compactMap(entry)
     }

@@ -110,8 +110,9 @@ final class Worker<Driver: RuntimeDriver> {
                         // A full batch means there may be more: claim again as soon as a thread is free.
                         claimNow = cycle(processID: processID, claimLimit: claimLimit).map { $0 == claimLimit } ?? false
                     } else {
-                        cycle(processID: processID, claimLimit: 0)
-                        passAgain = runtime.stopping || fenced
+                        // Reported: look again at once, the worker may be done. (Not after a turn
+                        // that could not reach the database: that would spin until it is back.)
+                        passAgain = cycle(processID: processID, claimLimit: 0) != nil && (runtime.stopping || fenced)
                     }
                 case .exit(let status, let deregister):
                     if status == .leaseLost {
@@ -121,7 +122,7 @@ final class Worker<Driver: RuntimeDriver> {
                         }
                         pool.killCommands()
                         log.warning("exiting after losing the lease; the supervisor releases the jobs this worker stopped, as crashed",
-                                    [("status", String(status.rawValue))])
+                                    [("status", String(status.rawValue)), ("stopped", stoppedByFence.map(String.init).joined(separator: ","))])
                         return status.rawValue
                     }
                     if view.stopDeadlinePassed && !view.drained {
@@ -153,13 +154,14 @@ final class Worker<Driver: RuntimeDriver> {
             if queued.claim { claimNow = true }
             if queued.cancellations && pool.busy > 0 { cancellationsToCheck = true }
 
-            var deadlines = [runtime.nextHeartbeat]
+            // A fenced worker beats no more: it waits for the database (to report) and its jobs.
+            var deadlines = [fenced ? ContinuousClock.now + runtime.heartbeatInterval : runtime.nextHeartbeat]
             if lingering, let since = pendingSince { deadlines.append(since + Self.reportWindow) }
             if !runtime.stopping && !fenced && pool.busy < threads && !lingering && !backingOff { deadlines.append(claimNow ? .now : nextPoll) }
             if let retry = runtime.session.nextRetry { deadlines.append(retry) }
             if let stop = runtime.stopDeadline { deadlines.append(stop) }
             if let retry = retryTurnAt, retry > .now { deadlines.append(retry) }
-            deadlines += executionDeadlines()
+            if !fenced { deadlines += executionDeadlines() }
             // The lease's next step: fencing, then killing.
             let now = HostInstant.now()
             for step in [runtime.lease.fenceAt, runtime.lease.killAt].compactMap({ $0 }) where step > now {

@@ -188,6 +188,45 @@ struct LeaseTests {
         #expect(try h.stop().status == 0)
     }
 
+    @Test("a worker fenced during an outage keeps the result of a job that finished meanwhile, waits without spinning, and reports it when the database is back: the job is finished once, never run again")
+    func fencedWorkerReportsLater() throws {
+        // A server to stop: PostgreSQL's (the SQLite lock-held case is in make chaos).
+        let cluster = try PrivateCluster()
+        let directory = try TemporaryDirectory("drover-lease-report")
+        chmod(directory.url.path, 0o777)
+        let config = Self.config().replacingOccurrences(of: "$DIR", with: directory.url.path) + """
+
+              Short:
+                command: ["/bin/sh", "-c", "echo $DROVER_ATTEMPT $$ >> \(directory.url.path)/short; sleep 1"]
+            """
+        let h = try SupervisorHarness(config: config, databaseURL: cluster.url)
+        try h.waitForReady()
+        let file = directory.url.appendingPathComponent("short").path
+        func runs() -> Int { ((try? String(contentsOfFile: file, encoding: .utf8)) ?? "").split(separator: "\n").count }
+        let id = try h.store.enqueue(NewJob("Short", maxAttempts: 5), on: h.db)
+        try waitUntil("the job runs", timeout: .seconds(20)) { runs() == 1 }
+        let worker = try #require(try h.registeredChildren().first { $0.kind == .worker })
+        try cluster.stop()
+        // It finishes after 1 s, with nobody to tell; the worker fences at 2.5 s with its result.
+        try waitUntil("the worker fenced", timeout: .seconds(10)) { h.log.contains("could not renew the lease") }
+        let before = ProcessTable.cpuTime(pid_t(worker.pid))
+        Thread.sleep(forTimeInterval: 2)  // the outage goes on: measure what the fenced worker burns meanwhile
+        let burned = ProcessTable.cpuTime(pid_t(worker.pid)) - before
+        #expect(burned < 0.3, "a fenced worker waiting for the database used \(burned) s of CPU in 2 s")
+        #expect(ProcessTable.isAlive(pid_t(worker.pid)), "it waits to report, rather than exit with its result")
+        try cluster.start()
+        try waitUntil("the worker reported and exited 76", timeout: .seconds(20)) { !ProcessTable.isAlive(pid_t(worker.pid)) }
+        let db = try Connection(cluster.url, applicationName: "drover-tests")
+        try waitUntil("the job is finished", timeout: .seconds(10)) {
+            try db.query("SELECT finished_at IS NOT NULL AS done FROM \(h.store.schema.qualifying("jobs")) WHERE id = \(id)")[0]
+                .decode("done", as: Bool.self)
+        }
+        Thread.sleep(forTimeInterval: 1)
+        #expect(runs() == 1, "a job whose result was kept ran again")
+        #expect(h.log.contains("exited with status 76"))
+        #expect(try h.stop().status == 0)
+    }
+
     @Test("a supervisor whose host clock is 90 s behind, beside one whose clock is right: neither prunes the other's live processes; a killed host's job is taken back on time")
     func skewedClock() throws {
         // Two hosts' clocks differ only across hosts; a SQLite file has one host, so this is PostgreSQL's.
