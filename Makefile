@@ -21,6 +21,7 @@ build: deps
 # and the .deb under a real systemd in a container (scripts/systemd-test).
 test: deps
 	@scripts/install-deps packaging
+	scripts/model-check
 	$(SWIFT) build --build-tests
 	# SwiftPM can miss files added to Drover when it rebuilds the example: start it afresh then.
 	$(SWIFT) build --package-path Examples/Signup || (rm -rf Examples/Signup/.build && $(SWIFT) build --package-path Examples/Signup)
