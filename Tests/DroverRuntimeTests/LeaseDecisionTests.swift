@@ -25,10 +25,13 @@ struct LeaseDecisionTests {
         #expect(lease.expiry == Self.at(70), "a late answer to an older heartbeat never shortens nor lengthens it wrongly")
     }
 
-    @Test("a margin larger than half the threshold is capped, so a lease is valid for some time")
+    @Test("the margin is a quarter of the threshold at most: at the smallest threshold (2 heartbeats) a whole interval would fence as the next heartbeat leaves")
     func marginCap() {
-        let lease = Lease(aliveThreshold: .seconds(2), margin: .seconds(5))
-        #expect(lease.margin == .seconds(1))
+        #expect(Lease(aliveThreshold: .seconds(2), margin: .seconds(1)).margin == .milliseconds(500))
+        #expect(Lease(aliveThreshold: .seconds(60), margin: .seconds(10)).margin == .seconds(10), "the defaults: one heartbeat_interval")
+        var lease = Lease(aliveThreshold: .seconds(2), margin: .seconds(1))
+        lease.renewed(sentAt: Self.at(0))
+        #expect(lease.phase(at: Self.at(1.2)) == .valid, "the next heartbeat, sent at 1 s, has until 1.5 s to be answered")
     }
 
     typealias V = WorkerPass.View

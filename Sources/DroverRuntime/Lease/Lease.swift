@@ -65,16 +65,18 @@ public struct Lease: Sendable, Equatable {
     }
 
     public let aliveThreshold: Duration
-    /// How long before the lease ends the process starts to stop its jobs: one heartbeat interval.
+    /// How long before the lease ends the process starts to stop its jobs: one heartbeat interval,
+    /// or a quarter of `alive_threshold` when that is less.
     public let margin: Duration
     /// When the lease ends; nil before the process registered.
     public private(set) var expiry: HostInstant?
 
     public init(aliveThreshold: Duration, margin: Duration) {
         self.aliveThreshold = aliveThreshold
-        // A margin must leave the lease some time to be valid in (the configuration already
-        // requires alive_threshold ≥ 2 × heartbeat_interval).
-        self.margin = min(margin, aliveThreshold / 2)
+        // A quarter of the threshold at most: with alive_threshold at its smallest (2 ×
+        // heartbeat_interval) a whole interval would fence the worker the moment its next
+        // heartbeat leaves, before the answer can renew the lease (found by the model check).
+        self.margin = min(margin, aliveThreshold / 4)
     }
 
     /// A heartbeat (or the registration) sent at `sentAt` was committed.

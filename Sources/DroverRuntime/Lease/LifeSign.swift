@@ -10,7 +10,8 @@ import Foundation
 /// signs of all the children share one pipe without interleaving.
 public struct LifeSign: Equatable, Sendable {
     public var pid: Int32
-    /// Jobs it runs now (0 for a dispatcher or a scheduler, and for a worker that fenced itself).
+    /// Jobs it runs now: 0 for a dispatcher or a scheduler; a worker that fenced itself counts its
+    /// jobs until their commands have ended (a command that ignores TERM still runs).
     public var running: Int32
     /// When its lease ends; nil before it registered.
     public var leaseExpiry: HostInstant?
@@ -64,12 +65,15 @@ final class LifeSignSender {
 
     /// Sends a sign if it is due. A full pipe (a supervisor that stopped reading) drops it: a
     /// child never waits for its supervisor.
-    func send(running: Int, lease: Lease, now: HostInstant = .now()) {
+    /// Returns whether the supervisor has (or already had) what the sign says.
+    @discardableResult
+    func send(running: Int, lease: Lease, now: HostInstant = .now()) -> Bool {
         let sign = LifeSign(pid: getpid(), running: Int32(clamping: running), leaseExpiry: lease.expiry, sentAt: now)
-        if let last, last.running == sign.running, last.leaseExpiry == sign.leaseExpiry, now - last.sentAt < interval { return }
+        if let last, last.running == sign.running, last.leaseExpiry == sign.leaseExpiry, now - last.sentAt < interval { return true }
         let bytes = sign.bytes
         let written = bytes.withUnsafeBytes { write(Self.descriptor, $0.baseAddress, $0.count) }
         if written == bytes.count { last = sign }
+        return written == bytes.count
     }
 }
 

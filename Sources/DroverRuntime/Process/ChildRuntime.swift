@@ -57,6 +57,14 @@ final class ChildRuntime<Driver: RuntimeDriver> {
         lifeSigns?.send(running: runningJobs(), lease: lease)
     }
 
+    /// Tells the supervisor, before they start, that `more` jobs are about to run: were this
+    /// process to freeze as they start, its supervisor must know they run, to kill it before its
+    /// lease ends (the model check found the overlap when the count came after the start). False
+    /// when the supervisor could not be told (its pipe full): the jobs must not start.
+    func announce(more: Int) -> Bool {
+        lifeSigns?.send(running: runningJobs() + more, lease: lease) ?? true
+    }
+
     /// Waits for `descriptors` (its own are added) for at most `timeout`, and at most a quarter
     /// of a heartbeat interval, so that its supervisor keeps getting signs of life; then reacts
     /// to signals and to the supervisor's death.

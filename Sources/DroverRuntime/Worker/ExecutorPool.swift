@@ -56,6 +56,14 @@ final class ExecutorPool: @unchecked Sendable {
     /// Jobs being run now (handed over, not finished).
     var unfinishedJobs: [ClaimedJob] { state.withLock { $0.queue + $0.running.values.map(\.job) } }
 
+    /// Every job the pool holds in any way: queued, running, or finished with its result not yet
+    /// taken; read under one lock, so that a job that ends meanwhile is in one place or the other.
+    var heldJobIDs: Set<Int> {
+        state.withLock { state in
+            Set(state.queue.map(\.id) + state.running.keys + state.results.map(\.job.id) + state.abandoned)
+        }
+    }
+
     /// The jobs running now.
     var executions: [Execution] { state.withLock { Array($0.running.values) } }
 

@@ -31,6 +31,9 @@ final class Worker<Driver: RuntimeDriver> {
     private var fenced = false
     /// Jobs whose attempt the fence stopped (not reported: they count as crashes).
     private var stoppedByFence: [Int] = []
+    /// Set by each heartbeat: the claims the database holds for this worker are compared with the
+    /// jobs it runs.
+    private var reconcileDue = false
     /// Turns that failed in a row for another reason than a lock or an outage: until the results
     /// they carried are reported, each is reported alone (see ``reportOneByOne(processID:)``).
     private var failedTurns = 0
@@ -81,7 +84,7 @@ final class Worker<Driver: RuntimeDriver> {
         var nextPoll = ContinuousClock.now
         while true {
             takeResults()
-            if runtime.session.recoveredFromOutage && !fenced { reconcileClaims(processID: processID) }
+            if (runtime.session.recoveredFromOutage || reconcileDue) && !fenced { reconcileClaims(processID: processID) }
             // Results wait a few milliseconds for the rest of their batch, so that one round trip
             // reports many and the next claim fills many threads; not when every thread is done.
             let lingering = !pending.isEmpty && pool.busy > 0 && ContinuousClock.now - (pendingSince ?? .now) < Self.reportWindow
@@ -144,6 +147,10 @@ final class Worker<Driver: RuntimeDriver> {
                 }
                 // A missed notification (the connection was down) costs at most one heartbeat interval.
                 if beatDue && pool.busy > 0 { cancellationsToCheck = true }
+                // And a claim that committed after its answer was lost, at most one interval held
+                // for nothing (not only after an outage this worker saw: a statement can commit
+                // after the worker gave up on it).
+                if beatDue { reconcileDue = true }
             }
             runtime.signOfLife()
             if passAgain { continue }
@@ -230,9 +237,13 @@ final class Worker<Driver: RuntimeDriver> {
 
     /// After the connection was lost, a claim that was in flight may have committed without this
     /// worker learning which jobs it took: give back every claim it holds but is not running.
+    /// Runs after an outage and with every heartbeat.
     private func reconcileClaims(processID: Int) {
+        reconcileDue = false
         do {
-            let known = Set(pool.unfinishedJobs.map(\.id) + pending.map(\.job.id))
+            // The pool's untaken results too: a job that ended since this pass took them is not
+            // unknown (an earlier version gave such jobs back, and they ran twice).
+            let known = pool.heldJobIDs.union(pending.map(\.job.id))
             let done: Void? = try runtime.session.run { connection in
                 let unknown = try runtime.store.claimedJobIDs(processID: processID, on: connection).filter { !known.contains($0) }
                 guard !unknown.isEmpty else { return }
@@ -343,11 +354,23 @@ final class Worker<Driver: RuntimeDriver> {
                 log.info("job failed", [("job", String(result.job.id)), ("class", result.job.className),
                                         ("error", result.outcome.failureMessage), ("outcome", "\(outcome)")])
             }
-            if !claimed.isEmpty, runtime.lease.phase(at: .now()) != .valid {
-                // The answer came too late to start them before the lease may run out.
-                giveBack(claimed.map(\.id), processID: processID, why: "claimed as the lease ran low")
-            } else {
-                pool.submit(claimed)
+            if !claimed.isEmpty {
+                // Said before the start, then the lease looked at: a freeze anywhere between
+                // leaves the supervisor knowing (and killing in time), or nothing started.
+                let announced = runtime.announce(more: claimed.count)
+                if !announced || runtime.lease.phase(at: .now()) != .valid {
+                    // The answer came too late to start them before the lease may run out: this
+                    // worker fences now (it never claims again, so a give-back that commits late
+                    // cannot release a later claim of its own), and gives them back; what it
+                    // cannot give back its supervisor releases when it exits.
+                    log.warning(announced ? "claims answered as the lease ran low; not starting them"
+                                          : "cannot tell the supervisor about new jobs (its pipe is full); not starting them",
+                                [("jobs", claimed.map { String($0.id) }.joined(separator: ","))])
+                    if !fenced { fence(processID: processID) }
+                    giveBack(claimed.map(\.id), processID: processID, why: "claimed as the lease ran low")
+                } else {
+                    pool.submit(claimed)
+                }
             }
             if !claimed.isEmpty || !results.isEmpty {
                 log.debug("turn", [("claimed", String(claimed.count)), ("finished", String(finished.finished.count)),
