@@ -16,9 +16,11 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# Builds the tests, the drover binary they run and the example app (Examples/Signup), runs every
-# test against PostgreSQL, then the packaging checks (the .deb and lintian, the unit, the man pages)
-# and the .deb under a real systemd in a container (scripts/systemd-test).
+# Model-checks the lease protocol (scripts/model-check: spin on Sources/DroverRuntime/Lease/lease.pml,
+# and its mutants), builds the tests, the drover binary they run and the example app
+# (Examples/Signup), runs every test against PostgreSQL and SQLite, then the packaging checks (the
+# .deb and lintian, the unit, the man pages) and the .deb under a real systemd in a container
+# (scripts/systemd-test).
 test: deps
 	@scripts/install-deps packaging
 	scripts/model-check
