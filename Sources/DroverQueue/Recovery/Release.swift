@@ -65,13 +65,18 @@ extension JobStore {
     /// workers on the queues that got jobs back.
     ///
     /// The claim's removal is the lock: a finish racing a release makes exactly one of them act.
+    /// With `onlyEarlierClaims`, a claim made after this release's own time is left alone: a
+    /// worker giving back claims it does not run can send this and give up on the answer, claim
+    /// the same job again later, and still never have the late-committing release take the new
+    /// claim (the model check's "release by claim, not by job").
     @discardableResult
     public func release(
-        processID: Int, jobIDs: [Int]? = nil, reason: ReleaseReason, on database: Driver.Database
+        processID: Int, jobIDs: [Int]? = nil, onlyEarlierClaims: Bool = false, reason: ReleaseReason, on database: Driver.Database
     ) throws -> ReleaseOutcome {
         let now = self.now()
         return try database.atomically {
-            let only: SQL = jobIDs.map { "AND \(driver.contains("job_id", ids: Array(Set($0)).sorted()))" } ?? ""
+            var only: SQL = jobIDs.map { "AND \(driver.contains("job_id", ids: Array(Set($0)).sorted()))" } ?? ""
+            if onlyEarlierClaims { only = "\(only) AND created_at <= \(now.sql)" }
             var cancelled: Set<Int> = []
             var gone: [Int] = []
             for row in try database.fetch("""

@@ -226,7 +226,7 @@ final class Worker<Driver: RuntimeDriver> {
     private func giveBack(_ jobIDs: [Int], processID: Int, why: String) {
         do {
             let outcome = try runtime.session.run { connection in
-                try runtime.store.release(processID: processID, jobIDs: jobIDs, reason: .graceful, on: connection)
+                try runtime.store.release(processID: processID, jobIDs: jobIDs, onlyEarlierClaims: true, reason: .graceful, on: connection)
             }
             if let outcome { log.info("gave back jobs", [("why", why), ("jobs", outcome.released.map(String.init).joined(separator: ","))]) }
         } catch {
@@ -247,7 +247,7 @@ final class Worker<Driver: RuntimeDriver> {
             let done: Void? = try runtime.session.run { connection in
                 let unknown = try runtime.store.claimedJobIDs(processID: processID, on: connection).filter { !known.contains($0) }
                 guard !unknown.isEmpty else { return }
-                let outcome = try runtime.store.release(processID: processID, jobIDs: unknown, reason: .graceful, on: connection)
+                let outcome = try runtime.store.release(processID: processID, jobIDs: unknown, onlyEarlierClaims: true, reason: .graceful, on: connection)
                 log.warning("released jobs claimed by a statement whose answer was lost with the connection",
                             [("jobs", outcome.released.map(String.init).joined(separator: ","))])
             }

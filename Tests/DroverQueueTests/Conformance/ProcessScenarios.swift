@@ -41,6 +41,27 @@ struct ProcessScenarios {
         }
     }
 
+    @Test("a release of only earlier claims leaves a claim made after its own time: a give-back that commits late cannot take a job claimed again since", arguments: Backend.allCases)
+    func releaseSparesLaterClaims(_ backend: Backend) throws {
+        let clock = ManualClock()
+        try backend.withStore(clock: clock.storeClock) { s in
+            let worker = try s.register("worker-r", supervisorID: nil)
+            let workerID = try worker.get("id", as: Int.self)
+            let id = try s.enqueue([NewJob("W", queue: "r")])[0]
+            clock.advance(by: 10)
+            #expect(try s.claim(processID: workerID, queues: QueueSelection(["r"]), limit: 1).map(\.id) == [id])
+            // A give-back whose statement was stamped before that claim (it was sent, then held
+            // up, while the job was given back, claimed and started again): it takes nothing.
+            clock.advance(by: -5)
+            #expect(try s.release(processID: workerID, jobIDs: [id], onlyEarlierClaims: true, reason: .graceful) == ReleaseOutcome(released: [], failed: []))
+            #expect(try s.claimedJobIDs(processID: workerID) == [id])
+            // One stamped after the claim gives it back, as any release does.
+            clock.advance(by: 10)
+            #expect(try s.release(processID: workerID, jobIDs: [id], onlyEarlierClaims: true, reason: .graceful) == ReleaseOutcome(released: [id], failed: []))
+            #expect(try s.state(id) == .ready)
+        }
+    }
+
     @Test("two pruners at once on connections of their own recover each dead process exactly once", arguments: Backend.allCases)
     func pruneExactlyOnce(_ backend: Backend) throws {
         let clock = ManualClock()

@@ -66,6 +66,7 @@ protocol TestStore: AnyObject {
     func finish(_ ids: [Int], processID: Int) throws -> FinishOutcome
     func fail(_ id: Int, processID: Int, error: JobFailure, permanent: Bool, maxAttempts: Int?) throws -> FailOutcome
     func release(processID: Int, jobIDs: [Int]?, reason: ReleaseReason) throws -> ReleaseOutcome
+    func release(processID: Int, jobIDs: [Int]?, onlyEarlierClaims: Bool, reason: ReleaseReason) throws -> ReleaseOutcome
     func dispatchDue(batchSize: Int) throws -> Int
     func job(_ id: Int) throws -> JobInfo?
     func listJobs(queue: String?, state: JobState?, className: String?, limit: Int) throws -> [JobInfo]
@@ -224,6 +225,9 @@ final class BoundTestStore<Driver: StoreDriver>: TestStore {
     }
     func release(processID: Int, jobIDs: [Int]?, reason: ReleaseReason) throws -> ReleaseOutcome {
         try store.release(processID: processID, jobIDs: jobIDs, reason: reason, on: database)
+    }
+    func release(processID: Int, jobIDs: [Int]?, onlyEarlierClaims: Bool, reason: ReleaseReason) throws -> ReleaseOutcome {
+        try store.release(processID: processID, jobIDs: jobIDs, onlyEarlierClaims: onlyEarlierClaims, reason: reason, on: database)
     }
     func dispatchDue(batchSize: Int) throws -> Int { try store.dispatchDue(batchSize: batchSize, on: database) }
     func job(_ id: Int) throws -> JobInfo? { try store.job(id, on: database) }
