@@ -105,7 +105,9 @@ struct SupervisorOperationsTests {
 
     @Test("a heartbeat blocked by a row lock, or cut off with its backend, is postponed, not fatal: the next one succeeds and nothing restarts")
     func heartbeatSurvivesLockAndLostBackend() throws {
-        let h = try SupervisorHarness(config: Self.workers([("*", 1)]))
+        // alive_threshold 5 s: the lock is held across three heartbeats but well inside the lease
+        // (at 1 s, a machine under load could see the worker fence, as a lease must).
+        let h = try SupervisorHarness(config: Self.workers([("*", 1)]).replacingOccurrences(of: "alive_threshold: 1s", with: "alive_threshold: 5s"))
         try h.waitForReady()
         let worker = try #require(try h.registeredChildren().first { $0.kind == .worker })
         let processes = h.store.schema.qualifying("processes")
