@@ -16,11 +16,13 @@ public struct JobFailure: Sendable, Codable, Equatable {
     public static let maxOutputBytes = 4096
 
     public init(errorClass: String, message: String, exitStatus: Int? = nil, signal: Int? = nil, output: String? = nil) {
-        self.errorClass = errorClass
-        self.message = message
+        // NUL cannot be stored (PostgreSQL refuses it in text, SQLSTATE 22P05): escaped here, once,
+        // for every failure whatever made it.
+        self.errorClass = SafeText.escape(errorClass)
+        self.message = SafeText.escape(message)
         self.exitStatus = exitStatus
         self.signal = signal
-        self.output = output.map(Self.tail)
+        self.output = output.map { Self.tail(SafeText.escape($0)) }
     }
 
     enum CodingKeys: String, CodingKey {

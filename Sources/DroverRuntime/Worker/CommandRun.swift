@@ -1,3 +1,4 @@
+import DroverPersistence
 import CProcess
 import DroverQueue
 import Foundation
@@ -255,13 +256,20 @@ struct CommandIO {
         stdin = -1
     }
 
-    /// Reads what is there; false (and the descriptor closed) at end of file.
+    /// At most this much is read from one stream per turn of the command's loop, so that the
+    /// loop looks at timeouts, cancellations and stops between slices however fast the command
+    /// writes (a loop that read until the pipe was empty never came back from `yes`).
+    static let sliceBytes = 4 * 65536
+
+    /// Reads what is there, up to ``sliceBytes``; false (and the descriptor closed) at end of file.
     private mutating func read(_ fd: Int32, stream: CommandOutput.Stream) -> Bool {
         var buffer = [UInt8](repeating: 0, count: 65536)
-        while true {
+        var taken = 0
+        while taken < Self.sliceBytes {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
             if n > 0 {
                 output.append(buffer[0..<n], from: stream)
+                taken += n
                 continue
             }
             if n < 0 && errno == EINTR { continue }
@@ -270,6 +278,7 @@ struct CommandIO {
             close(fd)
             return false
         }
+        return true
     }
 
     mutating func closeAll() {
@@ -300,7 +309,15 @@ struct CommandOutput {
 
     init(log: Log) { self.log = log }
 
-    var tail: String { String(decoding: end, as: UTF8.self) }
+    /// The end of the output, NUL and invalid UTF-8 escaped (``SafeText``), from a character
+    /// boundary on.
+    var tail: String {
+        var start = end.startIndex
+        // Cut at the first byte that can start a character, so that the kept end does not begin
+        // with the escaped middle of one.
+        while start < end.endIndex, start < end.startIndex + 3, UTF8.isContinuation(end[start]) { start += 1 }
+        return SafeText.escape(end[start...])
+    }
 
     mutating func append(_ bytes: ArraySlice<UInt8>, from stream: Stream) {
         end += bytes.suffix(JobFailure.maxOutputBytes)
@@ -336,6 +353,6 @@ struct CommandOutput {
             return
         }
         logged += line.count + 1
-        log.info("output", [("stream", stream.rawValue), ("line", String(decoding: line, as: UTF8.self))])
+        log.info("output", [("stream", stream.rawValue), ("line", SafeText.escape(line))])
     }
 }

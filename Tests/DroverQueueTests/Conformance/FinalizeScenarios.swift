@@ -89,6 +89,18 @@ struct FinalizeScenarios {
         }
     }
 
+    @Test("a failure whose message and output hold NUL is stored, with NUL escaped, never refused (PostgreSQL: SQLSTATE 22P05)", arguments: Backend.allCases)
+    func failureWithNUL(_ backend: Backend) throws {
+        try backend.withStore { s in
+            let id = try s.enqueue([NewJob("A")])[0]
+            _ = try s.claim(1, ["default"], limit: 1)
+            let failure = JobFailure(errorClass: "Odd\0Class", message: "printed a\0b", exitStatus: 1, output: "x\0y\nz")
+            #expect(try s.fail(id, error: failure, permanent: true) == .failed(attempts: 1))
+            let stored = try #require(try s.job(id)?.lastError)
+            #expect(stored.errorClass == "Odd\\x00Class" && stored.message == "printed a\\x00b" && stored.output == "x\\x00y\nz")
+        }
+    }
+
     @Test("a handler's max_attempts replaces the job's", arguments: Backend.allCases)
     func handlerMaxAttempts(_ backend: Backend) throws {
         try backend.withStore { s in

@@ -43,6 +43,38 @@ struct StoppingJobsTests {
         #expect(try jobs.harness.stop().status == 0)
     }
 
+    @Test("a command that writes without pause (yes) is stopped at its timeout, like any other")
+    func floodingCommandTimesOut() throws {
+        let jobs = try CommandJobs(handlers: """
+              Flood:
+                command: ["/usr/bin/yes"]
+                timeout: 2s
+            """)
+        let id = try jobs.enqueue("Flood", maxAttempts: 1)
+        let started = ContinuousClock.now
+        let failed = try jobs.waitUntilState(id, .failed, timeout: .seconds(20))
+        #expect(ContinuousClock.now - started < .seconds(10), "stopped after \(ContinuousClock.now - started)")
+        #expect(failed.lastError?.errorClass == "Timeout", "\(String(describing: failed.lastError))")
+        #expect(failed.lastError?.output?.hasSuffix("y\n") == true)
+        #expect(jobs.harness.log.contains("the rest is not logged"), "the log budget held")
+        #expect(try jobs.harness.stop().status == 0)
+    }
+
+    @Test("a failing command that prints NUL and bytes that are not UTF-8 fails like any other: its output is stored and logged with them escaped")
+    func hostileOutput() throws {
+        // printf in a script: the bytes never pass through YAML.
+        let jobs = try CommandJobs(handlers: """
+              Odd:
+                command: ["$DIR/odd.sh"]
+            """, scripts: ["odd.sh": "printf 'a\\000b\\377c\\n'\nexit 1\n"])
+        let id = try jobs.enqueue("Odd", maxAttempts: 1)
+        let failed = try jobs.waitUntilState(id, .failed, timeout: .seconds(20))
+        #expect(failed.lastError?.output == "a\\x00b\\xFFc\n", "\(String(describing: failed.lastError))")
+        #expect(jobs.harness.log.contains(#"line="a\\x00b\\xFFc""#) || jobs.harness.log.contains(#"line=a\\x00b\\xFFc"#), "the log line, escaped")
+        #expect(!jobs.harness.log.contains("\0"), "no raw NUL in the log")
+        #expect(try jobs.harness.stop().status == 0)
+    }
+
     @Test("a timeout given at enqueue wins over the handler's; a command that honours TERM ends with it, and is retried")
     func jobTimeout() throws {
         let jobs = try CommandJobs(handlers: """
