@@ -131,12 +131,9 @@ enum ChildWatch {
     static func verdict(
         startedAt: HostInstant, sign: LifeSign?, now: HostInstant, aliveThreshold: Duration, margin: Duration
     ) -> Verdict {
-        var lease = Lease(aliveThreshold: aliveThreshold, margin: margin)
-        if let sign, sign.running > 0, let expiry = sign.leaseExpiry {
-            lease.renewed(sentAt: expiry - aliveThreshold)
-            if let killAt = lease.supervisorKillAt, now >= killAt {
-                return .leaseRunningOut(running: sign.running, remaining: expiry - now)
-            }
+        if let sign, sign.running > 0, let expiry = sign.leaseExpiry,
+           let killAt = killAt(of: sign, aliveThreshold: aliveThreshold, margin: margin), now >= killAt {
+            return .leaseRunningOut(running: sign.running, remaining: expiry - now)
         }
         let since = max(sign?.sentAt ?? startedAt, startedAt)
         if now - since >= aliveThreshold { return .hung(silentFor: now - since) }
@@ -146,9 +143,18 @@ enum ChildWatch {
     /// When the verdict may change if no new sign comes.
     static func nextCheck(startedAt: HostInstant, sign: LifeSign?, aliveThreshold: Duration, margin: Duration) -> HostInstant {
         let silence = max(sign?.sentAt ?? startedAt, startedAt) + aliveThreshold
-        guard let sign, sign.running > 0, let expiry = sign.leaseExpiry else { return silence }
+        guard let sign, sign.running > 0, let killAt = killAt(of: sign, aliveThreshold: aliveThreshold, margin: margin) else {
+            return silence
+        }
+        return min(silence, killAt)
+    }
+
+    /// When the lease `sign` reports reaches the point where the supervisor kills a child that
+    /// still runs jobs (the lease's own rule, margin capped as the child caps it).
+    private static func killAt(of sign: LifeSign, aliveThreshold: Duration, margin: Duration) -> HostInstant? {
+        guard let expiry = sign.leaseExpiry else { return nil }
         var lease = Lease(aliveThreshold: aliveThreshold, margin: margin)
         lease.renewed(sentAt: expiry - aliveThreshold)
-        return min(silence, lease.supervisorKillAt ?? silence)
+        return lease.supervisorKillAt
     }
 }
