@@ -73,7 +73,7 @@ extension PostgresDriver {
     ) -> SQL {
         let (condition, order) = store.claimOrder(pattern)
         return """
-            WITH picked AS (
+            WITH picked AS MATERIALIZED (
                 SELECT r.job_id FROM \(store.ready) r
                 WHERE \(condition)
                   -- Computed once, so the scan stays in index order (a join with pauses would not).

@@ -157,8 +157,9 @@ extension JobStore {
     private func unblock(_ key: String, limit: Int, now: Moment, on database: Driver.Database) throws -> Int {
         guard limit > 0 else { return 0 }
         let ids = try database.ids("""
-            DELETE FROM \(blocked) WHERE job_id IN (
+            WITH next AS MATERIALIZED (
                 SELECT job_id FROM \(blocked) WHERE concurrency_key = \(key) ORDER BY priority, job_id LIMIT \(limit)\(driver.lockingRowsSkippingLocked))
+            DELETE FROM \(blocked) WHERE job_id IN (SELECT job_id FROM next)
             RETURNING job_id
             """, column: "job_id")
         try insertReady(ids, now: now, on: database)

@@ -72,8 +72,9 @@ extension JobStore {
     public func discardAllFailed(batchSize: Int = 1000, on database: Driver.Database) throws -> Int {
         try inBatches(of: batchSize, on: database) { _ in
             """
-            DELETE FROM \(jobs) WHERE id IN (
+            WITH batch AS MATERIALIZED (
                 SELECT job_id FROM \(failed) ORDER BY job_id LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked))
+            DELETE FROM \(jobs) WHERE id IN (SELECT job_id FROM batch)
             """
         }
     }

@@ -89,8 +89,9 @@ extension JobStore {
                 let now = self.now()
                 let deleted = try database.inWriteTransaction {
                     let keys = try database.fetch("""
-                        DELETE FROM \(jobs) WHERE id IN (
+                        WITH batch AS MATERIALIZED (
                             SELECT job_id FROM \(table) WHERE queue_name = \(queue) ORDER BY job_id LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked))
+                        DELETE FROM \(jobs) WHERE id IN (SELECT job_id FROM batch)
                         RETURNING concurrency_key
                         """).map { try $0.decode("concurrency_key", as: String?.self) }
                     // Ready jobs held slots of their concurrency keys.

@@ -7,9 +7,10 @@ extension JobStore {
     public func clearFinished(olderThan age: Duration, batchSize: Int = 1000, on database: Driver.Database) throws -> Int {
         try inBatches(of: batchSize, on: database) { now in
             """
-            DELETE FROM \(jobs) WHERE id IN (
+            WITH batch AS MATERIALIZED (
                 SELECT id FROM \(jobs) WHERE finished_at < \(now.after(-age.seconds))
                 ORDER BY finished_at LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked))
+            DELETE FROM \(jobs) WHERE id IN (SELECT id FROM batch)
             """
         }
     }
@@ -20,11 +21,12 @@ extension JobStore {
     public func clearRecurringRuns(olderThan age: Duration, batchSize: Int = 1000, on database: Driver.Database) throws -> Int {
         try inBatches(of: batchSize, on: database) { now in
             """
-            DELETE FROM \(recurringExecutions) WHERE id IN (
+            WITH batch AS MATERIALIZED (
                 SELECT e.id FROM \(recurringExecutions) e
                 WHERE e.run_at < \(now.after(-age.seconds))
                   AND e.run_at < (SELECT max(l.run_at) FROM \(recurringExecutions) l WHERE l.task_key = e.task_key)
                 ORDER BY e.run_at LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked))
+            DELETE FROM \(recurringExecutions) WHERE id IN (SELECT id FROM batch)
             """
         }
     }

@@ -11,9 +11,10 @@ extension JobStore {
         let now = self.now()
         return try database.atomically {
             let moved = try database.ids("""
-                DELETE FROM \(scheduled) WHERE job_id IN (
+                WITH due AS MATERIALIZED (
                     SELECT job_id FROM \(scheduled) WHERE scheduled_at <= \(now.sql)
                     ORDER BY scheduled_at, priority, job_id LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked))
+                DELETE FROM \(scheduled) WHERE job_id IN (SELECT job_id FROM due)
                 RETURNING job_id
                 """, column: "job_id", prepared: true)
             try makeReady(moved, now: now, on: database)
