@@ -90,7 +90,7 @@ let package = Package(
             name: "DroverQueueTests",
             dependencies: ["DroverQueue", "DroverTestSupport", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
-        .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport", "CProcess"]),
+        .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport", "CProcess", "CTestSupport"]),
         .testTarget(name: "DroverCLITests", dependencies: ["Drover", "DroverTestSupport"]),
         // make chaos (minutes of faults against real processes), not make test.
         .testTarget(name: "DroverChaosTests", dependencies: ["DroverQueue", "DroverTestSupport"]),

@@ -26,9 +26,11 @@ public enum DroverBinary {
 
     /// Starts `drover arguments…` with `environment` added to (or, for nil values, removed from) this
     /// process's environment, in `directory` (else this process's working directory).
+    /// With a `launcher` (a program and its arguments), runs `launcher… drover arguments…`: a
+    /// launcher that execs keeps the pid.
     public static func start(
         _ arguments: [String], environment: [String: String?] = [:], clearDatabaseEnvironment: Bool = true,
-        in directory: String? = nil
+        in directory: String? = nil, launcher: [String] = []
     ) throws -> RunningProcess {
         let executable = path
         guard FileManager.default.isExecutableFile(atPath: executable) else {
@@ -43,6 +45,10 @@ public enum DroverBinary {
             }
         }
         for (key, value) in environment { env[key] = value }
+        if let program = launcher.first {
+            return try RunningProcess(
+                executable: program, arguments: launcher.dropFirst() + [executable] + arguments, environment: env, in: directory)
+        }
         return try RunningProcess(executable: executable, arguments: arguments, environment: env, in: directory)
     }
 

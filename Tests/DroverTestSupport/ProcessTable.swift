@@ -44,6 +44,14 @@ public enum ProcessTable {
         all().filter { $0.parent == parent && $0.state == "Z" }
     }
 
+    /// The real user id `pid` runs as, from /proc/PID/status.
+    public static func uid(_ pid: pid_t) -> uid_t? {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("Uid:") })
+        else { return nil }
+        return line.split(whereSeparator: { $0 == " " || $0 == "\t" }).dropFirst().first.flatMap { uid_t($0) }
+    }
+
     /// True while `pid` exists and has not exited.
     public static func isAlive(_ pid: pid_t) -> Bool {
         guard let entry = entry(pid) else { return false }

@@ -40,7 +40,7 @@ public final class SupervisorHarness {
 
     public init(
         config: String, environment: [String: String?] = [:], migrate: Bool = true, databaseURL: String? = nil,
-        databaseInConfig: Bool = false
+        databaseInConfig: Bool = false, launcher: [String] = []
     ) throws {
         schema = TestDatabase.uniqueSchemaName()
         let url = try databaseURL ?? TestDatabase.url()
@@ -55,15 +55,19 @@ public final class SupervisorHarness {
         let databaseFlags = databaseInConfig ? [] : ["--database-url", url, "--schema", schema]
         startArguments = ["start", "--config", configPath] + databaseFlags
         startEnvironment = env
-        process = try DroverBinary.start(startArguments, environment: env)
+        self.launcher = launcher
+        process = try DroverBinary.start(startArguments, environment: env, launcher: launcher)
     }
 
     /// Starts another `drover start` like the first (after the last one was killed, say); it becomes
     /// `process`.
     public func startAgain() throws {
         earlierLogs += process.stderrSoFar
-        process = try DroverBinary.start(startArguments, environment: startEnvironment)
+        process = try DroverBinary.start(startArguments, environment: startEnvironment, launcher: launcher)
     }
+
+    /// What `drover start` runs under (see ``DroverBinary/start(_:environment:clearDatabaseEnvironment:in:launcher:)``).
+    private let launcher: [String]
 
     /// The logs of the supervisors `startAgain` replaced.
     private var earlierLogs = ""

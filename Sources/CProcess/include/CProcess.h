@@ -68,9 +68,10 @@ enum {
 };
 
 /// Starts a job's command: clone(CLONE_VM | CLONE_VFORK) as posix_spawn does, then in the child
-/// (C only, system calls only) a process group of its own, SIGKILL when the calling thread dies
-/// (PR_SET_PDEATHSIG), default signal dispositions and an empty mask, the three pipes as stdio,
-/// every other descriptor closed, the working directory, the user, and exec. Returns 0 and sets
+/// (C only, system calls only) a process group of its own, default signal dispositions, the three
+/// pipes as stdio, every other descriptor closed (close_range, or one by one where it is missing or
+/// refused), the working directory, the user, SIGKILL when the calling thread dies
+/// (PR_SET_PDEATHSIG, after the user: a change of user clears it), an empty mask, and exec. Returns 0 and sets
 /// `*pid` once the command runs, or returns -1 and fills `*failure` with the step that failed.
 int drover_spawn_command(const struct drover_command *command, pid_t *pid, struct drover_spawn_failure *failure);
 

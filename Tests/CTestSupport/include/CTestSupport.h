@@ -13,4 +13,8 @@ int drover_test_notify_socket(const char *path);
 /// Returns the length, or -1 (errno set; EAGAIN when nothing arrived within `timeout_ms`).
 int drover_test_notify_receive(int fd, char *buffer, size_t size, pid_t *pid, int timeout_ms);
 
+/// prlimit(2) on RLIMIT_NOFILE of `pid`: sets its soft limit to `soft` (its hard limit stays) and
+/// returns the old soft limit in `*old_soft` (may be NULL). Returns 0, or -1 and errno.
+int drover_test_set_descriptor_limit(pid_t pid, unsigned long soft, unsigned long *old_soft);
+
 #endif

@@ -11,7 +11,10 @@ final class CommandJobs {
 
     /// `handlers` is the body of the `handlers:` section; `$DIR` in it stands for the scripts'
     /// directory, which handlers also get as $OUT.
-    init(handlers: String, scripts: [String: String] = [:], threads: Int = 2, environment: [String: String?] = [:]) throws {
+    init(
+        handlers: String, scripts: [String: String] = [:], threads: Int = 2, environment: [String: String?] = [:],
+        launcher: [String] = []
+    ) throws {
         let directory = try TemporaryDirectory("drover-cmd")
         chmod(directory.url.path, 0o777)
         for (name, text) in scripts { try directory.file("#!/bin/sh\n" + text, named: name, mode: 0o755) }
@@ -27,7 +30,7 @@ final class CommandJobs {
             handlers:
             \(handlers.replacingOccurrences(of: "$DIR", with: directory.url.path))
             """
-        harness = try SupervisorHarness(config: config, environment: environment)
+        harness = try SupervisorHarness(config: config, environment: environment, launcher: launcher)
         try harness.waitForReady()
     }
 
