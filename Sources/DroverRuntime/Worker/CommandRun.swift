@@ -47,9 +47,9 @@ struct CommandRun {
 
         var io = CommandIO(
             input: Array(job.arguments.text.utf8), stdin: stdinPipe[1], stdout: stdoutPipe[0], stderr: stderrPipe[0], log: log)
-        let status = supervise(pid: pid, io: &io)
+        let ending = supervise(pid: pid, io: &io)
         io.closeAll()
-        return result(status: status, output: io.output.tail)
+        return result(ending, output: io.output.tail)
     }
 
     private enum Spawned { case success(pid_t), failure(String) }
@@ -92,8 +92,14 @@ struct CommandRun {
         }
     }
 
-    /// Runs the command to its end; returns its wait status.
-    private func supervise(pid: pid_t, io: inout CommandIO) -> Int32 {
+    /// How a command ended: its wait status, and why the loop stopped watching it, if it did.
+    private struct Ending {
+        let status: Int32
+        var unwatched: String? = nil
+    }
+
+    /// Runs the command to its end.
+    private func supervise(pid: pid_t, io: inout CommandIO) -> Ending {
         let pidfd = drover_pidfd_open(pid)
         defer { if pidfd >= 0 { close(pidfd) } }
         var killAt: ContinuousClock.Instant? = nil
@@ -101,7 +107,7 @@ struct CommandRun {
         var status: Int32? = nil
         var drainUntil: ContinuousClock.Instant? = nil
         while true {
-            if status != nil && (io.outputClosed || ContinuousClock.now >= drainUntil!) { return status! }
+            if let status, io.outputClosed || ContinuousClock.now >= drainUntil! { return Ending(status: status) }
             var fds = io.pollDescriptors()
             if status == nil {
                 // Without a pidfd (kernels before 5.3), the loop checks on the child every 50 ms.
@@ -112,8 +118,15 @@ struct CommandRun {
             var deadline = status == nil ? killAt : drainUntil
             if status == nil && pidfd < 0 { deadline = min(deadline ?? .now + .milliseconds(50), .now + .milliseconds(50)) }
             let timeout: Int32 = deadline.map { Int32(clamping: max(0, Int64((ContinuousClock.now.duration(to: $0).seconds * 1000).rounded(.up)))) } ?? -1
-            let ready = poll(&fds, nfds_t(fds.count), timeout)
-            if ready < 0 && errno != EINTR { Thread.sleep(forTimeInterval: 0.01) }
+            if poll(&fds, nfds_t(fds.count), timeout) < 0 {
+                let error = errno
+                if error != EINTR {
+                    // Nothing about the command can be watched any more (EINVAL: the descriptor
+                    // limit was lowered under the worker; ENOMEM): end the attempt, not the worker.
+                    return abandon(pid: pid, status: status, because: "poll(2) failed: \(String(cString: strerror(error)))")
+                }
+                continue
+            }
             io.service(fds)
 
             if status == nil && !signalled, let reason = execution.stopReason {
@@ -151,11 +164,28 @@ struct CommandRun {
         }
     }
 
-    private func result(status: Int32, output: String) -> JobResult {
+    /// Kills the command's process group (unless it already ended with `status`) and reaps the
+    /// command: the attempt ends as a failure that is retried, naming `reason`.
+    private func abandon(pid: pid_t, status: Int32?, because reason: String) -> Ending {
+        log.error("the worker cannot watch the command any more; killing it", [("reason", reason)])
+        if let status { return Ending(status: status, unwatched: reason) }
+        execution.signalCommand(SIGKILL)
+        execution.commandExited()
+        var waitStatus: Int32 = 0
+        while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
+        return Ending(status: waitStatus, unwatched: reason)
+    }
+
+    private func result(_ ending: Ending, output: String) -> JobResult {
+        let status = ending.status
         let exitCode: Int32? = (status & 0x7f) == 0 ? (status >> 8) & 0xff : nil
         let signal: Int32? = exitCode == nil ? status & 0x7f : nil
         let name = handler.command[0]
         let how = exitCode.map { "exited with status \($0)" } ?? "was killed by \(Signals.signalName(signal!))"
+        if let reason = ending.unwatched {
+            return failed("CommandFailed", "the worker could not watch \(name) (\(reason)) and killed it: it \(how)",
+                          exitStatus: exitCode, signal: signal, output: output)
+        }
         if let reason = execution.stopReason {
             switch reason {
             case .timeout(let limit):
@@ -288,23 +318,29 @@ struct CommandIO {
         stderr = -1
         output.finish(.stdout)
         output.finish(.stderr)
+        output.summarize()
     }
 }
 
-/// A command's output: each line goes to the log (up to a budget, so that a chatty command cannot
-/// flood the journal), and the end of both streams together is kept for the job's error.
+/// A command's output: each line goes to the log (up to a budget of lines and of bytes, so that a
+/// chatty command cannot flood the journal: journald drops a service's messages past its burst,
+/// 10,000 in 30 s by default, Drover's own among them), and the end of both streams together is
+/// kept for the job's error.
 struct CommandOutput {
     enum Stream: String { case stdout, stderr }
 
     /// Lines longer than this are logged in pieces.
     static let maxLineBytes = 4096
-    /// Output logged per attempt; beyond it only the tail is kept.
+    /// Output logged per attempt, whichever runs out first; beyond it only the tail is kept.
+    static let logBudgetLines = 1000
     static let logBudgetBytes = 256 * 1024
 
     private let log: Log
     private var partial: [Stream: [UInt8]] = [:]
-    private var logged = 0
-    private var budgetNoticeGiven = false
+    private var loggedLines = 0
+    private var loggedBytes = 0
+    private var unloggedLines = 0
+    private var unloggedBytes = 0
     private var end: [UInt8] = []
 
     init(log: Log) { self.log = log }
@@ -343,16 +379,27 @@ struct CommandOutput {
         partial[stream] = nil
     }
 
+    /// Once both streams are finished: says how much went unlogged, if any did.
+    mutating func summarize() {
+        guard unloggedLines > 0 else { return }
+        log.info("the command's output that was not logged", [("lines", String(unloggedLines)), ("bytes", String(unloggedBytes))])
+        unloggedLines = 0
+        unloggedBytes = 0
+    }
+
     private mutating func emit(_ line: [UInt8], _ stream: Stream) {
-        guard logged < Self.logBudgetBytes else {
-            if !budgetNoticeGiven {
-                budgetNoticeGiven = true
-                log.warning("the command's output passed \(Self.logBudgetBytes / 1024) KiB; the rest is not logged "
+        guard loggedLines < Self.logBudgetLines && loggedBytes < Self.logBudgetBytes else {
+            if unloggedLines == 0 {
+                let limit = loggedLines >= Self.logBudgetLines ? "\(Self.logBudgetLines) lines" : "\(Self.logBudgetBytes / 1024) KiB"
+                log.warning("the command's output passed \(limit); the rest is not logged "
                             + "(the last \(JobFailure.maxOutputBytes) bytes are kept with a failure)")
             }
+            unloggedLines += 1
+            unloggedBytes += line.count + 1
             return
         }
-        logged += line.count + 1
+        loggedLines += 1
+        loggedBytes += line.count + 1
         log.info("output", [("stream", stream.rawValue), ("line", SafeText.escape(line))])
     }
 }
