@@ -30,6 +30,10 @@ public enum Drover {
 
     /// Runs the `drover` command line with `arguments` (default: the process's) and exits.
     public static func main(_ arguments: [String]? = nil) -> Never {
+        if arguments == nil, let message = ProcessArguments.invalidUTF8Message(ProcessArguments.bytes) {
+            printError("drover: error: \(message)")
+            exit(ExitStatus.usage.rawValue)
+        }
         let arguments = arguments ?? Array(ProcessArguments.all.dropFirst())
         // The supervisor and its children read signals from a signalfd: block them before any
         // thread exists, so that every thread inherits the mask (docs/architecture.md).

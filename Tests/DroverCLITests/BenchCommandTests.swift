@@ -83,6 +83,12 @@ struct BenchCommandTests {
         let outcome = try DroverBinary.run(["bench", "--jobs", "0"])
         #expect(outcome.status == 64 && outcome.stderr.contains("give --jobs or --latency more than 0"), "\(outcome)")
         let workers = try DroverBinary.run(["bench", "--workers", "0"])
-        #expect(workers.status == 64 && workers.stderr.contains("--workers is 1 to 64"), "\(workers)")
+        #expect(workers.status == 64 && workers.stderr.contains("--workers 0 is out of range: give 1 to 64"), "\(workers)")
+        // Counts at the edge of Int: refused at once, neither a trap (jobs + latency overflowed)
+        // nor a run that inserts for ever (--backlog had no bound).
+        for (option, value) in [("--jobs", Int.max), ("--latency", Int.max), ("--backlog", Int.max), ("--runs", Int.max), ("--jobs", -1)] {
+            let outcome = try DroverBinary.run(["bench", "\(option)=\(value)"], timeout: .seconds(10))
+            #expect(outcome.status == 64 && outcome.stderr.contains("\(option) \(value) is out of range"), "\(option) \(value): \(outcome)")
+        }
     }
 }

@@ -33,12 +33,18 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Jobs run one at a time on the idle system to measure enqueue-to-start latency.") var latency = 0
     @Flag(help: "Run on the database in use as it is (an existing backlog), and drop nothing.") var keep = false
 
+    /// Each count's range: a typo of a few digits is refused, not run for days.
+    static let ranges: [(name: String, range: ClosedRange<Int>)] = [
+        ("--jobs", 0...100_000_000), ("--backlog", 0...100_000_000), ("--latency", 0...1_000_000),
+        ("--workers", 1...64), ("--threads", 1...256), ("--runs", 1...100),
+    ]
+
     func validate() throws {
-        guard jobs >= 0, backlog >= 0, latency >= 0, jobs + latency > 0 else {
-            throw ValidationError("--jobs, --backlog and --latency are counts; give --jobs or --latency more than 0")
+        for ((name, range), value) in zip(Self.ranges, [jobs, backlog, latency, workers, threads, runs]) where !range.contains(value) {
+            throw ValidationError("\(name) \(value) is out of range: give \(range.lowerBound) to \(range.upperBound)")
         }
-        guard (1...64).contains(workers), (1...256).contains(threads), (1...100).contains(runs) else {
-            throw ValidationError("--workers is 1 to 64, --threads 1 to 256, --runs 1 to 100")
+        guard jobs > 0 || latency > 0 else {
+            throw ValidationError("give --jobs or --latency more than 0")
         }
     }
 

@@ -78,12 +78,19 @@ struct EnqueueCommand: ParsableCommand {
             guard let date = TimeArgument.parse(text) else {
                 throw ValidationError("--at \"\(text)\" is not a time; use \(TimeArgument.examples)")
             }
+            guard JobRules.runAtRange.contains(date) else {
+                throw ValidationError("--at \"\(text)\" is outside the times a job can run at: give one from \(TimeArgument.range)")
+            }
             runAt = date
         case (nil, .some(let text)):
             guard let duration = DurationText.parse(text), duration >= .zero else {
                 throw ValidationError("--in \"\(text)\" is not a duration; use \(DurationText.examples)")
             }
-            runAt = Date().addingTimeInterval(duration.seconds)
+            let date = Date().addingTimeInterval(duration.seconds)
+            guard JobRules.runAtRange.contains(date) else {
+                throw ValidationError("--in \"\(text)\" is later than the last time a job can run at, \(TimeArgument.range.split(separator: " ").last!)")
+            }
+            runAt = date
         case (nil, nil):
             break
         }

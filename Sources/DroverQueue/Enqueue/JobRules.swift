@@ -76,7 +76,8 @@ public enum JobRules {
         }
         if let runAt = job.runAt, !runAtRange.contains(runAt) {
             throw QueueError(
-                .invalidJob, "run_at \(runAt.databaseText ?? "") is out of range: give a time from year 1 to 9999", field: "run_at")
+                .invalidJob, "run_at \(describe(runAt)) is out of range: give a time from year 1 to 9999 (0001-01-01T00:00:00Z to "
+                    + "9999-12-31T23:59:59Z)", field: "run_at")
         }
         // Characters as PostgreSQL counts them: code points.
         if let key = job.uniqueKey, !(1...maxUniqueKeyLength).contains(key.unicodeScalars.count) {
@@ -84,6 +85,13 @@ public enum JobRules {
                 .invalidJob, "unique_key must be 1 to \(maxUniqueKeyLength) characters, not \(key.unicodeScalars.count)",
                 field: "unique_key")
         }
+    }
+
+    /// A time out of range as its user gave it: Unix seconds (what no calendar shows).
+    private static func describe(_ date: Date) -> String {
+        let seconds = date.timeIntervalSince1970
+        guard seconds.isFinite else { return "@\(seconds)" }
+        return abs(seconds) < 1e18 ? "@\(Int64(seconds.rounded(.down)))" : "@\(seconds)"
     }
 
     private static func isName(_ name: String, maxLength: Int, firstMayBeDigit: Bool) -> Bool {

@@ -42,3 +42,56 @@ public enum ProcessArguments {
         return data.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
     }()
 }
+
+extension ProcessArguments {
+    /// The arguments' bytes as the kernel passed them, before Swift's runtime replaced what is not
+    /// UTF-8 with U+FFFD (which would change a job's arguments without a word).
+    public static let bytes: [[UInt8]] = {
+        let count = Int(CommandLine.argc)
+        if count > 0 {
+            return (0..<count).map { index in
+                guard let pointer = CommandLine.unsafeArgv[index] else { return [] }
+                return Array(UnsafeBufferPointer(start: pointer, count: strlen(pointer))).map { UInt8(bitPattern: $0) }
+            }
+        }
+        guard let data = FileManager.default.contents(atPath: "/proc/self/cmdline") else { return [] }
+        return data.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { Array($0) }
+    }()
+
+    /// Where `bytes` stop being UTF-8: the offset of the first byte that does not belong to a
+    /// valid character, and the bytes of that bad sequence; nil when all is valid.
+    public static func firstInvalidUTF8(in bytes: [UInt8]) -> (offset: Int, bytes: ArraySlice<UInt8>)? {
+        var parser = Unicode.UTF8.ForwardParser()
+        var iterator = bytes.makeIterator()
+        var offset = 0
+        while true {
+            switch parser.parseScalar(from: &iterator) {
+            case .valid(let scalar): offset += scalar.count
+            case .emptyInput: return nil
+            case .error(let length): return (offset, bytes[offset..<min(bytes.count, offset + length)])
+            }
+        }
+    }
+
+    /// A usage error for the first argument (after the program's name) that is not UTF-8: which
+    /// argument, which option it is the value of, and where its bad bytes are; nil when all are
+    /// valid.
+    public static func invalidUTF8Message(_ arguments: [[UInt8]]) -> String? {
+        for (index, argument) in arguments.enumerated().dropFirst() {
+            guard let bad = firstInvalidUTF8(in: argument) else { continue }
+            let text = String(decoding: argument, as: UTF8.self)
+            var what = "argument \(index)"
+            if text.hasPrefix("--"), let equals = text.firstIndex(of: "=") {
+                what += " (\(text[..<equals])=…)"
+            } else if index > 1, let option = String(validating: arguments[index - 1], as: UTF8.self), option.hasPrefix("-"),
+                      !text.hasPrefix("-") {
+                what += " (the value of \(option))"
+            }
+            let shown = bad.bytes.map { "0x" + String($0, radix: 16, uppercase: true) }.joined(separator: " ")
+            return "\(what) is not UTF-8 text: byte \(bad.offset + 1) starts an invalid sequence (\(shown)). "
+                + "Drover reads its arguments as UTF-8, so it refuses this rather than change it; "
+                + "in JSON, write other characters as \\u escapes (\\u00ff)"
+        }
+        return nil
+    }
+}
