@@ -69,7 +69,27 @@ struct CheckCommandTests {
         }
         try withFile("workers: []\n", mode: 0o666) { path in
             let outcome = try DroverBinary.run(["check", "--config", path])
-            #expect(outcome.status == 78 && outcome.stderr.contains("writable by other users"), "\(outcome)")
+            #expect(outcome.status == 78 && outcome.stderr.contains("writable by its group and by other users (mode 0666)"), "\(outcome)")
+        }
+        // A group-writable file decides what runs as much as a world-writable one.
+        try withFile("workers: []\n", mode: 0o664) { path in
+            let outcome = try DroverBinary.run(["check", "--config", path])
+            #expect(outcome.status == 78, "\(outcome)")
+            #expect(outcome.stderr.contains("\(path): is writable by its group (mode 0664)") && outcome.stderr.contains("run: chmod go-w \(path)"),
+                    "\(outcome)")
+        }
+        if geteuid() == 0 {
+            try withFile("workers: []\n", mode: 0o644) { path in
+                let nobody = try #require(getpwnam("nobody")).pointee.pw_uid
+                #expect(chown(path, nobody, 0) == 0)
+                chmod(URL(fileURLWithPath: path).deletingLastPathComponent().path, 0o755)
+                let outcome = try DroverBinary.run(["check", "--config", path])
+                #expect(outcome.status == 78 && outcome.stderr.contains("is owned by nobody (uid \(nobody)), not by root")
+                        && outcome.stderr.contains("run: chown root \(path)"), "\(outcome)")
+                // As the owner itself, the file is its own to keep.
+                let asOwner = try DroverBinary.run(["check", "--config", path], launcher: ["/usr/bin/setpriv", "--reuid=\(nobody)", "--regid=65534", "--clear-groups"])
+                #expect(asOwner.status == 0, "\(asOwner)")
+            }
         }
         let missing = try DroverBinary.run(["check", "--config", "/nonexistent/drover.yml"])
         #expect(missing.status == 78 && missing.stderr.contains("/nonexistent/drover.yml: cannot read"), "\(missing)")

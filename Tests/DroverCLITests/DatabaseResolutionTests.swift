@@ -104,7 +104,7 @@ struct DatabaseResolutionTests {
         try withConfig("database:\n  url: \(s.url())\n", mode: 0o666) { path in
             let outcome = try migrate(["--config", path])
             #expect(outcome.status == 78, "\(outcome)")
-            #expect(outcome.stderr.contains("chmod o-w"), "\(outcome)")
+            #expect(outcome.stderr.contains("chmod go-w"), "\(outcome)")
         }
         let missing = try migrate(["--config", "/nonexistent/drover.yml"])
         #expect(missing.status == 78, "\(missing)")

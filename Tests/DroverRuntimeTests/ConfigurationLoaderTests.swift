@@ -47,15 +47,30 @@ struct ConfigurationLoaderTests {
         #expect(error?.description.hasPrefix(expected) == true, "got: \(error?.description ?? "no error")")
     }
 
-    @Test("a file writable by other users is refused; a missing file named explicitly is an error")
+    @Test("a file its group or others can write, or that a user other than root or the one running Drover owns, is refused with the chmod or chown that fixes it; a missing file named explicitly is an error")
     func fileChecks() throws {
         let temporary = try TemporaryDirectory("drover-config")
         let directory = temporary.url
         let path = try temporary.file("database:\n  schema: s1\n")
         #expect(try ConfigurationLoader.load(path: path).database.schema == "s1")
-        chmod(path, 0o646)
-        let writable = #expect(throws: ConfigurationError.self) { try ConfigurationLoader.load(path: path) }
-        #expect(writable?.description.contains("chmod o-w") == true)
+        for (mode, words) in [(0o646, "is writable by other users (mode 0646)"), (0o664, "is writable by its group (mode 0664)"),
+                              (0o666, "is writable by its group and by other users (mode 0666)"), (0o660, "is writable by its group (mode 0660)")] {
+            chmod(path, mode_t(mode))
+            let writable = #expect(throws: ConfigurationError.self) { try ConfigurationLoader.load(path: path) }
+            #expect(writable?.description == "\(path): \(words); it decides which commands Drover runs, so Drover refuses it; run: chmod go-w \(path)",
+                    "\(String(describing: writable))")
+        }
+        chmod(path, 0o640)
+        #expect(try ConfigurationLoader.load(path: path).database.schema == "s1", "readable by its group is fine")
+        if geteuid() == 0 {
+            // A real file owned by someone else (root may chown; the other branch is the table below).
+            let nobody = try #require(getpwnam("nobody")).pointee.pw_uid
+            #expect(chown(path, nobody, 0) == 0)
+            let owned = #expect(throws: ConfigurationError.self) { try ConfigurationLoader.load(path: path) }
+            #expect(owned?.description == "\(path): is owned by nobody (uid \(nobody)), not by root; it decides which commands Drover runs, so Drover refuses it; run: chown root \(path)",
+                    "\(String(describing: owned))")
+            #expect(chown(path, 0, 0) == 0)
+        }
         let missing = #expect(throws: ConfigurationError.self) {
             try ConfigurationLoader.load(explicitPath: directory.appendingPathComponent("nope.yml").path, environment: [:])
         }
@@ -253,5 +268,24 @@ struct DatabaseLocationTests {
     func schemaFlag() {
         let location = DatabaseLocation.resolve(commandLineURL: nil, commandLineSchema: "other", environment: [:], configuration: config)
         #expect(location.schema == "other")
+    }
+}
+
+@Suite("Who may write the configuration file: a decision table")
+struct FileGuardTests {
+    static func name(_ uid: uid_t) -> String? { [0: "root", 998: "drover", 1000: "alice"][uid] }
+
+    @Test("owner and mode against the user running Drover", arguments: [
+        // (mode, owner, running as, problem or nil)
+        (0o644, 0, 0, nil), (0o640, 0, 998, nil), (0o600, 998, 998, nil), (0o444, 1000, 1000, nil),
+        (0o644, 1000, 0, "is owned by alice (uid 1000), not by root; it decides which commands Drover runs, so Drover refuses it; run: chown root /c"),
+        (0o644, 1000, 998, "is owned by alice (uid 1000), not by root or drover (uid 998), the user running Drover; it decides which commands Drover runs, so Drover refuses it; run: chown root /c (or chown drover /c)"),
+        (0o644, 4242, 0, "is owned by uid 4242, not by root; it decides which commands Drover runs, so Drover refuses it; run: chown root /c"),
+        (0o664, 0, 0, "is writable by its group (mode 0664); it decides which commands Drover runs, so Drover refuses it; run: chmod go-w /c"),
+        (0o602, 998, 998, "is writable by other users (mode 0602); it decides which commands Drover runs, so Drover refuses it; run: chmod go-w /c"),
+        (0o4777, 0, 0, "is writable by its group and by other users (mode 4777); it decides which commands Drover runs, so Drover refuses it; run: chmod go-w /c"),
+    ] as [(Int, Int, Int, String?)])
+    func table(_ mode: Int, _ owner: Int, _ running: Int, _ problem: String?) {
+        #expect(FileGuard.problem(mode: mode_t(mode), owner: uid_t(owner), runningAs: uid_t(running), path: "/c", name: Self.name) == problem)
     }
 }

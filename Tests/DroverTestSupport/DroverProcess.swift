@@ -54,9 +54,10 @@ public enum DroverBinary {
 
     /// Runs `drover arguments…` to completion (within `timeout`).
     public static func run(
-        _ arguments: [String], environment: [String: String?] = [:], timeout: Duration = .seconds(60), in directory: String? = nil
+        _ arguments: [String], environment: [String: String?] = [:], timeout: Duration = .seconds(60), in directory: String? = nil,
+        launcher: [String] = []
     ) throws -> Outcome {
-        try start(arguments, environment: environment, in: directory).wait(timeout: timeout)
+        try start(arguments, environment: environment, in: directory, launcher: launcher).wait(timeout: timeout)
     }
 }
 

@@ -36,11 +36,9 @@ public enum ConfigurationLoader {
         guard (info.st_mode & S_IFMT) == S_IFREG else {
             throw ConfigurationError(path: path, message: "is not a regular file; point --config at a YAML file")
         }
-        // Handlers name commands to run: a file anyone can write would let anyone run anything.
-        guard info.st_mode & S_IWOTH == 0 else {
-            throw ConfigurationError(
-                path: path,
-                message: "is writable by other users, so Drover refuses it; run: chmod o-w \(path)")
+        // Handlers name commands to run (as root, with user:): whoever can write the file can run anything.
+        if let problem = FileGuard.problem(mode: info.st_mode, owner: info.st_uid, runningAs: geteuid(), path: path) {
+            throw ConfigurationError(path: path, message: problem)
         }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ConfigurationError(
@@ -104,4 +102,39 @@ public enum ConfigurationLoader {
             return "\(error)"
         }
     }
+}
+
+/// Who may write the configuration file: it decides which commands run, as root when a handler
+/// says `user:`. Only root and the user running Drover may own it, and neither its group nor
+/// others may write it.
+public enum FileGuard {
+    /// Why the file with `mode` and `owner` must be refused when Drover runs as `runningAs`, with
+    /// the command that fixes it; nil when it may be read.
+    public static func problem(
+        mode: mode_t, owner: uid_t, runningAs: uid_t, path: String, name: (uid_t) -> String? = FileGuard.userName
+    ) -> String? {
+        func who(_ uid: uid_t) -> String { name(uid).map { "\($0) (uid \(uid))" } ?? "uid \(uid)" }
+        let octal = "mode " + String(mode & 0o7777, radix: 8).leftPadded(to: 4)
+        let because = "it decides which commands Drover runs, so Drover refuses it"
+        if owner != 0 && owner != runningAs {
+            let fix = runningAs == 0 ? "chown root \(path)" : "chown root \(path) (or chown \(name(runningAs) ?? String(runningAs)) \(path))"
+            let allowed = runningAs == 0 ? "root" : "root or \(who(runningAs)), the user running Drover"
+            return "is owned by \(who(owner)), not by \(allowed); \(because); run: \(fix)"
+        }
+        let byGroup = mode & S_IWGRP != 0
+        let byOthers = mode & S_IWOTH != 0
+        guard byGroup || byOthers else { return nil }
+        let writers = byGroup && byOthers ? "its group and by other users" : byGroup ? "its group" : "other users"
+        return "is writable by \(writers) (\(octal)); \(because); run: chmod go-w \(path)"
+    }
+
+    /// The name of user `uid` in the password database.
+    public static func userName(_ uid: uid_t) -> String? {
+        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return nil }
+        return String(cString: name)
+    }
+}
+
+private extension String {
+    func leftPadded(to width: Int) -> String { count >= width ? self : String(repeating: "0", count: width - count) + self }
 }
