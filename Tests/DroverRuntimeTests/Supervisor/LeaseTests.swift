@@ -19,6 +19,7 @@ struct LeaseTests {
     final class Host {
         let log: () -> String
         let enqueue: (String, Int) throws -> Int
+        let enqueueJob: (NewJob) throws -> Int
         let job: (Int) throws -> JobInfo?
         let workers: () throws -> [ProcessSummary]
         let stop: () throws -> DroverBinary.Outcome
@@ -39,6 +40,7 @@ struct LeaseTests {
                 try h.waitForReady()
                 log = { h.log }
                 enqueue = { try h.store.enqueue(NewJob($0, maxAttempts: $1), on: h.db) }
+                enqueueJob = { try h.store.enqueue($0, on: h.db) }
                 job = { try h.state($0) }
                 workers = { try h.registeredChildren().filter { $0.kind == .worker } }
                 stop = { try h.stop() }
@@ -50,6 +52,7 @@ struct LeaseTests {
                 let (store, db) = try run.open()
                 log = { run.process.stderrSoFar }
                 enqueue = { try store.enqueue(NewJob($0, maxAttempts: $1), on: db) }
+                enqueueJob = { try store.enqueue($0, on: db) }
                 job = { try store.job($0, on: db) }
                 workers = { try run.workers(on: db) }
                 stop = { try run.stop() }
