@@ -108,6 +108,10 @@ struct JobAPITests {
                 try db.addRecurringTask("bad", schedule: "every never", job: Plain(), schema: schema)
             }
             #expect(error?.description.hasPrefix("schedule \"every never\"") == true)
+            let never = #expect(throws: ScheduleError.self) {
+                try db.addRecurringTask("never", schedule: "0 0 30 2 *", job: Plain(), schema: schema)
+            }
+            #expect(never?.description == "schedule \"0 0 30 2 *\" can never run: February has no day 30")
             try db.removeRecurringTask("daily-report", schema: schema)
             #expect(try PostgresJobStore(schema: schema).tasks(on: db).isEmpty)
         }

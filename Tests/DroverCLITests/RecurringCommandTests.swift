@@ -53,7 +53,7 @@ struct RecurringCommandTests {
         }
     }
 
-    @Test("a schedule or time zone that cannot be read is bad usage, and says why")
+    @Test("a schedule or time zone that cannot be read, or a schedule that can never run, is bad usage, and says why")
     func badSchedules() throws {
         try TestDatabase.withSchema { schema, db in
             let schedule = try drover(["recurring", "add", "x", "--class", "C", "--schedule", "0 25 * * *"], schema: schema)
@@ -62,6 +62,10 @@ struct RecurringCommandTests {
             let zone = try drover(["recurring", "add", "x", "--class", "C", "--schedule", "@daily", "--time-zone", "Europe/Atlantis"], schema: schema)
             #expect(zone.status == 64)
             #expect(zone.stderr.contains("time zone \"Europe/Atlantis\" is not in the time zone database"))
+            let never = try drover(["recurring", "add", "x", "--class", "C", "--schedule", "0 0 31 4,6 *"], schema: schema)
+            #expect(never.status == 64)
+            #expect(never.stderr.contains("schedule \"0 0 31 4,6 *\" can never run: April and June have no day 31"))
+            #expect(try PostgresJobStore(schema: schema).tasks(on: db).isEmpty)
         }
     }
 }

@@ -185,6 +185,8 @@ struct FullConfigurationTests {
          "d.yml:4: handlers.Send.user: no user named \"no-such-user-here\" on this host"),
         ("handlers:\n  Send:\n    command: [/bin/true]\n    grace_period: 50ms\n", "d.yml:4: handlers.Send.grace_period:"),
         ("recurring:\n  r:\n    class: C\n    schedule: \"0 25 * * *\"\n", "d.yml:4: recurring.r.schedule: schedule \"0 25 * * *\": hour 25 is out of range 0–23"),
+        ("recurring:\n  report:\n    class: C\n    schedule: \"0 0 30 2 *\"\n",
+         "d.yml:4: recurring.report.schedule: schedule \"0 0 30 2 *\" can never run: February has no day 30"),
         ("handlers:\n  S:\n    command: [x]\n    concurrency: {limit: 2}\n", "d.yml:4: handlers.S.concurrency: needs a key"),
         ("handlers:\n  S:\n    command: [x]\n    concurrency: {key: \"a:{id}\"}\n", "d.yml:4: handlers.S.concurrency: needs a limit"),
         ("handlers:\n  S:\n    command: [x]\n    concurrency: {key: \"a:{id\", limit: 1}\n", "d.yml:4: handlers.S.concurrency.key: has unbalanced braces"),

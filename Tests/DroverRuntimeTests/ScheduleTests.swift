@@ -100,10 +100,32 @@ struct ScheduleTests {
         ("@often", "UTC", "schedule \"@often\": unknown shorthand; use @yearly, @monthly, @weekly, @daily or @hourly"),
         ("every 0s", "UTC", "schedule \"every 0s\": \"0s\" is not an interval from 1s to 366d, such as every 5m or every 1h30m"),
         ("every soon", "UTC", "schedule \"every soon\": \"soon\" is not an interval from 1s to 366d, such as every 5m or every 1h30m"),
+        // Days that no month allowed has: refused rather than accepted and never run.
+        ("0 0 30 2 *", "UTC", "schedule \"0 0 30 2 *\" can never run: February has no day 30"),
+        ("0 0 31 2 *", "UTC", "schedule \"0 0 31 2 *\" can never run: February has no day 31"),
+        ("0 0 30,31 feb *", "UTC", "schedule \"0 0 30,31 feb *\" can never run: February has no day 30 or 31"),
+        ("0 0 31 4 *", "UTC", "schedule \"0 0 31 4 *\" can never run: April has no day 31"),
+        ("0 0 31 4,6 *", "UTC", "schedule \"0 0 31 4,6 *\" can never run: April and June have no day 31"),
+        ("0 0 31 2,4,6,9,11 *", "UTC",
+         "schedule \"0 0 31 2,4,6,9,11 *\" can never run: February, April, June, September and November have no day 31"),
+        ("0 0 0 31 4 */2", "UTC", "schedule \"0 0 0 31 4 */2\" can never run: April has no day 31"),
         ("0 3 * * *", "Mars/Olympus_Mons", "time zone \"Mars/Olympus_Mons\" is not in the time zone database: use an IANA name such as Europe/Berlin or UTC"),
     ])
     func errors(_ expression: String, _ zone: String, _ message: String) {
         let error = #expect(throws: Schedule.ParseError.self) { try Schedule(expression, timeZone: zone) }
         #expect(error?.description == message)
+    }
+
+    @Test("a day that some month allowed has, or a restricted day of week, can run", arguments: [
+        ("0 0 29 2 *", "2028-02-29T00:00:00Z"),   // leap years only
+        ("0 0 30 1-2 *", "2027-01-30T00:00:00Z"),
+        ("0 0 31 2,3 *", "2027-03-31T00:00:00Z"),
+        ("0 0 31 * *", "2026-12-31T00:00:00Z"),
+        ("0 0 30 2 1", "2027-02-01T00:00:00Z"),    // Mondays in February (either day field matches)
+        ("0 0 31 4 sun", "2027-04-04T00:00:00Z"),
+    ])
+    func possibleDays(_ expression: String, _ first: String) throws {
+        let schedule = try Schedule(expression)
+        #expect(Self.text(schedule.next(after: Self.utc("2026-11-27T10:00:00Z"))) == first)
     }
 }

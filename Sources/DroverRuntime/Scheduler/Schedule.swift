@@ -60,11 +60,16 @@ public struct Schedule: Sendable, Equatable, CustomStringConvertible {
         } else {
             expression = trimmed
         }
+        let fields: CronFields
         do {
-            kind = .cron(try CronFields(expression))
+            fields = try CronFields(expression)
         } catch {
             throw ParseError(description: "schedule \"\(trimmed)\": \(error.description)")
         }
+        if let reason = fields.whyItNeverRuns {
+            throw ParseError(description: "schedule \"\(trimmed)\" can never run: \(reason)")
+        }
+        kind = .cron(fields)
     }
 
     /// The first run strictly after `date`.
@@ -186,6 +191,26 @@ public struct CronFields: Sendable, Equatable {
         return field
     }
 
+    static let fullMonthNames = ["January", "February", "March", "April", "May", "June", "July", "August", "September",
+                                 "October", "November", "December"]
+
+    /// Why no day of any year matches, or nil when some day does: the days of the month allowed are
+    /// all past the end of every month allowed (`0 0 30 2 *`). February counts with its 29 days, so
+    /// `0 0 29 2 *` runs, in leap years. A restricted day of week always finds a day, since either
+    /// day field may match.
+    var whyItNeverRuns: String? {
+        guard !days.star, weekdays.star else { return nil }
+        let allowedMonths = (1...12).filter(months.contains)
+        let allowedDays = (1...31).filter(days.contains)
+        let longest = allowedMonths.map { CivilDate.daysIn(year: 2000, month: $0) }.max() ?? 0  // 2000 is a leap year
+        guard let first = allowedDays.first, first > longest else { return nil }
+        func list(_ items: [String], _ conjunction: String) -> String {
+            items.count < 2 ? items.joined() : items.dropLast().joined(separator: ", ") + " \(conjunction) " + items.last!
+        }
+        return list(allowedMonths.map { Self.fullMonthNames[$0 - 1] }, "and") + (allowedMonths.count == 1 ? " has" : " have")
+            + " no day " + list(allowedDays.map(String.init), "or")
+    }
+
     /// Whether `day` (of `month` in `year`, a `weekday` with 0 = Sunday) is a day to run.
     func dayMatches(day: Int, weekday: Int) -> Bool {
         switch (days.star, weekdays.star) {
@@ -214,7 +239,8 @@ public struct CronFields: Sendable, Equatable {
     /// The first wall-clock second at or after `wall` (seconds since 1970 as if UTC) that matches.
     func nextMatch(atOrAfter wall: Int64) -> Int64? {
         var t = CivilDate(wall)
-        let limit = t.year + 30  // Feb 29 on a given weekday comes back within 28 years
+        // Expressions that never run are refused, and Feb 29 comes back within 8 years (2096, 2104).
+        let limit = t.year + 30
         while t.year <= limit {
             guard let month = months.first(atLeast: t.month, max: 12) else {
                 t = CivilDate(year: t.year + 1, month: 1, day: 1)
