@@ -15,9 +15,26 @@ import DroverPersistence
 /// restricted a day matching either runs, and a field starting with `*` is unrestricted.
 /// `every 5m` runs every 5 minutes, aligned on the Unix epoch so that every host agrees.
 ///
-/// Daylight-saving time, the way cron users expect: a time that does not exist (the skipped hour in
-/// spring) runs when the clocks jump, once however many of the schedule's times fell in the gap; a
-/// time that occurs twice (the repeated hour in autumn) runs at its first occurrence only.
+/// An expression that can never run is refused: `0 0 30 2 *` throws "February has no day 30"
+/// (`0 0 29 2 *` runs in leap years; `0 0 30 2 1` runs on Mondays in February).
+///
+/// Daylight-saving time, and any other change of a zone's UTC offset, goes by the hour field:
+///
+/// - A schedule whose hour field allows every hour (`*/15 * * * *`, `0,30 * * * *`, `0 * * * *`,
+///   `@hourly`, `*/10 * * * * *`) keeps its rhythm in real time: it runs whenever the clock shows
+///   one of its times. A repeated time runs at each occurrence: `*/15` in Europe/Berlin on
+///   2026-10-25 runs at 02:00, 02:15, 02:30, 02:45 CEST, then at 02:00, 02:15, 02:30, 02:45 CET,
+///   every 15 real minutes, and `@hourly` runs once per real hour, twice in the 2 o'clock hour. A
+///   skipped time does not exist and does not run: on 2026-03-29 `*/15` runs at 01:45 CET, then
+///   03:00 CEST, 15 real minutes later.
+/// - Any other schedule names times of day (`30 2 * * *`, `0 */6 * * *`, `*/20 2 * * *`): each of
+///   its times runs once a day. A repeated time runs at its first occurrence only; a skipped time
+///   runs when the clocks jump, once however many of the schedule's times fell in the gap.
+///
+/// Clocks that move by a whole hour keep an every-hour schedule's intervals exactly. Where they move
+/// by 30 minutes (Australia/Lord_Howe), a schedule whose times do not repeat every 30 minutes can
+/// have one interval up to 30 minutes longer on those days: `0 * * * *` runs 90 minutes apart,
+/// since 02:00 is skipped in spring and 01:30–02:00, repeated in autumn, holds no full hour.
 public struct Schedule: Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
         case cron(CronFields)
@@ -221,17 +238,54 @@ public struct CronFields: Sendable, Equatable {
         }
     }
 
-    /// The first run strictly after `date`, in `zone`.
+    /// Whether every hour of the day is allowed (`*`, `*/1`, `0-23`): the schedule repeats within
+    /// each hour, and runs by the clock at every offset (see ``Schedule``).
+    var runsEveryHour: Bool { hours.allowed & 0xFF_FFFF == 0xFF_FFFF }
+
+    /// How many changes of UTC offset a search crosses at most: a valid expression runs within 8
+    /// years, and no zone changes its offset more than 4 times a year.
+    static let transitionLimit = 1_000
+
+    /// The first run strictly after `date`, in `zone`; nil only for dates outside the years 1 to
+    /// 9999, which are not computed.
     func next(after date: Date, in zone: TimeZone) -> Date? {
         let after = date.timeIntervalSince1970
-        // Wall-clock seconds (as if UTC) of the first whole second after `date`.
+        guard after >= LocalTime.earliest, after < LocalTime.latest else { return nil }
+        return runsEveryHour ? nextAtEveryOccurrence(after: after, in: zone) : nextAtFirstOccurrence(after: after, in: zone)
+    }
+
+    /// Every instant at which the clock shows a matching time: a repeated time runs at each
+    /// occurrence, a skipped one not at all. Searches each stretch of one UTC offset in turn.
+    private func nextAtEveryOccurrence(after: Double, in zone: TimeZone) -> Date? {
+        var from = floor(after) + 1
+        for _ in 0..<Self.transitionLimit {
+            let start = Date(timeIntervalSince1970: from)
+            let offset = Int64(zone.secondsFromGMT(for: start))
+            guard let match = nextMatch(atOrAfter: Int64(from) + offset) else { return nil }
+            let instant = Double(match - offset)
+            guard let change = zone.nextDaylightSavingTimeTransition(after: start)?.timeIntervalSince1970, change <= instant else {
+                return Date(timeIntervalSince1970: instant)
+            }
+            // The offset changes before the clock shows `match`: look again from the change.
+            from = ceil(change)
+        }
+        return nil
+    }
+
+    /// Each matching wall-clock time once: at its first occurrence, or when the clocks jump over it.
+    private func nextAtFirstOccurrence(after: Double, in zone: TimeZone) -> Date? {
         var wall = LocalTime.wallClock(floor(after) + 1, in: zone)
-        for _ in 0..<10_000 {
+        for _ in 0..<Self.transitionLimit {
             guard let match = nextMatch(atOrAfter: wall) else { return nil }
             let instant = LocalTime.instant(forWallClock: match, in: zone)
             if instant > after { return Date(timeIntervalSince1970: instant) }
-            // The first occurrence of a repeated time is already past: look further on.
+            // The clocks went back since `match` was first shown: every time they showed from then
+            // until they went back has had its run. Look on from the highest time they showed.
             wall = match + 1
+            let shown = Date(timeIntervalSince1970: instant)
+            if let back = zone.nextDaylightSavingTimeTransition(after: shown), back.timeIntervalSince1970 <= after + 1 {
+                wall = max(wall, Int64(ceil(back.timeIntervalSince1970)) + Int64(zone.secondsFromGMT(for: shown)))
+            }
         }
         return nil
     }
@@ -278,6 +332,10 @@ public struct CronFields: Sendable, Equatable {
 
 /// Wall clocks and instants in a time zone, daylight-saving transitions included.
 enum LocalTime {
+    /// 0001-01-01 and 10000-01-01 UTC: the instants schedules are computed between.
+    static let earliest: Double = -62_135_596_800
+    static let latest: Double = 253_402_300_800
+
     /// The wall-clock time (seconds since 1970 as if UTC) in `zone` at the instant `seconds`.
     static func wallClock(_ seconds: Double, in zone: TimeZone) -> Int64 {
         let instant = Date(timeIntervalSince1970: seconds)
