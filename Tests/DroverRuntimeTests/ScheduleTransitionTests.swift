@@ -108,6 +108,9 @@ struct ScheduleTransitionTests {
         ("hourly: the repeated half hour holds no full hour, so 90 real minutes pass", "0 * * * *", "Australia/Lord_Howe",
          "2026-04-04T12:30:00Z", "2026-04-04T17:00:00Z",
          ["2026-04-04T13:00:00Z", "2026-04-04T14:00:00Z", "2026-04-04T15:30:00Z", "2026-04-04T16:30:00Z"]),
+        ("hourly at half past: 01:30 twice, so 30 real minutes apart", "30 * * * *", "Australia/Lord_Howe",
+         "2026-04-04T12:50:00Z", "2026-04-04T17:00:00Z",
+         ["2026-04-04T13:30:00Z", "2026-04-04T14:30:00Z", "2026-04-04T15:00:00Z", "2026-04-04T16:00:00Z", "2026-04-04T17:00:00Z"]),
         ("03:00 is after the repeated half hour", "0 3 * * *", "Australia/Lord_Howe", "2026-04-03T00:00:00Z", "2026-04-05T23:00:00Z",
          ["2026-04-03T16:00:00Z", "2026-04-04T16:30:00Z", "2026-04-05T16:30:00Z"]),
 
@@ -126,6 +129,10 @@ struct ScheduleTransitionTests {
         ("hourly: 02:00 does not exist, so 90 real minutes pass", "0 * * * *", "Australia/Lord_Howe",
          "2026-10-03T12:00:00Z", "2026-10-03T17:30:00Z",
          ["2026-10-03T12:30:00Z", "2026-10-03T13:30:00Z", "2026-10-03T14:30:00Z", "2026-10-03T16:00:00Z", "2026-10-03T17:00:00Z"]),
+        ("hourly at half past: 01:30, then 02:30 just after the jump, 30 real minutes apart", "30 * * * *", "Australia/Lord_Howe",
+         "2026-10-03T12:00:00Z", "2026-10-03T17:30:00Z",
+         ["2026-10-03T13:00:00Z", "2026-10-03T14:00:00Z", "2026-10-03T15:00:00Z", "2026-10-03T15:30:00Z", "2026-10-03T16:30:00Z",
+          "2026-10-03T17:30:00Z"]),
 
         // America/Santiago changes at midnight: on 2026-09-06 00:00 (-4) jumps to 01:00 (-3), at 04:00 UTC.
         ("midnight does not exist: the daily run is at the jump", "0 0 * * *", "America/Santiago",

@@ -14,7 +14,10 @@ struct RecurringCommand: ParsableCommand {
             reload) or are added at run time with drover recurring add. A scheduler process enqueues each \
             run once across every host. Schedules: 5-field cron (minute hour day-of-month month \
             day-of-week), 6 fields with seconds first, @hourly, @daily, @weekly, @monthly, @yearly, or \
-            every 5m; times are in the task's time zone (default UTC).
+            every 5m; times are in the task's time zone (default UTC). When the clocks change, a schedule \
+            that runs in every hour (*/15 * * * *, @hourly) keeps its interval in real time, and one with \
+            chosen hours (30 2 * * *) runs each of its times once a day; drover.yml(5) has the details. A \
+            schedule that can never run (0 0 30 2 *) is refused.
             """,
         subcommands: [RecurringList.self, RecurringAdd.self, RecurringRemove.self]
     )

@@ -31,10 +31,13 @@ import DroverPersistence
 ///   its times runs once a day. A repeated time runs at its first occurrence only; a skipped time
 ///   runs when the clocks jump, once however many of the schedule's times fell in the gap.
 ///
+/// Why: an every-hour schedule is a rhythm (no 75-minute hole in `*/15` in autumn, one run per
+/// real hour for `@hourly`), while a time of day is an appointment (a nightly job runs once a night).
 /// Clocks that move by a whole hour keep an every-hour schedule's intervals exactly. Where they move
-/// by 30 minutes (Australia/Lord_Howe), a schedule whose times do not repeat every 30 minutes can
-/// have one interval up to 30 minutes longer on those days: `0 * * * *` runs 90 minutes apart,
-/// since 02:00 is skipped in spring and 01:30–02:00, repeated in autumn, holds no full hour.
+/// by 30 minutes (Australia/Lord_Howe), a schedule whose times do not repeat every 30 minutes has
+/// one interval up to 30 minutes longer or shorter on each of those days: `0 * * * *` runs 90
+/// minutes apart once (02:00 is skipped in spring; 01:30–02:00, repeated in autumn, holds no full
+/// hour), `30 * * * *` 30 minutes apart.
 public struct Schedule: Sendable, Equatable, CustomStringConvertible {
     public enum Kind: Sendable, Equatable {
         case cron(CronFields)
