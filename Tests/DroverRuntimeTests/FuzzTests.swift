@@ -8,7 +8,7 @@ import Testing
 /// Bad input of every kind, generated: mangled configuration files and job arguments never crash
 /// Drover, always get an error that names the problem, and never leave anything half-written.
 /// The generator is seeded (`DROVER_FUZZ_SEED` repeats a run; the seed is in every failure).
-@Suite("Fuzzing: the configuration parser and job arguments")
+@Suite("Fuzzing: the configuration parser, job arguments and every option of drover enqueue")
 struct FuzzTests {
     /// SplitMix64: small, fast, and the same sequence for the same seed on every machine.
     struct Generator: RandomNumberGenerator {
@@ -22,8 +22,15 @@ struct FuzzTests {
         }
     }
 
-    static let seed: UInt64 = ProcessInfo.processInfo.environment["DROVER_FUZZ_SEED"].flatMap { UInt64($0) }
-        ?? UInt64.random(in: 1 ... .max)
+    /// A fixed seed unless `DROVER_FUZZ_SEED` gives one (a number, or `random`): make test runs
+    /// the same cases every time.
+    static let seed: UInt64 = {
+        switch ProcessInfo.processInfo.environment["DROVER_FUZZ_SEED"] {
+        case "random": return UInt64.random(in: 1 ... .max)
+        case let text?: return UInt64(text) ?? 20_261_202
+        case nil: return 20_261_202
+        }
+    }()
 
     /// A configuration with every section, to mangle.
     static let validConfig = """
@@ -158,5 +165,60 @@ struct FuzzTests {
             #expect(after == before || after == before + 2, "seed \(Self.seed), round \(round): half a batch written")
         }
         #expect(accepted > 0)
+    }
+
+    /// Values at and past every edge an option of `drover enqueue` has.
+    static let optionValues: [String: [String]] = [
+        "--priority": ["-32768", "32767", "32768", "-32769", "9223372036854775807", "-9223372036854775808", "99999999999999999999",
+                       "0x10", "1_000", "+5", "1e3", "", " 1", "\u{0661}"],
+        "--max-attempts": ["1", "1000", "0", "1001", "-1", "9223372036854775807", "18446744073709551616", "nan"],
+        "--at": ["@10000000000000", "@-10000000000000", "@1e300", "@-1e300", "@nan", "@inf", "@253402300799", "@253402300800",
+                 "@-62135596800", "@-62135596801", "9999-12-31T23:59:59Z", "9999-12-31T23:59:60Z", "10000-01-01T00:00:00Z",
+                 "0001-01-01T00:00:00Z", "0000-01-01T00:00:00Z", "2026-13-01T00:00:00Z", "2026-02-29T00:00:00Z",
+                 "2028-02-29T00:00:00+14:00", "2026-11-27T03:00:00+99:00", "2026-11-27 03:00", "9999-12-31 23:59", "@", ""],
+        "--in": ["0s", "1ms", "-1s", "3000000d", "2914000d", "99999999999999999999d", "1e9d", "1h1h", "5m30s", "ms", ""],
+        "--timeout": ["1s", "7d", "999ms", "7d1ms", "0s", "-5s", "99999999999999999999s", "1e309s"],
+        "--queue": ["default", String(repeating: "q", count: 100), String(repeating: "q", count: 101), "*", "a b", "-a", ""],
+        "--unique-key": ["k", String(repeating: "é", count: 1000), String(repeating: "é", count: 1001), ""],
+        "--args": ["{}", "[]", "{\"a\": 1e309}", String(repeating: "[", count: 600) + String(repeating: "]", count: 600),
+                   // One argument holds at most 128 KiB (MAX_ARG_STRLEN): 1 MiB is the API's to test.
+                   "{\"p\": \"" + String(repeating: "x", count: 131_000) + "\"}",
+                   "{\"\\u0000\": 1}", "\"text\"", "null", ""],
+    ]
+
+    @Test("drover enqueue with 150 options at and past their edges, mangled: each exits 0 or 64 with a message, never a trap; every listing still works")
+    func enqueueOptions() throws {
+        var random = Generator(state: Self.seed ^ 0x0e17)
+        let directory = try TemporaryDirectory("drover-fuzz-options")
+        let environment = ["DROVER_DATABASE_URL": "sqlite://" + directory.url.appendingPathComponent("q.sqlite3").path]
+        let options = Self.optionValues.keys.sorted()
+        var accepted = 0
+        for round in 0..<150 {
+            let option = options.randomElement(using: &random)!
+            var value = Self.optionValues[option]!.randomElement(using: &random)!
+            if Bool.random(using: &random) && value.utf8.count < 200 {
+                // No NUL (argv cannot hold one), and within the 128 KiB one argument may have.
+                value = String(decoding: Self.mangle(Array(value.utf8), &random).filter { $0 != 0 }.prefix(100_000), as: UTF8.self)
+            }
+            let shown = value.count > 80 ? String(value.prefix(80)) + "… (\(value.utf8.count) bytes)" : value
+            let outcome: DroverBinary.Outcome
+            do {
+                outcome = try DroverBinary.run(["enqueue", "Fuzz", "\(option)=\(value)"], environment: environment, timeout: .seconds(30))
+            } catch {
+                Issue.record("seed \(Self.seed), round \(round): \(option)=\(shown): \(error)")
+                continue
+            }
+            #expect([0, 64].contains(outcome.status), "seed \(Self.seed), round \(round): \(option)=\(shown): \(outcome)")
+            if outcome.status == 64 {
+                #expect(outcome.stderr.contains("rror"), "seed \(Self.seed), round \(round): \(option)=\(shown): \(outcome)")
+            } else {
+                accepted += 1
+            }
+        }
+        #expect(accepted > 10, "seed \(Self.seed): some values are fine")
+        for listing in [["jobs", "list"], ["jobs", "list", "--json"], ["queues", "list"]] {
+            let outcome = try DroverBinary.run(listing + ["--limit", "1000"].filter { _ in listing.first == "jobs" }, environment: environment)
+            #expect(outcome.status == 0, "seed \(Self.seed): \(listing) after the fuzzing: \(outcome)")
+        }
     }
 }
