@@ -46,9 +46,16 @@ extension ConcurrencyRule {
     /// Throws when the rule could never let a job run or names no valid class.
     func check() throws(QueueError) {
         try JobRules.checkClassName(className)
-        try QueueError.require("max_running", maxRunning, atLeast: 1)
-        guard duration > .zero else {
-            throw QueueError(.invalidRequest, "the duration of \(className)'s concurrency rule must be more than 0 seconds", field: "duration")
+        guard JobRules.concurrencyLimitRange.contains(maxRunning) else {
+            throw QueueError(
+                .invalidRequest, "max_running \(maxRunning) of \(className)'s concurrency rule is out of range: give "
+                    + "\(JobRules.concurrencyLimitRange.lowerBound) to \(JobRules.concurrencyLimitRange.upperBound)",
+                field: "max_running")
+        }
+        guard JobRules.concurrencyDurationRange.contains(duration) else {
+            throw QueueError(
+                .invalidRequest, "the duration of \(className)'s concurrency rule, \(duration), is out of range: give 1 second to 7 days",
+                field: "duration")
         }
         guard !keyTemplate.isEmpty else {
             throw QueueError(.invalidRequest, "the key template of \(className)'s concurrency rule is empty", field: "key")

@@ -20,6 +20,10 @@ public enum JobRules {
     /// How long one attempt may be allowed to run.
     public static let timeoutRange: ClosedRange<Duration> = .seconds(1)...(.seconds(7 * 86_400))
     public static let defaultMaxAttempts = 5
+    /// Concurrency rules: how many jobs of one key may hold a slot, and how long a slot lasts
+    /// without news (the same from the configuration and from a Swift job type).
+    public static let concurrencyLimitRange = 1...10_000
+    public static let concurrencyDurationRange: ClosedRange<Duration> = .seconds(1)...(.seconds(7 * 86_400))
     /// When a job may be asked to run: years 1 to 9999 (UTC), the times every backend stores
     /// and orders alike.
     public static let runAtRange: Range<Date> =

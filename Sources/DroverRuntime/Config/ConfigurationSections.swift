@@ -104,8 +104,8 @@ extension ConfigReader {
                     throw error(entry.value, field, "has unbalanced braces; write arguments as {name}")
                 }
                 template = text
-            case "limit": limit = try int(entry.value, field, 1...10_000)
-            case "duration": result.duration = try duration(entry.value, field, .seconds(1)...(.seconds(7 * 86_400)))
+            case "limit": limit = try int(entry.value, field, JobRules.concurrencyLimitRange)
+            case "duration": result.duration = try duration(entry.value, field, JobRules.concurrencyDurationRange)
             default:
                 let text = try string(entry.value, field)
                 guard let value = ConcurrencyRule.OnConflict(rawValue: text) else {

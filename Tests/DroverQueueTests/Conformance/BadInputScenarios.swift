@@ -81,6 +81,15 @@ struct BadInputScenarios {
         ("sync rules: a duration of 0", { s, _ in
             try s.syncConcurrencyRules([ConcurrencyRule(className: "S", keyTemplate: "k", maxRunning: 1, duration: .zero)])
         }),
+        ("sync rules: 10,001 slots", { s, _ in
+            try s.syncConcurrencyRules([ConcurrencyRule(className: "S", keyTemplate: "k", maxRunning: 10_001, duration: .seconds(1))])
+        }),
+        ("sync rules: Int.max slots", { s, _ in
+            try s.syncConcurrencyRules([ConcurrencyRule(className: "S", keyTemplate: "k", maxRunning: .max, duration: .seconds(1))])
+        }),
+        ("sync rules: a duration past any calendar (read back, it overflowed)", { s, _ in
+            try s.syncConcurrencyRules([ConcurrencyRule(className: "S", keyTemplate: "k", maxRunning: 1, duration: .seconds(Int64.max))])
+        }),
         ("finish: unknown and repeated ids", { s, scene in
             let outcome = try s.finish([999_999, 999_999, scene.ready, scene.failed])
             throw Said("finished \(outcome.finished), dropped \(outcome.dropped)")
