@@ -28,6 +28,16 @@ struct JobRuleTests {
         (NewJob("R", maxAttempts: 0), #"{"class": "R", "max_attempts": 0}"#, "max_attempts"),
         (NewJob("R", maxAttempts: 1001), #"{"class": "R", "max_attempts": 1001}"#, "max_attempts"),
         (NewJob("R", timeout: .milliseconds(999)), #"{"class": "R", "timeout": 0.999}"#, "timeout"),
+        // Values past the edge of every type: a usage error (22023) naming the field, never a
+        // trap in Swift nor another SQLSTATE in SQL.
+        (NewJob("R", priority: .max), #"{"class": "R", "priority": 9223372036854775807}"#, "priority"),
+        (NewJob("R", priority: .min), #"{"class": "R", "priority": -99999999999999999999999}"#, "priority"),
+        (NewJob("R", maxAttempts: .max), #"{"class": "R", "max_attempts": 1e300}"#, "max_attempts"),
+        (NewJob("R", timeout: .seconds(Int64.max)), #"{"class": "R", "timeout": 1e300}"#, "timeout"),
+        (NewJob("R", runAt: Date(timeIntervalSince1970: 253_402_300_800)), #"{"class": "R", "run_at": "10000-01-01T00:00:00Z"}"#, "run_at"),
+        (NewJob("R", runAt: Date(timeIntervalSince1970: 1e300)), #"{"class": "R", "run_at": "infinity"}"#, "run_at"),
+        (NewJob("R", runAt: Date(timeIntervalSince1970: -1e300)), #"{"class": "R", "run_at": "-infinity"}"#, "run_at"),
+        (NewJob("R", runAt: Date(timeIntervalSince1970: -62_135_596_801)), #"{"class": "R", "run_at": "0001-12-31T23:59:59Z BC"}"#, "run_at"),
         (NewJob("R", timeout: .seconds(604_801)), #"{"class": "R", "timeout": 604801}"#, "timeout"),
         (NewJob("R", uniqueKey: ""), #"{"class": "R", "unique_key": ""}"#, "unique_key"),
         (NewJob("R", uniqueKey: String(repeating: "é", count: 1001)), #"{"class": "R", "unique_key": "\#(String(repeating: "é", count: 1001))"}"#, "unique_key"),
@@ -47,6 +57,8 @@ struct JobRuleTests {
         (NewJob("R", timeout: .seconds(1)), #"{"class": "R", "timeout": 1}"#),
         (NewJob("R", timeout: .milliseconds(1500)), #"{"class": "R", "timeout": 1.5}"#),
         (NewJob("R", timeout: .seconds(604_800)), #"{"class": "R", "timeout": 604800}"#),
+        (NewJob("R", runAt: Date(timeIntervalSince1970: 253_402_300_799)), #"{"class": "R", "run_at": "9999-12-31T23:59:59Z"}"#),
+        (NewJob("R", runAt: Date(timeIntervalSince1970: -62_135_596_800)), #"{"class": "R", "run_at": "0001-01-01T00:00:00Z"}"#),
         (NewJob("R", uniqueKey: String(repeating: "é", count: 1000)), #"{"class": "R", "unique_key": "\#(String(repeating: "é", count: 1000))"}"#),
     ]
 
