@@ -83,13 +83,13 @@ public final class Connection {
             throw DatabaseError(.connectionFailed, "cannot connect to PostgreSQL: libpq is out of memory")
         }
         handle = conn
-        secrets = parsed.secrets
+        secrets = parsed.secrets + defaults.filter { $0.0 == "password" }.flatMap { ConnectionStringMask.Found.forms(of: Array($0.1.utf8)) }
         self.attemptTimeout = attemptTimeout
         var answered = true
         if let attemptTimeout {
             answered = Self.finishConnecting(conn, within: attemptTimeout, poll: PQconnectPoll)
         }
-        target = ConnectionTarget(conn)
+        target = ConnectionTarget(conn, secrets: secrets)
         // From here on every stored property is set, so a throw runs deinit, which closes `conn`.
         guard answered else { throw Self.attemptTimedOut(target: target, after: attemptTimeout!) }
         guard PQstatus(conn) == CONNECTION_OK else {
@@ -256,7 +256,7 @@ public final class Connection {
             PQreset(handle)
         }
         prepared = [:]
-        target = ConnectionTarget(handle)
+        target = ConnectionTarget(handle, secrets: secrets)
         guard answered || PQstatus(handle) == CONNECTION_BAD else { throw Self.attemptTimedOut(target: target, after: attemptTimeout!) }
         guard PQstatus(handle) == CONNECTION_OK else {
             throw Self.connectError(handle, target: target, secrets: secrets, reconnecting: true)

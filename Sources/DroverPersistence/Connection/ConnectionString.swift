@@ -2,7 +2,7 @@ import CLibPQ
 import Foundation
 
 /// What is known about a connection string before connecting: the options libpq parsed from it,
-/// and the secrets that must never reach a message.
+/// and the secrets that must never reach a message (``ConnectionStringMask``).
 struct ConnectionString {
     let raw: String
     let options: [String: String]
@@ -11,10 +11,8 @@ struct ConnectionString {
     /// Parses `raw` (a `postgresql://` URL or `key=value` pairs; empty means libpq's defaults).
     init(_ raw: String) throws(DatabaseError) {
         self.raw = raw
-        var secrets = Self.suspectedSecrets(in: raw)
-        if let envPassword = ProcessInfo.processInfo.environment["PGPASSWORD"], !envPassword.isEmpty {
-            secrets.append(envPassword)
-        }
+        let mask = ConnectionStringMask(raw)
+        secrets = mask.secrets
         var options: [String: String] = [:]
         if !raw.isEmpty {
             var errorMessage: UnsafeMutablePointer<CChar>? = nil
@@ -37,62 +35,31 @@ struct ConnectionString {
                 option += 1
             }
         }
-        if let password = options["password"], !password.isEmpty { secrets.append(password) }
         self.options = options
-        self.secrets = secrets.filter { !$0.isEmpty }.sorted { $0.count > $1.count }
     }
 
-    /// Replaces every occurrence of a secret in `text`.
+    /// Replaces every occurrence of a secret in `text`, longest first.
     static func redact(_ text: String, secrets: [String]) -> String {
         var text = text
-        for secret in secrets where !secret.isEmpty {
-            text = text.replacingOccurrences(of: secret, with: "***")
+        for secret in secrets.sorted(by: { $0.count > $1.count }) where !secret.isEmpty {
+            text = text.replacingOccurrences(of: secret, with: ConnectionStringMask.marker)
         }
         return text
-    }
-
-    /// Passwords as they may appear in the raw text, found without trusting libpq to parse it:
-    /// the URL's user-info password (raw and percent-decoded) and `password=` values.
-    static func suspectedSecrets(in raw: String) -> [String] {
-        var found: [String] = []
-        if let scheme = raw.range(of: "://") {
-            let rest = raw[scheme.upperBound...]
-            let authorityEnd = rest.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? rest.endIndex
-            let authority = rest[..<authorityEnd]
-            if let at = authority.lastIndex(of: "@") {
-                let userInfo = authority[..<at]
-                if let colon = userInfo.firstIndex(of: ":") {
-                    let password = String(userInfo[userInfo.index(after: colon)...])
-                    found.append(password)
-                    if let decoded = password.removingPercentEncoding { found.append(decoded) }
-                }
-            }
-        }
-        // key=value form and ?password= in URLs.
-        var search = raw[...]
-        while let range = search.range(of: "password=") {
-            var value = search[range.upperBound...]
-            if value.first == "'" {
-                value = value.dropFirst()
-                let end = value.firstIndex(of: "'") ?? value.endIndex
-                found.append(String(value[..<end]))
-            } else {
-                let end = value.firstIndex(where: { $0 == " " || $0 == "&" }) ?? value.endIndex
-                let token = String(value[..<end])
-                found.append(token)
-                if let decoded = token.removingPercentEncoding { found.append(decoded) }
-            }
-            search = raw[range.upperBound...]
-        }
-        return found
     }
 }
 
 extension Connection {
-    /// `connectionString` with its password (and anything that looks like one) replaced by `***`,
-    /// for showing a configured URL to people.
+    /// `connectionString` as people may see it: every password `***`, found with libpq's own parser
+    /// (a URL's user-info and `?password=`, `password = value` pairs quoted or not), the rest as
+    /// written; a string libpq refuses has whatever looks like a password masked. `PGPASSWORD`'s
+    /// value is masked wherever it appears.
+    ///
+    /// ```swift
+    /// Connection.redacted("postgresql://app:hunter2@db/app")       // "postgresql://app:***@db/app"
+    /// Connection.redacted("host=db password = 'hunter 2'")          // "host=db password = ***"
+    /// ```
     public static func redacted(_ connectionString: String) -> String {
-        ConnectionString.redact(connectionString, secrets: ConnectionString.suspectedSecrets(in: connectionString))
+        ConnectionStringMask(connectionString).text
     }
 }
 
@@ -110,8 +77,12 @@ public struct ConnectionTarget: Sendable, CustomStringConvertible {
         self.user = user
     }
 
-    init(_ handle: OpaquePointer) {
-        func read(_ value: UnsafeMutablePointer<CChar>?) -> String { value.map { String(cString: $0) } ?? "" }
+    /// What libpq says of `handle`, with any of `secrets` masked (a user name equal to the password,
+    /// a database name that is a URL with one).
+    init(_ handle: OpaquePointer, secrets: [String]) {
+        func read(_ value: UnsafeMutablePointer<CChar>?) -> String {
+            ConnectionString.redact(value.map { String(cString: $0) } ?? "", secrets: secrets)
+        }
         host = read(PQhost(handle))
         port = read(PQport(handle))
         database = read(PQdb(handle))

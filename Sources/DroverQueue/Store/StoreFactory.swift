@@ -160,7 +160,8 @@ extension PostgresDriver {
 extension SQLiteDriver {
     public static func connect(url: String, options: StoreOptions) throws -> SQLiteConnection {
         guard let path = StoreFactory.sqlitePath(url) else {
-            throw DatabaseError(.invalidConnectionString, "\(url) is not a sqlite: URL; write sqlite:///absolute/path/drover.sqlite3")
+            throw DatabaseError(.invalidConnectionString,
+                                "\(Connection.redacted(url)) is not a sqlite: URL; write sqlite:///absolute/path/drover.sqlite3")
         }
         return try SQLiteConnection(path: path, schema: options.schema, busyTimeout: options.lockTimeout ?? .seconds(5))
     }
