@@ -26,6 +26,26 @@ struct CheckCommandTests {
         }
     }
 
+    @Test("the database in effect, from --database-url or the file, is shown with every password as ***", arguments: SecretForm.all)
+    func maskedDatabase(form: SecretForm) throws {
+        let directory = try TemporaryDirectory("drover-check")
+        let plain = try directory.file("workers: []\n", named: "plain.yml")
+        let quoted = String(decoding: try JSONEncoder().encode(form.connectionString), as: UTF8.self)
+        let inline = try directory.file("database:\n  url: \(quoted)\nworkers: []\n", named: "inline.yml")
+        let environment: [String: String?] = ["PGPASSWORD": form.environmentPassword]
+        let fromFlag = try DroverBinary.run(["check", "--config", plain, "--database-url", form.connectionString], environment: environment)
+        let fromFile = try DroverBinary.run(["check", "--config", inline], environment: environment)
+        for (outcome, source) in [(fromFlag, "--database-url"), (fromFile, "database.url in \(inline)")] {
+            #expect(outcome.status == 0, "\(outcome)")
+            let everything = outcome.stdout + outcome.stderr
+            for text in form.forbidden { #expect(!everything.contains(text), "\(text) is shown: \(outcome)") }
+            if let masked = form.masked {
+                #expect(outcome.stdout.contains("# the database in effect: PostgreSQL \(masked), schema drover (from \(source))"), "\(outcome)")
+            }
+            #expect(outcome.stdout.contains("***"))
+        }
+    }
+
     @Test("a handler's env values whose names look secret are printed as ***")
     func secretEnvironment() throws {
         let text = "handlers:\n  Send:\n    command: [sh]\n    env: {API_KEY: k-123, db_password: p-456, GithubToken: t-789, LANG: C.UTF-8}\n"
