@@ -30,6 +30,39 @@ int drover_pipe_high(int fds[2], int nonblocking) {
     return 0;
 }
 
+int drover_memfd_holding(const char *name, const void *bytes, size_t count) {
+    int low = memfd_create(name, MFD_CLOEXEC);
+    if (low < 0) return -1;
+    int fd = fcntl(low, F_DUPFD_CLOEXEC, 10);
+    int saved = errno;
+    close(low);
+    if (fd < 0) {
+        errno = saved;
+        return -1;
+    }
+    const char *next = bytes;
+    size_t left = count;
+    while (left > 0) {
+        ssize_t n = write(fd, next, left);
+        if (n < 0 && errno == EINTR) continue;
+        if (n <= 0) {
+            saved = n < 0 ? errno : EIO;
+            close(fd);
+            errno = saved;
+            return -1;
+        }
+        next += n;
+        left -= (size_t)n;
+    }
+    if (lseek(fd, 0, SEEK_SET) != 0) {
+        saved = errno;
+        close(fd);
+        errno = saved;
+        return -1;
+    }
+    return fd;
+}
+
 int drover_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
 }

@@ -5,8 +5,13 @@
 #include <signal.h>
 #include <spawn.h>
 
-int drover_spawn(const char *path, char *const argv[], char *const envp[], int fd3, int fd4, pid_t *pid) {
-    if (fd3 == 4 || fd4 == 3 || (fd4 >= 0 && fd3 < 0)) return EINVAL;
+int drover_spawn(const char *path, char *const argv[], char *const envp[], const int fds[], int fd_count, pid_t *pid) {
+    // fds[i] becomes 3 + i, in order: a later source must not be an earlier target, or the
+    // earlier dup2 would replace it before it is copied.
+    if (fd_count < 0 || (fd_count > 0 && fds == NULL)) return EINVAL;
+    for (int j = 0; j < fd_count; j++) {
+        if (fds[j] < 0 || (fds[j] >= 3 && fds[j] < 3 + j)) return EINVAL;
+    }
     posix_spawnattr_t attributes;
     posix_spawn_file_actions_t actions;
     int error = posix_spawnattr_init(&attributes);
@@ -31,9 +36,8 @@ int drover_spawn(const char *path, char *const argv[], char *const envp[], int f
     if (error == 0) {
         error = posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP);
     }
-    if (error == 0 && fd3 >= 0) error = posix_spawn_file_actions_adddup2(&actions, fd3, 3);
-    if (error == 0 && fd4 >= 0) error = posix_spawn_file_actions_adddup2(&actions, fd4, 4);
-    if (error == 0) error = posix_spawn_file_actions_addclosefrom_np(&actions, fd4 >= 0 ? 5 : fd3 >= 0 ? 4 : 3);
+    for (int i = 0; error == 0 && i < fd_count; i++) error = posix_spawn_file_actions_adddup2(&actions, fds[i], 3 + i);
+    if (error == 0) error = posix_spawn_file_actions_addclosefrom_np(&actions, 3 + fd_count);
     if (error == 0) error = posix_spawn(pid, path, &actions, &attributes, argv, envp);
 
     posix_spawn_file_actions_destroy(&actions);

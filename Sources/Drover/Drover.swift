@@ -42,7 +42,9 @@ public enum Drover {
         }
         // A child process goes straight to its work: the command-line parser is not needed (and
         // not paged in: about 0.4 MiB of each worker's resident memory).
-        if arguments == ["_child"] { exit(ChildCommand.runChild()) }
+        if arguments.first == "_child", arguments.count <= 2, arguments.dropFirst().allSatisfy({ !$0.hasPrefix("-") }) {
+            exit(ChildCommand.runChild())
+        }
         if let first = arguments.first, !first.hasPrefix("-"), let message = UnknownCommand.message(for: first) {
             printError("drover: error: \(message)")
             exit(ExitStatus.usage.rawValue)

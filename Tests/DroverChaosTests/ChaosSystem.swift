@@ -181,10 +181,11 @@ final class ChaosSupervisor {
         return process.isRunning && last?.fields["READY"] == "1"
     }
 
-    /// Its live worker processes.
+    /// Its live worker processes (`drover _child worker`).
     func workerPIDs() -> [pid_t] {
         ProcessTable.children(of: pid).map(\.pid).filter { pid in
-            (try? String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8))?.contains("\"kind\":\"worker\"") ?? false
+            FileManager.default.contents(atPath: "/proc/\(pid)/cmdline").map { $0.split(separator: 0).map(Array.init).suffix(2) }
+                == [Array("_child".utf8), Array("worker".utf8)]
         }
     }
 

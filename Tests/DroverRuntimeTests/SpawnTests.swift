@@ -22,7 +22,7 @@ struct SpawnTests {
         sigfillset(&blocked)
         var previous = sigset_t()
         pthread_sigmask(SIG_BLOCK, &blocked, &previous)
-        let pid = try Spawn.start("/bin/sleep", arguments: ["30"], environment: ["ONLY": "this"], fd3: fds[0])
+        let pid = try Spawn.start("/bin/sleep", arguments: ["30"], environment: ["ONLY": "this"], descriptors: [fds[0]])
         pthread_sigmask(SIG_SETMASK, &previous, nil)
         defer {
             kill(pid, SIGKILL)
@@ -48,6 +48,37 @@ struct SpawnTests {
         #expect(fd3 == (try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fds[0])")))
         let environ = try String(contentsOfFile: "/proc/\(pid)/environ", encoding: .utf8)
         #expect(environ == "ONLY=this\0")
+    }
+
+    @Test("descriptors become 3, 4, 5 in order; a memory file arrives whole; a source that an earlier one replaces is refused")
+    func descriptorsInOrder() throws {
+        var a: [Int32] = [0, 0]
+        var b: [Int32] = [0, 0]
+        #expect(drover_pipe_high(&a, 0) == 0 && drover_pipe_high(&b, 0) == 0)
+        defer { for fd in a + b { close(fd) } }
+        // Past a pipe's 64 KiB, which a spec with many handlers may be.
+        let text = String(repeating: "spec ", count: 30_000)
+        let file = Array(text.utf8).withUnsafeBytes { drover_memfd_holding("drover-test", $0.baseAddress, $0.count) }
+        #expect(file >= 10)
+        defer { close(file) }
+        let pid = try Spawn.start("/bin/sleep", arguments: ["30"], environment: [:], descriptors: [a[0], b[1], file])
+        defer {
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+        }
+        try waitUntil("sleep has started") { (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) == "sleep\n" }
+        let open = ProcessTable.descriptors(pid)
+        #expect(open.keys.sorted() == [0, 1, 2, 3, 4, 5])
+        #expect(open[3] == ProcessTable.descriptors(getpid())[Int(a[0])])
+        #expect(open[4] == ProcessTable.descriptors(getpid())[Int(b[1])])
+        #expect(open[5]?.hasPrefix("/memfd:drover-test") == true, "\(open)")
+        #expect(FileManager.default.contents(atPath: "/proc/\(pid)/fd/5") == Data(text.utf8))
+
+        let clobbered = #expect(throws: SpawnError.self) {
+            try Spawn.start("/bin/true", arguments: [], environment: [:], descriptors: [a[0], 3])
+        }
+        #expect(clobbered?.errno == EINVAL)
     }
 
     @Test("a program that cannot be run is an error with its errno, not a child that dies")

@@ -77,7 +77,7 @@ public final class PrivateCluster {
         let envp = ProcessInfo.processInfo.environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
         defer { for pointer in argv + envp { free(pointer) } }
         var pid: pid_t = 0
-        let error = drover_spawn(executable, argv, envp, -1, -1, &pid)
+        let error = drover_spawn(executable, argv, envp, nil, 0, &pid)
         guard error == 0 else {
             throw DeadlineExceeded(description: "cannot run \(executable): \(String(cString: strerror(error)))")
         }

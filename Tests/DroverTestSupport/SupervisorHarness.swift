@@ -38,14 +38,21 @@ public final class SupervisorHarness {
         \(fastSupervisor)
         """
 
+    ///
+    /// `supervisorDatabaseURL` is the URL `drover start` gets when it is not the harness's own (another
+    /// role's, say); `prepare` runs on the harness's connection once the schema exists, before the
+    /// supervisor starts (to grant that role what it needs).
     public init(
         config: String, environment: [String: String?] = [:], migrate: Bool = true, databaseURL: String? = nil,
-        databaseInConfig: Bool = false, launcher: [String] = []
+        databaseInConfig: Bool = false, launcher: [String] = [], supervisorDatabaseURL: String? = nil,
+        prepare: (_ schema: String, _ db: Connection) throws -> Void = { _, _ in }
     ) throws {
         schema = TestDatabase.uniqueSchemaName()
-        let url = try databaseURL ?? TestDatabase.url()
+        let harnessURL = try databaseURL ?? TestDatabase.url()
         (store, db) = try PostgresDriver.open(
-            url: url, options: StoreOptions(schema: schema, applicationName: "drover-tests", migrating: migrate ? .always : .never))
+            url: harnessURL, options: StoreOptions(schema: schema, applicationName: "drover-tests", migrating: migrate ? .always : .never))
+        try prepare(schema, db)
+        let url = supervisorDatabaseURL ?? harnessURL
         listener = try NotifyListener()
         directory = try TemporaryDirectory("drover-sup")
         databaseSection = databaseInConfig ? "database:\n  url: \"\(url)\"\n  schema: \(schema)\n" : ""

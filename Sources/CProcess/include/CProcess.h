@@ -10,13 +10,20 @@
 
 /// Starts `path` with `argv` and `envp` (both NULL-terminated) as a child in a process group of its
 /// own, with an empty signal mask, every catchable signal at its default disposition, stdin, stdout
-/// and stderr inherited, `fd3` and `fd4` (each when it is 0 or more) as descriptors 3 and 4, and
+/// and stderr inherited, `fds[0]`, `fds[1]`, … as descriptors 3, 4, … (`fd_count` of them), and
 /// every other descriptor closed. No code of the caller runs in the child between fork and exec.
-/// `fd3` must not be 4, nor `fd4` 3, and `fd4` needs `fd3` (EINVAL): `drover_pipe_high` makes pipes that cannot be.
+/// A descriptor in `fds` must not be the target of an earlier one (`fds[1]` must not be 3, say;
+/// EINVAL): `drover_pipe_high` and `drover_memfd_holding` make descriptors of 10 or more, which cannot be.
 ///
 /// Returns 0 and sets `*pid`, or returns an errno value: a failed exec (no such file, not
 /// executable) is reported here, because glibc's posix_spawn waits for the exec.
-int drover_spawn(const char *path, char *const argv[], char *const envp[], int fd3, int fd4, pid_t *pid);
+int drover_spawn(const char *path, char *const argv[], char *const envp[], const int fds[], int fd_count, pid_t *pid);
+
+/// A close-on-exec memory file (memfd_create) named `name` that holds the `count` bytes at `bytes`,
+/// its offset back at 0, as a descriptor of 10 or more: for handing a child data that must not be
+/// in its environment or argv, whatever its size (a pipe would block past its capacity).
+/// Returns the descriptor, or -1 and errno.
+int drover_memfd_holding(const char *name, const void *bytes, size_t count);
 
 /// pipe2(fds, O_CLOEXEC): a pipe neither end of which a child inherits.
 int drover_pipe_cloexec(int fds[2]);

@@ -62,17 +62,21 @@ extension StartCommand {
     }
 }
 
-/// `drover _child`: a worker or dispatcher, started by `drover start` with its spec in the environment.
+/// `drover _child KIND`: a worker, dispatcher or scheduler, started by `drover start` with its spec
+/// on descriptor 5 (``ChildSpec/read()``). The kind in argv is for people (`ps`); the spec decides.
 struct ChildCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "_child", abstract: "A supervisor's child process (started by drover start).", shouldDisplay: false)
+
+    @Argument(help: "What the child is (worker, dispatcher or scheduler), for ps; its spec decides.")
+    var kind: String?
 
     func run() throws {
         let status = Self.runChild()
         if status != 0 { throw ExitCode(status) }
     }
 
-    /// Runs the child its supervisor described in the environment; returns its exit status.
+    /// Runs the child its supervisor described; returns its exit status.
     static func runChild() -> Int32 {
         let environment = ProcessInfo.processInfo.environment
         Log.configure(minimum: environment["DROVER_LOG_LEVEL"].flatMap(Log.Level.init(rawValue:)) ?? .info, environment: environment)

@@ -35,6 +35,10 @@ public struct StoreOptions: Sendable {
     /// PostgreSQL: the longest one attempt to connect or reconnect may take, to the millisecond;
     /// nil: libpq's `connect_timeout` (whole seconds).
     public var connectAttemptTimeout: Duration?
+    /// PostgreSQL: the password when the URL gives none, as `PGPASSWORD` would give it (a
+    /// supervisor's children get its `PGPASSWORD` this way, not in their environment). Unlike
+    /// `PGPASSWORD`, it also wins over a password in a service file. Never in a message.
+    public var password: String?
 
     public init(
         schema: String = DroverSchema.defaultName, preserveFinishedJobs: Bool = true, retryPolicy: RetryPolicy = RetryPolicy(),
@@ -140,8 +144,9 @@ extension PostgresDriver {
     }
 
     public static func connect(url: String, options: StoreOptions) throws -> Connection {
-        let connection = try Connection(url, applicationName: options.applicationName,
-                                        defaults: options.networkTimeout.map(keepaliveSettings) ?? [],
+        var defaults = options.networkTimeout.map(keepaliveSettings) ?? []
+        if let password = options.password, !password.isEmpty { defaults.append(("password", password)) }
+        let connection = try Connection(url, applicationName: options.applicationName, defaults: defaults,
                                         attemptTimeout: options.connectAttemptTimeout)
         // Kept across reconnects: without it a heartbeat behind a held row lock would wait forever.
         if let lockTimeout = options.lockTimeout {

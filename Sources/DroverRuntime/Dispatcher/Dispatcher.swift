@@ -129,12 +129,13 @@ final class Dispatcher<Driver: RuntimeDriver> {
     }
 }
 
-/// The entry point of a child process (`drover _child`): reads the spec its supervisor put in the
-/// environment and runs the worker or dispatcher it describes. Returns the exit status.
+/// The entry point of a child process (`drover _child`): reads the spec its supervisor gave it
+/// (``ChildSpec/read()``) and runs the worker, dispatcher or scheduler it describes. Returns the
+/// exit status.
 public func runChildProcess(extraHandlers: JobHandlers = JobHandlers()) -> Int32 {
     let spec: ChildSpec
     do {
-        spec = try ChildSpec.takeFromEnvironment()
+        spec = try ChildSpec.read()
     } catch {
         Log().error("cannot start a child process", [("error", "\(error)")])
         return ExitStatus.config.rawValue

@@ -4,7 +4,7 @@ import DroverQueue
 import Foundation
 
 /// What every child of the supervisor does the same way: read signals, notice the supervisor's
-/// death on fd 3, register, heartbeat, and stop.
+/// death on fd 3, register, heartbeat, and stop. (Its spec came on fd 5, ``ChildSpec/read()``.)
 final class ChildRuntime<Driver: RuntimeDriver> {
     static var parentDeathDescriptor: Int32 { ChildProcess.parentDeathDescriptor }
 
@@ -33,7 +33,7 @@ final class ChildRuntime<Driver: RuntimeDriver> {
             aliveThreshold: Duration(milliseconds: spec.aliveThresholdMilliseconds))
         session = DatabaseSession(log: log, maximumBackoff: Duration(milliseconds: spec.heartbeatIntervalMilliseconds)) { [spec] in
             try Driver.openForRuntime(
-                url: spec.databaseURL, schema: spec.schema, applicationName: applicationName, lockTimeout: lockTimeout,
+                url: spec.databaseURL, password: spec.pgpassword, schema: spec.schema, applicationName: applicationName, lockTimeout: lockTimeout,
                 timeouts: RuntimeTimeouts(network: Duration(milliseconds: spec.networkTimeoutMilliseconds),
                                           statement: Duration(milliseconds: spec.statementTimeoutMilliseconds),
                                           heartbeatInterval: Duration(milliseconds: spec.heartbeatIntervalMilliseconds)))

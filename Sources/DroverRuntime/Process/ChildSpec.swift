@@ -1,12 +1,18 @@
+import CProcess
 import DroverQueue
 import Foundation
 
 /// What a supervisor tells a child it starts: everything the child needs, so that the child never
-/// reads a configuration file that may have changed since the supervisor read it. Passed as JSON in
-/// the environment (never in argv, which every user can read), and removed from the child's own
-/// environment once read.
-public struct ChildSpec: Codable, Sendable, Equatable {
-    public static let environmentVariable = "DROVER_CHILD_SPEC"
+/// reads a configuration file that may have changed since the supervisor read it.
+///
+/// It holds the database URL, so it travels as JSON in a memory file the child inherits as
+/// descriptor 5 (``memoryFile()``, ``read()``), which the child closes once read: never in argv,
+/// which every user can read, nor in the environment, which stays readable in
+/// `/proc/PID/environ` for the life of the process (`unsetenv` does not change what that file
+/// shows) to every process of the same user, job commands included.
+public struct ChildSpec: Codable, Sendable, Equatable, CustomStringConvertible, CustomDebugStringConvertible {
+    /// The descriptor a child reads its spec from: 3 is the parent-death pipe, 4 the life-sign pipe.
+    public static let descriptor: Int32 = 5
 
     public struct WorkerPart: Codable, Sendable, Equatable {
         public var queues: [String]
@@ -50,6 +56,9 @@ public struct ChildSpec: Codable, Sendable, Equatable {
     public var name: String
     public var supervisorID: Int
     public var databaseURL: String
+    /// The supervisor's `PGPASSWORD`, which its children do not get in their environment: libpq's
+    /// password when the URL gives none, as `PGPASSWORD` would be.
+    public var pgpassword: String? = nil
     public var schema: String
     public var heartbeatIntervalMilliseconds: Int
     public var aliveThresholdMilliseconds: Int
@@ -72,19 +81,51 @@ public struct ChildSpec: Codable, Sendable, Equatable {
         return role
     }
 
+    /// Which child this is, for messages: never the database URL or the password.
+    public var description: String { "\(kind.rawValue) \(name.isEmpty ? "(unnamed)" : name)" }
+    public var debugDescription: String { description }
+
     public func encoded() -> String {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: try! encoder.encode(self), as: UTF8.self)
     }
 
-    /// Reads and removes the spec from this process's environment.
-    public static func takeFromEnvironment() throws -> ChildSpec {
-        guard let text = getenv(environmentVariable).map({ String(cString: $0) }) else {
-            throw ValidationFailure("\(environmentVariable) is not set: this command is started by `drover start`, not by hand")
+    /// A close-on-exec memory file holding this spec, to give a child as descriptor 5; the caller
+    /// closes it once the child is started.
+    ///
+    /// ```swift
+    /// let file = try spec.memoryFile()
+    /// defer { close(file) }
+    /// let pid = try Spawn.start("/proc/self/exe", arguments: ["_child", "worker"], environment: environment,
+    ///                           descriptors: [deathPipe, lifeSigns, file])
+    /// ```
+    public func memoryFile() throws(SpawnError) -> Int32 {
+        let bytes = Array(encoded().utf8)
+        let descriptor = bytes.withUnsafeBytes { drover_memfd_holding("drover-child-spec", $0.baseAddress, $0.count) }
+        guard descriptor >= 0 else { throw SpawnError(executable: "a child: cannot create the memory file of its spec", errno: errno) }
+        return descriptor
+    }
+
+    /// Reads the spec its supervisor gave this process on descriptor 5, and closes it.
+    public static func read() throws -> ChildSpec {
+        var info = stat()
+        guard fstat(descriptor, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else {
+            throw ValidationFailure("descriptor \(descriptor) holds no child spec: this command is started by `drover start`, not by hand")
         }
-        unsetenv(environmentVariable)
-        return try JSONDecoder().decode(ChildSpec.self, from: Data(text.utf8))
+        defer { close(descriptor) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { pread(descriptor, $0.baseAddress, $0.count, off_t(bytes.count)) }
+            if count < 0 && errno == EINTR { continue }
+            guard count >= 0 else {
+                throw ValidationFailure("cannot read the child spec on descriptor \(descriptor): \(String(cString: strerror(errno)))")
+            }
+            if count == 0 { break }
+            bytes += buffer[..<count]
+        }
+        return try JSONDecoder().decode(ChildSpec.self, from: Data(bytes))
     }
 }
 

@@ -26,9 +26,11 @@ extension RuntimeDriver {
     /// that waits for a lock longer than `lockTimeout` fails (and is tried again by its caller),
     /// and `timeouts` bound how long a dead path or a hung statement can hold the process.
     static func openForRuntime(
-        url: String, schema: String, applicationName: String, lockTimeout: Duration, timeouts: RuntimeTimeouts
+        url: String, password: String? = nil, schema: String, applicationName: String, lockTimeout: Duration,
+        timeouts: RuntimeTimeouts
     ) throws -> Database {
         var options = StoreOptions(schema: schema, applicationName: applicationName, lockTimeout: lockTimeout, tunedForRuntime: true)
+        options.password = password
         options.networkTimeout = timeouts.network
         options.statementTimeout = timeouts.statement
         options.connectAttemptTimeout = timeouts.connectAttempt

@@ -13,11 +13,11 @@ public struct SpawnError: Error, Sendable, CustomStringConvertible {
 /// Starting child processes through the C shim (`CProcess`): Swift only prepares the arguments.
 public enum Spawn {
     /// Starts `executable` with `arguments` (argv[1...]) and exactly `environment`, in a process group
-    /// of its own, with no signal blocked, stdio inherited, `fd3` and `fd4` as descriptors 3 and 4
-    /// and nothing else open.
+    /// of its own, with no signal blocked, stdio inherited, `descriptors` as descriptors 3, 4, … in
+    /// order, and nothing else open.
     public static func start(
-        _ executable: String, argv0: String? = nil, arguments: [String], environment: [String: String], fd3: Int32 = -1,
-        fd4: Int32 = -1
+        _ executable: String, argv0: String? = nil, arguments: [String], environment: [String: String],
+        descriptors: [Int32] = []
     ) throws(SpawnError) -> pid_t {
         let argv = ([argv0 ?? executable] + arguments).map { strdup($0) } + [nil]
         let envp = environment.sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
@@ -25,7 +25,7 @@ public enum Spawn {
             for pointer in argv + envp { free(pointer) }
         }
         var pid: pid_t = 0
-        let error = drover_spawn(executable, argv, envp, fd3, fd4, &pid)
+        let error = drover_spawn(executable, argv, envp, descriptors, Int32(descriptors.count), &pid)
         guard error == 0 else { throw SpawnError(executable: executable, errno: error) }
         return pid
     }

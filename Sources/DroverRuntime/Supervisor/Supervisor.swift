@@ -202,16 +202,21 @@ final class SupervisorProcess<Driver: RuntimeDriver> {
         var spec = slot.role
         spec.name = childName
         var environment = options.environment
-        // Only the supervisor talks to systemd; the database URL travels in the spec.
+        // Only the supervisor talks to systemd. The database URL and PGPASSWORD travel in the
+        // spec, not in the environment, which every process of the same user can read in
+        // /proc/PID/environ for as long as the child lives.
         for key in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES",
                     "DROVER_DATABASE_URL", "DROVER_TEST_HANDLERS"] {
             environment[key] = nil
         }
-        environment[ChildSpec.environmentVariable] = spec.encoded()
+        let pgpassword = environment.removeValue(forKey: "PGPASSWORD")
+        if !location.isSQLite { spec.pgpassword = pgpassword }
         do {
+            let specFile = try spec.memoryFile()
+            defer { close(specFile) }
             let pid = try Spawn.start(
-                "/proc/self/exe", argv0: ProcessArguments.all.first ?? "drover", arguments: ["_child"],
-                environment: environment, fd3: deathPipe[0], fd4: lifeSigns.childEnd)
+                "/proc/self/exe", argv0: ProcessArguments.all.first ?? "drover", arguments: ["_child", spec.kind.rawValue],
+                environment: environment, descriptors: [deathPipe[0], lifeSigns.childEnd, specFile])
             watched[pid] = WatchedChild(startedAt: .now())
             slot.pid = pid
             slot.name = childName

@@ -15,7 +15,7 @@ struct SQLiteRuntimeTests {
         let process: RunningProcess
         let path: String
 
-        init(config: String?, file: String? = "queue.sqlite3", arguments: [String] = []) throws {
+        init(config: String?, file: String? = "queue.sqlite3", arguments: [String] = [], environment: [String: String?] = [:]) throws {
             directory = try TemporaryDirectory("drover-sqlite")
             listener = try NotifyListener()
             path = directory.url.appendingPathComponent(file ?? "drover.sqlite3").path
@@ -24,10 +24,9 @@ struct SQLiteRuntimeTests {
                 configuration = "database:\n  url: \"sqlite://\(directory.url.appendingPathComponent(file).path)\"\n" + configuration
             }
             let flags = config == nil ? [] : ["--config", try directory.file(configuration)]
-            process = try DroverBinary.start(
-                ["start"] + flags + arguments,
-                environment: ["DROVER_TEST_HANDLERS": "1", "NOTIFY_SOCKET": listener.path, "STATE_DIRECTORY": nil],
-                in: directory.url.path)
+            var env: [String: String?] = ["DROVER_TEST_HANDLERS": "1", "NOTIFY_SOCKET": listener.path, "STATE_DIRECTORY": nil]
+            env.merge(environment) { _, given in given }
+            process = try DroverBinary.start(["start"] + flags + arguments, environment: env, in: directory.url.path)
         }
 
         deinit {
