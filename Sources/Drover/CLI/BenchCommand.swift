@@ -220,8 +220,10 @@ struct BenchRun {
         chmod(config, 0o644)
         let supervisor = Process()
         supervisor.executableURL = URL(fileURLWithPath: "/proc/self/exe")
-        supervisor.arguments = ["start", "--config", config, "--database-url", url, "--schema", schema]
+        supervisor.arguments = ["start", "--config", config, "--schema", schema]
         var environment = ProcessInfo.processInfo.environment
+        // Not in argv, which every user can read (ps): the URL may hold a password.
+        environment["DROVER_DATABASE_URL"] = url
         environment["DROVER_TEST_HANDLERS"] = "1"
         environment["NOTIFY_SOCKET"] = nil
         supervisor.environment = environment
