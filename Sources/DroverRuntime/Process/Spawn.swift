@@ -59,8 +59,8 @@ extension ProcessArguments {
     }()
 
     /// Where `bytes` stop being UTF-8: the offset of the first byte that does not belong to a
-    /// valid character, and the bytes of that bad sequence; nil when all is valid.
-    public static func firstInvalidUTF8(in bytes: [UInt8]) -> (offset: Int, bytes: ArraySlice<UInt8>)? {
+    /// valid character; nil when all is valid.
+    public static func firstInvalidUTF8(in bytes: [UInt8]) -> Int? {
         var parser = Unicode.UTF8.ForwardParser()
         var iterator = bytes.makeIterator()
         var offset = 0
@@ -68,7 +68,7 @@ extension ProcessArguments {
             switch parser.parseScalar(from: &iterator) {
             case .valid(let scalar): offset += scalar.count
             case .emptyInput: return nil
-            case .error(let length): return (offset, bytes[offset..<min(bytes.count, offset + length)])
+            case .error: return offset
             }
         }
     }
@@ -78,7 +78,7 @@ extension ProcessArguments {
     /// valid.
     public static func invalidUTF8Message(_ arguments: [[UInt8]]) -> String? {
         for (index, argument) in arguments.enumerated().dropFirst() {
-            guard let bad = firstInvalidUTF8(in: argument) else { continue }
+            guard let badOffset = firstInvalidUTF8(in: argument) else { continue }
             let text = String(decoding: argument, as: UTF8.self)
             var what = "argument \(index)"
             if text.hasPrefix("--"), let equals = text.firstIndex(of: "=") {
@@ -87,8 +87,8 @@ extension ProcessArguments {
                       !text.hasPrefix("-") {
                 what += " (the value of \(option))"
             }
-            let shown = bad.bytes.map { "0x" + String($0, radix: 16, uppercase: true) }.joined(separator: " ")
-            return "\(what) is not UTF-8 text: byte \(bad.offset + 1) starts an invalid sequence (\(shown)). "
+            // Where, not what: the bytes could be part of a password (--database-url).
+            return "\(what) is not UTF-8 text: byte \(badOffset + 1) starts an invalid sequence. "
                 + "Drover reads its arguments as UTF-8, so it refuses this rather than change it; "
                 + "in JSON, write other characters as \\u escapes (\\u00ff)"
         }
