@@ -45,6 +45,10 @@ public enum Drover {
         if arguments.first == "_child", arguments.count <= 2, arguments.dropFirst().allSatisfy({ !$0.hasPrefix("-") }) {
             exit(ChildCommand.runChild())
         }
+        if let message = JobID.negativeIDMessage(arguments) {
+            printError("Error: \(message)")
+            exit(ExitStatus.usage.rawValue)
+        }
         if let first = arguments.first, !first.hasPrefix("-"), let message = UnknownCommand.message(for: first) {
             printError("drover: error: \(message)")
             exit(ExitStatus.usage.rawValue)

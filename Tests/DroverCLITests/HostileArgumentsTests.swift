@@ -113,4 +113,21 @@ struct HostileArgumentsTests {
         let shown = try target.run(["jobs", "show", String(id), "--json"])
         #expect(shown.stdout.contains("é😀"), "\(shown)")
     }
+
+    @Test("job ids out of range are usage errors that name the id, for every command that takes one", arguments: Backend.allCases)
+    func ids(_ backend: Backend) throws {
+        let target = try Target(backend)
+        for command in [["jobs", "show"], ["jobs", "cancel"], ["failed", "retry"], ["failed", "discard"]] {
+            for id in ["0", "-1", "-9223372036854775808"] {
+                let outcome = try target.run(command + [id])
+                #expect(outcome.status == 64 && outcome.stderr.contains("job id \(id) is out of range: ids are whole numbers from 1 to 9223372036854775807"),
+                        "\(command) \(id): \(outcome)")
+            }
+            let huge = try target.run(command + ["9223372036854775808"])
+            #expect(huge.status == 64 && huge.stderr.contains("9223372036854775808"), "\(command): \(huge)")
+            // The largest id is an id: there is no such job (65), nothing traps.
+            let largest = try target.run(command + ["9223372036854775807"])
+            #expect(largest.status == 65 && largest.stderr.contains("no job with id 9223372036854775807"), "\(command): \(largest)")
+        }
+    }
 }

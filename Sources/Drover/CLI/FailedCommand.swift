@@ -40,6 +40,7 @@ struct FailedSelection: ParsableArguments {
     func validate() throws {
         if all && !ids.isEmpty { throw ValidationError("give job ids or --all, not both") }
         if !all && ids.isEmpty { throw ValidationError("name the failed jobs by id, or pass --all") }
+        try JobID.check(ids)
     }
 }
 

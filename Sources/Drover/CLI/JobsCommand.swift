@@ -99,6 +99,8 @@ struct JobsShow: ParsableCommand {
 
     @OptionGroup var database: DatabaseOptions
 
+    func validate() throws { try JobID.check([id]) }
+
     func run() throws {
         try database.withQueue { queue in
             guard let job = try queue.job(id) else {
@@ -152,6 +154,8 @@ struct JobsCancel: ParsableCommand {
     var json = false
 
     @OptionGroup var database: DatabaseOptions
+
+    func validate() throws { try JobID.check([id]) }
 
     private struct Outcome: Encodable {
         let id: Int
