@@ -38,14 +38,14 @@ public enum ProcessArguments {
     /// without them: libfaketime 0.9.10 does, and the clock-skew tests run Drover under it.
     public static let all: [String] = {
         if !CommandLine.arguments.isEmpty { return CommandLine.arguments }
-        guard let data = FileManager.default.contents(atPath: "/proc/self/cmdline") else { return [] }
-        return data.split(separator: 0, omittingEmptySubsequences: false).dropLast().map { String(decoding: $0, as: UTF8.self) }
+        return bytes.map { String(decoding: $0, as: UTF8.self) }
     }()
 }
 
 extension ProcessArguments {
     /// The arguments' bytes as the kernel passed them, before Swift's runtime replaced what is not
-    /// UTF-8 with U+FFFD (which would change a job's arguments without a word).
+    /// UTF-8 with U+FFFD (which would change a job's arguments without a word); from
+    /// `/proc/self/cmdline` when the runtime saw none (see ``all``).
     public static let bytes: [[UInt8]] = {
         let count = Int(CommandLine.argc)
         if count > 0 {

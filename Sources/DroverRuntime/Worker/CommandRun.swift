@@ -149,15 +149,11 @@ struct CommandRun {
                 killAt = nil
             }
             if status == nil {
-                var waitStatus: Int32 = 0
                 var info = siginfo_t()
                 // Peek first (WNOWAIT): the pid stays reserved until the group is signalled for good.
                 if waitid(P_PID, id_t(pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 && info._sifields._sigchld.si_pid == pid {
                     // Whatever the command started in its group goes with it.
-                    execution.signalCommand(SIGKILL)
-                    execution.commandExited()
-                    while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
-                    status = waitStatus
+                    status = killAndReap(pid)
                     drainUntil = .now + Self.drainAfterExit
                 }
             }
@@ -168,12 +164,16 @@ struct CommandRun {
     /// command: the attempt ends as a failure that is retried, naming `reason`.
     private func abandon(pid: pid_t, status: Int32?, because reason: String) -> Ending {
         log.error("the worker cannot watch the command any more; killing it", [("reason", reason)])
-        if let status { return Ending(status: status, unwatched: reason) }
+        return Ending(status: status ?? killAndReap(pid), unwatched: reason)
+    }
+
+    /// KILLs the command's whole process group, and reaps the command: its wait status.
+    private func killAndReap(_ pid: pid_t) -> Int32 {
         execution.signalCommand(SIGKILL)
         execution.commandExited()
         var waitStatus: Int32 = 0
         while waitpid(pid, &waitStatus, 0) < 0 && errno == EINTR {}
-        return Ending(status: waitStatus, unwatched: reason)
+        return waitStatus
     }
 
     private func result(_ ending: Ending, output: String) -> JobResult {

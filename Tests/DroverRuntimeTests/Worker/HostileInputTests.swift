@@ -1,5 +1,6 @@
 import DroverPersistence
 import DroverQueue
+@testable import DroverRuntime
 import DroverTestSupport
 import Foundation
 import Testing
@@ -100,7 +101,7 @@ struct HostileInputTests {
         #expect(!log.contains("\0") && !log.utf8.contains(0xFF), "no raw NUL or invalid UTF-8 in the log")
         let emptyLines = ids["EmptyLines"]!
         let logged = log.split(separator: "\n").filter { $0.contains("job=\(emptyLines) ") && $0.contains("msg=output") }
-        #expect(logged.count == CommandOutputBudget.lines, "\(logged.count) output lines logged")
+        #expect(logged.count == CommandOutput.logBudgetLines, "\(logged.count) output lines logged")
         #expect(log.contains("job=\(emptyLines) ") && log.contains("the command's output passed 1000 lines; the rest is not logged"))
         #expect(log.contains("lines=199000"), "the count of what went unlogged")
 
@@ -109,7 +110,3 @@ struct HostileInputTests {
     }
 }
 
-/// The log budget the suite checks against (``CommandOutput/logBudgetLines``).
-enum CommandOutputBudget {
-    static let lines = 1000
-}
