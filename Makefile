@@ -22,7 +22,7 @@ build: deps
 # .deb and lintian, the unit, the man pages) and the .deb under a real systemd in a container
 # (scripts/systemd-test).
 test: deps
-	@scripts/install-deps packaging
+	@scripts/install-deps packaging web
 	scripts/model-check
 	$(SWIFT) build --build-tests
 	# SwiftPM can miss files added to Drover when it rebuilds the example: start it afresh then.

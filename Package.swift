@@ -18,6 +18,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // The configuration file: YAML with line numbers for error messages.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // Metrics: the API (swift-metrics) and its Prometheus backend and registry for /metrics.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // Tests only: the differential store test generates its cases and shrinks a failing one.
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
@@ -54,6 +57,8 @@ let package = Package(
             dependencies: [
                 "DroverQueue", "DroverPersistence", "CSystemd", "CProcess",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             // The Promela model of the lease protocol, checked by scripts/model-check (spin).
             exclude: ["Lease/lease.pml"]

@@ -157,6 +157,11 @@ struct JobRuleTests {
             #expect(try timeout[0].decode("t", as: Double.self) == 90)
             #expect(printed[2] == "2")
             #expect(try count(store, "jobs", db) == 4, "the rolled-back enqueue left nothing")
+            // Every insert counts as enqueued (a statement trigger), whoever makes it; a rollback counts nothing.
+            let metrics = try store.metrics(on: db)
+            #expect(metrics.count(.enqueued, queue: "mail", className: "SendReport") == 1)
+            #expect(metrics.count(.enqueued, queue: "mail", className: "B") == 1)
+            #expect(metrics.total(.enqueued) == 4)
             try expectInvariant(store, db)
         }
     }

@@ -30,7 +30,7 @@ struct SQLiteMigrationTests {
             INSERT INTO drover.recurring_executions (id, task_key, run_at, job_id) VALUES (5, 'nightly', '2026-11-27 00:00:00+00', 2);
             """)
         let report = try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
-        #expect(report.applied.map(\.version) == [2])
+        #expect(report.applied.map(\.version) == [2, 3])
 
         let store = try SQLiteJobStore(clock: .fixed { Date(timeIntervalSince1970: 1_795_748_410) })  // 2026-11-27 03:00:10
         #expect(try (1...3).map { try store.job($0, on: db)?.state } == [.ready, .scheduled, .claimed])
@@ -57,5 +57,29 @@ struct SQLiteMigrationTests {
         #expect(try next.get("id", as: Int.self) == 8)
         // The invariant holds on what came through.
         #expect(try store.concurrencyKeys(on: db).isEmpty)
+    }
+
+    @Test("migration 3 rebuilds processes for the web kind: rows kept, ids never reused, jobs counted from then on")
+    func migrationThreeKeepsProcessIDs() throws {
+        let directory = try TemporaryDirectory("drover-sqlite-upgrade-3")
+        let path = directory.url.appendingPathComponent("drover.sqlite3").path
+        let db = try SQLiteConnection(path: path, schema: "drover")
+        try Migrator(schema: "drover", migrations: Array(DroverSchema.sqliteMigrations.prefix(2))).migrate(on: db)
+        let store = try SQLiteJobStore()
+        for name in ["w1", "w2", "w3"] {
+            _ = try store.register(kind: .worker, name: name, pid: 10, hostname: "h", supervisorID: nil, on: db)
+        }
+        // The newest process is gone: its id must not go to the next one (a claim it left could).
+        try db.execute("DELETE FROM drover.processes WHERE name = 'w3'")
+        let web = #expect(throws: DatabaseError.self) {
+            try db.execute("INSERT INTO drover.processes (kind, name, pid, hostname) VALUES ('web', 'web-1', 12, 'h')")
+        }
+        #expect(web?.code == .checkViolation, "before migration 3, no web kind")
+        #expect(try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db).applied.map(\.version) == [3])
+        #expect(try store.listProcesses(on: db).map(\.name) == ["w1", "w2"])
+        try db.execute("INSERT INTO drover.processes (kind, name, pid, hostname) VALUES ('web', 'web-1', 12, 'h')")
+        #expect(try db.query("SELECT id FROM drover.processes WHERE name = 'web-1'")[0].decode("id", as: Int.self) == 4)
+        _ = try store.enqueue([NewJob("A"), NewJob("A")], on: db)
+        #expect(try store.metrics(on: db).count(.enqueued, queue: "default", className: "A") == 2)
     }
 }

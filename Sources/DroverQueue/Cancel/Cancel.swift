@@ -22,6 +22,7 @@ extension JobStore {
             // job moving between states is found in the state it lands in.
             for (table, state) in [(ready, JobState.ready), (scheduled, .scheduled), (blocked, .blocked)]
             where try database.change("DELETE FROM \(table) WHERE job_id = \(id)") > 0 {
+                try count(.cancelled, jobs: [id], on: database)
                 let key = try database.fetch("DELETE FROM \(jobs) WHERE id = \(id) RETURNING concurrency_key")
                     .first?.decode("concurrency_key", as: String?.self)
                 // A ready job held a slot of its concurrency key.

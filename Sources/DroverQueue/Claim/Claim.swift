@@ -54,7 +54,7 @@ private func ordered(_ columns: [String], by alias: String) -> SQL {
 
 extension PostgresDriver {
     /// One statement: pick in index order passing over locked rows, delete them from ready,
-    /// insert their claims, return the jobs.
+    /// insert their claims, count them (``JobMetric/latency``), return the jobs.
     public func takeReady(
         _ pattern: QueueSelection.Pattern, processID: Int, limit: Int, now: Moment, in store: JobStore<Self>, on database: Connection
     ) throws -> [ClaimedJob] {
@@ -83,9 +83,13 @@ extension PostgresDriver {
                 FOR UPDATE SKIP LOCKED
             ), moved AS (
                 DELETE FROM \(store.ready) r USING picked WHERE r.job_id = picked.job_id
-                RETURNING r.job_id, r.queue_name, r.priority
+                RETURNING r.job_id, r.queue_name, r.priority, r.created_at
             ), claimed AS (
                 INSERT INTO \(store.claimed) (job_id, process_id, created_at) SELECT job_id, \(processID), \(now.sql) FROM moved
+            ), counted AS (
+                \(store.counting(.latency, queue: "m.queue_name", className: "j.class_name",
+                                 seconds: store.seconds(from: "m.created_at", to: now.sql),
+                                 from: "moved m JOIN \(store.jobs) j ON j.id = m.job_id"))
             )
             SELECT \(store.claimedJobColumns)
             FROM moved m JOIN \(store.jobs) j ON j.id = m.job_id
@@ -96,7 +100,8 @@ extension PostgresDriver {
 
 extension SQLiteDriver {
     /// Under the write lock nothing else claims: pick the rows in the pattern's order (an index
-    /// walk), delete them from ready, insert their claims, read the jobs.
+    /// walk), count them (``JobMetric/latency``), delete them from ready, insert their claims,
+    /// read the jobs.
     public func takeReady(
         _ pattern: QueueSelection.Pattern, processID: Int, limit: Int, now: Moment, in store: JobStore<Self>, on database: SQLiteConnection
     ) throws -> [ClaimedJob] {
@@ -108,6 +113,9 @@ extension SQLiteDriver {
                 ORDER BY \(ordered(order, by: "r")) LIMIT \(limit)
                 """, column: "job_id")
             guard !ids.isEmpty else { return [] }
+            try database.execute(store.counting(
+                .latency, queue: "r.queue_name", className: "j.class_name", seconds: store.seconds(from: "r.created_at", to: now.sql),
+                from: "\(store.ready) r JOIN \(store.jobs) j ON j.id = r.job_id WHERE \(contains("r.job_id", ids: ids))"))
             try database.execute("DELETE FROM \(store.ready) WHERE \(contains("job_id", ids: ids))")
             try database.execute("""
                 INSERT INTO \(store.claimed) (job_id, process_id, created_at)

@@ -50,8 +50,10 @@ extension JobStore {
                 UPDATE \(jobs) SET attempts = attempts + 1, max_attempts = coalesce(\(maxAttempts), max_attempts),
                     last_error = \(error.json), updated_at = \(now.sql)
                 WHERE id = \(jobID)
-                RETURNING attempts, max_attempts, queue_name, priority, concurrency_key
+                RETURNING attempts, max_attempts, queue_name, class_name, priority, concurrency_key
                 """, prepared: true)[0]
+            let queue = try row.decode("queue_name", as: String.self)
+            let className = try row.decode("class_name", as: String.self)
             let attempts = try row.decode("attempts", as: Int.self)
             let decision = AttemptDecision.after(
                 failedAttempts: attempts, maxAttempts: try row.decode("max_attempts", as: Int.self), permanent: permanent,
@@ -64,15 +66,18 @@ extension JobStore {
                     INSERT INTO \(failed) (job_id, error, created_at) VALUES (\(jobID), \(error.json), \(now.sql))
                     """, prepared: true)
                 outcome = .failed(attempts: attempts)
+                try count(error.errorClass == JobFailure.cancelledClass ? .cancelled : .failed, queue: queue, className: className, on: database)
             case .retry(let seconds):
                 let at = try database.fetch("""
                     INSERT INTO \(scheduled) (job_id, queue_name, priority, scheduled_at, created_at)
-                    VALUES (\(jobID), \(try row.decode("queue_name", as: String.self)), \(try row.decode("priority", as: Int.self)),
+                    VALUES (\(jobID), \(queue), \(try row.decode("priority", as: Int.self)),
                             \(now.after(seconds)), \(now.sql))
                     RETURNING scheduled_at
                     """, prepared: true)[0].decode("scheduled_at", as: Date.self)
                 outcome = .retryScheduled(at: at, attempts: attempts)
+                try count(.retried, queue: queue, className: className, on: database)
             }
+            if error.errorClass == JobFailure.timeoutClass { try count(.timedOut, queue: queue, className: className, on: database) }
             // Failed or waiting for its retry, it no longer holds a slot of its concurrency key.
             if let key = try row.decode("concurrency_key", as: String?.self) { try signal([key], now: now, on: database) }
             return outcome

@@ -38,15 +38,20 @@ extension PostgresDriver {
         _ jobIDs: [Int], processID: Int, now: Moment, deleting: Bool, in store: JobStore<Self>, on database: Connection
     ) throws -> [(id: Int, concurrencyKey: String?)] {
         let done: SQL = deleting
-            ? "DELETE FROM \(store.jobs) WHERE id IN (SELECT job_id FROM released) RETURNING id, concurrency_key"
+            ? "DELETE FROM \(store.jobs) WHERE id IN (SELECT job_id FROM released) RETURNING id, concurrency_key, queue_name, class_name"
             : """
               UPDATE \(store.jobs) SET finished_at = \(now.sql), updated_at = \(now.sql) WHERE id IN (SELECT job_id FROM released)
-              RETURNING id, concurrency_key
+              RETURNING id, concurrency_key, queue_name, class_name
               """
         let rows = try database.query(prepared: true, """
             WITH released AS (
-                DELETE FROM \(store.claimed) WHERE job_id = ANY(\(jobIDs)) AND process_id = \(processID) RETURNING job_id
-            ), done AS (\(done))
+                DELETE FROM \(store.claimed) WHERE job_id = ANY(\(jobIDs)) AND process_id = \(processID) RETURNING job_id, created_at
+            ), done AS (\(done)
+            ), counted AS (
+                \(store.counting(.duration, queue: "d.queue_name", className: "d.class_name",
+                                 seconds: store.seconds(from: "r.created_at", to: now.sql),
+                                 from: "done d JOIN released r ON r.job_id = d.id"))
+            )
             SELECT id, concurrency_key FROM done
             """)
         var finished: [(id: Int, concurrencyKey: String?)] = []
@@ -61,6 +66,13 @@ extension SQLiteDriver {
         _ jobIDs: [Int], processID: Int, now: Moment, deleting: Bool, in store: JobStore<Self>, on database: SQLiteConnection
     ) throws -> [(id: Int, concurrencyKey: String?)] {
         try database.atomically {
+            // Counted first, while the claims say when they were made (``JobMetric/duration``).
+            try database.execute(store.counting(
+                .duration, queue: "j.queue_name", className: "j.class_name", seconds: store.seconds(from: "c.created_at", to: now.sql),
+                from: """
+                    \(store.claimed) c JOIN \(store.jobs) j ON j.id = c.job_id
+                    WHERE c.process_id = \(processID) AND \(contains("c.job_id", ids: jobIDs))
+                    """))
             let released = try database.ids("""
                 DELETE FROM \(store.claimed) WHERE process_id = \(processID) AND \(contains("job_id", ids: jobIDs)) RETURNING job_id
                 """, column: "job_id")

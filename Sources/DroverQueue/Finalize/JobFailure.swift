@@ -58,6 +58,8 @@ public struct JobFailure: Sendable, Codable, Equatable {
 
     /// The error class of a job stopped by `drover jobs cancel` (``JobStore/cancel(_:on:)``).
     public static let cancelledClass = "Cancelled"
+    /// The error class of an attempt stopped by its timeout (command and Swift jobs alike).
+    public static let timeoutClass = "Timeout"
     /// A job stopped by its worker's fence (the worker never reports it: it counts as a crash).
     public static let leaseLostClass = "LeaseLost"
 

@@ -63,6 +63,7 @@ extension JobStore {
         let wanted = Array(Set(ids)).sorted()
         return try database.atomically {
             try lockFailed(wanted, doing: "discarded", on: database)
+            try count(.discarded, jobs: wanted, on: database)
             return try database.ids("DELETE FROM \(jobs) WHERE \(driver.contains("id", ids: wanted)) RETURNING id").sorted()
         }
     }
@@ -70,12 +71,19 @@ extension JobStore {
     /// Deletes every failed job, `batchSize` per transaction. Returns how many.
     @discardableResult
     public func discardAllFailed(batchSize: Int = 1000, on database: Driver.Database) throws -> Int {
-        try inBatches(of: batchSize, on: database) { _ in
-            """
-            WITH batch AS MATERIALIZED (
-                SELECT job_id FROM \(failed) ORDER BY job_id LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked))
-            DELETE FROM \(jobs) WHERE id IN (SELECT job_id FROM batch)
-            """
+        try QueueError.require("batch size", batchSize, atLeast: 1)
+        var total = 0
+        while true {
+            let deleted = try database.inWriteTransaction { () -> Int in
+                let batch = try database.ids("""
+                    SELECT job_id FROM \(failed) ORDER BY job_id LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked)
+                    """, column: "job_id")
+                guard !batch.isEmpty else { return 0 }
+                try count(.discarded, jobs: batch, on: database)
+                return try database.change("DELETE FROM \(jobs) WHERE \(driver.contains("id", ids: batch))")
+            }
+            total += deleted
+            if deleted < batchSize { return total }
         }
     }
 
@@ -147,7 +155,9 @@ extension JobStore {
         }
         let plain = ids.filter { !unique.contains($0) }
         if !plain.isEmpty { try bringBack(plain) }
-        try makeReady(ids.filter { !raced.contains($0) }, now: now, on: database)
+        let revived = ids.filter { !raced.contains($0) }
+        try makeReady(revived, now: now, on: database)
+        try count(.retried, jobs: revived, on: database)
         return raced
     }
 }

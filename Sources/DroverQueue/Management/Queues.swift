@@ -78,8 +78,8 @@ extension JobStore {
     }
 
     /// Deletes the ready and scheduled jobs of `queue`, `batchSize` per transaction; claimed jobs
-    /// run on, failed ones stay (see ``discardFailed(_:on:)``). Returns how many of each were
-    /// deleted.
+    /// run on, failed ones stay (see ``discardFailed(_:on:)``). They count as discarded
+    /// (``JobMetric``). Returns how many of each were deleted.
     public func clear(_ queue: String, batchSize: Int = 1000, on database: Driver.Database) throws -> (ready: Int, scheduled: Int) {
         try JobRules.checkQueueName(queue, code: .invalidQueue)
         try QueueError.require("batch size", batchSize, atLeast: 1)
@@ -88,11 +88,13 @@ extension JobStore {
             while true {
                 let now = self.now()
                 let deleted = try database.inWriteTransaction {
+                    let batch = try database.ids("""
+                        SELECT job_id FROM \(table) WHERE queue_name = \(queue) ORDER BY job_id LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked)
+                        """, column: "job_id")
+                    guard !batch.isEmpty else { return 0 }
+                    try count(.discarded, jobs: batch, on: database)
                     let keys = try database.fetch("""
-                        WITH batch AS MATERIALIZED (
-                            SELECT job_id FROM \(table) WHERE queue_name = \(queue) ORDER BY job_id LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked))
-                        DELETE FROM \(jobs) WHERE id IN (SELECT job_id FROM batch)
-                        RETURNING concurrency_key
+                        DELETE FROM \(jobs) WHERE \(driver.contains("id", ids: batch)) RETURNING concurrency_key
                         """).map { try $0.decode("concurrency_key", as: String?.self) }
                     // Ready jobs held slots of their concurrency keys.
                     if table == ready { try signal(keys.compactMap { $0 }, now: now, on: database) }

@@ -121,6 +121,9 @@ extension JobStore {
             }
             try insertReady(back, now: now, on: database)
             try signal(keys, now: now, on: database)
+            if case .crashed = reason { try count(.crashReleased, jobs: gone, on: database) }
+            try count(.cancelled, jobs: failedIDs.filter { cancelled.contains($0) }, on: database)
+            try count(.failed, jobs: failedIDs.filter { !cancelled.contains($0) }, on: database)
             return ReleaseOutcome(released: back, failed: failedIDs)
         }
     }

@@ -16,6 +16,7 @@ public enum DroverSchema {
         Migration(version: 3, name: "job_control", sql: concurrencySQL + jobControlSQL),
         Migration(version: 4, name: "claim_all_index_for_star_only", sql: claimAllIndexSQL),
         Migration(version: 5, name: "admission_by_the_store", sql: admissionByTheStoreSQL),
+        Migration(version: 6, name: "metrics", sql: metricsSQL),
     ]
 
     /// Migration 5: concurrency admission is the store's (``Admission``, in Swift, the same on

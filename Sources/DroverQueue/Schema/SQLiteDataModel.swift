@@ -11,6 +11,7 @@ extension DroverSchema {
     public static let sqliteMigrations: [Migration] = [
         Migration(version: 1, name: "data_model", sql: sqliteDataModelSQL),
         Migration(version: 2, name: "unique_ids_and_fixed_width_times", sql: sqliteRebuildSQL),
+        Migration(version: 3, name: "metrics", sql: sqliteMetricsSQL),
     ]
 
     /// The current time as text in PostgreSQL's timestamptz format, for SQLite defaults

@@ -61,6 +61,19 @@ public protocol StoreDriver: Sendable {
     func interval(seconds: SQL) -> SQL
     /// The seconds of a stored duration.
     func seconds(of interval: SQL) -> SQL
+    /// The seconds from `earlier` to `later`, two stored times (or a moment's), as a double.
+    func secondsBetween(_ earlier: SQL, _ later: SQL) -> SQL
+
+    // MARK: Metrics
+
+    /// The statement that adds `select`'s rows (metric, queue, class, bucket, n, total) to the
+    /// job counts: appended to an event log where writers run at once, added to the totals
+    /// where they take turns (``JobMetric``).
+    func recordMetrics(select: SQL, in store: JobStore<Self>) -> SQL
+    /// Every row of the job counts not yet summed (metric, queue_name, class_name, bucket, n, total).
+    func metricRows(in store: JobStore<Self>) -> SQL
+    /// Folds an event log into the totals; returns how many events it folded.
+    func foldMetricEvents(in store: JobStore<Self>, on database: Database) throws -> Int
 
     // MARK: Wake-ups
 

@@ -20,6 +20,8 @@ final class Dispatcher<Driver: RuntimeDriver> {
     /// worth its cost (tens of milliseconds at a million ready jobs). At 20,000 jobs/s that is a
     /// vacuum every two seconds or so, where autovacuum would come once a minute.
     static var vacuumInterval: Duration { .seconds(2) }
+    /// How often the job counts appended by every operation are folded into their totals (PostgreSQL).
+    static var metricsFoldInterval: Duration { .seconds(5) }
     static var vacuumDeadRows: Int { 20_000 }
     /// After a vacuum that could not remove most dead rows (an old transaction still open
     /// somewhere): the next check waits this long rather than vacuum in vain every two seconds.
@@ -45,6 +47,7 @@ final class Dispatcher<Driver: RuntimeDriver> {
         var nextPoll = ContinuousClock.now
         var nextRetention = ContinuousClock.now + .seconds(5)
         var nextVacuum = ContinuousClock.now + Self.vacuumInterval
+        var nextFold = ContinuousClock.now + Self.metricsFoldInterval
         while true {
             if runtime.stopping {
                 runtime.deregister()
@@ -82,11 +85,19 @@ final class Dispatcher<Driver: RuntimeDriver> {
                     log.error("clearing records of recurring runs failed", [("error", "\(error)")])
                 }
             }
+            if ContinuousClock.now >= nextFold {
+                nextFold = .now + Self.metricsFoldInterval
+                do {
+                    _ = try runtime.session.run { try runtime.store.foldMetricEvents(on: $0) }
+                } catch {
+                    log.error("folding job counts into their totals failed", [("error", "\(error)")])
+                }
+            }
             if ContinuousClock.now >= nextVacuum {
                 nextVacuum = .now + (vacuumHotTables() ? Self.vacuumHeldBackInterval : Self.vacuumInterval)
             }
             if let status = runtime.heartbeatIfDue(metadata: metadata) { return status }
-            var deadlines = [nextPoll, runtime.nextHeartbeat, nextVacuum]
+            var deadlines = [nextPoll, runtime.nextHeartbeat, nextVacuum, nextFold]
             if let retry = runtime.session.nextRetry { deadlines.append(retry) }
             _ = runtime.wait(timeout: ContinuousClock.now.duration(to: deadlines.min()!))
         }

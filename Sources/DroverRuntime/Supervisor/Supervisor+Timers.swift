@@ -43,7 +43,7 @@ extension SupervisorProcess {
         let shared = self.shared
         let store = self.store
         let id = supervisorID
-        let metadata = (try? JSON(encoding: ["children": slots.filter { $0.pid != nil }.count])) ?? .emptyObject
+        let metadata = (try? JSON(encoding: SupervisorMetadata(children: slots.filter { $0.pid != nil }.count, restarts: restarts))) ?? .emptyObject
         agent.submit("heartbeat") { connection in
             do {
                 try heartbeat.write(metadata: metadata, at: store.now().sql, on: connection)
@@ -134,4 +134,10 @@ extension SupervisorProcess {
         let letters = Array("abcdefghijklmnopqrstuvwxyz0123456789")
         return String((0..<8).map { _ in letters.randomElement()! })
     }
+}
+
+/// What a supervisor's row says of it: its running children, and the restarts by kind.
+struct SupervisorMetadata: Codable {
+    let children: Int
+    let restarts: [String: Int]
 }

@@ -126,6 +126,9 @@ final class SupervisorProcess<Driver: RuntimeDriver> {
     var lastStatus = ""
     /// The last problem worth a line in STATUS: a child that died.
     var lastError: String?
+    /// Children started again after they exited, by kind, since this supervisor started: its
+    /// heartbeat carries them (`drover_process_restarts_total`).
+    var restarts: [String: Int] = [:]
     var nextHeartbeat = ContinuousClock.now
     var nextPrune = ContinuousClock.now
     var nextWatchdog = ContinuousClock.now
@@ -287,6 +290,7 @@ final class SupervisorProcess<Driver: RuntimeDriver> {
             return
         case .now, .afterBackoff:
             let delay = slot.scheduleRestart(crashed: decision.restart == .afterBackoff)
+            restarts[slot.role.kind.rawValue, default: 0] += 1
             log.info("starting a replacement", [("kind", slot.role.kind.rawValue), ("in", DurationText.format(delay))])
             if intensity.record() { crashLoop() }
         }

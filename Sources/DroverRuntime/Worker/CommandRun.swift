@@ -189,7 +189,7 @@ struct CommandRun {
         if let reason = execution.stopReason {
             switch reason {
             case .timeout(let limit):
-                return failed("Timeout", "\(name) ran longer than its timeout of \(DurationText.format(limit)) and was stopped: it \(how)",
+                return failed(JobFailure.timeoutClass, "\(name) ran longer than its timeout of \(DurationText.format(limit)) and was stopped: it \(how)",
                               exitStatus: exitCode, signal: signal, output: output)
             case .cancelled:
                 return failed(JobFailure.cancelledClass, "cancelled by drover jobs cancel: \(name) \(how)",

@@ -54,7 +54,7 @@ struct SwiftJobRun {
         let ignored = givenUp.map { "; it ignored cancellation for \(DurationText.format($0)), so its worker gave it up and exits to be replaced" } ?? ""
         switch reason {
         case .timeout(let limit):
-            return JobFailure(errorClass: "Timeout", message: "\(className) ran longer than its timeout of \(DurationText.format(limit)) and was cancelled\(ignored)")
+            return JobFailure(errorClass: JobFailure.timeoutClass, message: "\(className) ran longer than its timeout of \(DurationText.format(limit)) and was cancelled\(ignored)")
         case .cancelled:
             return JobFailure(errorClass: JobFailure.cancelledClass, message: "cancelled by drover jobs cancel\(ignored)")
         case .leaseLost:

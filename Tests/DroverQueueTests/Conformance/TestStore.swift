@@ -89,6 +89,8 @@ protocol TestStore: AnyObject {
     func resume(_ queue: String) throws -> Bool
     func clear(_ queue: String, batchSize: Int) throws -> (ready: Int, scheduled: Int)
     func listQueues() throws -> [QueueInfo]
+    func metrics() throws -> MetricsSnapshot
+    @discardableResult func foldMetricEvents() throws -> Int
     func retryFailed(_ ids: [Int]) throws -> [Int]
     func discardFailed(_ ids: [Int]) throws -> [Int]
     func retryAllFailed(batchSize: Int) throws -> Int
@@ -264,6 +266,8 @@ final class BoundTestStore<Driver: StoreDriver>: TestStore {
         try store.clear(queue, batchSize: batchSize, on: database)
     }
     func listQueues() throws -> [QueueInfo] { try store.listQueues(on: database) }
+    func metrics() throws -> MetricsSnapshot { try store.metrics(on: database) }
+    func foldMetricEvents() throws -> Int { try store.foldMetricEvents(on: database) }
     func retryFailed(_ ids: [Int]) throws -> [Int] { try store.retryFailed(ids, on: database) }
     func discardFailed(_ ids: [Int]) throws -> [Int] { try store.discardFailed(ids, on: database) }
     func retryAllFailed(batchSize: Int) throws -> Int { try store.retryAllFailed(batchSize: batchSize, on: database) }
