@@ -9,7 +9,7 @@ struct SchemaTests {
     static let tables: Set<String> = [
         "jobs", "ready_executions", "claimed_executions", "scheduled_executions", "blocked_executions",
         "failed_executions", "processes", "pauses", "semaphores", "recurring_tasks", "recurring_executions",
-        "schema_migrations", "concurrency_rules", "metric_events", "metric_totals",
+        "schema_migrations", "concurrency_rules", "metric_events", "metric_totals", "metric_minutes",
     ]
 
     private func names(_ sql: SQL, column: String, on db: Connection) throws -> Set<String> {

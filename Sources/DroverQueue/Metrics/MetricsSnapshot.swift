@@ -116,6 +116,11 @@ extension PostgresDriver {
                     SELECT metric, queue_name, class_name, bucket, sum(n), sum(total) FROM gone
                     GROUP BY metric, queue_name, class_name, bucket ORDER BY metric, queue_name, class_name, bucket
                     ON CONFLICT (metric, queue_name, class_name, bucket) DO UPDATE SET n = t.n + excluded.n, total = t.total + excluded.total
+                ),
+                minutes AS (
+                    INSERT INTO \(store.metricMinutes) AS t (minute, metric, n)
+                    SELECT date_trunc('minute', now()), metric, sum(n) FROM gone GROUP BY metric ORDER BY metric
+                    ON CONFLICT (minute, metric) DO UPDATE SET n = t.n + excluded.n
                 )
                 SELECT count(*) AS n FROM gone
                 """)[0].decode("n", as: Int.self)
@@ -129,4 +134,55 @@ extension SQLiteDriver {
     }
 
     public func foldMetricEvents(in store: JobStore<Self>, on database: SQLiteConnection) throws -> Int { 0 }
+}
+
+/// Jobs finished and failed in one minute (the dashboard's chart).
+public struct MinuteCounts: Sendable, Equatable {
+    public let minute: Date
+    public var finished = 0
+    public var failed = 0
+    public var started = 0
+    public var enqueued = 0
+
+    public init(minute: Date) { self.minute = minute }
+}
+
+extension JobStore {
+    var metricMinutes: SQLIdentifier { table("metric_minutes") }
+
+    /// The counts of the last `minutes` minutes, oldest first, one entry per minute (zeros where
+    /// nothing was counted). Counts reach a minute when folded (PostgreSQL: within the
+    /// dispatcher's fold interval) or at once (SQLite).
+    public func countsByMinute(last minutes: Int = 60, on database: Driver.Database) throws -> [MinuteCounts] {
+        try QueueError.require("minutes", minutes, atLeast: 1)
+        let now = try time(self.now(), on: database)
+        let end = (now.timeIntervalSince1970 / 60).rounded(.down) * 60
+        let start = Date(timeIntervalSince1970: end - Double(minutes - 1) * 60)
+        var byMinute: [Int: MinuteCounts] = [:]
+        for row in try database.fetch("""
+            SELECT minute, metric, n FROM \(metricMinutes) WHERE minute >= \(start) ORDER BY minute
+            """) {
+            let minute = try row.decode("minute", as: Date.self)
+            let index = Int(((minute.timeIntervalSince1970 - start.timeIntervalSince1970) / 60).rounded(.down))
+            guard index >= 0, index < minutes else { continue }
+            var counts = byMinute[index] ?? MinuteCounts(minute: minute)
+            let n = try row.decode("n", as: Int.self)
+            switch JobMetric(rawValue: try row.decode("metric", as: String.self)) {
+            case .duration: counts.finished += n
+            case .failed: counts.failed += n
+            case .latency: counts.started += n
+            case .enqueued: counts.enqueued += n
+            default: break
+            }
+            byMinute[index] = counts
+        }
+        return (0..<minutes).map { byMinute[$0] ?? MinuteCounts(minute: start.addingTimeInterval(Double($0) * 60)) }
+    }
+
+    /// Deletes the per-minute counts older than `age` (the dispatcher keeps a day).
+    @discardableResult
+    public func clearMetricMinutes(olderThan age: Duration, on database: Driver.Database) throws -> Int {
+        let now = self.now()
+        return try database.change("DELETE FROM \(metricMinutes) WHERE minute < \(now.after(-Double(age.components.seconds)))")
+    }
 }

@@ -9,6 +9,8 @@ extension DroverSchema {
     ///   of one class at once never wait for each other's row. The dispatcher folds it into
     ///   `metric_totals` (``JobStore/foldMetricEvents(on:)``).
     /// - `metric_totals`: the running totals. A reader adds the events not folded yet.
+    /// - `metric_minutes`: what each fold added, by minute and metric (the dashboard's chart of
+    ///   the last hour), to within the fold's interval; kept a day.
     /// - `bucket` is -1 for a count, else the histogram bucket of ``MetricBuckets`` the `total`
     ///   seconds fell in.
     /// - Every insert into `jobs` counts as `enqueued`, whoever makes it (the store, the SQL
@@ -36,6 +38,14 @@ extension DroverSchema {
         );
         COMMENT ON TABLE metric_totals IS 'Job counts since the schema was created, by metric, queue, class and histogram bucket.';
 
+        CREATE TABLE metric_minutes (
+            minute timestamptz NOT NULL,
+            metric text NOT NULL,
+            n      bigint NOT NULL,
+            PRIMARY KEY (minute, metric)
+        );
+        COMMENT ON TABLE metric_minutes IS 'Job counts by minute, for the dashboard''s chart: what each fold of metric_events added.';
+
         CREATE FUNCTION count_enqueued() RETURNS trigger
         LANGUAGE plpgsql
         SET search_path FROM CURRENT
@@ -55,8 +65,9 @@ extension DroverSchema {
         """
 
     /// SQLite migration 3: the same counts. SQLite has one writer at a time, so the store adds to
-    /// `metric_totals` directly (no event log to fold), and a row trigger counts every insert
-    /// into `jobs`. `processes` is rebuilt to admit the `web` kind (a CHECK constraint cannot
+    /// `metric_totals` directly (no event log to fold), a row trigger counts every insert into
+    /// `jobs`, and triggers on the totals keep `metric_minutes` (by the host's clock, as every
+    /// SQLite time). `processes` is rebuilt to admit the `web` kind (a CHECK constraint cannot
     /// be altered in place).
     static let sqliteMetricsSQL: String = {
         let now = sqliteFixedNow
@@ -70,6 +81,24 @@ extension DroverSchema {
                 total      REAL NOT NULL DEFAULT 0,
                 PRIMARY KEY (metric, queue_name, class_name, bucket)
             );
+            CREATE TABLE {schema}.metric_minutes (
+                minute TEXT NOT NULL,
+                metric TEXT NOT NULL,
+                n      INTEGER NOT NULL,
+                PRIMARY KEY (minute, metric)
+            );
+            CREATE TRIGGER {schema}.metric_totals_by_minute_insert AFTER INSERT ON metric_totals
+            BEGIN
+                INSERT INTO metric_minutes (minute, metric, n)
+                VALUES (strftime('%Y-%m-%d %H:%M:00.000000+00', 'now'), NEW.metric, NEW.n)
+                ON CONFLICT (minute, metric) DO UPDATE SET n = n + excluded.n;
+            END;
+            CREATE TRIGGER {schema}.metric_totals_by_minute_update AFTER UPDATE OF n ON metric_totals
+            BEGIN
+                INSERT INTO metric_minutes (minute, metric, n)
+                VALUES (strftime('%Y-%m-%d %H:%M:00.000000+00', 'now'), NEW.metric, NEW.n - OLD.n)
+                ON CONFLICT (minute, metric) DO UPDATE SET n = n + excluded.n;
+            END;
             CREATE TRIGGER {schema}.jobs_count_enqueued AFTER INSERT ON jobs
             BEGIN
                 INSERT INTO metric_totals (metric, queue_name, class_name, bucket, n, total)

@@ -78,6 +78,12 @@ final class Dispatcher<Driver: RuntimeDriver> {
             if ContinuousClock.now >= nextRetention {
                 nextRetention = .now + Self.retentionInterval
                 if runtime.spec.preserveFinishedJobs { clearFinishedJobs() }
+                // The dashboard's counts by minute: a day of them.
+                do {
+                    _ = try runtime.session.run { try runtime.store.clearMetricMinutes(olderThan: .seconds(86_400), on: $0) }
+                } catch {
+                    log.error("clearing job counts by minute failed", [("error", "\(error)")])
+                }
                 // Records of recurring runs are kept as long as finished jobs, each task's latest always.
                 do {
                     _ = try runtime.session.run { try runtime.store.clearRecurringRuns(olderThan: clearFinishedAfter, batchSize: 1000, on: $0) }

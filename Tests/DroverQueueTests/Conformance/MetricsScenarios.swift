@@ -30,7 +30,7 @@ struct MetricsScenarios {
             let doomed = try s.enqueue(NewJob("Sync", queue: "q2"))
             #expect(try s.claim(2, ["q2"], limit: 10).count == 3, "the retried, the released and the new job")
             _ = try s.fail(doomed, processID: 2, error: JobFailure(errorClass: "Boom", message: "no"), permanent: true, maxAttempts: nil)
-            try s.discardFailed([doomed])
+            _ = try s.discardFailed([doomed])
             // A batch refused whole counts nothing.
             #expect(throws: QueueError.self) { try s.enqueue([NewJob("Mail", queue: "q1"), NewJob("Mail", priority: 99_999)]) }
 
@@ -94,6 +94,23 @@ struct MetricsScenarios {
             #expect(m.queues.map(\.name) == ["a", "b"] && m.queues.map(\.paused) == [false, true])
             #expect(m.queues.map(\.ready) == [1, 1])
             #expect(m.processes.map(\.name) == ["worker-1"])
+        }
+    }
+
+    @Test("the counts of the last hour come by minute, once folded, for the dashboard's chart", arguments: Backend.allCases)
+    func countsByMinute(_ backend: Backend) throws {
+        try backend.withStore { s in
+            let ids = try s.enqueue([NewJob("Work"), NewJob("Work"), NewJob("Work")])
+            _ = try s.claim(1, ["*"], limit: 3)
+            try s.finish([ids[0], ids[1]])
+            _ = try s.fail(ids[2], permanent: true)
+            try s.foldMetricEvents()
+            let minutes = try s.countsByMinute(last: 60)
+            #expect(minutes.count == 60)
+            #expect(zip(minutes, minutes.dropFirst()).allSatisfy { $1.minute.timeIntervalSince($0.minute) == 60 }, "one entry a minute")
+            #expect(minutes.reduce(0) { $0 + $1.finished } == 2 && minutes.reduce(0) { $0 + $1.failed } == 1)
+            #expect(minutes.reduce(0) { $0 + $1.started } == 3 && minutes.reduce(0) { $0 + $1.enqueued } == 3)
+            #expect(minutes.last!.finished + minutes.dropLast().last!.finished == 2, "counted in the last minute or two")
         }
     }
 }

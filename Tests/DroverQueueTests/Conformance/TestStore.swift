@@ -91,6 +91,7 @@ protocol TestStore: AnyObject {
     func listQueues() throws -> [QueueInfo]
     func metrics() throws -> MetricsSnapshot
     @discardableResult func foldMetricEvents() throws -> Int
+    func countsByMinute(last minutes: Int) throws -> [MinuteCounts]
     func retryFailed(_ ids: [Int]) throws -> [Int]
     func discardFailed(_ ids: [Int]) throws -> [Int]
     func retryAllFailed(batchSize: Int) throws -> Int
@@ -268,6 +269,7 @@ final class BoundTestStore<Driver: StoreDriver>: TestStore {
     func listQueues() throws -> [QueueInfo] { try store.listQueues(on: database) }
     func metrics() throws -> MetricsSnapshot { try store.metrics(on: database) }
     func foldMetricEvents() throws -> Int { try store.foldMetricEvents(on: database) }
+    func countsByMinute(last minutes: Int) throws -> [MinuteCounts] { try store.countsByMinute(last: minutes, on: database) }
     func retryFailed(_ ids: [Int]) throws -> [Int] { try store.retryFailed(ids, on: database) }
     func discardFailed(_ ids: [Int]) throws -> [Int] { try store.discardFailed(ids, on: database) }
     func retryAllFailed(batchSize: Int) throws -> Int { try store.retryAllFailed(batchSize: batchSize, on: database) }
