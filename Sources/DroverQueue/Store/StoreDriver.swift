@@ -47,6 +47,8 @@ public protocol StoreDriver: Sendable {
     func contains(_ column: SQL, ids: [Int]) -> SQL
     /// `column` is one of `names`.
     func contains(_ column: SQL, names: [String]) -> SQL
+    /// `needle` occurs in the text `haystack` (case-sensitive; false when `haystack` is NULL).
+    func containsText(_ haystack: SQL, _ needle: String) -> SQL
 
     // MARK: Row locks
 

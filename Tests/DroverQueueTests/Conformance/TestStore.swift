@@ -92,6 +92,10 @@ protocol TestStore: AnyObject {
     func metrics() throws -> MetricsSnapshot
     @discardableResult func foldMetricEvents() throws -> Int
     func countsByMinute(last minutes: Int) throws -> [MinuteCounts]
+    func findJobs(_ filter: JobFilter, before: Int?, limit: Int) throws -> JobPage
+    func countJobs(_ filter: JobFilter) throws -> Int
+    func jobDetail(_ id: Int) throws -> JobDetail?
+    func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int) throws -> BulkOutcome
     func retryFailed(_ ids: [Int]) throws -> [Int]
     func discardFailed(_ ids: [Int]) throws -> [Int]
     func retryAllFailed(batchSize: Int) throws -> Int
@@ -270,6 +274,14 @@ final class BoundTestStore<Driver: StoreDriver>: TestStore {
     func metrics() throws -> MetricsSnapshot { try store.metrics(on: database) }
     func foldMetricEvents() throws -> Int { try store.foldMetricEvents(on: database) }
     func countsByMinute(last minutes: Int) throws -> [MinuteCounts] { try store.countsByMinute(last: minutes, on: database) }
+    func findJobs(_ filter: JobFilter, before: Int?, limit: Int) throws -> JobPage {
+        try store.findJobs(filter, before: before, limit: limit, on: database)
+    }
+    func countJobs(_ filter: JobFilter) throws -> Int { try store.countJobs(filter, on: database) }
+    func jobDetail(_ id: Int) throws -> JobDetail? { try store.jobDetail(id, on: database) }
+    func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int) throws -> BulkOutcome {
+        try store.apply(action, to: filter, batchSize: batchSize, on: database)
+    }
     func retryFailed(_ ids: [Int]) throws -> [Int] { try store.retryFailed(ids, on: database) }
     func discardFailed(_ ids: [Int]) throws -> [Int] { try store.discardFailed(ids, on: database) }
     func retryAllFailed(batchSize: Int) throws -> Int { try store.retryAllFailed(batchSize: batchSize, on: database) }

@@ -1,0 +1,203 @@
+import DroverPersistence
+import Foundation
+
+/// Which jobs a listing or a bulk action means: every condition given must hold.
+public struct JobFilter: Sendable, Equatable {
+    public var state: JobState?
+    public var queue: String?
+    public var className: String?
+    /// Enqueued at or after this time.
+    public var enqueuedAfter: Date?
+    /// Enqueued before this time.
+    public var enqueuedBefore: Date?
+    /// Text found in the job's arguments or in its last error (as stored: JSON text).
+    public var text: String?
+
+    public init(state: JobState? = nil, queue: String? = nil, className: String? = nil,
+                enqueuedAfter: Date? = nil, enqueuedBefore: Date? = nil, text: String? = nil) {
+        self.state = state
+        self.queue = queue
+        self.className = className
+        self.enqueuedAfter = enqueuedAfter
+        self.enqueuedBefore = enqueuedBefore
+        self.text = text
+    }
+
+    /// The longest text searched for.
+    public static let maxTextLength = 200
+}
+
+/// One page of a listing, newest first, and where the next page starts.
+public struct JobPage: Sendable, Equatable {
+    public let jobs: [JobInfo]
+    /// Pass as `before` for the next page; nil on the last page.
+    public let nextBefore: Int?
+}
+
+/// What a bulk action did.
+public struct BulkOutcome: Sendable, Equatable {
+    /// Jobs it changed.
+    public var changed: [Int] = []
+    /// Jobs the filter matched that were no longer in a state the action applies to when it came
+    /// to them (a worker took them, a person acted first).
+    public var skipped: [Int] = []
+}
+
+/// What a bulk action does to each job the filter matches.
+public enum BulkAction: String, Sendable, CaseIterable {
+    case retry, discard, cancel
+
+    /// The states it applies to.
+    public var states: Set<JobState> {
+        switch self {
+        case .retry, .discard: [.failed]
+        case .cancel: [.ready, .scheduled, .blocked, .claimed]
+        }
+    }
+}
+
+extension JobStore {
+    /// The filter's conditions on `j`, checked: bad input is a ``QueueError`` naming the field.
+    func conditions(_ filter: JobFilter) throws -> SQL {
+        var conditions: [SQL] = []
+        if let queue = filter.queue {
+            try JobRules.checkQueueName(queue, code: .invalidQueue)
+            conditions.append("j.queue_name = \(queue)")
+        }
+        if let className = filter.className { conditions.append("j.class_name = \(className)") }
+        if let state = filter.state {
+            if let table = executions(of: state) {
+                conditions.append("EXISTS (SELECT 1 FROM \(table) x WHERE x.job_id = j.id)")
+            } else {
+                conditions.append("j.finished_at IS NOT NULL")
+            }
+        }
+        if let after = filter.enqueuedAfter { conditions.append("j.created_at >= \(after)") }
+        if let before = filter.enqueuedBefore { conditions.append("j.created_at < \(before)") }
+        if let text = filter.text, !text.isEmpty {
+            guard text.count <= JobFilter.maxTextLength, !text.unicodeScalars.contains("\0") else {
+                throw QueueError(.invalidRequest, "the text to search for must be 1 to \(JobFilter.maxTextLength) characters, without NUL",
+                                 field: "text")
+            }
+            conditions.append("(\(driver.containsText("CAST(j.arguments AS text)", text)) OR \(driver.containsText("CAST(j.last_error AS text)", text)))")
+        }
+        return conditions.isEmpty ? SQL("1 = 1") : SQL.joined(conditions, separator: " AND ")
+    }
+
+    /// Jobs that `filter` matches, newest first, `limit` at a time: keyset pagination by id, so
+    /// that every page costs the same however deep it is.
+    public func findJobs(_ filter: JobFilter, before: Int? = nil, limit: Int = 50, on database: Driver.Database) throws -> JobPage {
+        try QueueError.require("limit", limit, atLeast: 1)
+        let where_ = try conditions(filter)
+        let cursor: SQL = before.map { "j.id < \($0)" } ?? "1 = 1"
+        let rows = try database.fetch("""
+            SELECT \(jobInfoColumns(withArguments: false)) FROM \(jobs) j
+            WHERE \(cursor) AND \(where_) ORDER BY j.id DESC LIMIT \(limit + 1)
+            """).map(JobInfo.init(row:))
+        let page = Array(rows.prefix(limit))
+        return JobPage(jobs: page, nextBefore: rows.count > limit ? page.last?.id : nil)
+    }
+
+    /// How many jobs `filter` matches (what a bulk action would be asked to change).
+    public func countJobs(_ filter: JobFilter, on database: Driver.Database) throws -> Int {
+        try database.fetch("SELECT count(*) AS n FROM \(jobs) j WHERE \(try conditions(filter))")[0].decode("n", as: Int.self)
+    }
+
+    /// Applies `action` to every job `filter` matches, `batchSize` at a time, each batch its own
+    /// transaction (no table-wide lock, safe beside running workers), newest first. A job that
+    /// left the states the action applies to by the time its batch came is skipped, not an error.
+    public func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int = 500, on database: Driver.Database) throws -> BulkOutcome {
+        try QueueError.require("batch size", batchSize, atLeast: 1)
+        if let state = filter.state, !action.states.contains(state) {
+            throw QueueError(.wrongState, "\(action.rawValue) applies to \(action.states.map(\.rawValue).sorted().joined(separator: ", ")) jobs, not \(state.rawValue) ones")
+        }
+        var outcome = BulkOutcome()
+        var before: Int?
+        while true {
+            let page = try findJobs(filter, before: before, limit: batchSize, on: database)
+            let ids = page.jobs.filter { action.states.contains($0.state) }.map(\.id)
+            outcome.skipped += page.jobs.filter { !action.states.contains($0.state) }.map(\.id)
+            switch action {
+            case .retry, .discard:
+                // One transaction per batch; a job that left failed meanwhile is skipped.
+                let states = try self.states(of: ids, on: database)
+                let still = ids.filter { states[$0] == .failed }
+                outcome.skipped += ids.filter { states[$0] != .failed }
+                if !still.isEmpty {
+                    do {
+                        outcome.changed += action == .retry ? try retryFailed(still, on: database) : try discardFailed(still, on: database)
+                    } catch let error as QueueError where error.code == .wrongState || error.code == .jobNotFound {
+                        // Raced: go one by one.
+                        for id in still {
+                            do {
+                                outcome.changed += action == .retry ? try retryFailed([id], on: database) : try discardFailed([id], on: database)
+                            } catch is QueueError {
+                                outcome.skipped.append(id)
+                            }
+                        }
+                    }
+                }
+            case .cancel:
+                for id in ids {
+                    do {
+                        _ = try cancel(id, on: database)
+                        outcome.changed.append(id)
+                    } catch let error as QueueError where error.code == .wrongState || error.code == .jobNotFound {
+                        outcome.skipped.append(id)
+                    }
+                }
+            }
+            guard let next = page.nextBefore else { return outcome }
+            before = next
+        }
+    }
+}
+
+extension PostgresDriver {
+    public func containsText(_ haystack: SQL, _ needle: String) -> SQL { "strpos(\(haystack), \(needle)) > 0" }
+}
+
+extension SQLiteDriver {
+    public func containsText(_ haystack: SQL, _ needle: String) -> SQL { "instr(\(haystack), \(needle)) > 0" }
+}
+
+/// One job with everything its page shows: its row, and when it reached each step of its life.
+public struct JobDetail: Sendable, Equatable {
+    public let info: JobInfo
+    /// When it was first due (its run-at time).
+    public let scheduledAt: Date
+    public let updatedAt: Date
+    /// When it last became ready, while it waits in ready.
+    public let readySince: Date?
+    /// When its worker claimed it, and which process, while it runs.
+    public let claimedAt: Date?
+    public let claimedByName: String?
+    public let claimedByHost: String?
+    public let concurrencyKey: String?
+    public let uniqueKey: String?
+    public let timeoutSeconds: Double?
+}
+
+extension JobStore {
+    /// Job `id` with its arguments and timeline, or nil when there is no such job.
+    public func jobDetail(_ id: Int, on database: Driver.Database) throws -> JobDetail? {
+        try database.atomically {
+            guard let info = try job(id, on: database) else { return nil }
+            let row = try database.fetch("""
+                SELECT j.scheduled_at, j.updated_at, j.concurrency_key, j.unique_key, \(driver.seconds(of: "j.timeout")) AS timeout_seconds,
+                       (SELECT r.created_at FROM \(ready) r WHERE r.job_id = j.id) AS ready_since,
+                       c.created_at AS claimed_at, p.name AS process_name, p.hostname AS process_host
+                FROM \(jobs) j
+                LEFT JOIN \(claimed) c ON c.job_id = j.id
+                LEFT JOIN \(processes) p ON p.id = c.process_id
+                WHERE j.id = \(id)
+                """)[0]
+            return JobDetail(
+                info: info, scheduledAt: try row.decode("scheduled_at"), updatedAt: try row.decode("updated_at"),
+                readySince: try row.decode("ready_since"), claimedAt: try row.decode("claimed_at"),
+                claimedByName: try row.decode("process_name"), claimedByHost: try row.decode("process_host"),
+                concurrencyKey: try row.decode("concurrency_key"), uniqueKey: try row.decode("unique_key"),
+                timeoutSeconds: try row.decode("timeout_seconds"))
+        }
+    }
+}

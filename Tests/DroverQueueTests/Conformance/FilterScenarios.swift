@@ -1,0 +1,98 @@
+import DroverPersistence
+import DroverQueue
+import DroverTestSupport
+import Foundation
+import Testing
+
+/// The dashboard's job listing and bulk actions: one filter, keyset pages, batches that skip
+/// what changed under them, the same on every backend.
+@Suite("Store: finding jobs by filter, page by page, and acting on all of them")
+struct FilterScenarios {
+    @Test("filters by state, queue, class, time and text in arguments or error; pages by id, newest first", arguments: Backend.allCases)
+    func filtersAndPages(_ backend: Backend) throws {
+        let clock = ManualClock()
+        try backend.withStore(clock: clock.storeClock) { s in
+            let old = try s.enqueue([NewJob("Mail", arguments: .object(#"{"to": "ann@example.com"}"#), queue: "mail"),
+                                     NewJob("Report", arguments: .object(#"{"day": "monday"}"#))])
+            clock.advance(by: 60)
+            let newer = try s.enqueue((0..<5).map { NewJob("Mail", arguments: .object(#"{"n": \#($0)}"#), queue: "mail") })
+            _ = try s.claim(1, ["default"], limit: 1)
+            _ = try s.fail(old[1], processID: 1, error: JobFailure(errorClass: "Boom", message: "disk <full>"), permanent: true, maxAttempts: nil)
+
+            #expect(try s.findJobs(JobFilter(), before: nil, limit: 50).jobs.map(\.id) == (old + newer).reversed())
+            #expect(try s.findJobs(JobFilter(queue: "mail", className: "Mail"), before: nil, limit: 50).jobs.count == 6)
+            #expect(try s.findJobs(JobFilter(state: .failed), before: nil, limit: 50).jobs.map(\.id) == [old[1]])
+            #expect(try s.findJobs(JobFilter(text: "ann@example"), before: nil, limit: 50).jobs.map(\.id) == [old[0]], "in arguments")
+            #expect(try s.findJobs(JobFilter(text: "disk <full>"), before: nil, limit: 50).jobs.map(\.id) == [old[1]], "in the error")
+            #expect(try s.findJobs(JobFilter(text: "nowhere"), before: nil, limit: 50).jobs.isEmpty)
+            let cut = clock.now.addingTimeInterval(-30)
+            #expect(try s.findJobs(JobFilter(enqueuedBefore: cut), before: nil, limit: 50).jobs.map(\.id) == old.reversed())
+            #expect(try s.findJobs(JobFilter(enqueuedAfter: cut), before: nil, limit: 50).jobs.map(\.id) == newer.reversed())
+            #expect(try s.countJobs(JobFilter(queue: "mail")) == 6)
+
+            // Keyset pages of 2 walk every mail job once, newest first, and say when they end.
+            var seen: [Int] = []
+            var before: Int?
+            repeat {
+                let page = try s.findJobs(JobFilter(queue: "mail"), before: before, limit: 2)
+                seen += page.jobs.map(\.id)
+                before = page.nextBefore
+            } while before != nil
+            #expect(seen == ([old[0]] + newer).reversed())
+
+            let bad = #expect(throws: QueueError.self) { try s.findJobs(JobFilter(queue: "no spaces"), before: nil, limit: 5) }
+            #expect(bad?.code == .invalidQueue)
+            let long = #expect(throws: QueueError.self) {
+                try s.findJobs(JobFilter(text: String(repeating: "x", count: 201)), before: nil, limit: 5)
+            }
+            #expect(long?.field == "text")
+        }
+    }
+
+    @Test("a bulk action changes every job the filter matches in batches and skips the ones in another state", arguments: Backend.allCases)
+    func bulkActions(_ backend: Backend) throws {
+        try backend.withStore { s in
+            let ids = try s.enqueue((0..<7).map { _ in NewJob("Work") })
+            _ = try s.claim(1, ["*"], limit: 7)
+            for id in ids.prefix(5) {
+                _ = try s.fail(id, processID: 1, error: JobFailure(errorClass: "Boom", message: "x"), permanent: true, maxAttempts: nil)
+            }
+            try s.finish(Array(ids.suffix(2)))
+            #expect(try s.countJobs(JobFilter(state: .failed)) == 5)
+            let retried = try s.apply(.retry, to: JobFilter(state: .failed), batchSize: 2)
+            #expect(retried.changed.sorted() == Array(ids.prefix(5)) && retried.skipped.isEmpty)
+            #expect(try s.countJobs(JobFilter(state: .ready)) == 5)
+            // Cancel everything of the class: the ready ones go, the finished ones are skipped.
+            let cancelled = try s.apply(.cancel, to: JobFilter(className: "Work"), batchSize: 3)
+            #expect(cancelled.changed.sorted() == Array(ids.prefix(5)))
+            #expect(cancelled.skipped.sorted() == Array(ids.suffix(2)))
+            #expect(try s.countJobs(JobFilter()) == 2)
+            let wrong = #expect(throws: QueueError.self) { try s.apply(.discard, to: JobFilter(state: .ready), batchSize: 10) }
+            #expect(wrong?.code == .wrongState)
+            #expect(try s.metrics().count(.cancelled, queue: "default", className: "Work") == 5)
+        }
+    }
+
+    @Test("a job's page has its arguments, error and each step's time, and the process that runs it", arguments: Backend.allCases)
+    func jobDetail(_ backend: Backend) throws {
+        let clock = ManualClock()
+        try backend.withStore(clock: clock.storeClock) { s in
+            let id = try s.enqueue(NewJob("Mail", arguments: .object(#"{"to": "<b>ann</b>"}"#), timeout: .seconds(90)))
+            let enqueuedAt = clock.now
+            #expect(try s.jobDetail(id)?.readySince == enqueuedAt)
+            let worker = try s.register(kind: .worker, name: "worker-7", supervisorID: nil, metadata: .emptyObject)
+            let workerID = try worker.get("id", as: Int.self)
+            clock.advance(by: 5)
+            _ = try s.claim(workerID, ["*"], limit: 1)
+            let running = try #require(try s.jobDetail(id))
+            #expect(running.info.state == .claimed && running.claimedAt == clock.now && running.readySince == nil)
+            #expect(running.claimedByName == "worker-7" && running.info.arguments == .object(#"{"to": "<b>ann</b>"}"#))
+            #expect(running.scheduledAt == enqueuedAt && running.timeoutSeconds == 90)
+            _ = try s.fail(id, processID: workerID, error: JobFailure(errorClass: "Boom", message: "m", output: "last lines"),
+                           permanent: true, maxAttempts: nil)
+            let failed = try #require(try s.jobDetail(id))
+            #expect(failed.info.state == .failed && failed.info.lastError?.output == "last lines" && failed.claimedAt == nil)
+            #expect(try s.jobDetail(999_999) == nil)
+        }
+    }
+}
