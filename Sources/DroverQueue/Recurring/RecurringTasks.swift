@@ -193,4 +193,17 @@ extension JobStore {
             return jobID
         }
     }
+
+    /// Enqueues a job of task `key` to run now, outside its schedule: no run is recorded, so the
+    /// schedule's own runs are unchanged. Returns the job's id.
+    ///
+    /// - Throws: ``QueueError`` `taskNotFound`.
+    public func enqueueTaskNow(_ key: String, on database: Driver.Database) throws -> Int {
+        guard let task = try tasks(on: database).first(where: { $0.key == key }) else {
+            throw QueueError(.taskNotFound, "no recurring task with key \(key)")
+        }
+        var job = task.job(runAt: Date())
+        job.runAt = nil
+        return try enqueue(job, on: database)
+    }
 }

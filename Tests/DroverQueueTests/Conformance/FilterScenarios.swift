@@ -95,4 +95,17 @@ struct FilterScenarios {
             #expect(try s.jobDetail(999_999) == nil)
         }
     }
+
+    @Test("a recurring task enqueued now runs now, outside its schedule, which keeps its own runs", arguments: Backend.allCases)
+    func recurringTaskNow(_ backend: Backend) throws {
+        try backend.withStore { s in
+            try s.addTask(RecurringTask(key: "nightly", schedule: "@daily", className: "Report", arguments: .object(#"{"kind": "full"}"#)))
+            let id = try s.enqueueTaskNow("nightly")
+            let job = try #require(try s.job(id))
+            #expect(job.state == .ready && job.className == "Report" && job.arguments == .object(#"{"kind": "full"}"#))
+            #expect(try s.lastRun(of: "nightly") == nil, "no scheduled run is recorded")
+            let missing = #expect(throws: QueueError.self) { try s.enqueueTaskNow("nobody") }
+            #expect(missing?.code == .taskNotFound)
+        }
+    }
 }

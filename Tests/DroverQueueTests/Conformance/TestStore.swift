@@ -95,6 +95,7 @@ protocol TestStore: AnyObject {
     func findJobs(_ filter: JobFilter, before: Int?, limit: Int) throws -> JobPage
     func countJobs(_ filter: JobFilter) throws -> Int
     func jobDetail(_ id: Int) throws -> JobDetail?
+    func enqueueTaskNow(_ key: String) throws -> Int
     func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int) throws -> BulkOutcome
     func retryFailed(_ ids: [Int]) throws -> [Int]
     func discardFailed(_ ids: [Int]) throws -> [Int]
@@ -279,6 +280,7 @@ final class BoundTestStore<Driver: StoreDriver>: TestStore {
     }
     func countJobs(_ filter: JobFilter) throws -> Int { try store.countJobs(filter, on: database) }
     func jobDetail(_ id: Int) throws -> JobDetail? { try store.jobDetail(id, on: database) }
+    func enqueueTaskNow(_ key: String) throws -> Int { try store.enqueueTaskNow(key, on: database) }
     func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int) throws -> BulkOutcome {
         try store.apply(action, to: filter, batchSize: batchSize, on: database)
     }
