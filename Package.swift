@@ -18,6 +18,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // The configuration file: YAML with line numbers for error messages.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The logging facade: Drover's lines and a Swift job's go through a swift-log Logger.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         // Tests only: the differential store test generates its cases and shrinks a failing one.
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
@@ -54,6 +56,7 @@ let package = Package(
             dependencies: [
                 "DroverQueue", "DroverPersistence", "CSystemd", "CProcess",
                 .product(name: "Yams", package: "Yams"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             // The Promela model of the lease protocol, checked by scripts/model-check (spin).
             exclude: ["Lease/lease.pml"]
@@ -65,6 +68,7 @@ let package = Package(
             dependencies: [
                 "DroverRuntime", "DroverQueue", "DroverPersistence",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -90,7 +94,7 @@ let package = Package(
             name: "DroverQueueTests",
             dependencies: ["DroverQueue", "DroverTestSupport", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
-        .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport", "CProcess", "CTestSupport"]),
+        .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport", "CProcess", "CTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DroverCLITests", dependencies: ["Drover", "DroverTestSupport"]),
         // make chaos (minutes of faults against real processes), not make test.
         .testTarget(name: "DroverChaosTests", dependencies: ["DroverQueue", "DroverTestSupport"]),

@@ -1,7 +1,11 @@
 import ArgumentParser
 import DroverRuntime
 import Foundation
+import Logging
 import Synchronization
+
+/// Drover's swift-log handler: logfmt lines on stderr, or journald with structured fields.
+public typealias DroverLogHandler = DroverRuntime.DroverLogHandler
 
 /// Drover's entry points.
 ///
@@ -15,6 +19,10 @@ public enum Drover {
     /// (besides the commands of the configuration's `handlers:`, which win on a shared class name):
     /// `myapp start` supervises worker processes that are `myapp` itself.
     ///
+    /// Every line goes through swift-log: it bootstraps the logging system with
+    /// ``DroverLogHandler`` (logfmt on stderr, or journald), in every process (the workers run
+    /// `main` again).
+    ///
     /// ```swift
     /// // Sources/MyApp/main.swift
     /// import Drover
@@ -22,14 +30,21 @@ public enum Drover {
     /// ```
     public static func main(jobs: [any Job.Type], arguments: [String]? = nil) -> Never {
         registeredJobs.withLock { $0 = JobHandlers(jobs: jobs) }
-        main(arguments)
+        LoggingSystem.bootstrap { DroverLogHandler(label: $0) }
+        run(arguments)
     }
 
     /// The Swift job types of `main(jobs:)`, for the worker processes `_child` starts.
     static let registeredJobs = Mutex(JobHandlers())
 
-    /// Runs the `drover` command line with `arguments` (default: the process's) and exits.
+    /// Runs the `drover` command line with `arguments` (default: the process's) and exits, logging
+    /// through ``DroverLogHandler``.
     public static func main(_ arguments: [String]? = nil) -> Never {
+        LoggingSystem.bootstrap { DroverLogHandler(label: $0) }
+        run(arguments)
+    }
+
+    private static func run(_ arguments: [String]?) -> Never {
         if arguments == nil, let message = ProcessArguments.invalidUTF8Message(ProcessArguments.bytes) {
             printError("drover: error: \(message)")
             exit(ExitStatus.usage.rawValue)
