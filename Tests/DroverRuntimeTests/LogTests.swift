@@ -1,3 +1,5 @@
+import DroverPersistence
+import DroverQueue
 @testable import DroverRuntime
 import DroverTestSupport
 import Foundation
@@ -5,7 +7,7 @@ import Logging
 import Synchronization
 import Testing
 
-@Suite("Logging: DroverLogHandler's lines and journal fields, levels")
+@Suite("Logging: DroverLogHandler's lines and journal fields, levels, a job's logger")
 struct LogTests {
     /// Entries a handler made, instead of writing them.
     final class Captured: Sendable {
@@ -142,5 +144,40 @@ struct LogTests {
         let environment = try DroverBinary.run(["start", "--database-url", try TestDatabase.url()], environment: ["DROVER_LOG_LEVEL": "loud"])
         #expect(environment.status == 78)
         #expect(environment.stderr.contains("DROVER_LOG_LEVEL: \"loud\" is not a level"))
+    }
+
+    /// The line `drover.test.wait` writes through `context.logger` for job `id` on queue `mail`:
+    /// the worker's fields, then the job's, then its own.
+    static func jobLine(_ log: String, job id: Int) -> Substring? {
+        log.split(separator: "\n").first { $0.contains(" job=\(id) ") && $0.contains("msg=waiting") }
+    }
+
+    static func expectJobLine(_ line: Substring?, job id: Int, sourceLocation: SourceLocation = #_sourceLocation) {
+        let pattern = try! Regex(
+            #"^time=\S+ level=info process=worker name=worker-[a-z0-9]+ pid=[0-9]+ job=\#(id) class=drover\.test\.wait queue=mail msg=waiting ms=1$"#)
+        #expect(line.map { $0.wholeMatch(of: pattern) != nil } == true, "\(line ?? "no line")", sourceLocation: sourceLocation)
+    }
+
+    @Test("a Swift job's line through context.logger names the worker, then the job: id, class and queue (PostgreSQL)")
+    func jobLoggerOnPostgres() throws {
+        let h = try SupervisorHarness(config: SupervisorHarness.oneWorker)
+        try h.waitForReady()
+        let id = try h.store.enqueue([NewJob("drover.test.wait", arguments: try JSON(validating: #"{"ms": 1}"#), queue: "mail")], on: h.db)[0]
+        try h.waitUntilFinished([id])
+        try waitUntil("the job's line is in the log") { Self.jobLine(h.log, job: id) != nil }
+        Self.expectJobLine(Self.jobLine(h.log, job: id), job: id)
+        #expect(try h.stop().status == 0)
+    }
+
+    @Test("a Swift job's line through context.logger names the worker, then the job: id, class and queue (SQLite)")
+    func jobLoggerOnSQLite() throws {
+        let run = try SQLiteRuntimeTests.Run(config: SupervisorHarness.oneWorker)
+        try run.waitForReady()
+        let (store, db) = try run.open()
+        let id = try store.enqueue([NewJob("drover.test.wait", arguments: try JSON(validating: #"{"ms": 1}"#), queue: "mail")], on: db)[0]
+        try waitUntil("the job finished", timeout: .seconds(30)) { try store.job(id, on: db)?.state == .finished }
+        try waitUntil("the job's line is in the log") { Self.jobLine(run.process.stderrSoFar, job: id) != nil }
+        Self.expectJobLine(Self.jobLine(run.process.stderrSoFar, job: id), job: id)
+        #expect(try run.stop().status == 0)
     }
 }
