@@ -1,7 +1,9 @@
 import ArgumentParser
 import DroverRuntime
 import Foundation
-import Logging
+// An app names `Logger` and `LogHandler` (its job's `context.logger`, `main(jobs:logHandler:)`)
+// with `import Drover` alone.
+@_exported import Logging
 import Synchronization
 
 /// Drover's swift-log handler: logfmt lines on stderr, or journald with structured fields.
@@ -19,18 +21,26 @@ public enum Drover {
     /// (besides the commands of the configuration's `handlers:`, which win on a shared class name):
     /// `myapp start` supervises worker processes that are `myapp` itself.
     ///
-    /// Every line goes through swift-log: it bootstraps the logging system with
-    /// ``DroverLogHandler`` (logfmt on stderr, or journald), in every process (the workers run
-    /// `main` again).
+    /// Every line, Drover's own and each job's `context.logger`'s, goes through swift-log. It
+    /// bootstraps the logging system with `logHandler` when given, else with ``DroverLogHandler``
+    /// (logfmt on stderr, or journald), in every process (the workers run `main` again). The
+    /// logging system can be bootstrapped once per process: an app that gives `logHandler` does
+    /// not call `LoggingSystem.bootstrap` itself. Drover sets the level of the loggers it makes,
+    /// its own and the jobs', to `--log-level` (or `DROVER_LOG_LEVEL`, else info).
     ///
     /// ```swift
     /// // Sources/MyApp/main.swift
     /// import Drover
     /// Drover.main(jobs: [SendWelcomeEmail.self, ResizeImage.self])
+    ///
+    /// // or, with the app's own handler for every line:
+    /// Drover.main(jobs: [SendWelcomeEmail.self], logHandler: { label in JSONLogHandler(label: label) })
     /// ```
-    public static func main(jobs: [any Job.Type], arguments: [String]? = nil) -> Never {
+    public static func main(
+        jobs: [any Job.Type], arguments: [String]? = nil, logHandler: (@Sendable (_ label: String) -> any LogHandler)? = nil
+    ) -> Never {
         registeredJobs.withLock { $0 = JobHandlers(jobs: jobs) }
-        LoggingSystem.bootstrap { DroverLogHandler(label: $0) }
+        LoggingSystem.bootstrap(logHandler ?? { DroverLogHandler(label: $0) })
         run(arguments)
     }
 

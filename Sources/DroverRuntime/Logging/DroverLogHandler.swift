@@ -17,6 +17,14 @@ import Logging
 /// warning 4, error 3, critical 2. Journal fields: `job` is `JOB_ID`, `class` `JOB_CLASS`, `queue`
 /// `QUEUE`, `process` `PROCESS_KIND`, `name` `PROCESS_NAME`, `pid` `PROCESS_PID`; any other key
 /// upper-cased, with `_` for what a field name cannot hold.
+///
+/// An app that wants its lines and another handler's can bootstrap both:
+///
+/// ```swift
+/// Drover.main(jobs: [SendWelcomeEmail.self], logHandler: { label in
+///     MultiplexLogHandler([DroverLogHandler(label: label), MyShipper(label: label)])
+/// })
+/// ```
 public struct DroverLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var metadataProvider: Logger.MetadataProvider?
