@@ -21,6 +21,8 @@ let package = Package(
         // Metrics: the API (swift-metrics) and its Prometheus backend and registry for /metrics.
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // The logging facade: Drover's lines and a Swift job's go through a swift-log Logger.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         // Tests only: the differential store test generates its cases and shrinks a failing one.
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
@@ -59,6 +61,7 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
             ],
             // The Promela model of the lease protocol, checked by scripts/model-check (spin).
             exclude: ["Lease/lease.pml"]
@@ -70,6 +73,7 @@ let package = Package(
             dependencies: [
                 "DroverRuntime", "DroverQueue", "DroverPersistence",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -95,7 +99,7 @@ let package = Package(
             name: "DroverQueueTests",
             dependencies: ["DroverQueue", "DroverTestSupport", .product(name: "PropertyBased", package: "swift-property-based")]
         ),
-        .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport", "CProcess", "CTestSupport"]),
+        .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport", "CProcess", "CTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DroverCLITests", dependencies: ["Drover", "DroverTestSupport"]),
         // make chaos (minutes of faults against real processes), not make test.
         .testTarget(name: "DroverChaosTests", dependencies: ["DroverQueue", "DroverTestSupport"]),

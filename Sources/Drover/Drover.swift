@@ -1,7 +1,13 @@
 import ArgumentParser
 import DroverRuntime
 import Foundation
+// An app names `Logger` and `LogHandler` (its job's `context.logger`, `main(jobs:logHandler:)`)
+// with `import Drover` alone.
+@_exported import Logging
 import Synchronization
+
+/// Drover's swift-log handler: logfmt lines on stderr, or journald with structured fields.
+public typealias DroverLogHandler = DroverRuntime.DroverLogHandler
 
 /// Drover's entry points.
 ///
@@ -15,21 +21,40 @@ public enum Drover {
     /// (besides the commands of the configuration's `handlers:`, which win on a shared class name):
     /// `myapp start` supervises worker processes that are `myapp` itself.
     ///
+    /// Every line, Drover's own and each job's `context.logger`'s, goes through swift-log. It
+    /// bootstraps the logging system with `logHandler` when given, else with ``DroverLogHandler``
+    /// (logfmt on stderr, or journald), in every process (the workers run `main` again). The
+    /// logging system can be bootstrapped once per process: an app that gives `logHandler` does
+    /// not call `LoggingSystem.bootstrap` itself. Drover sets the level of the loggers it makes,
+    /// its own and the jobs', to `--log-level` (or `DROVER_LOG_LEVEL`, else info).
+    ///
     /// ```swift
     /// // Sources/MyApp/main.swift
     /// import Drover
     /// Drover.main(jobs: [SendWelcomeEmail.self, ResizeImage.self])
+    ///
+    /// // or, with the app's own handler for every line:
+    /// Drover.main(jobs: [SendWelcomeEmail.self], logHandler: { label in JSONLogHandler(label: label) })
     /// ```
-    public static func main(jobs: [any Job.Type], arguments: [String]? = nil) -> Never {
+    public static func main(
+        jobs: [any Job.Type], arguments: [String]? = nil, logHandler: (@Sendable (_ label: String) -> any LogHandler)? = nil
+    ) -> Never {
         registeredJobs.withLock { $0 = JobHandlers(jobs: jobs) }
-        main(arguments)
+        LoggingSystem.bootstrap(logHandler ?? { DroverLogHandler(label: $0) })
+        run(arguments)
     }
 
     /// The Swift job types of `main(jobs:)`, for the worker processes `_child` starts.
     static let registeredJobs = Mutex(JobHandlers())
 
-    /// Runs the `drover` command line with `arguments` (default: the process's) and exits.
+    /// Runs the `drover` command line with `arguments` (default: the process's) and exits, logging
+    /// through ``DroverLogHandler``.
     public static func main(_ arguments: [String]? = nil) -> Never {
+        LoggingSystem.bootstrap { DroverLogHandler(label: $0) }
+        run(arguments)
+    }
+
+    private static func run(_ arguments: [String]?) -> Never {
         if arguments == nil, let message = ProcessArguments.invalidUTF8Message(ProcessArguments.bytes) {
             printError("drover: error: \(message)")
             exit(ExitStatus.usage.rawValue)

@@ -121,4 +121,60 @@ struct ExampleAppTests {
         #expect(stopped.status == 0, "\(stopped.stderr)")
         #expect(stopped.stderr.contains("msg=\"sending a welcome email\""))
     }
+
+    @Test("given to Drover.main(jobs:logHandler:), the app's own handler gets every line: Drover's and its jobs', with the job's metadata")
+    func appLogHandler() throws {
+        let signup = try Self.build()
+        let directory = try TemporaryDirectory("drover-signup-log")
+        let outbox = directory.url.appendingPathComponent("outbox").path
+        try FileManager.default.createDirectory(atPath: outbox, withIntermediateDirectories: true)
+        let config = try directory.file("""
+            database:
+              url: "sqlite://\(directory.url.appendingPathComponent("queue.sqlite3").path)"
+            workers:
+              - queues: ["*"]
+                polling_interval: 200ms
+            \(SupervisorHarness.fastSupervisor)
+            """)
+        var environment = ProcessInfo.processInfo.environment
+        environment["SIGNUP_LOG"] = "json"
+        environment["SIGNUP_OUTBOX"] = outbox
+        environment["NOTIFY_SOCKET"] = nil
+        environment["DROVER_DATABASE_URL"] = nil
+        // The handler's own level is info: Drover gives its loggers the level asked for.
+        let app = try RunningProcess(executable: signup, arguments: ["start", "--config", config, "--log-level", "debug"], environment: environment)
+        defer {
+            if app.isRunning {
+                kill(app.pid, SIGKILL)
+                _ = try? app.wait(timeout: .seconds(10))
+            }
+        }
+        let enqueued = try RunningProcess(
+            executable: signup, arguments: ["enqueue", "SendWelcomeEmail", "--queue", "mail", "--config", config,
+                                            "--args", #"{"userID": 7, "address": "ada@example.com"}"#],
+            environment: environment
+        ).wait(timeout: .seconds(60))
+        let id = try #require(Int(enqueued.stdout.trimmingCharacters(in: .whitespacesAndNewlines)), "\(enqueued)")
+        try waitUntil("the welcome email is sent", timeout: .seconds(30)) {
+            FileManager.default.fileExists(atPath: "\(outbox)/welcome-7.eml")
+        }
+        try waitUntil("the job's line is logged") { app.stderrSoFar.contains("sending a welcome email") }
+        kill(app.pid, SIGTERM)
+        let stopped = try app.wait(timeout: .seconds(30))
+        #expect(stopped.status == 0, "\(stopped.stderr)")
+
+        // Every line is the app's JSON: none is Drover's logfmt.
+        let lines = stopped.stderr.split(separator: "\n")
+        let objects = lines.compactMap { try? JSONDecoder().decode([String: String].self, from: Data($0.utf8)) }
+        #expect(objects.count == lines.count && !lines.isEmpty, "\(stopped.stderr)")
+        for message in ["started", "stopped"] {
+            #expect(objects.contains { $0["message"] == message && $0["process"] == "supervisor" && $0["level"] == "info" }, "\(stopped.stderr)")
+        }
+        #expect(objects.contains { $0["message"] == "registered" && $0["process"] == "worker" }, "\(stopped.stderr)")
+        #expect(objects.contains { $0["level"] == "debug" && $0["process"] == "worker" }, "\(stopped.stderr)")
+        let job = try #require(objects.first { $0["message"] == "sending a welcome email" }, "\(stopped.stderr)")
+        #expect(job["job"] == String(id) && job["class"] == "SendWelcomeEmail" && job["queue"] == "mail", "\(job)")
+        #expect(job["process"] == "worker" && job["name"]?.hasPrefix("worker-") == true && job["pid"] != nil, "\(job)")
+        #expect(job["user"] == "7" && job["attempt"] == "1", "\(job)")
+    }
 }

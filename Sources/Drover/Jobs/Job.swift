@@ -24,7 +24,7 @@ public typealias PermanentJobFailure = DroverRuntime.PermanentJobFailure
 ///     var address: String
 ///
 ///     func perform(_ context: JobContext) async throws {
-///         context.log.info("sending", [("user", String(userID))])
+///         context.logger.info("sending", metadata: ["user": "\(userID)"])
 ///         try await mailer.send(to: address)   // cancelled on timeout or `drover jobs cancel`
 ///     }
 /// }

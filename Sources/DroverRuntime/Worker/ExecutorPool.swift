@@ -164,7 +164,7 @@ final class ExecutorPool: @unchecked Sendable {
 
     private func run(_ execution: Execution) -> JobResult {
         let job = execution.job
-        let jobLog = log.adding([("job", String(job.id)), ("class", job.className)])
+        let jobLog = log.adding([("job", String(job.id)), ("class", job.className), ("queue", job.queue)])
         switch handlers.entry(for: job.className) {
         case .command(let handler):
             var result = CommandRun(handler: handler, execution: execution, log: jobLog).run()

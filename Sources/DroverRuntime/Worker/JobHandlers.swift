@@ -1,6 +1,7 @@
 import DroverPersistence
 import DroverQueue
 import Foundation
+import Logging
 
 /// Runs jobs of one class synchronously on an executor thread. Throwing fails the attempt
 /// (retried per policy); throwing ``PermanentJobFailure`` fails the job at once. It cannot be
@@ -32,7 +33,8 @@ extension AsyncJobHandler {
 ///
 /// ```swift
 /// func perform(_ context: JobContext) async throws {
-///     context.log.info("sending", [("to", recipient)])
+///     context.logger.info("sending", metadata: ["to": "\(recipient)"])
+///     // level=info process=worker name=worker-x1y2 pid=812 job=42 class=SendReport queue=mail msg=sending to=ada
 ///     try context.checkCancellation()
 /// }
 /// ```
@@ -43,8 +45,11 @@ public struct JobContext: Sendable {
     public let maxAttempts: Int
     public let queue: String
     public let className: String
-    /// The worker's log, with the job's id and class on every line.
-    public let log: Log
+    /// The worker's logger with the job on every line: the worker's `process`, `name` and `pid`,
+    /// then the job's id (`job`), `class` and `queue`; at the level of `drover start --log-level`.
+    /// Its lines go to the handler the process bootstrapped (``DroverLogHandler``, unless the app
+    /// gave its own to `Drover.main(jobs:logHandler:)`).
+    public let logger: Logger
     private let execution: Execution
 
     init(execution: Execution, log: Log) {
@@ -54,9 +59,13 @@ public struct JobContext: Sendable {
         maxAttempts = job.maxAttempts
         queue = job.queue
         className = job.className
-        self.log = log
+        logger = log.logger
         self.execution = execution
     }
+
+    /// The job's log as Drover's own `Log` (fields as ordered pairs); the same lines as ``logger``.
+    @available(*, deprecated, message: "use logger, a swift-log Logger: context.logger.info(\"sent\", metadata: [\"to\": \"\\(address)\"])")
+    public var log: Log { Log(logger: logger) }
 
     /// Whether the job was asked to stop (timeout or `drover jobs cancel`); the task is cancelled too.
     public var isCancelled: Bool { execution.stopReason != nil || Task.isCancelled }
@@ -204,7 +213,7 @@ public struct JobHandlers: Sendable {
         struct Arguments: Decodable { var ms: Int? }
         func perform(_ job: ClaimedJob, context: JobContext) async throws {
             let ms = (try? job.arguments.decode(Arguments.self))?.ms ?? Int(Int32.max)
-            context.log.info("waiting", [("ms", String(ms))])
+            context.logger.info("waiting", metadata: ["ms": "\(ms)"])
             try await Task.sleep(for: .milliseconds(ms))
         }
     }
@@ -217,7 +226,7 @@ public struct JobHandlers: Sendable {
         struct Arguments: Decodable { var ms: Int }
         func perform(_ job: ClaimedJob, context: JobContext) async throws {
             let arguments = try job.arguments.decode(Arguments.self)
-            context.log.info("ignoring cancellation", [("ms", String(arguments.ms))])
+            context.logger.info("ignoring cancellation", metadata: ["ms": "\(arguments.ms)"])
             usleep(useconds_t(arguments.ms) * 1000)
         }
     }

@@ -66,7 +66,7 @@ struct CommandHandlerTests {
         #expect(try jobs.harness.stop().status == 0)
     }
 
-    @Test("a command's output goes to the log with its job id")
+    @Test("a command's output goes to the log with its job: id, class and queue")
     func outputIsLogged() throws {
         let jobs = try CommandJobs(handlers: """
               Talk:
@@ -75,8 +75,8 @@ struct CommandHandlerTests {
         let id = try jobs.enqueue("Talk")
         _ = try jobs.waitUntilState(id, .finished)
         try waitUntil("the output was logged") {
-            jobs.harness.log.contains("job=\(id) class=Talk msg=output stream=stdout line=to-stdout")
-                && jobs.harness.log.contains("job=\(id) class=Talk msg=output stream=stderr line=to-stderr")
+            jobs.harness.log.contains("job=\(id) class=Talk queue=default msg=output stream=stdout line=to-stdout")
+                && jobs.harness.log.contains("job=\(id) class=Talk queue=default msg=output stream=stderr line=to-stderr")
         }
         #expect(try jobs.harness.stop().status == 0)
     }

@@ -152,7 +152,7 @@ struct StoppingJobsTests {
         let jobs = try CommandJobs(handlers: "  Unused:\n    command: [true]")
         let id = try jobs.harness.enqueue("drover.test.wait", arguments: "{}")[0]
         _ = try jobs.waitUntilState(id, .claimed)
-        try waitUntil("the job runs") { jobs.harness.log.contains("job=\(id) class=drover.test.wait msg=waiting") }
+        try waitUntil("the job runs") { jobs.harness.log.contains("job=\(id) class=drover.test.wait queue=default msg=waiting") }
         let outcome = try cancel(id, jobs)
         #expect(outcome.status == 0, "\(outcome)")
         let failed = try jobs.waitUntilState(id, .failed)

@@ -10,7 +10,7 @@ struct SendWelcomeEmail: Job {
     var address: String
 
     func perform(_ context: JobContext) async throws {
-        context.log.info("sending a welcome email", [("user", String(userID)), ("attempt", String(context.attempt))])
+        context.logger.info("sending a welcome email", metadata: ["user": "\(userID)", "attempt": "\(context.attempt)"])
         try context.checkCancellation()
         let outbox = ProcessInfo.processInfo.environment["SIGNUP_OUTBOX"] ?? FileManager.default.temporaryDirectory.path
         let message = "To: \(address)\nSubject: Welcome!\n\nHello user \(userID), and welcome.\n"

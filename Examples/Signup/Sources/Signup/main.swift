@@ -14,7 +14,13 @@ if arguments.first == "register" {
         exit(1)
     }
 }
-Drover.main(jobs: [SendWelcomeEmail.self, GenerateReport.self])
+// Drover's own log format (logfmt, or journald under systemd) unless SIGNUP_LOG=json asks for the
+// app's: every process of `signup start` runs this line again, and logs the same way.
+var logHandler: (@Sendable (String) -> any LogHandler)?
+if ProcessInfo.processInfo.environment["SIGNUP_LOG"] == "json" {
+    logHandler = { label in JSONLogHandler(label: label) }
+}
+Drover.main(jobs: [SendWelcomeEmail.self, GenerateReport.self], logHandler: logHandler)
 
 struct RolledBack: Error, CustomStringConvertible {
     var description: String { "rolled back, as asked: no user, no email" }
