@@ -24,6 +24,14 @@ public protocol QueueAdmin {
     func removeTask(_ key: String) throws
     func concurrencyRules() throws -> [ConcurrencyRule]
     func concurrencyKeys() throws -> [ConcurrencyKeyInfo]
+    // The dashboard's.
+    func metrics() throws -> MetricsSnapshot
+    func countsByMinute(last minutes: Int) throws -> [MinuteCounts]
+    func findJobs(_ filter: JobFilter, before: Int?, limit: Int) throws -> JobPage
+    func countJobs(_ filter: JobFilter) throws -> Int
+    func apply(_ action: BulkAction, to filter: JobFilter) throws -> BulkOutcome
+    func jobDetail(_ id: Int) throws -> JobDetail?
+    func enqueueTaskNow(_ key: String) throws -> Int
 }
 
 /// `store` on `database`: every ``QueueAdmin`` operation is the store's, on that database.
@@ -57,4 +65,15 @@ public struct BoundQueue<Driver: StoreDriver>: QueueAdmin {
     public func removeTask(_ key: String) throws { try store.removeTask(key, on: database) }
     public func concurrencyRules() throws -> [ConcurrencyRule] { try store.concurrencyRules(on: database) }
     public func concurrencyKeys() throws -> [ConcurrencyKeyInfo] { try store.concurrencyKeys(on: database) }
+    public func metrics() throws -> MetricsSnapshot { try store.metrics(on: database) }
+    public func countsByMinute(last minutes: Int) throws -> [MinuteCounts] { try store.countsByMinute(last: minutes, on: database) }
+    public func findJobs(_ filter: JobFilter, before: Int?, limit: Int) throws -> JobPage {
+        try store.findJobs(filter, before: before, limit: limit, on: database)
+    }
+    public func countJobs(_ filter: JobFilter) throws -> Int { try store.countJobs(filter, on: database) }
+    public func apply(_ action: BulkAction, to filter: JobFilter) throws -> BulkOutcome {
+        try store.apply(action, to: filter, batchSize: 500, on: database)
+    }
+    public func jobDetail(_ id: Int) throws -> JobDetail? { try store.jobDetail(id, on: database) }
+    public func enqueueTaskNow(_ key: String) throws -> Int { try store.enqueueTaskNow(key, on: database) }
 }
