@@ -12,15 +12,18 @@ public struct JobFilter: Sendable, Equatable {
     public var enqueuedBefore: Date?
     /// Text found in the job's arguments or in its last error (as stored: JSON text).
     public var text: String?
+    /// Jobs of this concurrency key.
+    public var concurrencyKey: String?
 
     public init(state: JobState? = nil, queue: String? = nil, className: String? = nil,
-                enqueuedAfter: Date? = nil, enqueuedBefore: Date? = nil, text: String? = nil) {
+                enqueuedAfter: Date? = nil, enqueuedBefore: Date? = nil, text: String? = nil, concurrencyKey: String? = nil) {
         self.state = state
         self.queue = queue
         self.className = className
         self.enqueuedAfter = enqueuedAfter
         self.enqueuedBefore = enqueuedBefore
         self.text = text
+        self.concurrencyKey = concurrencyKey
     }
 
     /// The longest text searched for.
@@ -65,6 +68,7 @@ extension JobStore {
             conditions.append("j.queue_name = \(queue)")
         }
         if let className = filter.className { conditions.append("j.class_name = \(className)") }
+        if let key = filter.concurrencyKey { conditions.append("j.concurrency_key = \(key)") }
         if let state = filter.state {
             if let table = executions(of: state) {
                 conditions.append("EXISTS (SELECT 1 FROM \(table) x WHERE x.job_id = j.id)")

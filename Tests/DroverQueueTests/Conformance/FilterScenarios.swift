@@ -29,6 +29,12 @@ struct FilterScenarios {
             #expect(try s.findJobs(JobFilter(enqueuedBefore: cut), before: nil, limit: 50).jobs.map(\.id) == old.reversed())
             #expect(try s.findJobs(JobFilter(enqueuedAfter: cut), before: nil, limit: 50).jobs.map(\.id) == newer.reversed())
             #expect(try s.countJobs(JobFilter(queue: "mail")) == 6)
+            try s.syncConcurrencyRules([ConcurrencyRule(className: "Sync", keyTemplate: "k", maxRunning: 1, duration: .seconds(60))])
+            let keyed = try s.enqueue([NewJob("Sync"), NewJob("Sync")])
+            let key = try #require(try s.concurrencyKeys().first?.key)
+            #expect(try s.findJobs(JobFilter(state: .blocked, concurrencyKey: key), before: nil, limit: 5).jobs.map(\.id) == [keyed[1]])
+            #expect(try s.countJobs(JobFilter(concurrencyKey: key)) == 2)
+            #expect(try s.countJobs(JobFilter(concurrencyKey: key + "x")) == 0)
 
             // Keyset pages of 2 walk every mail job once, newest first, and say when they end.
             var seen: [Int] = []
