@@ -16,7 +16,15 @@ public enum DroverSchema {
         Migration(version: 3, name: "job_control", sql: concurrencySQL + jobControlSQL),
         Migration(version: 4, name: "claim_all_index_for_star_only", sql: claimAllIndexSQL),
         Migration(version: 5, name: "admission_by_the_store", sql: admissionByTheStoreSQL),
+        Migration(version: 6, name: "web_processes", sql: webProcessesSQL),
     ]
+
+    /// Migration 6: a supervisor may run a `web` child (the dashboard), which registers and
+    /// heartbeats like the others. Processes of an earlier version read its row as a worker's.
+    static let webProcessesSQL = """
+        ALTER TABLE processes DROP CONSTRAINT processes_kind_known,
+            ADD CONSTRAINT processes_kind_known CHECK (kind IN ('supervisor', 'worker', 'dispatcher', 'scheduler', 'web'));
+        """
 
     /// Migration 5: concurrency admission is the store's (``Admission``, in Swift, the same on
     /// every backend). A job with a concurrency key that a SQL caller enqueues (`enqueue`,

@@ -11,6 +11,7 @@ extension DroverSchema {
     public static let sqliteMigrations: [Migration] = [
         Migration(version: 1, name: "data_model", sql: sqliteDataModelSQL),
         Migration(version: 2, name: "unique_ids_and_fixed_width_times", sql: sqliteRebuildSQL),
+        Migration(version: 3, name: "web_processes", sql: sqliteWebProcessesSQL),
     ]
 
     /// The current time as text in PostgreSQL's timestamptz format, for SQLite defaults
@@ -370,4 +371,34 @@ extension DroverSchema {
             CREATE INDEX {schema}.semaphores_expiry ON semaphores (expires_at);
             """
     }()
+}
+
+extension DroverSchema {
+    /// Migration 3 (SQLite): `processes.kind` may be `web` (the dashboard child). SQLite cannot
+    /// change a CHECK constraint, so the table is built again (new table, copy, drop, rename).
+    /// Its `AUTOINCREMENT` counter is carried over by hand: the new table's would start at the
+    /// largest id left, and the id of a process deleted since could go to the next one, whose
+    /// claims it would then seem to hold.
+    static let sqliteWebProcessesSQL = """
+        CREATE TABLE {schema}.processes_v3 (
+            id                INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind              TEXT NOT NULL CHECK (kind IN ('supervisor', 'worker', 'dispatcher', 'scheduler', 'web')),
+            name              TEXT NOT NULL UNIQUE,
+            pid               INTEGER NOT NULL,
+            hostname          TEXT NOT NULL,
+            supervisor_id     INTEGER,
+            metadata          TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(metadata)),
+            last_heartbeat_at TEXT NOT NULL DEFAULT \(sqliteFixedNow),
+            created_at        TEXT NOT NULL DEFAULT \(sqliteFixedNow)
+        );
+        INSERT INTO {schema}.processes_v3
+        SELECT id, kind, name, pid, hostname, supervisor_id, metadata, last_heartbeat_at, created_at FROM {schema}.processes;
+        DELETE FROM {schema}.sqlite_sequence WHERE name = 'processes_v3';
+        INSERT INTO {schema}.sqlite_sequence (name, seq)
+        SELECT 'processes_v3', seq FROM {schema}.sqlite_sequence WHERE name = 'processes';
+        DROP TABLE {schema}.processes;
+        ALTER TABLE {schema}.processes_v3 RENAME TO processes;
+        CREATE INDEX {schema}.processes_heartbeat ON processes (last_heartbeat_at);
+        CREATE INDEX {schema}.processes_by_supervisor ON processes (supervisor_id);
+        """
 }
