@@ -4,6 +4,7 @@
 // Targets follow the layers of docs/architecture.md; dependencies point down only:
 //   drover (executable) → Drover → DroverRuntime → DroverQueue → DroverPersistence → CLibPQ, CSQLite
 //                                  DroverRuntime → CSystemd, CProcess
+//                         Drover → DroverWeb → DroverRuntime, Hummingbird, Mustache (the dashboard)
 import PackageDescription
 
 let package = Package(
@@ -18,6 +19,15 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // The configuration file: YAML with line numbers for error messages.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // The dashboard (DroverWeb): an HTTP server, and templates that escape by default. Hummingbird
+        // without its swift-configuration trait, which Drover does not use (it only adds build time).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        // Hummingbird's own dependencies, named because DroverWeb uses them directly: its logger
+        // (quiet, or Drover's log), the server's channel (the port it got) and its graceful stop.
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // Tests only: the differential store test generates its cases and shrinks a failing one.
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
@@ -59,11 +69,25 @@ let package = Package(
             exclude: ["Lease/lease.pml"]
         ),
 
+        // The web dashboard and /metrics, served by `drover web` and the supervisor's web child. The
+        // runtime does not depend on it: the supervisor only spawns `drover _child web`.
+        .target(
+            name: "DroverWeb",
+            dependencies: [
+                "DroverRuntime", "DroverQueue", "DroverPersistence",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
         // The public Swift API and the command line an application's own binary can reuse.
         .target(
             name: "Drover",
             dependencies: [
-                "DroverRuntime", "DroverQueue", "DroverPersistence",
+                "DroverRuntime", "DroverQueue", "DroverPersistence", "DroverWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -92,6 +116,7 @@ let package = Package(
         ),
         .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport", "CProcess", "CTestSupport"]),
         .testTarget(name: "DroverCLITests", dependencies: ["Drover", "DroverTestSupport"]),
+        .testTarget(name: "DroverWebTests", dependencies: ["DroverWeb", "DroverRuntime", "DroverTestSupport"]),
         // make chaos (minutes of faults against real processes), not make test.
         .testTarget(name: "DroverChaosTests", dependencies: ["DroverQueue", "DroverTestSupport"]),
     ]
