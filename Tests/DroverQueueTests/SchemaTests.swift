@@ -161,7 +161,7 @@ struct SQLiteSchemaTests {
         let db = try SQLiteConnection(path: path, schema: "drover")
         let migrator = try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations)
         let report = try migrator.migrate(on: db)
-        #expect(report.applied.map(\.version) == [1, 2] && report.currentVersion == 2)
+        #expect(report.applied.map(\.version) == [1, 2, 3] && report.currentVersion == 3)
         #expect(try migrator.migrate(on: SQLiteConnection(path: path, schema: "drover")).applied.isEmpty, "again: nothing to do")
         let tables = Set(try db.query("SELECT name FROM drover.sqlite_master WHERE type = 'table'").map { try $0.decode("name", as: String.self) })
         #expect(tables == SchemaTests.tables.union(["sqlite_sequence"]), "sqlite_sequence keeps AUTOINCREMENT's ids")

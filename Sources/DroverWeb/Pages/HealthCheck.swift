@@ -9,7 +9,8 @@ enum HealthCheck {
                 try await context.store.ping()
                 return WebRoute.text("ok\n")
             } catch {
-                context.settings.log.warning("health check: the database does not answer", [("error", "\(error)")])
+                // Debug: a monitor asks every few seconds, and the outage is logged once already.
+                context.settings.log.debug("health check: the database does not answer", [("error", "\(error)")])
                 return WebRoute.text("the database does not answer\n", status: .serviceUnavailable)
             }
         },
