@@ -129,6 +129,33 @@ struct WebChildTests {
         #expect(try run.webProcesses().isEmpty, "the web child deregistered")
     }
 
+    @Test("with a password: the child asks for it (401, then 200), and it is in none of the child's argv, environment or log",
+          arguments: Backend.allCases)
+    func passwordStaysSecret(_ backend: Backend) throws {
+        let secrets = try TemporaryDirectory("drover-web-secret")
+        let password = "child-password-\(UUID().uuidString)"
+        let file = try secrets.file(password + "\n", named: "web-password", mode: 0o600)
+        let run = try Supervised(backend, web: "web:\n  listen: \"127.0.0.1:0\"\n  auth: {password_file: \(file)}\n")
+        _ = try run.waitForReady()
+        let web = try run.waitForWeb()
+        var address: String?
+        try waitUntil("the web child says where it listens", timeout: .seconds(20)) {
+            address = try Self.listenAddress(in: run.base)
+            return address.map { !$0.hasSuffix(":0") } ?? false
+        }
+        let http = HTTP(base: "http://\(address!)")
+        #expect(try http.get("/").status == 401)
+        #expect(try http.get("/", headers: HTTP.basic("not-" + password)).status == 401)
+        #expect(try http.get("/", headers: HTTP.basic(password)).status == 200)
+        #expect(try http.get("/metrics", headers: ["Authorization": "Bearer \(password)"]).status == 200)
+        for file in ["cmdline", "environ"] {
+            let contents = try String(decoding: Data(contentsOf: URL(fileURLWithPath: "/proc/\(web.pid)/\(file)")), as: UTF8.self)
+            #expect(!contents.contains(password), "/proc/\(web.pid)/\(file) shows the password")
+        }
+        #expect(!run.process.stderrSoFar.contains(password), "the log shows the password")
+        #expect(run.process.stderrSoFar.contains("authentication=password"))
+    }
+
     /// The `listen` of the web process's heartbeat metadata.
     static func listenAddress(in base: TestBase) throws -> String? {
         func read<D: StoreDriver>(_: D.Type) throws -> String? {
