@@ -155,9 +155,15 @@ public final class WebServer: ChildService, @unchecked Sendable {
         case .unixSocket(let path): .unixDomainSocket(path: Self.bindingPath(path))
         }
         return Application(
-            router: router, configuration: .init(address: address, serverName: nil, reuseAddress: true),
+            router: router,
+            // An idle connection (a keep-alive, or a client that sends nothing) is closed after a
+            // while: a dashboard serves few people, and must not run out of descriptors.
+            server: .http1(configuration: .init(idleTimeout: Self.idleTimeout)),
+            configuration: .init(address: address, serverName: nil, reuseAddress: true),
             onServerRunning: { [self] channel in serving(on: channel) }, logger: Self.quietLogger)
     }
+
+    static let idleTimeout = TimeAmount.seconds(30)
 
     private func countRequest() { lock.withLock { requests += 1 } }
 
