@@ -4,6 +4,7 @@
 // Targets follow the layers of docs/architecture.md; dependencies point down only:
 //   drover (executable) → Drover → DroverRuntime → DroverQueue → DroverPersistence → CLibPQ, CSQLite
 //                                  DroverRuntime → CSystemd, CProcess
+//                         Drover → DroverWeb → DroverRuntime, Hummingbird, Mustache (the dashboard)
 import PackageDescription
 
 let package = Package(
@@ -23,6 +24,14 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
         // The logging facade: Drover's lines and a Swift job's go through a swift-log Logger.
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        // The dashboard (DroverWeb): an HTTP server, and templates that escape by default. Hummingbird
+        // without its swift-configuration trait, which Drover does not use (it only adds build time).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1", traits: ["FullFoundation"]),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache", from: "2.1.1"),
+        // Hummingbird's own dependencies, named because DroverWeb uses them directly: its logger
+        // (quiet, or Drover's log), the server's channel (the port it got) and its graceful stop.
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
         // Tests only: the differential store test generates its cases and shrinks a failing one.
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
@@ -67,11 +76,25 @@ let package = Package(
             exclude: ["Lease/lease.pml"]
         ),
 
+        // The web dashboard and /metrics, served by `drover web` and the supervisor's web child. The
+        // runtime does not depend on it: the supervisor only spawns `drover _child web`.
+        .target(
+            name: "DroverWeb",
+            dependencies: [
+                "DroverRuntime", "DroverQueue", "DroverPersistence",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+
         // The public Swift API and the command line an application's own binary can reuse.
         .target(
             name: "Drover",
             dependencies: [
-                "DroverRuntime", "DroverQueue", "DroverPersistence",
+                "DroverRuntime", "DroverQueue", "DroverPersistence", "DroverWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -101,6 +124,7 @@ let package = Package(
         ),
         .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport", "CProcess", "CTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DroverCLITests", dependencies: ["Drover", "DroverTestSupport"]),
+        .testTarget(name: "DroverWebTests", dependencies: ["DroverWeb", "DroverRuntime", "DroverTestSupport"]),
         // make chaos (minutes of faults against real processes), not make test.
         .testTarget(name: "DroverChaosTests", dependencies: ["DroverQueue", "DroverTestSupport"]),
     ]

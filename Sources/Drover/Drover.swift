@@ -62,7 +62,7 @@ public enum Drover {
         let arguments = arguments ?? Array(ProcessArguments.all.dropFirst())
         // The supervisor and its children read signals from a signalfd: block them before any
         // thread exists, so that every thread inherits the mask (docs/architecture.md).
-        if let command = arguments.first, command == "start" || command == "_child" {
+        if let command = arguments.first, ["start", "_child", "web"].contains(command) {
             Signals.block()
         }
         // A child process goes straight to its work: the command-line parser is not needed (and

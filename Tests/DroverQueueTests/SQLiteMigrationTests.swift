@@ -29,8 +29,8 @@ struct SQLiteMigrationTests {
             INSERT INTO drover.recurring_tasks (key, schedule, class_name) VALUES ('nightly', '@daily', 'R');
             INSERT INTO drover.recurring_executions (id, task_key, run_at, job_id) VALUES (5, 'nightly', '2026-11-27 00:00:00+00', 2);
             """)
-        let report = try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
-        #expect(report.applied.map(\.version) == [2, 3])
+        let report = try Migrator(schema: "drover", migrations: Array(DroverSchema.sqliteMigrations.prefix(2))).migrate(on: db)
+        #expect(report.applied.map(\.version) == [2])
 
         let store = try SQLiteJobStore(clock: .fixed { Date(timeIntervalSince1970: 1_795_748_410) })  // 2026-11-27 03:00:10
         #expect(try (1...3).map { try store.job($0, on: db)?.state } == [.ready, .scheduled, .claimed])
@@ -59,26 +59,31 @@ struct SQLiteMigrationTests {
         #expect(try store.concurrencyKeys(on: db).isEmpty)
     }
 
-    @Test("migration 3 rebuilds processes for the web kind: rows kept, ids never reused, jobs counted from then on")
-    func migrationThreeKeepsProcessIDs() throws {
-        let directory = try TemporaryDirectory("drover-sqlite-upgrade-3")
+    @Test("migration 3 lets processes be web, keeps every process row and never reuses a deleted process's id")
+    func webProcesses() throws {
+        let directory = try TemporaryDirectory("drover-sqlite-upgrade")
         let path = directory.url.appendingPathComponent("drover.sqlite3").path
         let db = try SQLiteConnection(path: path, schema: "drover")
         try Migrator(schema: "drover", migrations: Array(DroverSchema.sqliteMigrations.prefix(2))).migrate(on: db)
         let store = try SQLiteJobStore()
-        for name in ["w1", "w2", "w3"] {
-            _ = try store.register(kind: .worker, name: name, pid: 10, hostname: "h", supervisorID: nil, on: db)
+        for name in ["s", "w1", "w2"] {
+            _ = try store.register(kind: name == "s" ? .supervisor : .worker, name: name, pid: 10, hostname: "h", supervisorID: nil, on: db)
         }
-        // The newest process is gone: its id must not go to the next one (a claim it left could).
-        try db.execute("DELETE FROM drover.processes WHERE name = 'w3'")
-        let web = #expect(throws: DatabaseError.self) {
-            try db.execute("INSERT INTO drover.processes (kind, name, pid, hostname) VALUES ('web', 'web-1', 12, 'h')")
+        // The newest process is gone (deregistered); a claim of it could still be recovered.
+        try db.execute("DELETE FROM drover.processes WHERE name = 'w2'")
+        #expect(throws: DatabaseError.self, "migration 2's table refuses a web process") {
+            try store.register(kind: .web, name: "web-early", pid: 11, hostname: "h", supervisorID: nil, on: db)
         }
-        #expect(web?.code == .checkViolation, "before migration 3, no web kind")
-        #expect(try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db).applied.map(\.version) == [3])
-        #expect(try store.listProcesses(on: db).map(\.name) == ["w1", "w2"])
-        try db.execute("INSERT INTO drover.processes (kind, name, pid, hostname) VALUES ('web', 'web-1', 12, 'h')")
-        #expect(try db.query("SELECT id FROM drover.processes WHERE name = 'web-1'")[0].decode("id", as: Int.self) == 4)
+        let report = try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
+        #expect(report.applied.map(\.version) == [3])
+        #expect(try store.listProcesses(on: db).map(\.name).sorted() == ["s", "w1"])
+        let web = try store.register(kind: .web, name: "web-1", pid: 12, hostname: "h", supervisorID: 1, on: db)
+        #expect(try web.get("id", as: Int.self) == 4, "ids go on after the deleted process 3")
+        #expect(try store.listProcesses(on: db).first { $0.name == "web-1" }?.kind == .web)
+        let indexes = try db.query("SELECT name FROM drover.sqlite_master WHERE tbl_name = 'processes' AND type = 'index'")
+            .map { try $0.decode("name", as: String.self) }
+        #expect(Set(indexes).isSuperset(of: ["processes_heartbeat", "processes_by_supervisor"]), "\(indexes)")
+        // And jobs are counted from then on (metric_totals and its triggers).
         _ = try store.enqueue([NewJob("A"), NewJob("A")], on: db)
         #expect(try store.metrics(on: db).count(.enqueued, queue: "default", className: "A") == 2)
     }

@@ -35,10 +35,18 @@ struct ManualPageTests {
         var keys = ConfigReader.sectionKeys.flatMap { section, keys in keys.map { (section, $0) } }
         keys += ConfigReader.handlerKeys.map { ("handlers", $0) } + ConfigReader.recurringKeys.map { ("recurring", $0) }
         keys += ConfigReader.concurrencyKeys.map { ("handlers", $0) }
+        keys += ConfigReader.webKeys.map { ("web", $0) }
         for (section, key) in keys {
             let text = Self.item(key, in: section)
             #expect(text != nil, "\(section).\(key) is not documented in drover.yml(5)")
             #expect(text?.contains("default") == true, "\(section).\(key) has no default in drover.yml(5): \(text ?? "")")
+        }
+    }
+
+    @Test("it documents both ways of giving the dashboard's password")
+    func webAuthKeys() {
+        for key in ConfigReader.webAuthKeys {
+            #expect(Self.item(key, in: "web") != nil, "web.auth.\(key) is not documented")
         }
     }
 

@@ -21,7 +21,7 @@ struct DroverCommand: ParsableCommand {
         subcommands: [
             StartCommand.self, CheckCommand.self, MigrateCommand.self, EnqueueCommand.self, JobsCommand.self, FailedCommand.self,
             QueuesCommand.self, RecurringCommand.self, ConcurrencyCommand.self, ProcessesCommand.self, StatusCommand.self,
-            VersionCommand.self, BenchCommand.self, ChildCommand.self,
+            WebCommand.self, VersionCommand.self, BenchCommand.self, ChildCommand.self,
         ]
     )
 }

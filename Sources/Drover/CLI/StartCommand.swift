@@ -1,5 +1,6 @@
 import ArgumentParser
 import DroverRuntime
+import DroverWeb
 import Foundation
 
 /// `drover start`: the supervisor, which the systemd service runs.
@@ -62,13 +63,13 @@ extension StartCommand {
     }
 }
 
-/// `drover _child KIND`: a worker, dispatcher or scheduler, started by `drover start` with its spec
+/// `drover _child KIND`: a worker, dispatcher, scheduler or web dashboard, started by `drover start` with its spec
 /// on descriptor 5 (``ChildSpec/read()``). The kind in argv is for people (`ps`); the spec decides.
 struct ChildCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "_child", abstract: "A supervisor's child process (started by drover start).", shouldDisplay: false)
 
-    @Argument(help: "What the child is (worker, dispatcher or scheduler), for ps; its spec decides.")
+    @Argument(help: "What the child is (worker, dispatcher, scheduler or web), for ps; its spec decides.")
     var kind: String?
 
     func run() throws {
@@ -80,6 +81,6 @@ struct ChildCommand: ParsableCommand {
     static func runChild() -> Int32 {
         let environment = ProcessInfo.processInfo.environment
         Log.configure(minimum: environment["DROVER_LOG_LEVEL"].flatMap(Log.Level.init(rawValue:)) ?? .info, environment: environment)
-        return runChildProcess(extraHandlers: Drover.registeredJobs.withLock { $0 })
+        return runChildProcess(extraHandlers: Drover.registeredJobs.withLock { $0 }, services: WebChild.services)
     }
 }

@@ -3,7 +3,9 @@ import Foundation
 
 /// What a row in `processes` is.
 public enum ProcessKind: String, Sendable, Codable, CaseIterable {
-    case supervisor, worker, dispatcher, scheduler
+    /// `web` is the dashboard a supervisor runs when the configuration has a `web:` section
+    /// (PostgreSQL migration 6, SQLite migration 3 let the table hold it).
+    case supervisor, worker, dispatcher, scheduler, web
 }
 
 /// A live (or supposedly live) Drover process, as `drover processes` shows it.

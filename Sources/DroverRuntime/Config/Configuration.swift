@@ -137,6 +137,8 @@ public struct Configuration: Sendable, Equatable {
     public var recurring: [String: RecurringTask] = [:]
     public var supervisor = Supervisor()
     public var retention = Retention()
+    /// The dashboard; nil: none (no `web:` section).
+    public var web: Web?
     /// The file this was read from, nil when no file was read.
     public var path: String?
 

@@ -7,8 +7,8 @@ public enum ConfigurationLoader {
     public static let defaultPath = "/etc/drover/drover.yml"
     public static let environmentVariable = "DROVER_CONFIG"
 
-    /// Top-level sections of the design; only `database` is interpreted so far.
-    static let sections = ["database", "workers", "dispatchers", "handlers", "recurring", "supervisor", "retention"]
+    /// The top-level sections (drover.yml(5) documents each).
+    static let sections = ["database", "workers", "dispatchers", "handlers", "recurring", "supervisor", "retention", "web"]
 
     /// Which file to read: `explicitPath` (`--config`), then `$DROVER_CONFIG`, then the default path.
     /// Returns nil when neither was given and the default file does not exist: Drover then runs on
@@ -71,6 +71,7 @@ public enum ConfigurationLoader {
             case "handlers": configuration.handlers = try reader.handlers(entry.value)
             case "recurring": configuration.recurring = try reader.recurring(entry.value)
             case "supervisor": configuration.supervisor = try reader.supervisor(entry.value)
+            case "web": configuration.web = try reader.web(entry.value)
             default: configuration.retention = try reader.retention(entry.value)
             }
         }

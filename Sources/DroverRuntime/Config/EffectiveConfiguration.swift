@@ -78,6 +78,18 @@ extension Configuration {
         lines.append("retention:")
         lines.append("  preserve_finished_jobs: \(retention.preserveFinishedJobs)")
         lines.append("  clear_finished_after: \(duration(retention.clearFinishedAfter))")
+        if let web {
+            lines.append("web:")
+            lines.append("  listen: \(quote(web.listen.description))")
+            switch web.auth {
+            case .file(let path)?: lines.append("  auth: {password_file: \(quote(path))}")
+            case .credential(let name)?: lines.append("  auth: {credential: \(quote(name))}")
+            case nil: lines.append("  # auth: not set (only a loopback address or a unix socket may go without)")
+            }
+            lines.append("  read_only: \(web.readOnly)")
+        } else {
+            lines.append("# web: not set (no dashboard; drover web serves one in the foreground)")
+        }
         return lines.joined(separator: "\n") + "\n"
     }
 

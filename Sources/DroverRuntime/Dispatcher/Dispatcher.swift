@@ -147,9 +147,9 @@ final class Dispatcher<Driver: RuntimeDriver> {
 }
 
 /// The entry point of a child process (`drover _child`): reads the spec its supervisor gave it
-/// (``ChildSpec/read()``) and runs the worker, dispatcher or scheduler it describes. Returns the
-/// exit status.
-public func runChildProcess(extraHandlers: JobHandlers = JobHandlers()) -> Int32 {
+/// (``ChildSpec/read()``) and runs the worker, dispatcher, scheduler or service it describes
+/// (`services`: the web dashboard, which lives above the runtime). Returns the exit status.
+public func runChildProcess(extraHandlers: JobHandlers = JobHandlers(), services: [ProcessKind: ChildServiceFactory] = [:]) -> Int32 {
     let spec: ChildSpec
     do {
         spec = try ChildSpec.read()
@@ -160,12 +160,14 @@ public func runChildProcess(extraHandlers: JobHandlers = JobHandlers()) -> Int32
     // A command that closes its stdin early must not kill its worker with SIGPIPE: writes get EPIPE.
     signal(SIGPIPE, SIG_IGN)
     if DatabaseLocation.sqlitePath(spec.databaseURL) != nil {
-        return runChild(SQLiteDriver.self, spec: spec, extraHandlers: extraHandlers)
+        return runChild(SQLiteDriver.self, spec: spec, extraHandlers: extraHandlers, services: services)
     }
-    return runChild(PostgresDriver.self, spec: spec, extraHandlers: extraHandlers)
+    return runChild(PostgresDriver.self, spec: spec, extraHandlers: extraHandlers, services: services)
 }
 
-private func runChild<Driver: RuntimeDriver>(_: Driver.Type, spec: ChildSpec, extraHandlers: JobHandlers) -> Int32 {
+private func runChild<Driver: RuntimeDriver>(
+    _: Driver.Type, spec: ChildSpec, extraHandlers: JobHandlers, services: [ProcessKind: ChildServiceFactory]
+) -> Int32 {
     do {
         let runtime = try ChildRuntime<Driver>(spec: spec)
         switch spec.kind {
@@ -177,6 +179,9 @@ private func runChild<Driver: RuntimeDriver>(_: Driver.Type, spec: ChildSpec, ex
             return try Dispatcher(runtime: runtime).run()
         case .scheduler:
             return try Scheduler(runtime: runtime).run()
+        case .web:
+            guard let make = services[.web] else { throw ValidationFailure("this program has no web dashboard to serve") }
+            return ServiceChild(runtime: runtime, service: try make(spec, runtime.log)).run()
         case .supervisor:
             runtime.log.error("a supervisor does not start this kind of child", [("kind", spec.kind.rawValue)])
             return ExitStatus.config.rawValue

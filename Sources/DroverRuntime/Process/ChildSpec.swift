@@ -52,6 +52,25 @@ public struct ChildSpec: Codable, Sendable, Equatable, CustomStringConvertible, 
         public var batchSize: Int
     }
 
+    /// The dashboard (`web:`). It says where the password is, never the password, which the
+    /// child reads itself (``WebSecretSource/read(environment:)``).
+    public struct WebPart: Codable, Sendable, Equatable {
+        public var listen: ListenAddress
+        public var readOnly: Bool
+        /// nil: no authentication (a loopback address or a unix socket).
+        public var auth: WebSecretSource?
+        /// The password file's identity when the supervisor looked (``WebSecretSource/stamp(environment:)``):
+        /// a reload that finds the file replaced starts a new web child, which reads it again.
+        public var passwordStamp: String?
+
+        public init(listen: ListenAddress, readOnly: Bool, auth: WebSecretSource? = nil, passwordStamp: String? = nil) {
+            self.listen = listen
+            self.readOnly = readOnly
+            self.auth = auth
+            self.passwordStamp = passwordStamp
+        }
+    }
+
     public var kind: ProcessKind
     public var name: String
     public var supervisorID: Int
@@ -73,6 +92,7 @@ public struct ChildSpec: Codable, Sendable, Equatable, CustomStringConvertible, 
     public var worker: WorkerPart?
     public var dispatcher: DispatcherPart?
     public var scheduler: SchedulerPart? = nil
+    public var web: WebPart? = nil
 
     /// What makes two children interchangeable, for reload: everything but the name.
     public var role: ChildSpec {

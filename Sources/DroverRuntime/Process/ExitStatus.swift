@@ -22,7 +22,8 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case usage = 64
     /// No such job, or a job in the wrong state.
     case dataError = 65
-    /// The database is unreachable, refuses the credentials, is missing, or needs `drover migrate`.
+    /// The database is unreachable, refuses the credentials, is missing, or needs `drover migrate`;
+    /// `drover web`: its address is held by another program.
     case unavailable = 69
     /// An internal error; `drover start`: its children kept crashing, or its own registration was
     /// taken over by another supervisor.

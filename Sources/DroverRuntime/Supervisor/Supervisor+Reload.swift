@@ -19,6 +19,7 @@ extension SupervisorProcess {
         }
         do {
             try Supervisor.checkHandlerUsers(configuration)
+            try Supervisor.checkWebPassword(configuration, environment: options.environment)
         } catch {
             log.error("the new configuration is not valid; keeping the one in force", [("error", "\(error)")])
             notifier.ready(status: statusLine())

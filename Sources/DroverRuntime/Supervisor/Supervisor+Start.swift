@@ -151,6 +151,12 @@ extension SupervisorProcess {
         if !configuration.recurring.isEmpty || shared.recurringTasksExist {
             roles.append(schedulerRole(base(.scheduler)))
         }
+        if let web = configuration.web {
+            var spec = base(.web)
+            spec.web = .init(listen: web.listen, readOnly: web.readOnly, auth: web.auth,
+                             passwordStamp: web.auth?.stamp(environment: options.environment))
+            roles.append(spec)
+        }
         return roles
     }
 

@@ -121,8 +121,9 @@ extension SupervisorProcess {
         let dispatchers = slots.filter { $0.role.kind == .dispatcher && $0.pid != nil }.count
         let totals = shared.totals
         let schedulers = slots.filter { $0.role.kind == .scheduler && $0.pid != nil }.count
+        let web = slots.first { $0.role.kind == .web && $0.pid != nil }?.role.web.map { ", web on \($0.listen)" } ?? ""
         var line = "\(workers) worker\(workers == 1 ? "" : "s"), \(dispatchers) dispatcher\(dispatchers == 1 ? "" : "s")"
-            + (schedulers > 0 ? ", \(schedulers) scheduler" : "") + "; "
+            + (schedulers > 0 ? ", \(schedulers) scheduler" : "") + web + "; "
             + "\(totals.running) jobs running, \(totals.finished) finished, \(totals.failed) failed"
         let health = agent.health
         if health.isDown { line += "; database unreachable: \(health.lastError ?? "")" }

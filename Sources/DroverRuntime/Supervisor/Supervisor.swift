@@ -54,6 +54,17 @@ public final class Supervisor {
         }
     }
 
+    /// The dashboard's password must be there to be read (by its child), which only a running
+    /// supervisor can tell (`drover check` runs where a systemd credential may not be).
+    static func checkWebPassword(_ configuration: Configuration, environment: [String: String]) throws(ConfigurationError) {
+        guard let auth = configuration.web?.auth else { return }
+        do {
+            _ = try auth.read(environment: environment)
+        } catch {
+            throw ConfigurationError(path: configuration.path ?? "the configuration", key: "web.auth", message: error.description)
+        }
+    }
+
     /// Handlers that run as another user need this process to be root, which only a running
     /// supervisor can tell (`drover check` only checks that the user exists).
     static func checkHandlerUsers(_ configuration: Configuration) throws(ConfigurationError) {
@@ -138,6 +149,7 @@ final class SupervisorProcess<Driver: RuntimeDriver> {
 
     init(options: Options, location: DatabaseLocation) throws {
         try Supervisor.checkHandlerUsers(options.configuration)
+        try Supervisor.checkWebPassword(options.configuration, environment: options.environment)
         self.options = options
         self.location = location
         log = Log([("process", "supervisor"), ("pid", String(getpid()))])

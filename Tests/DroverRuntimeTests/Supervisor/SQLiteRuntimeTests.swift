@@ -241,7 +241,8 @@ struct SQLiteRuntimeTests {
             }
             let db = try SQLiteConnection(path: directory.url.appendingPathComponent("shared.sqlite3").path, schema: "drover")
             #expect(try SQLiteJobStore().migrationStatus(on: db).pending.isEmpty)
-            #expect(try db.query("SELECT count(*) AS n FROM drover.schema_migrations")[0].decode("n", as: Int.self) == 2,
+            #expect(try db.query("SELECT count(*) AS n FROM drover.schema_migrations")[0].decode("n", as: Int.self)
+                        == DroverSchema.sqliteMigrations.count,
                     "each migration applied once")
         }
     }

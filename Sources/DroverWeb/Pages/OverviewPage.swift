@@ -1,0 +1,58 @@
+import DroverQueue
+import DroverRuntime
+import Foundation
+
+/// `/`: queues (depth, paused), processes and the newest jobs, from the store's listings (the
+/// same as `drover queues list`, `drover processes` and `drover jobs list`).
+enum OverviewPage {
+    /// How many of the newest jobs the page shows, and how much of each one's arguments.
+    static let jobCount = 20
+    static let argumentsShown = 200
+
+    static let routes: [WebRoute] = [
+        .page("/") { context in
+            let (queues, processes, jobs) = try await context.store.read { admin in
+                // Listings leave the arguments out; the page shows the newest few with theirs.
+                let newest = try admin.listJobs(queue: nil, state: nil, className: nil, limit: jobCount)
+                return (try admin.listQueues(), try admin.listProcesses(), try newest.map { try admin.job($0.id) ?? $0 })
+            }
+            return context.render("overview", title: "Overview", [
+                "queues": queues.map(row), "hasQueues": !queues.isEmpty,
+                "processes": processes.map(row), "hasProcesses": !processes.isEmpty,
+                "jobs": jobs.map(row), "hasJobs": !jobs.isEmpty,
+            ])
+        },
+    ]
+
+    static func row(_ queue: QueueInfo) -> [String: Any] {
+        let verb = queue.paused ? "Resume" : "Pause"
+        return [
+            "name": queue.name, "ready": queue.ready, "scheduled": queue.scheduled, "claimed": queue.claimed,
+            "blocked": queue.blocked, "failed": queue.failed, "paused": queue.paused,
+            "oldest": queue.oldestReadyAge.map { age(seconds: $0) } ?? "–",
+            "verb": verb, "action": "/queues/\(queue.name)/\(verb.lowercased())",
+        ]
+    }
+
+    static func row(_ process: ProcessSummary) -> [String: Any] {
+        [
+            "kind": process.kind.rawValue, "name": process.name, "hostname": process.hostname, "pid": process.pid,
+            "heartbeat": age(seconds: process.heartbeatAge), "claimed": process.claimedJobs,
+            "stale": process.heartbeatAge > 60,
+        ]
+    }
+
+    static func row(_ job: JobInfo) -> [String: Any] {
+        var arguments = job.arguments?.text ?? ""
+        if arguments.count > argumentsShown { arguments = String(arguments.prefix(argumentsShown)) + "…" }
+        return [
+            "id": job.id, "className": job.className, "queue": job.queue, "state": job.state.rawValue,
+            "attempts": "\(job.attempts)/\(job.maxAttempts)", "arguments": arguments,
+        ]
+    }
+
+    /// `42s`, `3m`, `2h5m`: how long ago, for people.
+    static func age(seconds: Double) -> String {
+        DurationText.format(.seconds(max(0, seconds.rounded())))
+    }
+}

@@ -1,0 +1,57 @@
+/// `/`: the queues with their depth and whether they are paused (with the pause or resume
+/// action), the processes, and the newest jobs.
+let overviewTemplate = """
+    {{<layout}}{{$content}}
+    <section>
+    <h3>Queues</h3>
+    {{^queues}}<p class="empty">No queue has jobs or is paused.</p>{{/queues}}
+    {{#hasQueues}}
+    <table class="queues">
+    <thead><tr><th>queue</th><th>ready</th><th>scheduled</th><th>running</th><th>blocked</th><th>failed</th><th>oldest ready</th><th>state</th>{{^readOnly}}<th></th>{{/readOnly}}</tr></thead>
+    <tbody>
+    {{#queues}}
+    <tr{{#paused}} class="paused"{{/paused}}>
+    <td class="name">{{name}}</td><td>{{ready}}</td><td>{{scheduled}}</td><td>{{claimed}}</td><td>{{blocked}}</td><td>{{failed}}</td><td>{{oldest}}</td>
+    <td>{{#paused}}paused{{/paused}}{{^paused}}active{{/paused}}</td>
+    {{^readOnly}}<td>
+    <form method="post" action="{{action}}" data-confirm="{{verb}} queue {{name}}?">
+    <input type="hidden" name="csrf_token" value="{{csrfToken}}">
+    <button type="submit">{{verb}}</button>
+    </form>
+    </td>{{/readOnly}}
+    </tr>
+    {{/queues}}
+    </tbody>
+    </table>
+    {{/hasQueues}}
+    </section>
+    <section>
+    <h3>Processes</h3>
+    {{^processes}}<p class="empty">No process is registered.</p>{{/processes}}
+    {{#hasProcesses}}
+    <table class="processes">
+    <thead><tr><th>kind</th><th>name</th><th>host</th><th>pid</th><th>heartbeat</th><th>jobs</th></tr></thead>
+    <tbody>
+    {{#processes}}
+    <tr{{#stale}} class="stale"{{/stale}}><td>{{kind}}</td><td class="name">{{name}}</td><td>{{hostname}}</td><td>{{pid}}</td><td>{{heartbeat}} ago</td><td>{{claimed}}</td></tr>
+    {{/processes}}
+    </tbody>
+    </table>
+    {{/hasProcesses}}
+    </section>
+    <section>
+    <h3>Newest jobs</h3>
+    {{^jobs}}<p class="empty">No jobs.</p>{{/jobs}}
+    {{#hasJobs}}
+    <table class="jobs">
+    <thead><tr><th>id</th><th>class</th><th>queue</th><th>state</th><th>attempts</th><th>arguments</th></tr></thead>
+    <tbody>
+    {{#jobs}}
+    <tr><td>{{id}}</td><td class="name">{{className}}</td><td>{{queue}}</td><td class="state {{state}}">{{state}}</td><td>{{attempts}}</td><td><code>{{arguments}}</code></td></tr>
+    {{/jobs}}
+    </tbody>
+    </table>
+    {{/hasJobs}}
+    </section>
+    {{/content}}{{/layout}}
+    """
