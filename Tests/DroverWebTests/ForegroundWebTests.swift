@@ -30,7 +30,7 @@ struct ForegroundWebTests {
         #expect(health.status == 200 && health.body == "ok\n", "\(health)")
         health.expectSecurityHeaders()
         let metrics = try web.http.get("/metrics")
-        #expect(metrics.status == 200 && metrics.body.contains("# metrics: see DroverWeb/Metrics"), "\(metrics)")
+        #expect(metrics.status == 200 && metrics.body.contains("drover_queue_jobs{queue=\"mail\",state=\"ready\"} 1\n"), "\(metrics)")
         #expect(metrics.headers["content-type"]?.hasPrefix("text/plain") == true)
         let script = try web.http.get("/static/drover.js")
         #expect(script.status == 200 && script.body.contains("data-confirm"), "\(script)")
@@ -100,13 +100,23 @@ struct ForegroundWebTests {
     func escaping(_ backend: Backend) throws {
         let base = try TestBase(backend)
         let attack = "<script>alert(1)</script>"
-        _ = try base.admin.enqueue([NewJob("SendReport", arguments: try JSON(validating: #"{"note": "<script>alert(1)</script>", "quote": "\"'&"}"#))])
+        let id = try base.admin.enqueue([NewJob("SendReport", arguments: try JSON(validating: #"{"note": "<script>alert(1)</script>", "quote": "\"'&"}"#))])[0]
         try base.registerProcess(name: "worker-evil", hostname: attack + "\"><img src=x onerror=alert(2)>")
+        try base.admin.addTask(RecurringTask(key: "nightly", schedule: "@daily", className: "Report", arguments: try JSON(validating: #"{"x": "<script>"}"#)))
         let web = try ForegroundWeb(base.arguments + ["--listen", "127.0.0.1:0"])
+        // Every page, and a filter that echoes what was typed.
+        for path in ["/jobs", "/jobs/\(id)", "/processes", "/recurring", "/concurrency", "/jobs?text=%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+                     "/jobs?queue=%3Cscript%3Ealert(1)%3C%2Fscript%3E", "/jobs/bulk?action=cancel&class=%3Cscript%3Ealert(1)%3C%2Fscript%3E"] {
+            let other = try web.http.get(path)
+            #expect(other.status == 200, "\(path): \(other)")
+            #expect(!other.body.contains(attack) && !other.body.contains("<img src=x"), "\(path): \(other.body)")
+            other.expectSecurityHeaders()
+        }
+        #expect(try web.http.get("/jobs/\(id)").body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the job's arguments show as text")
         let page = try web.http.get("/")
         #expect(page.status == 200)
         #expect(!page.body.contains(attack), "\(page.body)")
-        #expect(!page.body.contains("<img"), "\(page.body)")
+        #expect(!page.body.contains("<img src=x"), "\(page.body)")
         #expect(page.body.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "the arguments show as text\n\(page.body)")
         #expect(page.body.contains("<td>&lt;script&gt;alert(1)&lt;/script&gt;&quot;&gt;&lt;img src=x onerror=alert(2)&gt;</td>"),
                 "the host name shows as text\n\(page.body)")

@@ -13,17 +13,17 @@ import Prometheus
 ///   as counts, which swift-prometheus's histograms (built to observe values one by one) cannot
 ///   be set to, so these lines are written here;
 /// - what this process measures of itself through swift-metrics (how long reading the
-///   database took, whether it can reach the database), exported by swift-prometheus's registry
-///   once ``bootstrap()`` made it the metrics backend.
+///   database took, the errors it met), made with ``factory`` and exported by swift-prometheus's
+///   registry.
 public enum MetricsExposition {
-    /// The registry this process's swift-metrics go to after ``bootstrap()``.
+    /// The registry of this process's own measures.
     public static let registry = PrometheusCollectorRegistry()
 
-    /// Makes swift-prometheus the backend of swift-metrics in this process (once per process;
-    /// an application that embeds Drover and bootstrapped its own backend leaves it alone).
-    public static func bootstrap() {
-        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-    }
+    /// The swift-metrics factory Drover's own measures are made with (`Timer(label:factory:)`):
+    /// swift-prometheus's, on ``registry``. It is passed to each metric rather than bootstrapped
+    /// as the process's `MetricsSystem`, which can be bootstrapped once: an application that
+    /// embeds Drover keeps its own.
+    public static let factory: any MetricsFactory = PrometheusMetricsFactory(registry: registry)
 
     /// The content type of ``render(_:database:)``'s text.
     public static let contentType = "text/plain; version=0.0.4; charset=utf-8"

@@ -5,7 +5,7 @@ import Hummingbird
 /// and the Content-Security-Policy can allow this server's own files only.
 enum Assets {
     /// Appended to the files' URLs, so that a browser that cached them fetches the new ones after an upgrade.
-    static let version = "1"
+    static let version = "2"
 
     static let routes: [WebRoute] = [
         .resource("/static/drover.css", isPublic: true) { _ in WebRoute.text(stylesheet, contentType: "text/css; charset=utf-8") },
@@ -44,6 +44,15 @@ enum Assets {
         button { font: inherit; padding: .1em .7em; cursor: pointer; }
         .empty { color: var(--muted); }
         .state.failed { color: #b00020; }
+        .state.finished { color: #3a7d44; }
+        .notice { padding: .4em .8em; border-left: 3px solid var(--accent); }
+        .error { padding: .4em .8em; border-left: 3px solid #b00020; }
+        form.filter { display: flex; flex-wrap: wrap; gap: .5em 1em; align-items: end; margin: 1em 0; }
+        form.filter label { display: flex; flex-direction: column; font-size: .85em; color: var(--muted); }
+        a.bulk { margin-right: 1em; }
+        pre { background: #8881; padding: .6em; overflow-x: auto; max-height: 30em; }
+        img.chart { max-width: 100%; height: auto; }
+        p.actions form { margin-right: .5em; }
 
         """
 }

@@ -2,24 +2,33 @@ import DroverQueue
 import DroverRuntime
 import Foundation
 
-/// `/`: queues (depth, paused), processes and the newest jobs, from the store's listings (the
-/// same as `drover queues list`, `drover processes` and `drover jobs list`).
+/// `/`: the last hour's throughput and failures (a chart the server draws, `/chart.svg`), queues
+/// (depth, latency as the oldest ready job's age, paused), processes, the newest failures and the
+/// newest jobs, from the store's listings (the same as `drover queues list`, `drover processes` and
+/// `drover jobs list`).
 enum OverviewPage {
     /// How many of the newest jobs the page shows, and how much of each one's arguments.
     static let jobCount = 20
+    /// How many of the newest failed jobs it shows.
+    static let failureCount = 10
     static let argumentsShown = 200
 
     static let routes: [WebRoute] = [
         .page("/") { context in
-            let (queues, processes, jobs) = try await context.store.read { admin in
+            let (queues, processes, jobs, failures, minutes) = try await context.store.read { admin in
                 // Listings leave the arguments out; the page shows the newest few with theirs.
                 let newest = try admin.listJobs(queue: nil, state: nil, className: nil, limit: jobCount)
-                return (try admin.listQueues(), try admin.listProcesses(), try newest.map { try admin.job($0.id) ?? $0 })
+                return (try admin.listQueues(), try admin.listProcesses(), try newest.map { try admin.job($0.id) ?? $0 },
+                        try admin.findJobs(JobFilter(state: .failed), before: nil, limit: failureCount).jobs,
+                        try admin.countsByMinute(last: 60))
             }
             return context.render("overview", title: "Overview", [
                 "queues": queues.map(row), "hasQueues": !queues.isEmpty,
                 "processes": processes.map(row), "hasProcesses": !processes.isEmpty,
                 "jobs": jobs.map(row), "hasJobs": !jobs.isEmpty,
+                "failures": failures.map(JobsPages.row), "hasFailures": !failures.isEmpty,
+                "finishedLastHour": minutes.reduce(0) { $0 + $1.finished }, "failedLastHour": minutes.reduce(0) { $0 + $1.failed },
+                "chartWidth": ThroughputChart.width, "chartHeight": ThroughputChart.height,
             ])
         },
     ]

@@ -109,6 +109,6 @@ public struct WebRoute: Sendable {
 /// The dashboard's routes. A new page or action is added here (and its template to
 /// ``Templates/sources``).
 public enum WebRoutes {
-    public static let all: [WebRoute] = OverviewPage.routes + QueueActions.routes + HealthCheck.routes + MetricsPage.routes
-        + Assets.routes
+    public static let all: [WebRoute] = OverviewPage.routes + QueueActions.routes + JobsPages.routes + MorePages.routes
+        + HealthCheck.routes + MetricsPage.routes + Assets.routes
 }

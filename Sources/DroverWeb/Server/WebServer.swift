@@ -145,9 +145,22 @@ public final class WebServer: ChildService, @unchecked Sendable {
                     case .failure(let refusal): return WebRoute.text(refusal.message, status: refusal.status)
                     }
                 }
-                return try await route.handler(WebContext(
-                    store: store, settings: settings, csrfToken: csrfToken, templates: templates, request: request,
-                    parameters: context.parameters, form: form))
+                do {
+                    return try await route.handler(WebContext(
+                        store: store, settings: settings, csrfToken: csrfToken, templates: templates, request: request,
+                        parameters: context.parameters, form: form))
+                } catch let error as QueueError {
+                    // What the store refused, in its words: a missing job, a job in another state, a bad value.
+                    let status: HTTPResponse.Status = switch error.code {
+                    case .jobNotFound, .taskNotFound: .notFound
+                    case .wrongState, .staticTask: .conflict
+                    default: .badRequest
+                    }
+                    return WebRoute.text(error.message + "\n", status: status)
+                } catch let error as DatabaseError where [.connectionFailed, .connectionLost].contains(error.code) {
+                    return WebRoute.text("The database does not answer: \(error.message)\nThe dashboard reconnects by itself; try again.\n",
+                                         status: .serviceUnavailable)
+                }
             }
         }
         let address: BindAddress = switch settings.listen {

@@ -3,6 +3,11 @@
 let overviewTemplate = """
     {{<layout}}{{$content}}
     <section>
+    <h3>Last hour</h3>
+    <p><span id="finished-hour">{{finishedLastHour}}</span> finished, <span id="failed-hour">{{failedLastHour}}</span> failed.</p>
+    <img class="chart" src="/chart.svg" width="{{chartWidth}}" height="{{chartHeight}}" alt="Jobs finished (green) and failed (red) per minute over the last hour">
+    </section>
+    <section>
     <h3>Queues</h3>
     {{^queues}}<p class="empty">No queue has jobs or is paused.</p>{{/queues}}
     {{#hasQueues}}
@@ -40,6 +45,21 @@ let overviewTemplate = """
     {{/hasProcesses}}
     </section>
     <section>
+    <h3>Newest failures</h3>
+    {{^hasFailures}}<p class="empty">No failed jobs.</p>{{/hasFailures}}
+    {{#hasFailures}}
+    <table class="failures">
+    <thead><tr><th>id</th><th>class</th><th>queue</th><th>attempts</th><th>enqueued</th><th>error</th></tr></thead>
+    <tbody>
+    {{#failures}}
+    <tr><td><a href="/jobs/{{id}}">{{id}}</a></td><td class="name">{{className}}</td><td>{{queue}}</td><td>{{attempts}}</td><td>{{enqueued}}</td><td><code>{{error}}</code></td></tr>
+    {{/failures}}
+    </tbody>
+    </table>
+    <p><a href="/jobs?state=failed">Every failed job →</a></p>
+    {{/hasFailures}}
+    </section>
+    <section>
     <h3>Newest jobs</h3>
     {{^jobs}}<p class="empty">No jobs.</p>{{/jobs}}
     {{#hasJobs}}
@@ -47,7 +67,7 @@ let overviewTemplate = """
     <thead><tr><th>id</th><th>class</th><th>queue</th><th>state</th><th>attempts</th><th>arguments</th></tr></thead>
     <tbody>
     {{#jobs}}
-    <tr><td>{{id}}</td><td class="name">{{className}}</td><td>{{queue}}</td><td class="state {{state}}">{{state}}</td><td>{{attempts}}</td><td><code>{{arguments}}</code></td></tr>
+    <tr><td><a href="/jobs/{{id}}">{{id}}</a></td><td class="name">{{className}}</td><td>{{queue}}</td><td class="state {{state}}">{{state}}</td><td>{{attempts}}</td><td><code>{{arguments}}</code></td></tr>
     {{/jobs}}
     </tbody>
     </table>

@@ -18,6 +18,12 @@ public struct Templates: Sendable {
     public static let sources: [String: String] = [
         "layout": layoutTemplate,
         "overview": overviewTemplate,
+        "jobs": jobsTemplate,
+        "bulk": bulkTemplate,
+        "job": jobTemplate,
+        "recurring": recurringTemplate,
+        "concurrency": concurrencyTemplate,
+        "processes": processesTemplate,
     ]
 
     private let library: MustacheLibrary
