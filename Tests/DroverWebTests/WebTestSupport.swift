@@ -53,6 +53,27 @@ final class TestBase {
         try register(StoreFactory.driver(for: url))
     }
 
+    /// Fails `ids` for good with `error`, as a worker would (claimed, then failed); other jobs a
+    /// claim takes meanwhile go back to ready.
+    func failJobs(_ ids: [Int], error: JobFailure) throws {
+        func fail<D: StoreDriver>(_: D.Type) throws {
+            let (store, db) = try D.open(url: url, options: StoreOptions(schema: schema, migrating: .never))
+            _ = try store.claim(processID: 424_242, queues: ["*"], limit: 10_000, on: db)
+            for id in ids { _ = try store.fail(id, processID: 424_242, error: error, permanent: true, on: db) }
+            _ = try store.release(processID: 424_242, reason: .graceful, on: db)
+        }
+        try fail(StoreFactory.driver(for: url))
+    }
+
+    /// Makes `rule` the store's only concurrency rule.
+    func syncRule(_ rule: ConcurrencyRule) throws {
+        func sync<D: StoreDriver>(_: D.Type) throws {
+            let (store, db) = try D.open(url: url, options: StoreOptions(schema: schema, migrating: .never))
+            try store.syncConcurrencyRules([rule], on: db)
+        }
+        try sync(StoreFactory.driver(for: url))
+    }
+
     func isPaused(_ queue: String) throws -> Bool {
         try admin.listQueues().first { $0.name == queue }?.paused ?? false
     }

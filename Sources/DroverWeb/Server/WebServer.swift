@@ -157,6 +157,9 @@ public final class WebServer: ChildService, @unchecked Sendable {
                     default: .badRequest
                     }
                     return WebRoute.text(error.message + "\n", status: status)
+                } catch let error as HTTPError {
+                    // A page's own refusal (a bad id, no such job): its words, as text.
+                    return WebRoute.text((error.body ?? "\(error.status)") + "\n", status: error.status)
                 } catch let error as DatabaseError where [.connectionFailed, .connectionLost].contains(error.code) {
                     return WebRoute.text("The database does not answer: \(error.message)\nThe dashboard reconnects by itself; try again.\n",
                                          status: .serviceUnavailable)
