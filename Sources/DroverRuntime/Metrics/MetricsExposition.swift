@@ -55,7 +55,29 @@ public enum MetricsExposition {
             page.family("drover_metrics_read_seconds", .gauge, "How long reading these figures from the database took.")
             page.sample("drover_metrics_read_seconds", [], readSeconds)
         }
-        return page.text + registry.emitToString()
+        return page.text + withHelp(registry.emitToString())
+    }
+
+    /// The help of this process's own measures. swift-prometheus writes no `# HELP` for a metric
+    /// made through swift-metrics (which has no help text), and registering one with help first
+    /// would make the factory's later request for it, without help, a fatal mismatch; so the
+    /// lines are added here, before each family's `# TYPE`.
+    static let helpTexts: [String: String] = [
+        "drover_metrics_read_duration_seconds": "How long this process took to read the figures of /metrics from the database.",
+        "drover_metrics_database_errors_total": "Scrapes of /metrics that found the database unreachable, by error code.",
+    ]
+
+    static func withHelp(_ text: String) -> String {
+        var out = ""
+        var lastHelp: String?
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix("# HELP ") { lastHelp = line.split(separator: " ").dropFirst(2).first.map(String.init) }
+            if line.hasPrefix("# TYPE "), let name = line.split(separator: " ").dropFirst(2).first.map(String.init), lastHelp != name {
+                out += "# HELP \(name) \(PrometheusText.escapeHelp(helpTexts[name] ?? "Measured by the process serving these metrics."))\n"
+            }
+            out += line + "\n"
+        }
+        return String(out.dropLast())
     }
 }
 
