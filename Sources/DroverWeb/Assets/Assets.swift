@@ -10,6 +10,9 @@ enum Assets {
     static let routes: [WebRoute] = [
         .resource("/static/drover.css", isPublic: true) { _ in WebRoute.text(stylesheet, contentType: "text/css; charset=utf-8") },
         .resource("/static/drover.js", isPublic: true) { _ in WebRoute.text(script, contentType: "text/javascript; charset=utf-8") },
+        .resource("/static/favicon.svg", isPublic: true) { _ in WebRoute.text(icon, contentType: "image/svg+xml") },
+        // Browsers ask for it whatever the page says.
+        .resource("/favicon.ico", isPublic: true) { _ in WebRoute.text(icon, contentType: "image/svg+xml") },
     ]
 
     /// Asks before an action: a form with `data-confirm` is sent only once confirmed. (A script
@@ -20,6 +23,13 @@ enum Assets {
           var question = event.target.getAttribute("data-confirm");
           if (question && !window.confirm(question)) event.preventDefault();
         });
+
+        """
+
+    /// The tab's icon: a "D" on the accent colour.
+    static let icon = """
+        <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><rect width="16" height="16" rx="3" fill="#2a6f97"/>\
+        <text x="8" y="12" font-size="11" font-family="sans-serif" font-weight="bold" text-anchor="middle" fill="#fff">D</text></svg>
 
         """
 

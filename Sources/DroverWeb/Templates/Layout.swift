@@ -9,6 +9,7 @@ let layoutTemplate = """
     <meta name="referrer" content="no-referrer">
     <title>{{title}} · Drover</title>
     <link rel="stylesheet" href="/static/drover.css?v={{assetVersion}}">
+    <link rel="icon" href="/static/favicon.svg?v={{assetVersion}}" type="image/svg+xml">
     <script src="/static/drover.js?v={{assetVersion}}" defer></script>
     </head>
     <body>
