@@ -85,7 +85,7 @@ public final class WebServer: ChildService, @unchecked Sendable {
         var logged = false
         while true {
             let group = ServiceGroup(configuration: .init(
-                services: [makeApplication()], gracefulShutdownSignals: [], cancellationSignals: [], logger: Self.quietLogger))
+                services: [makeApplication()], gracefulShutdownSignals: [], cancellationSignals: [], logger: hummingbirdLogger))
             let stopNow: Bool = lock.withLock {
                 self.group = group
                 return stopping
@@ -176,7 +176,7 @@ public final class WebServer: ChildService, @unchecked Sendable {
             // while: a dashboard serves few people, and must not run out of descriptors.
             server: .http1(configuration: .init(idleTimeout: Self.idleTimeout)),
             configuration: .init(address: address, serverName: nil, reuseAddress: true),
-            onServerRunning: { [self] channel in serving(on: channel) }, logger: Self.quietLogger)
+            onServerRunning: { [self] channel in serving(on: channel) }, logger: hummingbirdLogger)
     }
 
     static let idleTimeout = TimeAmount.seconds(30)
@@ -223,7 +223,13 @@ public final class WebServer: ChildService, @unchecked Sendable {
         if stat(path, &info) == 0, info.st_ino == inode { unlink(path) }
     }
 
-    /// Hummingbird's own log lines (a request it could not parse, say) are not Drover's: Drover
-    /// logs what its dashboard does itself.
-    static let quietLogger = Logger(label: "drover.web") { _ in SwiftLogNoOpLogHandler() }
+    /// Hummingbird's and the service group's own lines go to Drover's log (its handler, with
+    /// this process's fields), from warnings up: a server that cannot accept connections says so,
+    /// and its per-request lines do not flood the journal. Drover logs what the dashboard does
+    /// itself.
+    private var hummingbirdLogger: Logger {
+        var logger = settings.log.logger
+        logger.logLevel = max(logger.logLevel, .warning)
+        return logger
+    }
 }
