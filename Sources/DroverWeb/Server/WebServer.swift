@@ -161,7 +161,9 @@ public final class WebServer: ChildService, @unchecked Sendable {
                     // A page's own refusal (a bad id, no such job): its words, as text.
                     return WebRoute.text((error.body ?? "\(error.status)") + "\n", status: error.status)
                 } catch let error as DatabaseError where [.connectionFailed, .connectionLost].contains(error.code) {
-                    return WebRoute.text("The database does not answer: \(error.message)\nThe dashboard reconnects by itself; try again.\n",
+                    // The error itself goes to the log, not the page: it can name the database's host.
+                    settings.log.warning("the dashboard could not reach the database", [("path", request.uri.path), ("error", error.message)])
+                    return WebRoute.text("The database does not answer. The dashboard reconnects by itself; try again.\n",
                                          status: .serviceUnavailable)
                 }
             }
