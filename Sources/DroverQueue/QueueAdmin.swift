@@ -29,6 +29,7 @@ public protocol QueueAdmin {
     func countsByMinute(last minutes: Int) throws -> [MinuteCounts]
     func findJobs(_ filter: JobFilter, before: Int?, limit: Int) throws -> JobPage
     func countJobs(_ filter: JobFilter) throws -> Int
+    func countJobs(_ filter: JobFilter, upTo cap: Int) throws -> Int
     func apply(_ action: BulkAction, to filter: JobFilter) throws -> BulkOutcome
     func jobDetail(_ id: Int) throws -> JobDetail?
     func enqueueTaskNow(_ key: String) throws -> Int
@@ -71,6 +72,7 @@ public struct BoundQueue<Driver: StoreDriver>: QueueAdmin {
         try store.findJobs(filter, before: before, limit: limit, on: database)
     }
     public func countJobs(_ filter: JobFilter) throws -> Int { try store.countJobs(filter, on: database) }
+    public func countJobs(_ filter: JobFilter, upTo cap: Int) throws -> Int { try store.countJobs(filter, upTo: cap, on: database) }
     public func apply(_ action: BulkAction, to filter: JobFilter) throws -> BulkOutcome {
         try store.apply(action, to: filter, batchSize: 500, on: database)
     }

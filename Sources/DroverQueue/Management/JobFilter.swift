@@ -61,7 +61,7 @@ public enum BulkAction: String, Sendable, CaseIterable {
 
 extension JobStore {
     /// The filter's conditions on `j`, checked: bad input is a ``QueueError`` naming the field.
-    func conditions(_ filter: JobFilter) throws -> SQL {
+    func conditions(_ filter: JobFilter, statePassedBy: Bool = false) throws -> SQL {
         var conditions: [SQL] = []
         if let queue = filter.queue {
             try JobRules.checkQueueName(queue, code: .invalidQueue)
@@ -69,7 +69,7 @@ extension JobStore {
         }
         if let className = filter.className { conditions.append("j.class_name = \(className)") }
         if let key = filter.concurrencyKey { conditions.append("j.concurrency_key = \(key)") }
-        if let state = filter.state {
+        if let state = filter.state, !(statePassedBy && executions(of: state) != nil) {
             if let table = executions(of: state) {
                 conditions.append("EXISTS (SELECT 1 FROM \(table) x WHERE x.job_id = j.id)")
             } else {
@@ -92,19 +92,41 @@ extension JobStore {
     /// that every page costs the same however deep it is.
     public func findJobs(_ filter: JobFilter, before: Int? = nil, limit: Int = 50, on database: Driver.Database) throws -> JobPage {
         try QueueError.require("limit", limit, atLeast: 1)
-        let where_ = try conditions(filter)
-        let cursor: SQL = before.map { "j.id < \($0)" } ?? "1 = 1"
-        let rows = try database.fetch("""
-            SELECT \(jobInfoColumns(withArguments: false)) FROM \(jobs) j
-            WHERE \(cursor) AND \(where_) ORDER BY j.id DESC LIMIT \(limit + 1)
-            """).map(JobInfo.init(row:))
+        let rows: [JobInfo]
+        if let state = filter.state, let table = executions(of: state) {
+            // Walk the state's own table in id order (its primary key), joining each job: a few
+            // failed jobs among a million are found at once, not after every newer job is looked at.
+            let where_ = try conditions(filter, statePassedBy: true)
+            let cursor: SQL = before.map { "x.job_id < \($0)" } ?? "1 = 1"
+            rows = try database.fetch("""
+                SELECT \(jobInfoColumns(withArguments: false)) FROM \(table) x JOIN \(jobs) j ON j.id = x.job_id
+                WHERE \(cursor) AND \(where_) ORDER BY x.job_id DESC LIMIT \(limit + 1)
+                """).map(JobInfo.init(row:))
+        } else {
+            let where_ = try conditions(filter)
+            let cursor: SQL = before.map { "j.id < \($0)" } ?? "1 = 1"
+            rows = try database.fetch("""
+                SELECT \(jobInfoColumns(withArguments: false)) FROM \(jobs) j
+                WHERE \(cursor) AND \(where_) ORDER BY j.id DESC LIMIT \(limit + 1)
+                """).map(JobInfo.init(row:))
+        }
         let page = Array(rows.prefix(limit))
         return JobPage(jobs: page, nextBefore: rows.count > limit ? page.last?.id : nil)
     }
 
-    /// How many jobs `filter` matches (what a bulk action would be asked to change).
-    public func countJobs(_ filter: JobFilter, on database: Driver.Database) throws -> Int {
-        try database.fetch("SELECT count(*) AS n FROM \(jobs) j WHERE \(try conditions(filter))")[0].decode("n", as: Int.self)
+    /// How many jobs `filter` matches (what a bulk action would be asked to change); with
+    /// `upTo`, counting stops there (a listing says "more than" rather than count a million rows).
+    public func countJobs(_ filter: JobFilter, upTo cap: Int? = nil, on database: Driver.Database) throws -> Int {
+        let source: SQL
+        if let state = filter.state, let table = executions(of: state) {
+            source = "\(table) x JOIN \(jobs) j ON j.id = x.job_id WHERE \(try conditions(filter, statePassedBy: true))"
+        } else {
+            source = "\(jobs) j WHERE \(try conditions(filter))"
+        }
+        if let cap {
+            return try database.fetch("SELECT count(*) AS n FROM (SELECT 1 FROM \(source) LIMIT \(cap)) capped")[0].decode("n", as: Int.self)
+        }
+        return try database.fetch("SELECT count(*) AS n FROM \(source)")[0].decode("n", as: Int.self)
     }
 
     /// Applies `action` to every job `filter` matches, `batchSize` at a time, each batch its own

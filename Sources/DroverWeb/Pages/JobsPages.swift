@@ -8,6 +8,8 @@ import Hummingbird
 /// same for everything a filter matches after a page that shows the count.
 enum JobsPages {
     static let pageSize = 50
+    /// The listing counts its matches up to this many (the bulk page counts them all).
+    static let countCap = 10_000
     static let argumentsShown = 160
 
     static let routes: [WebRoute] = [
@@ -19,7 +21,8 @@ enum JobsPages {
             let before = query.before
             let result: Result<(JobPage, Int?), any Error> = await Result {
                 try await context.store.read { admin in
-                    (try admin.findJobs(filter, before: before, limit: pageSize), before == nil ? try admin.countJobs(filter) : nil)
+                    (try admin.findJobs(filter, before: before, limit: pageSize),
+                     before == nil ? try admin.countJobs(filter, upTo: countCap + 1) : nil)
                 }
             }
             switch result {
@@ -31,7 +34,7 @@ enum JobsPages {
                 var values = query.formValues
                 values["jobs"] = page.jobs.map(row)
                 values["hasJobs"] = !page.jobs.isEmpty
-                values["count"] = count.map(String.init) ?? ""
+                values["count"] = count.map { $0 > countCap ? "More than 10,000" : String($0) } ?? ""
                 values["hasCount"] = count != nil
                 if let next = page.nextBefore { values["next"] = "/jobs?" + query.encoded(before: next) }
                 values["bulk"] = bulkActions(for: filter).map { action in

@@ -65,6 +65,16 @@ struct FilterScenarios {
             }
             try s.finish(Array(ids.suffix(2)))
             #expect(try s.countJobs(JobFilter(state: .failed)) == 5)
+            #expect(try s.countJobs(JobFilter(state: .failed), upTo: 3) == 3 && s.countJobs(JobFilter(), upTo: 100) == 7)
+            // A state's listing walks its own table: pages of 2 within failed, by id, newest first.
+            var seen: [Int] = []
+            var before: Int?
+            repeat {
+                let page = try s.findJobs(JobFilter(state: .failed, className: "Work"), before: before, limit: 2)
+                seen += page.jobs.map(\.id)
+                before = page.nextBefore
+            } while before != nil
+            #expect(seen == Array(ids.prefix(5)).reversed())
             let retried = try s.apply(.retry, to: JobFilter(state: .failed), batchSize: 2)
             #expect(retried.changed.sorted() == Array(ids.prefix(5)) && retried.skipped.isEmpty)
             #expect(try s.countJobs(JobFilter(state: .ready)) == 5)
