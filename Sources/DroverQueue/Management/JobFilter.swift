@@ -92,16 +92,26 @@ extension JobStore {
     /// that every page costs the same however deep it is.
     public func findJobs(_ filter: JobFilter, before: Int? = nil, limit: Int = 50, on database: Driver.Database) throws -> JobPage {
         try QueueError.require("limit", limit, atLeast: 1)
-        let rows: [JobInfo]
+        var rows: [JobInfo] = []
         if let state = filter.state, let table = executions(of: state) {
-            // Walk the state's own table in id order (its primary key), joining each job: a few
-            // failed jobs among a million are found at once, not after every newer job is looked at.
+            // Walk the state's own table by id (its primary key), a chunk at a time, and look each
+            // chunk's jobs up by id: the newest failed jobs among a million finished ones are found
+            // at once, where a join could read all of jobs first.
             let where_ = try conditions(filter, statePassedBy: true)
-            let cursor: SQL = before.map { "x.job_id < \($0)" } ?? "1 = 1"
-            rows = try database.fetch("""
-                SELECT \(jobInfoColumns(withArguments: false)) FROM \(table) x JOIN \(jobs) j ON j.id = x.job_id
-                WHERE \(cursor) AND \(where_) ORDER BY x.job_id DESC LIMIT \(limit + 1)
-                """).map(JobInfo.init(row:))
+            let chunk = max(limit + 1, 500)
+            var cursor = before
+            while rows.count <= limit {
+                let bound: SQL = cursor.map { "x.job_id < \($0)" } ?? "1 = 1"
+                let ids = try database.ids(
+                    "SELECT x.job_id FROM \(table) x WHERE \(bound) ORDER BY x.job_id DESC LIMIT \(chunk)", column: "job_id")
+                guard let last = ids.last else { break }
+                rows += try database.fetch("""
+                    SELECT \(jobInfoColumns(withArguments: false)) FROM \(jobs) j
+                    WHERE \(driver.contains("j.id", ids: ids)) AND \(where_) ORDER BY j.id DESC
+                    """).map(JobInfo.init(row:))
+                if ids.count < chunk { break }
+                cursor = last
+            }
         } else {
             let where_ = try conditions(filter)
             let cursor: SQL = before.map { "j.id < \($0)" } ?? "1 = 1"
@@ -119,7 +129,11 @@ extension JobStore {
     public func countJobs(_ filter: JobFilter, upTo cap: Int? = nil, on database: Driver.Database) throws -> Int {
         let source: SQL
         if let state = filter.state, let table = executions(of: state) {
-            source = "\(table) x JOIN \(jobs) j ON j.id = x.job_id WHERE \(try conditions(filter, statePassedBy: true))"
+            var only = filter
+            only.state = nil
+            source = only == JobFilter()
+                ? "\(table) x"  // the state alone: its own table, no job looked at
+                : "\(table) x JOIN \(jobs) j ON j.id = x.job_id WHERE \(try conditions(filter, statePassedBy: true))"
         } else {
             source = "\(jobs) j WHERE \(try conditions(filter))"
         }
