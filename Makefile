@@ -58,7 +58,8 @@ demo-postgresql: build
 # Swift libraries static), so that memory figures are the shipped program's: the queue layer,
 # drover bench (burn-down of 100,000 no-op jobs with the default 2 workers x 5 threads and with 2 x
 # 100, of 1,000,000, of 100,000 with 1,000,000 waiting, enqueue→start latency, memory) and command
-# jobs on a throwaway PostgreSQL with default durability, then the queue layer and drover bench on
+# jobs, the dashboard's pages and /metrics with 1,000,000 jobs in the table (scripts/bench-web) on a
+# throwaway PostgreSQL with default durability, then the queue layer and drover bench on
 # SQLite. Prints a summary and writes JSON to bench-results/. BENCH_RUNS (3) and BENCH_LARGE_RUNS
 # (3, of the million) set the runs; QUEUE_ARGS, BURN_ARGS and COMMAND_ARGS pass options through.
 BENCH_BUILD = $(SWIFT) build -c release --static-swift-stdlib --build-path .build/bench
