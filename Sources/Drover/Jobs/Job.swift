@@ -11,6 +11,12 @@ public typealias StopReason = DroverRuntime.StopReason
 public typealias ConcurrencyLimit = DroverRuntime.Configuration.Concurrency
 /// Throw it from `perform` for a failure that retrying will not fix: the job fails at once.
 public typealias PermanentJobFailure = DroverRuntime.PermanentJobFailure
+/// Builds the app's services once per worker process: `Drover.main(jobs:services:)`.
+public typealias ServicesSetup = DroverRuntime.ServicesSetup
+/// Services that close something when their worker stops (`func shutdown() async throws`).
+public typealias ServicesShutdown = DroverRuntime.ServicesShutdown
+/// `context.services(T.self)` found no services, or services of another type.
+public typealias ServicesError = DroverRuntime.ServicesError
 
 /// A kind of background job, written in Swift. Its stored properties are its arguments: they are
 /// encoded as JSON when it is enqueued and decoded in the worker that runs it.

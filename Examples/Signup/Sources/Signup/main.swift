@@ -20,7 +20,9 @@ var logHandler: (@Sendable (String) -> any LogHandler)?
 if ProcessInfo.processInfo.environment["SIGNUP_LOG"] == "json" {
     logHandler = { label in JSONLogHandler(label: label) }
 }
-Drover.main(jobs: [SendWelcomeEmail.self, GenerateReport.self], logHandler: logHandler)
+// Each worker process builds one Mailer when it starts; its jobs share it, and it is shut down
+// when the worker stops.
+Drover.main(jobs: [SendWelcomeEmail.self, GenerateReport.self], services: { try await Mailer() }, logHandler: logHandler)
 
 struct RolledBack: Error, CustomStringConvertible {
     var description: String { "rolled back, as asked: no user, no email" }
