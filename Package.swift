@@ -13,6 +13,9 @@ let package = Package(
     products: [
         .executable(name: "drover", targets: ["drover"]),
         .library(name: "Drover", targets: ["Drover"]),
+        // For an app's tests only: a JobContext built by hand, and running enqueued jobs to
+        // completion inside the test (a product of its own, so that none of it reaches the app).
+        .library(name: "DroverTesting", targets: ["DroverTesting"]),
     ],
     dependencies: [
         // The command line: parsing, help text, man pages.
@@ -100,6 +103,12 @@ let package = Package(
             ]
         ),
 
+        // Testing an app's jobs: JobContext(jobID:…services:), JobDrain, TemporaryJobDatabase.
+        .target(
+            name: "DroverTesting",
+            dependencies: ["Drover", "DroverRuntime", "DroverQueue", .product(name: "Logging", package: "swift-log")]
+        ),
+
         // The `drover` binary: it only hands its arguments to the Drover library.
         .executableTarget(name: "drover", dependencies: ["Drover"]),
 
@@ -125,6 +134,7 @@ let package = Package(
         .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport", "CProcess", "CTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DroverCLITests", dependencies: ["Drover", "DroverTestSupport"]),
         .testTarget(name: "DroverWebTests", dependencies: ["DroverWeb", "DroverRuntime", "DroverTestSupport"]),
+        .testTarget(name: "DroverTestingTests", dependencies: ["DroverTesting", "Drover", "DroverTestSupport"]),
         // make chaos (minutes of faults against real processes), not make test.
         .testTarget(name: "DroverChaosTests", dependencies: ["DroverQueue", "DroverTestSupport"]),
     ]

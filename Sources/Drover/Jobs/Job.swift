@@ -107,8 +107,8 @@ struct JobTypeHandler<J: Job>: AsyncJobHandler {
 }
 
 extension JobHandlers {
-    /// Handlers for `jobs`, by their class names.
-    init(jobs: [any Job.Type]) {
+    /// Handlers for `jobs`, by their class names (also `DroverTesting`'s drain).
+    package init(jobs: [any Job.Type]) {
         self.init()
         for type in jobs { type.register(in: &self) }
     }

@@ -154,16 +154,7 @@ final class ExecutorPool: @unchecked Sendable {
         }
     }
 
-    private func unknownClass(_ job: ClaimedJob) -> JobResult {
-        let known = handlers.classNames
-        let failure = JobFailure(
-            errorClass: "UnknownJobClass",
-            message: "no handler for class \(job.className); this worker knows "
-                + (known.isEmpty ? "no classes" : known.joined(separator: ", "))
-                + ". Declare it under handlers: in the configuration (or register its Swift Job type), "
-                + "reload, then run drover failed retry \(job.id)")
-        return JobResult(job: job, outcome: .failed(failure, permanent: true))
-    }
+    private func unknownClass(_ job: ClaimedJob) -> JobResult { handlers.unknownClass(job) }
 
     private func run(_ execution: Execution) -> JobResult {
         let job = execution.job

@@ -72,7 +72,7 @@ public struct JobContext: Sendable {
     /// A context with no worker behind it, for a test that calls a job's `perform` directly: the
     /// `DroverTesting` library's `JobContext(jobID:…)` is the public way.
     package init(
-        jobID: Int, attempt: Int, maxAttempts: Int, queue: String, className: String, logger: Logger, services: (any Sendable)?
+        standalone jobID: Int, attempt: Int, maxAttempts: Int, queue: String, className: String, logger: Logger, services: (any Sendable)?
     ) {
         self.jobID = jobID
         self.attempt = attempt
@@ -153,6 +153,18 @@ public struct JobHandlers: Sendable {
     }
 
     func entry(for className: String) -> Entry? { entries[className] }
+
+    /// A job of a class no handler knows fails at once, saying which classes there are.
+    func unknownClass(_ job: ClaimedJob) -> JobResult {
+        let known = classNames
+        let failure = JobFailure(
+            errorClass: "UnknownJobClass",
+            message: "no handler for class \(job.className); this worker knows "
+                + (known.isEmpty ? "no classes" : known.joined(separator: ", "))
+                + ". Declare it under handlers: in the configuration (or register its Swift Job type), "
+                + "reload, then run drover failed retry \(job.id)")
+        return JobResult(job: job, outcome: .failed(failure, permanent: true))
+    }
 
     /// Every class this worker can run, sorted.
     public var classNames: [String] { entries.keys.sorted() }

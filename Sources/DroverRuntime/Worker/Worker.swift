@@ -465,7 +465,7 @@ extension JobResult.Outcome {
 
 extension QueueSelection {
     /// Whether this selection takes jobs from `queue`.
-    func matches(_ queue: String) -> Bool {
+    package func matches(_ queue: String) -> Bool {
         patterns.contains { pattern in
             switch pattern {
             case .exact(let name): return name == queue
