@@ -121,6 +121,7 @@ public struct JobDrain: Sendable {
                 }
             }
         }
+        summary.skipped = clock.skipped
         summary.unfinished = try [JobState.ready, .scheduled, .blocked, .claimed].flatMap { state in
             try store.listJobs(state: state, limit: 100_000, on: db).map(\.id)
         }.sorted()
@@ -142,6 +143,7 @@ public struct JobDrain: Sendable {
 private final class DrainClock: Sendable {
     private let offset = Mutex<TimeInterval>(0)
     var now: Date { Date().addingTimeInterval(offset.withLock { $0 }) }
+    var skipped: Duration { .milliseconds(Int64((offset.withLock { $0 } * 1000).rounded())) }
 
     func advance(to time: Date) {
         offset.withLock { offset in
@@ -188,6 +190,9 @@ public struct DrainSummary: Sendable, CustomStringConvertible {
     public internal(set) var stoppedAtFailure = false
     /// The jobs left ready, scheduled, blocked or claimed when the drain ended.
     public internal(set) var unfinished: [Int] = []
+    /// How far the drain's clock moved ahead of the host's, skipping backoffs (and, with
+    /// ``JobDrain/runScheduledJobs``, waits for jobs enqueued for later).
+    public internal(set) var skipped: Duration = .zero
 
     /// The jobs that finished, in the order they did.
     public var finished: [Int] { attempts.filter { $0.outcome == .finished }.map(\.jobID) }
@@ -198,6 +203,7 @@ public struct DrainSummary: Sendable, CustomStringConvertible {
 
     public var description: String {
         var text = "\(finished.count) finished, \(failed.count) failed, \(failures.count) failed attempts"
+        if skipped > .zero { text += ", \(skipped) of waiting skipped" }
         for failure in failures {
             text += "\n  job \(failure.jobID) (\(failure.className)) attempt \(failure.attempt): \(failure.errorClass ?? ""): \(failure.error ?? "")"
         }

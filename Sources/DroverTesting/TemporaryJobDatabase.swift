@@ -33,8 +33,10 @@ public final class TemporaryJobDatabase {
 
     deinit { try? FileManager.default.removeItem(at: directory) }
 
-    /// Runs the enqueued jobs to completion in this process (``JobDrain``).
-    public func drain(
+    /// Runs the enqueued jobs to completion in this process (``JobDrain``). It runs on its
+    /// caller's executor (`nonisolated(nonsending)`), so that a test may call it from any context,
+    /// inside `withTracer { … }` say, though this database is not `Sendable`.
+    public nonisolated(nonsending) func drain(
         jobs: [any Job.Type], services: (any Sendable)? = nil, retries: JobDrain.Retries = .immediately,
         runScheduledJobs: Bool = false, queues: [String] = ["*"], attemptLimit: Int = 1000,
         logger: Logger = Logger(label: "drover.drain")
