@@ -77,7 +77,7 @@ struct ExampleAppTests {
         }
 
         // Two users committed, one rolled back: the user's row and its welcome email share a transaction.
-        let ada = try run(["register", "ada@example.com", "--schema", schema])
+        let ada = try run(["register", "ada@example.com", "--schema", schema, "--request-id", "req-ada-1"])
         let ghost = try run(["register", "ghost@example.com", "--rollback", "--schema", schema])
         let bob = try run(["register", "bob@example.com", "--schema", schema])
         for outcome in [ada, ghost, bob] { #expect(outcome.status == 0, "\(outcome)") }
@@ -120,6 +120,14 @@ struct ExampleAppTests {
         let stopped = try app.wait(timeout: .seconds(30))
         #expect(stopped.status == 0, "\(stopped.stderr)")
         #expect(stopped.stderr.contains("msg=\"sending a welcome email\""))
+        // The request id of `register --request-id`, stored with the job by the app's instrument
+        // and restored around perform in the worker; bob's request had none.
+        let sending = stopped.stderr.split(separator: "\n").filter { $0.contains("msg=\"sending a welcome email\"") }
+        #expect(sending.count == 2, "\(stopped.stderr)")
+        #expect(sending.contains { $0.hasSuffix("request=req-ada-1 user=\(users[0].0)") }, "\(sending)")
+        #expect(sending.contains { $0.hasSuffix("request=- user=\(users[1].0)") }, "\(sending)")
+        let stored = try db.query("SELECT trace_context::text AS t FROM \(SQLIdentifier(schema, "jobs")) ORDER BY id LIMIT 1")[0]
+        #expect(try stored.decode("t", as: String?.self) == #"{"x-request-id": "req-ada-1"}"#)
     }
 
     @Test("given to Drover.main(jobs:logHandler:), the app's own handler gets every line: Drover's and its jobs', with the job's metadata")

@@ -59,6 +59,22 @@ struct SQLiteMigrationTests {
         #expect(try store.concurrencyKeys(on: db).isEmpty)
     }
 
+    @Test("migration 4 adds the trace context: a file's jobs are kept and claimed, with none")
+    func migrationFourAddsTraceContext() throws {
+        let directory = try TemporaryDirectory("drover-sqlite-upgrade-4")
+        let path = directory.url.appendingPathComponent("drover.sqlite3").path
+        let db = try SQLiteConnection(path: path, schema: "drover")
+        try Migrator(schema: "drover", migrations: Array(DroverSchema.sqliteMigrations.prefix(3))).migrate(on: db)
+        try db.execute("INSERT INTO drover.jobs (id, queue_name, class_name) VALUES (1, 'default', 'A')")
+        try db.execute("INSERT INTO drover.ready_executions (job_id, queue_name) VALUES (1, 'default')")
+        #expect(try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db).applied.map(\.version) == [4])
+        let store = try SQLiteJobStore()
+        let claimed = try store.claim(processID: 1, queues: ["*"], limit: 10, on: db)
+        #expect(claimed.map(\.id) == [1] && claimed[0].traceContext == nil)
+        _ = try store.enqueue(NewJob("B", traceContext: ["traceparent": "t"]), on: db)
+        #expect(try store.claim(processID: 1, queues: ["*"], limit: 10, on: db).map(\.traceContext) == [["traceparent": "t"]])
+    }
+
     @Test("migration 3 lets processes be web, keeps every process row and never reuses a deleted process's id")
     func webProcesses() throws {
         let directory = try TemporaryDirectory("drover-sqlite-upgrade")
@@ -75,7 +91,7 @@ struct SQLiteMigrationTests {
             try store.register(kind: .web, name: "web-early", pid: 11, hostname: "h", supervisorID: nil, on: db)
         }
         let report = try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
-        #expect(report.applied.map(\.version) == [3])
+        #expect(report.applied.map(\.version) == [3, 4])
         #expect(try store.listProcesses(on: db).map(\.name).sorted() == ["s", "w1"])
         let web = try store.register(kind: .web, name: "web-1", pid: 12, hostname: "h", supervisorID: 1, on: db)
         #expect(try web.get("id", as: Int.self) == 4, "ids go on after the deleted process 3")

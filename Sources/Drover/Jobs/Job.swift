@@ -102,7 +102,8 @@ struct JobTypeHandler<J: Job>: AsyncJobHandler {
             // Arguments that do not decode will not decode next time either.
             throw PermanentJobFailure("the arguments of job \(job.id) do not decode as \(J.className): \(error)")
         }
-        try await decoded.perform(context)
+        // In the trace context stored at enqueue, under a span of its own.
+        try await JobTrace.perform(job) { try await decoded.perform(context) }
     }
 }
 
