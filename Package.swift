@@ -13,6 +13,9 @@ let package = Package(
     products: [
         .executable(name: "drover", targets: ["drover"]),
         .library(name: "Drover", targets: ["Drover"]),
+        // For an app's tests only: a JobContext built by hand, and running enqueued jobs to
+        // completion inside the test (a product of its own, so that none of it reaches the app).
+        .library(name: "DroverTesting", targets: ["DroverTesting"]),
     ],
     dependencies: [
         // The command line: parsing, help text, man pages.
@@ -32,6 +35,10 @@ let package = Package(
         // (quiet, or Drover's log), the server's channel (the port it got) and its graceful stop.
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // Trace context: the Swift API's enqueue injects the current ServiceContext, the worker
+        // extracts it around perform and starts a span (swift-distributed-tracing's API only: an
+        // app brings its tracer, swift-otel say).
+        .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
         // Tests only: the differential store test generates its cases and shrinks a failing one.
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
@@ -98,7 +105,14 @@ let package = Package(
                 "DroverRuntime", "DroverQueue", "DroverPersistence", "DroverWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
             ]
+        ),
+
+        // Testing an app's jobs: JobContext(jobID:…services:), JobDrain, TemporaryJobDatabase.
+        .target(
+            name: "DroverTesting",
+            dependencies: ["Drover", "DroverRuntime", "DroverQueue", .product(name: "Logging", package: "swift-log")]
         ),
 
         // The `drover` binary: it only hands its arguments to the Drover library.
@@ -126,6 +140,15 @@ let package = Package(
         .testTarget(name: "DroverRuntimeTests", dependencies: ["DroverRuntime", "DroverTestSupport", "CProcess", "CTestSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DroverCLITests", dependencies: ["Drover", "DroverTestSupport"]),
         .testTarget(name: "DroverWebTests", dependencies: ["DroverWeb", "DroverRuntime", "DroverTestSupport"]),
+        .testTarget(
+            name: "DroverTestingTests",
+            dependencies: [
+                "DroverTesting", "Drover", "DroverTestSupport",
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                // Tests only: a tracer that records its spans.
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ]
+        ),
         // make chaos (minutes of faults against real processes), not make test.
         .testTarget(name: "DroverChaosTests", dependencies: ["DroverQueue", "DroverTestSupport"]),
     ]

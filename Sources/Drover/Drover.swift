@@ -21,6 +21,14 @@ public enum Drover {
     /// (besides the commands of the configuration's `handlers:`, which win on a shared class name):
     /// `myapp start` supervises worker processes that are `myapp` itself.
     ///
+    /// `services` builds what the jobs need from the app (a database pool, an HTTP client) once
+    /// per worker process, when the worker starts; every job of that worker gets the same value
+    /// through `try context.services(AppServices.self)`. Services that adopt ``ServicesShutdown``
+    /// are shut down when the worker stops gracefully, after its last job. Only workers run it:
+    /// not the supervisor, the dispatcher, the scheduler or the other commands. A setup that
+    /// throws makes the worker log the error (its type, and its message with the database's
+    /// password masked) and exit 71: the supervisor starts it again after its restart backoff.
+    ///
     /// Every line, Drover's own and each job's `context.logger`'s, goes through swift-log. It
     /// bootstraps the logging system with `logHandler` when given, else with ``DroverLogHandler``
     /// (logfmt on stderr, or journald), in every process (the workers run `main` again). The
@@ -33,19 +41,24 @@ public enum Drover {
     /// import Drover
     /// Drover.main(jobs: [SendWelcomeEmail.self, ResizeImage.self])
     ///
-    /// // or, with the app's own handler for every line:
-    /// Drover.main(jobs: [SendWelcomeEmail.self], logHandler: { label in JSONLogHandler(label: label) })
+    /// // with services built once per worker, and the app's own handler for every line:
+    /// Drover.main(jobs: [SendWelcomeEmail.self], services: { try await AppServices() },
+    ///             logHandler: { label in JSONLogHandler(label: label) })
     /// ```
     public static func main(
-        jobs: [any Job.Type], arguments: [String]? = nil, logHandler: (@Sendable (_ label: String) -> any LogHandler)? = nil
+        jobs: [any Job.Type], services: ServicesSetup? = nil, arguments: [String]? = nil,
+        logHandler: (@Sendable (_ label: String) -> any LogHandler)? = nil
     ) -> Never {
         registeredJobs.withLock { $0 = JobHandlers(jobs: jobs) }
+        registeredServices.withLock { $0 = services }
         LoggingSystem.bootstrap(logHandler ?? { DroverLogHandler(label: $0) })
         run(arguments)
     }
 
     /// The Swift job types of `main(jobs:)`, for the worker processes `_child` starts.
     static let registeredJobs = Mutex(JobHandlers())
+    /// The services setup of `main(jobs:services:)`, which only worker processes run.
+    static let registeredServices = Mutex<ServicesSetup?>(nil)
 
     /// Runs the `drover` command line with `arguments` (default: the process's) and exits, logging
     /// through ``DroverLogHandler``.

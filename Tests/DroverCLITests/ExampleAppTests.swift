@@ -77,7 +77,7 @@ struct ExampleAppTests {
         }
 
         // Two users committed, one rolled back: the user's row and its welcome email share a transaction.
-        let ada = try run(["register", "ada@example.com", "--schema", schema])
+        let ada = try run(["register", "ada@example.com", "--schema", schema, "--request-id", "req-ada-1"])
         let ghost = try run(["register", "ghost@example.com", "--rollback", "--schema", schema])
         let bob = try run(["register", "bob@example.com", "--schema", schema])
         for outcome in [ada, ghost, bob] { #expect(outcome.status == 0, "\(outcome)") }
@@ -120,6 +120,14 @@ struct ExampleAppTests {
         let stopped = try app.wait(timeout: .seconds(30))
         #expect(stopped.status == 0, "\(stopped.stderr)")
         #expect(stopped.stderr.contains("msg=\"sending a welcome email\""))
+        // The request id of `register --request-id`, stored with the job by the app's instrument
+        // and restored around perform in the worker; bob's request had none.
+        let sending = stopped.stderr.split(separator: "\n").filter { $0.contains("msg=\"sending a welcome email\"") }
+        #expect(sending.count == 2, "\(stopped.stderr)")
+        #expect(sending.contains { $0.hasSuffix("request=req-ada-1 user=\(users[0].0)") }, "\(sending)")
+        #expect(sending.contains { $0.hasSuffix("request=- user=\(users[1].0)") }, "\(sending)")
+        let stored = try db.query("SELECT trace_context::text AS t FROM \(SQLIdentifier(schema, "jobs")) ORDER BY id LIMIT 1")[0]
+        #expect(try stored.decode("t", as: String?.self) == #"{"x-request-id": "req-ada-1"}"#)
     }
 
     @Test("given to Drover.main(jobs:logHandler:), the app's own handler gets every line: Drover's and its jobs', with the job's metadata")
@@ -176,5 +184,85 @@ struct ExampleAppTests {
         #expect(job["job"] == String(id) && job["class"] == "SendWelcomeEmail" && job["queue"] == "mail", "\(job)")
         #expect(job["process"] == "worker" && job["name"]?.hasPrefix("worker-") == true && job["pid"] != nil, "\(job)")
         #expect(job["user"] == "7" && job["attempt"] == "1", "\(job)")
+    }
+
+    @Test("each worker builds the app's services once, when it starts (again after a setup that threw), every job of that worker gets that instance, and it is shut down at stop")
+    func servicesPerWorker() throws {
+        let signup = try Self.build()
+        let directory = try TemporaryDirectory("drover-signup-services")
+        let outbox = directory.url.appendingPathComponent("outbox").path
+        let journal = directory.url.appendingPathComponent("journal").path
+        let url = "sqlite://" + directory.url.appendingPathComponent("queue.sqlite3").path
+        // Two workers and a dispatcher: only the workers build services.
+        let config = try directory.file("""
+            database:
+              url: "\(url)"
+            workers:
+              - queues: ["*"]
+                threads: 2
+                polling_interval: 200ms
+              - queues: ["*"]
+                threads: 2
+                polling_interval: 200ms
+            \(SupervisorHarness.fastSupervisor)
+            """)
+        var environment = ProcessInfo.processInfo.environment
+        environment["SIGNUP_OUTBOX"] = outbox   // not there yet: the mailer's setup throws
+        environment["SIGNUP_JOURNAL"] = journal
+        environment["NOTIFY_SOCKET"] = nil
+        environment["DROVER_DATABASE_URL"] = nil
+        let app = try RunningProcess(executable: signup, arguments: ["start", "--config", config], environment: environment)
+        defer {
+            if app.isRunning {
+                kill(app.pid, SIGKILL)
+                _ = try? app.wait(timeout: .seconds(10))
+            }
+        }
+
+        // A setup that throws is the app's, and may pass: the worker says what threw and exits 71,
+        // and the supervisor starts it again after its backoff.
+        try waitUntil("a worker's services setup fails", timeout: .seconds(30)) {
+            app.stderrSoFar.contains("Mailer.OutboxMissing")
+        }
+        let failure = try #require(app.stderrSoFar.split(separator: "\n").first { $0.contains("Mailer.OutboxMissing") })
+        #expect(failure.contains("process=worker") && failure.contains("status=71") && failure.contains("cannot start for now"), "\(failure)")
+        #expect(failure.contains("the outbox \(outbox) is not a directory"), "\(failure)")
+        try FileManager.default.createDirectory(atPath: outbox, withIntermediateDirectories: true)
+        try waitUntil("both workers start again and build their mailers", timeout: .seconds(30)) {
+            ((try? String(contentsOfFile: journal, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.hasPrefix("setup ") }.count >= 2
+        }
+
+        let (store, db) = try SQLiteDriver.open(url: url, options: StoreOptions())
+        let ids = try store.enqueue((1...8).map { i in
+            NewJob("SendWelcomeEmail", arguments: try JSON(validating: #"{"userID": \#(i), "address": "user\#(i)@example.com"}"#), queue: "mail")
+        }, on: db)
+        try waitUntil("the 8 emails are sent", timeout: .seconds(60)) {
+            try store.listJobs(queue: nil, state: .finished, className: nil, limit: 100, on: db).count == 8
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: outbox).count == 8)
+        kill(app.pid, SIGTERM)
+        let stopped = try app.wait(timeout: .seconds(30))
+        #expect(stopped.status == 0, "\(stopped.stderr)")
+
+        // setup PID ID / sent PID ID JOB / shutdown PID ID SENT
+        let lines = try String(contentsOfFile: journal, encoding: .utf8).split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
+        let setups = lines.filter { $0.first == "setup" }
+        #expect(setups.count == 2, "once per worker process, not per job, nor in the dispatcher: \(lines)")
+        var instanceOf: [String: String] = [:]   // pid: the id of its mailer
+        for setup in setups { instanceOf[setup[1]] = setup[2] }
+        #expect(instanceOf.count == 2, "two workers, one mailer each: \(lines)")
+        let sent = lines.filter { $0.first == "sent" }
+        #expect(Set(sent.map { Int($0[3]) }) == Set(ids.map { Optional($0) }) && sent.count == 8, "\(lines)")
+        for line in sent {
+            #expect(instanceOf[line[1]] == line[2], "a job saw its worker's own mailer: \(line)")
+        }
+        let shutdowns = lines.filter { $0.first == "shutdown" }
+        #expect(shutdowns.count == 2, "\(lines)")
+        for line in shutdowns {
+            #expect(instanceOf[line[1]] == line[2], "\(line)")
+            #expect(Int(line[3]) == sent.filter { $0[1] == line[1] }.count, "it shut down after its last job: \(line)")
+        }
+        #expect(lines.last?.first == "shutdown", "\(lines)")
+        #expect(stopped.stderr.contains("msg=\"services shut down\""), "\(stopped.stderr)")
     }
 }

@@ -26,6 +26,19 @@ struct RedactionTests {
         }
     }
 
+    @Test("Connection.redacting masks, in any message, every form of a connection string's passwords and of PGPASSWORD's value")
+    func redactingAMessage() {
+        for form in SecretForm.all {
+            let message = "setup failed: cannot reach \(form.connectionString) (\(form.passwords.joined(separator: ", ")))"
+            let masked = Connection.redacting(message, secretsOf: form.connectionString, password: form.environmentPassword)
+            for password in form.passwords + [form.environmentPassword].compactMap({ $0 }) where !password.isEmpty {
+                #expect(!masked.contains(password), "\(password) is shown: \(masked)")
+            }
+            #expect(masked.hasPrefix("setup failed: cannot reach "), "\(masked)")
+        }
+        #expect(Connection.redacting("no secret here", secretsOf: "sqlite:///var/lib/drover.sqlite3", password: nil) == "no secret here")
+    }
+
     @Test("a masked string libpq accepts says what the original says, but for the password")
     func maskedStillParses() throws {
         for form in SecretForm.all {

@@ -15,7 +15,7 @@ struct MoveToPostgresTests {
         let ids = try source.enqueue([
             NewJob("Ready", arguments: arguments, queue: "mail", priority: -2),
             NewJob("Later", runIn: .seconds(3600)),
-            NewJob("Running", timeout: .seconds(90), uniqueKey: "once"),
+            NewJob("Running", timeout: .seconds(90), uniqueKey: "once", traceContext: ["traceparent": "00-abc-def-01"]),
             NewJob("Broken"),
             NewJob("Done"),
         ], on: sqlite)
@@ -44,10 +44,11 @@ struct MoveToPostgresTests {
             #expect(try find("Running").state == .ready, "its process is gone: it runs again")
             let broken = try find("Broken")
             #expect(broken.state == .failed && broken.attempts == 1 && broken.lastError?.exitStatus == 3)
-            // The unique key and the timeout came along.
+            // The unique key, the timeout and the trace context came along.
             #expect(try destination.enqueue(NewJob("Running", uniqueKey: "once"), on: db) == find("Running").id)
             let claimedThere = try destination.claim(processID: 9, queues: ["default"], limit: 5, on: db)
-            #expect(claimedThere.first { $0.className == "Running" }?.timeout == .seconds(90))
+            let running = claimedThere.first { $0.className == "Running" }
+            #expect(running?.timeout == .seconds(90) && running?.traceContext == ["traceparent": "00-abc-def-01"])
         }
         // Only the finished job stays in SQLite.
         #expect(try source.listJobs(limit: 10, on: sqlite).map(\.className) == ["Done"])

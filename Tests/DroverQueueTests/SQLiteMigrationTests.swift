@@ -50,13 +50,31 @@ struct SQLiteMigrationTests {
         try db.execute("DELETE FROM drover.jobs WHERE id = 2")
         #expect(try db.query("SELECT count(*) AS n FROM drover.scheduled_executions")[0].decode("n", as: Int.self) == 0)
         #expect(try db.query("SELECT job_id FROM drover.recurring_executions")[0].decode("job_id", as: Int?.self) == nil)
-        // Ids are never used twice: the newest job deleted, the next one gets a new id.
+        // Ids are never used twice: the newest job deleted, the next one gets a new id (enqueued
+        // by today's store, which writes the columns of the later migrations too).
         try db.execute("DELETE FROM drover.jobs WHERE id = 3")
+        try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
         #expect(try store.enqueue([NewJob("D")], on: db) == [4])
         let next = try store.register(kind: .worker, name: "w2", pid: 11, hostname: "h", supervisorID: nil, on: db)
         #expect(try next.get("id", as: Int.self) == 8)
         // The invariant holds on what came through.
         #expect(try store.concurrencyKeys(on: db).isEmpty)
+    }
+
+    @Test("migration 4 adds the trace context: a file's jobs are kept and claimed, with none")
+    func migrationFourAddsTraceContext() throws {
+        let directory = try TemporaryDirectory("drover-sqlite-upgrade-4")
+        let path = directory.url.appendingPathComponent("drover.sqlite3").path
+        let db = try SQLiteConnection(path: path, schema: "drover")
+        try Migrator(schema: "drover", migrations: Array(DroverSchema.sqliteMigrations.prefix(3))).migrate(on: db)
+        try db.execute("INSERT INTO drover.jobs (id, queue_name, class_name) VALUES (1, 'default', 'A')")
+        try db.execute("INSERT INTO drover.ready_executions (job_id, queue_name) VALUES (1, 'default')")
+        #expect(try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db).applied.map(\.version) == [4])
+        let store = try SQLiteJobStore()
+        let claimed = try store.claim(processID: 1, queues: ["*"], limit: 10, on: db)
+        #expect(claimed.map(\.id) == [1] && claimed[0].traceContext == nil)
+        _ = try store.enqueue(NewJob("B", traceContext: ["traceparent": "t"]), on: db)
+        #expect(try store.claim(processID: 1, queues: ["*"], limit: 10, on: db).map(\.traceContext) == [["traceparent": "t"]])
     }
 
     @Test("migration 3 lets processes be web, keeps every process row and never reuses a deleted process's id")
@@ -75,7 +93,7 @@ struct SQLiteMigrationTests {
             try store.register(kind: .web, name: "web-early", pid: 11, hostname: "h", supervisorID: nil, on: db)
         }
         let report = try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
-        #expect(report.applied.map(\.version) == [3])
+        #expect(report.applied.map(\.version) == [3, 4])
         #expect(try store.listProcesses(on: db).map(\.name).sorted() == ["s", "w1"])
         let web = try store.register(kind: .web, name: "web-1", pid: 12, hostname: "h", supervisorID: 1, on: db)
         #expect(try web.get("id", as: Int.self) == 4, "ids go on after the deleted process 3")

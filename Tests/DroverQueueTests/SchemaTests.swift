@@ -152,6 +152,26 @@ struct SchemaTests {
 }
 
 
+@Suite("PostgreSQL migration 7: the trace context")
+struct TraceContextMigrationTests {
+    @Test("a schema at version 6 keeps its jobs through migration 7; they are claimed with no trace context, and the SQL functions leave it NULL")
+    func keepsJobs() throws {
+        try TestDatabase.withSchema(migrate: false) { schema, db in
+            try Migrator(schema: schema, migrations: Array(DroverSchema.migrations.prefix(6))).migrate(on: db)
+            let before = try db.query("SELECT \(SQLIdentifier(schema, "enqueue"))('Old') AS id")[0].decode("id", as: Int.self)
+            let report = try DroverSchema.migrator(schema: schema).migrate(on: db)
+            #expect(report.applied.map(\.version) == [7] && report.currentVersion == 7)
+            let many = SQLIdentifier(schema, "enqueue_many")
+            let after = try db.query(#"SELECT * FROM \#(many)('[{"class": "New"}]')"#)[0].decode(at: 0, as: Int.self)
+            let store = try PostgresJobStore(schema: schema)
+            let claimed = try store.claim(processID: 1, queues: ["*"], limit: 10, on: db)
+            #expect(claimed.map(\.id) == [before, after] && claimed.allSatisfy { $0.traceContext == nil })
+            let nulls = try db.query("SELECT count(*) AS n FROM \(SQLIdentifier(schema, "jobs")) WHERE trace_context IS NULL")[0]
+            #expect(try nulls.decode("n", as: Int.self) == 2)
+        }
+    }
+}
+
 @Suite("The data model on SQLite")
 struct SQLiteSchemaTests {
     @Test("migrating a SQLite file creates the same tables as on PostgreSQL, once, with the same constraints")
@@ -161,7 +181,7 @@ struct SQLiteSchemaTests {
         let db = try SQLiteConnection(path: path, schema: "drover")
         let migrator = try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations)
         let report = try migrator.migrate(on: db)
-        #expect(report.applied.map(\.version) == [1, 2, 3] && report.currentVersion == 3)
+        #expect(report.applied.map(\.version) == [1, 2, 3, 4] && report.currentVersion == 4)
         #expect(try migrator.migrate(on: SQLiteConnection(path: path, schema: "drover")).applied.isEmpty, "again: nothing to do")
         let tables = Set(try db.query("SELECT name FROM drover.sqlite_master WHERE type = 'table'").map { try $0.decode("name", as: String.self) })
         #expect(tables == SchemaTests.tables.union(["sqlite_sequence"]).subtracting(["metric_events"]),

@@ -81,6 +81,7 @@ struct ChildCommand: ParsableCommand {
     static func runChild() -> Int32 {
         let environment = ProcessInfo.processInfo.environment
         Log.configure(minimum: environment["DROVER_LOG_LEVEL"].flatMap(Log.Level.init(rawValue:)) ?? .info, environment: environment)
-        return runChildProcess(extraHandlers: Drover.registeredJobs.withLock { $0 }, services: WebChild.services)
+        return runChildProcess(extraHandlers: Drover.registeredJobs.withLock { $0 }, services: WebChild.services,
+                               jobServices: Drover.registeredServices.withLock { $0 })
     }
 }

@@ -38,6 +38,10 @@ extension JobDatabase {
     /// the job (`uniqueKey`): while a live job has the same unique key, its id is returned and
     /// nothing is enqueued.
     ///
+    /// The current `ServiceContext` (swift-distributed-tracing) is injected by the bootstrapped
+    /// instrument and stored with the job; the worker runs `perform` inside it, under a span
+    /// `perform CLASS`. With no instrument, or no current context, nothing is stored.
+    ///
     /// - Throws: `QueueError` (`invalidJob`) before anything is sent, so a bad job never aborts the
     ///   caller's transaction; `DatabaseError` when the database fails.
     @discardableResult
@@ -57,10 +61,13 @@ extension JobDatabase {
     ) throws -> [Int] {
         let store = try Self.store(schema: schema)
         let at = runAt ?? delay.map { Date().addingTimeInterval($0.seconds) }
+        // The enqueuer's trace context, restored around each job's perform.
+        let trace = JobTrace.carrier()
         let newJobs = try jobs.map { job in
             NewJob(
                 J.className, arguments: try JSON(encoding: job), queue: queue ?? J.queue, priority: priority ?? J.priority,
-                runAt: at, maxAttempts: maxAttempts ?? J.maxAttempts, timeout: timeout ?? J.timeout, uniqueKey: job.uniqueKey)
+                runAt: at, maxAttempts: maxAttempts ?? J.maxAttempts, timeout: timeout ?? J.timeout, uniqueKey: job.uniqueKey,
+                traceContext: trace)
         }
         return try store.enqueue(newJobs, on: self)
     }

@@ -11,6 +11,12 @@ public typealias StopReason = DroverRuntime.StopReason
 public typealias ConcurrencyLimit = DroverRuntime.Configuration.Concurrency
 /// Throw it from `perform` for a failure that retrying will not fix: the job fails at once.
 public typealias PermanentJobFailure = DroverRuntime.PermanentJobFailure
+/// Builds the app's services once per worker process: `Drover.main(jobs:services:)`.
+public typealias ServicesSetup = DroverRuntime.ServicesSetup
+/// Services that close something when their worker stops (`func shutdown() async throws`).
+public typealias ServicesShutdown = DroverRuntime.ServicesShutdown
+/// `context.services(T.self)` found no services, or services of another type.
+public typealias ServicesError = DroverRuntime.ServicesError
 
 /// A kind of background job, written in Swift. Its stored properties are its arguments: they are
 /// encoded as JSON when it is enqueued and decoded in the worker that runs it.
@@ -96,13 +102,14 @@ struct JobTypeHandler<J: Job>: AsyncJobHandler {
             // Arguments that do not decode will not decode next time either.
             throw PermanentJobFailure("the arguments of job \(job.id) do not decode as \(J.className): \(error)")
         }
-        try await decoded.perform(context)
+        // In the trace context stored at enqueue, under a span of its own.
+        try await JobTrace.perform(job) { try await decoded.perform(context) }
     }
 }
 
 extension JobHandlers {
-    /// Handlers for `jobs`, by their class names.
-    init(jobs: [any Job.Type]) {
+    /// Handlers for `jobs`, by their class names (also `DroverTesting`'s drain).
+    package init(jobs: [any Job.Type]) {
         self.init()
         for type in jobs { type.register(in: &self) }
     }

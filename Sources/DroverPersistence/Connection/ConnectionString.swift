@@ -61,6 +61,17 @@ extension Connection {
     public static func redacted(_ connectionString: String) -> String {
         ConnectionStringMask(connectionString).text
     }
+
+    /// `text` with every form of `connectionString`'s passwords, and of `password`, masked: for a
+    /// message of someone else's code (an app's error) that may quote them.
+    ///
+    /// ```swift
+    /// Connection.redacting("cannot reach postgresql://app:hunter2@db", secretsOf: "postgresql://app:hunter2@db/app", password: nil)
+    /// // "cannot reach postgresql://app:***@db"
+    /// ```
+    public static func redacting(_ text: String, secretsOf connectionString: String, password: String?) -> String {
+        ConnectionString.redact(text, secrets: ConnectionStringMask(connectionString, environmentPassword: password).secrets)
+    }
 }
 
 /// Where a connection went, for messages: host or socket, port, database, user. Never the password.

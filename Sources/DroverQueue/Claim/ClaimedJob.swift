@@ -16,6 +16,9 @@ public struct ClaimedJob: Sendable, Equatable {
     /// How long one attempt may run, when the job says.
     public let timeout: Duration?
     public let enqueuedAt: Date
+    /// The trace context stored at enqueue (``NewJob/traceContext``); nil when there is none, or
+    /// when what is stored is not an object of strings (a claim never fails over it).
+    public let traceContext: [String: String]?
 
     init(row: Row) throws(DatabaseError) {
         id = try row.decode("id")
@@ -28,6 +31,7 @@ public struct ClaimedJob: Sendable, Equatable {
         crashes = try row.decode("crashes")
         timeout = try row.decode("timeout_seconds", as: Double?.self).map { Duration.milliseconds(Int64($0 * 1000)) }
         enqueuedAt = try row.decode("created_at")
+        traceContext = try row.decode("trace_context", as: JSON?.self).flatMap { try? $0.decode([String: String].self) }
     }
 }
 
@@ -36,7 +40,7 @@ extension JobStore {
     var claimedJobColumns: SQL {
         """
         j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.attempts, j.max_attempts, j.crashes,
-        \(driver.seconds(of: "j.timeout")) AS timeout_seconds, j.created_at
+        \(driver.seconds(of: "j.timeout")) AS timeout_seconds, j.created_at, j.trace_context
         """
     }
 }

@@ -90,9 +90,10 @@ extension JobStore {
             let runAt: SQL = job.runAt.map { "\($0)" } ?? now.sql
             if let row = try database.fetch("""
                 INSERT INTO \(jobs) (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout, unique_key,
-                                     concurrency_key, created_at, updated_at)
+                                     concurrency_key, trace_context, created_at, updated_at)
                 VALUES (\(job.queue), \(job.className), \(job.arguments), \(job.priority), \(runAt), \(job.maxAttempts),
-                        \(driver.interval(seconds: "\(job.timeout?.seconds)")), \(uniqueKey), \(concurrencyKey), \(now.sql), \(now.sql))
+                        \(driver.interval(seconds: "\(job.timeout?.seconds)")), \(uniqueKey), \(concurrencyKey), \(try job.traceContextJSON),
+                        \(now.sql), \(now.sql))
                 ON CONFLICT (unique_key) WHERE unique_key IS NOT NULL AND finished_at IS NULL AND failed_at IS NULL DO NOTHING
                 RETURNING id, scheduled_at <= \(now.sql) AS due
                 """).first {
@@ -135,13 +136,13 @@ extension PostgresDriver {
                 SELECT e.ord, e.job ->> 'class' AS class_name, e.job ->> 'queue' AS queue_name, e.job -> 'arguments' AS arguments,
                        (e.job ->> 'priority')::integer AS priority, (e.job ->> 'run_at')::timestamptz AS run_at,
                        (e.job ->> 'max_attempts')::integer AS max_attempts, (e.job ->> 'timeout')::float8 AS timeout,
-                       e.job ->> 'concurrency_key' AS concurrency_key
+                       e.job ->> 'concurrency_key' AS concurrency_key, e.job -> 'trace_context' AS trace_context
                 FROM jsonb_array_elements(\(DatabaseValue(type: .jsonb, text: document))) WITH ORDINALITY AS e(job, ord)
             ), inserted AS (
                 INSERT INTO \(store.jobs) (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout,
-                                           concurrency_key, created_at, updated_at)
+                                           concurrency_key, trace_context, created_at, updated_at)
                 SELECT queue_name, class_name, arguments, priority, coalesce(run_at, \(now.sql)), max_attempts,
-                       make_interval(secs => timeout), concurrency_key, \(now.sql), \(now.sql)
+                       make_interval(secs => timeout), concurrency_key, trace_context, \(now.sql), \(now.sql)
                 FROM input ORDER BY ord
                 RETURNING id, queue_name, priority, scheduled_at, concurrency_key
             ), ready AS (
@@ -178,9 +179,9 @@ extension SQLiteDriver {
                 let runAt: SQL = job.runAt.map { "\($0)" } ?? now.sql
                 let result = try database.query("""
                     INSERT INTO \(store.jobs) (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout,
-                                               concurrency_key, created_at, updated_at)
+                                               concurrency_key, trace_context, created_at, updated_at)
                     VALUES (\(job.queue), \(job.className), \(job.arguments), \(job.priority), \(runAt), \(job.maxAttempts),
-                            \(job.timeout?.seconds), \(row.concurrencyKey), \(now.sql), \(now.sql))
+                            \(job.timeout?.seconds), \(row.concurrencyKey), \(try job.traceContextJSON), \(now.sql), \(now.sql))
                     RETURNING id, scheduled_at <= \(now.sql) AS due
                     """)[0]
                 let id = try result.decode("id", as: Int.self)
@@ -217,6 +218,19 @@ extension JobRow {
         if let key = concurrencyKey, let quoted = try? JSONEncoder().encode(key) {
             text += ",\"concurrency_key\":" + String(decoding: quoted, as: UTF8.self)
         }
+        if let trace = try? job.traceContextJSON { text += ",\"trace_context\":" + trace.text }
         return text + "}"
+    }
+}
+
+extension NewJob {
+    /// The trace context as a JSON object, keys sorted; nil when there is none.
+    var traceContextJSON: JSON? {
+        get throws {
+            guard let traceContext, !traceContext.isEmpty else { return nil }
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            return try JSON(encoding: traceContext, encoder: encoder)
+        }
     }
 }

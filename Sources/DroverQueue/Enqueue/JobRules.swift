@@ -14,6 +14,9 @@ public enum JobRules {
     public static let maxAttemptsRange = 1...1000
     /// Arguments: a JSON object or array of at most this many bytes.
     public static let maxArgumentsBytes = 1_048_576
+    /// The most a trace context may hold, keys and values (W3C's `traceparent`, `tracestate` and
+    /// `baggage` together fit in about 9 KiB).
+    public static let maxTraceContextBytes = 16_384
     public static let defaultQueue = "default"
     /// Unique keys: any text of 1 to this many characters.
     public static let maxUniqueKeyLength = 1000
@@ -63,6 +66,14 @@ public enum JobRules {
                 .invalidJob,
                 "arguments are \(size) bytes of JSON; the limit is \(maxArgumentsBytes) (1 MiB): pass a reference to large data instead",
                 field: "arguments")
+        }
+        if let trace = job.traceContext {
+            let traceSize = trace.reduce(0) { $0 + $1.key.utf8.count + $1.value.utf8.count }
+            guard traceSize <= maxTraceContextBytes else {
+                throw QueueError(
+                    .invalidJob, "the trace context holds \(traceSize) bytes; the limit is \(maxTraceContextBytes) (16 KiB): "
+                        + "carry less baggage", field: "trace_context")
+            }
         }
         guard priorityRange.contains(job.priority) else {
             throw QueueError(

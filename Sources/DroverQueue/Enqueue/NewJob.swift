@@ -24,11 +24,14 @@ public struct NewJob: Sendable, Equatable {
     /// While a live job (scheduled, ready, claimed or blocked) has this key, enqueueing this one
     /// returns that job's id instead of creating another.
     public var uniqueKey: String?
+    /// The enqueuer's trace context, as its instrument injected it (`traceparent`, `tracestate`,
+    /// …): the worker extracts it around the job's `perform`. Nil stores nothing.
+    public var traceContext: [String: String]?
 
     public init(
         _ className: String, arguments: JSON = JSON.emptyObject, queue: String = JobRules.defaultQueue,
         priority: Int = 0, runAt: Date? = nil, maxAttempts: Int = JobRules.defaultMaxAttempts, timeout: Duration? = nil,
-        uniqueKey: String? = nil
+        uniqueKey: String? = nil, traceContext: [String: String]? = nil
     ) {
         self.className = className
         self.arguments = arguments
@@ -38,6 +41,7 @@ public struct NewJob: Sendable, Equatable {
         self.maxAttempts = maxAttempts
         self.timeout = timeout
         self.uniqueKey = uniqueKey
+        self.traceContext = traceContext
     }
 
     /// A job that runs `delay` from now.

@@ -17,7 +17,19 @@ public enum DroverSchema {
         Migration(version: 4, name: "claim_all_index_for_star_only", sql: claimAllIndexSQL),
         Migration(version: 5, name: "admission_by_the_store", sql: admissionByTheStoreSQL),
         Migration(version: 6, name: "metrics", sql: metricsSQL),
+        Migration(version: 7, name: "trace_context", sql: traceContextSQL),
     ]
+
+    /// Migration 7: the trace context the Swift API's enqueue injects (a JSON object of strings:
+    /// `traceparent`, `tracestate`, …), which the worker extracts around the job's `perform`. NULL
+    /// for a job enqueued without one (the SQL functions, the CLI, an app with no instrument). A
+    /// column without a default: adding it rewrites nothing.
+    static let traceContextSQL = """
+        ALTER TABLE jobs ADD COLUMN trace_context jsonb
+            CONSTRAINT jobs_trace_context_object CHECK (trace_context IS NULL OR jsonb_typeof(trace_context) = 'object');
+        COMMENT ON COLUMN jobs.trace_context IS
+            'The enqueuer''s trace context (swift-distributed-tracing, injected at enqueue), restored around perform; NULL without one.';
+        """
 
     /// Migration 5: concurrency admission is the store's (``Admission``, in Swift, the same on
     /// every backend). A job with a concurrency key that a SQL caller enqueues (`enqueue`,

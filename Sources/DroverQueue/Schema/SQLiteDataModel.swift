@@ -12,7 +12,14 @@ extension DroverSchema {
         Migration(version: 1, name: "data_model", sql: sqliteDataModelSQL),
         Migration(version: 2, name: "unique_ids_and_fixed_width_times", sql: sqliteRebuildSQL),
         Migration(version: 3, name: "metrics", sql: sqliteMetricsSQL),
+        Migration(version: 4, name: "trace_context", sql: sqliteTraceContextSQL),
     ]
+
+    /// Migration 4: the trace context, as PostgreSQL's migration 7 (a JSON object, as text).
+    static let sqliteTraceContextSQL = """
+        ALTER TABLE {schema}.jobs ADD COLUMN trace_context TEXT
+            CHECK (trace_context IS NULL OR (json_valid(trace_context) AND json_type(trace_context) = 'object'));
+        """
 
     /// The current time as text in PostgreSQL's timestamptz format, for SQLite defaults
     /// (migration 1: milliseconds).

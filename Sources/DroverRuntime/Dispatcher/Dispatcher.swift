@@ -148,8 +148,11 @@ final class Dispatcher<Driver: RuntimeDriver> {
 
 /// The entry point of a child process (`drover _child`): reads the spec its supervisor gave it
 /// (``ChildSpec/read()``) and runs the worker, dispatcher, scheduler or service it describes
-/// (`services`: the web dashboard, which lives above the runtime). Returns the exit status.
-public func runChildProcess(extraHandlers: JobHandlers = JobHandlers(), services: [ProcessKind: ChildServiceFactory] = [:]) -> Int32 {
+/// (`services`: the web dashboard, which lives above the runtime; `jobServices`: the app's
+/// services, which only a worker builds). Returns the exit status.
+public func runChildProcess(
+    extraHandlers: JobHandlers = JobHandlers(), services: [ProcessKind: ChildServiceFactory] = [:], jobServices: ServicesSetup? = nil
+) -> Int32 {
     let spec: ChildSpec
     do {
         spec = try ChildSpec.read()
@@ -160,13 +163,13 @@ public func runChildProcess(extraHandlers: JobHandlers = JobHandlers(), services
     // A command that closes its stdin early must not kill its worker with SIGPIPE: writes get EPIPE.
     signal(SIGPIPE, SIG_IGN)
     if DatabaseLocation.sqlitePath(spec.databaseURL) != nil {
-        return runChild(SQLiteDriver.self, spec: spec, extraHandlers: extraHandlers, services: services)
+        return runChild(SQLiteDriver.self, spec: spec, extraHandlers: extraHandlers, services: services, jobServices: jobServices)
     }
-    return runChild(PostgresDriver.self, spec: spec, extraHandlers: extraHandlers, services: services)
+    return runChild(PostgresDriver.self, spec: spec, extraHandlers: extraHandlers, services: services, jobServices: jobServices)
 }
 
 private func runChild<Driver: RuntimeDriver>(
-    _: Driver.Type, spec: ChildSpec, extraHandlers: JobHandlers, services: [ProcessKind: ChildServiceFactory]
+    _: Driver.Type, spec: ChildSpec, extraHandlers: JobHandlers, services: [ProcessKind: ChildServiceFactory], jobServices setup: ServicesSetup?
 ) -> Int32 {
     do {
         let runtime = try ChildRuntime<Driver>(spec: spec)
@@ -174,7 +177,24 @@ private func runChild<Driver: RuntimeDriver>(
         case .worker:
             var handlers = spec.testHandlers ? JobHandlers.builtInTestHandlers : JobHandlers()
             handlers.merge(extraHandlers)
-            return try Worker(runtime: runtime, handlers: handlers).run()
+            // Only a worker builds the app's services: its dispatcher and scheduler run no job.
+            guard case .ready(let appServices) = try WorkerServices.start(setup, runtime: runtime) else {
+                runtime.log.info("stopped before the services were ready")
+                return ExitStatus.ok.rawValue
+            }
+            let worker: Worker<Driver>
+            do {
+                worker = try Worker(runtime: runtime, handlers: handlers, services: appServices)
+            } catch {
+                WorkerServices.shutdown(appServices, runtime: runtime)
+                throw error
+            }
+            let status = worker.run()
+            // Not after losing the lease (it exits at once), nor under a job that still runs.
+            if status != ExitStatus.leaseLost.rawValue && worker.jobsRunning == 0 {
+                WorkerServices.shutdown(appServices, runtime: runtime)
+            }
+            return status
         case .dispatcher:
             return try Dispatcher(runtime: runtime).run()
         case .scheduler:

@@ -209,7 +209,8 @@ enum ChildProcess {
     /// again after its restart backoff (``ExitStatus/transient``).
     static func startFailureStatus(_ error: any Error) -> ExitStatus {
         switch error {
-        case is TransientFailure: .transient
+        // The app's services setup (a database not up yet): the app's own code, retried.
+        case is TransientFailure, is WorkerServices.SetupFailed: .transient
         case is ValidationFailure, is ConfigurationError, is QueueError: .config
         default: .transient
         }

@@ -6,7 +6,7 @@
 /// | status | a child exits with it when | the supervisor |
 /// |---|---|---|
 /// | ``ok`` | it stopped as asked, its jobs finished or given back | replaces it at once, unless stopping |
-/// | ``transient`` | it could not start for a reason that may pass (EMFILE, an NSS lookup) | starts it again after the restart backoff |
+/// | ``transient`` | it could not start for a reason that may pass (EMFILE, an NSS lookup, the app's services setup threw) | starts it again after the restart backoff |
 /// | ``replaceMe`` | its registration was pruned (its jobs were recovered already) | replaces it at once |
 /// | ``leaseLost`` | it could not renew its lease and stopped its jobs (fenced) | releases its remaining jobs as crashed, replaces it after the backoff |
 /// | ``config`` | its part of the configuration cannot work | does not start it again |

@@ -4,7 +4,7 @@ import Foundation
 
 /// Something a child serves beside the runtime's loop, provided by a layer above the runtime:
 /// the web dashboard (`DroverWeb`), which the runtime does not depend on. The supervisor only
-/// spawns `drover _child web`; `drover`'s `_child` hands ``runChildProcess(extraHandlers:services:)``
+/// spawns `drover _child web`; `drover`'s `_child` hands ``runChildProcess(extraHandlers:services:jobServices:)``
 /// the factory that makes it.
 ///
 /// ```swift

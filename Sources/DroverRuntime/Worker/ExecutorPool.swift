@@ -33,9 +33,12 @@ final class ExecutorPool: @unchecked Sendable {
     private let handlers: JobHandlers
     private let wakeup: Wakeup
     private let log: Log
+    /// The app's services, built once for this worker (`Drover.main(jobs:services:)`).
+    private let services: (any Sendable)?
 
-    init(threads: Int, handlers: JobHandlers, wakeup: Wakeup, log: Log) {
+    init(threads: Int, handlers: JobHandlers, services: (any Sendable)? = nil, wakeup: Wakeup, log: Log) {
         self.handlers = handlers
+        self.services = services
         self.wakeup = wakeup
         self.log = log
         for index in 0..<threads {
@@ -151,16 +154,7 @@ final class ExecutorPool: @unchecked Sendable {
         }
     }
 
-    private func unknownClass(_ job: ClaimedJob) -> JobResult {
-        let known = handlers.classNames
-        let failure = JobFailure(
-            errorClass: "UnknownJobClass",
-            message: "no handler for class \(job.className); this worker knows "
-                + (known.isEmpty ? "no classes" : known.joined(separator: ", "))
-                + ". Declare it under handlers: in the configuration (or register its Swift Job type), "
-                + "reload, then run drover failed retry \(job.id)")
-        return JobResult(job: job, outcome: .failed(failure, permanent: true))
-    }
+    private func unknownClass(_ job: ClaimedJob) -> JobResult { handlers.unknownClass(job) }
 
     private func run(_ execution: Execution) -> JobResult {
         let job = execution.job
@@ -171,7 +165,7 @@ final class ExecutorPool: @unchecked Sendable {
             result.maxAttempts = handler.maxAttempts
             return result
         case .swift(let handler):
-            var result = SwiftJobRun(handler: handler, execution: execution, log: jobLog).run()
+            var result = SwiftJobRun(handler: handler, execution: execution, log: jobLog, services: services).run()
             result.maxAttempts = handler.maxAttempts
             return result
         case .blocking(let handler):

@@ -29,12 +29,13 @@ extension AsyncJobHandler {
     public var concurrency: Configuration.Concurrency? { nil }
 }
 
-/// What a running Swift job knows about itself.
+/// What a running Swift job knows about itself, and the services of its worker.
 ///
 /// ```swift
 /// func perform(_ context: JobContext) async throws {
 ///     context.logger.info("sending", metadata: ["to": "\(recipient)"])
 ///     // level=info process=worker name=worker-x1y2 pid=812 job=42 class=SendReport queue=mail msg=sending to=ada
+///     let app = try context.services(AppServices.self)   // built once per worker by Drover.main(jobs:services:)
 ///     try context.checkCancellation()
 /// }
 /// ```
@@ -50,9 +51,13 @@ public struct JobContext: Sendable {
     /// Its lines go to the handler the process bootstrapped (``DroverLogHandler``, unless the app
     /// gave its own to `Drover.main(jobs:logHandler:)`).
     public let logger: Logger
-    private let execution: Execution
+    /// The worker's services (`Drover.main(jobs:services:)`), read through ``services(_:)``.
+    private let servicesValue: (any Sendable)?
+    /// The attempt as the worker runs it; nil in a context a test built, whose cancellation is
+    /// its task's.
+    private let execution: Execution?
 
-    init(execution: Execution, log: Log) {
+    init(execution: Execution, log: Log, services: (any Sendable)?) {
         let job = execution.job
         jobID = job.id
         attempt = job.attempt
@@ -60,18 +65,55 @@ public struct JobContext: Sendable {
         queue = job.queue
         className = job.className
         logger = log.logger
+        servicesValue = services
         self.execution = execution
+    }
+
+    /// A context with no worker behind it, for a test that calls a job's `perform` directly: the
+    /// `DroverTesting` library's `JobContext(jobID:…)` is the public way.
+    package init(
+        standalone jobID: Int, attempt: Int, maxAttempts: Int, queue: String, className: String, logger: Logger, services: (any Sendable)?
+    ) {
+        self.jobID = jobID
+        self.attempt = attempt
+        self.maxAttempts = maxAttempts
+        self.queue = queue
+        self.className = className
+        self.logger = logger
+        servicesValue = services
+        execution = nil
     }
 
     /// The job's log as Drover's own `Log` (fields as ordered pairs); the same lines as ``logger``.
     @available(*, deprecated, message: "use logger, a swift-log Logger: context.logger.info(\"sent\", metadata: [\"to\": \"\\(address)\"])")
     public var log: Log { Log(logger: logger) }
 
+    /// The services its worker built at start (`Drover.main(jobs:services:)`), as `type`: the same
+    /// value for every job the worker runs.
+    ///
+    /// ```swift
+    /// let app = try context.services(AppServices.self)
+    /// try await app.mailer.send(to: address)
+    /// ```
+    ///
+    /// - Throws: ``ServicesError`` naming the type asked for and the type there is (`wrongType`),
+    ///   or saying there are none (`missing`).
+    public func services<Services>(_ type: Services.Type = Services.self) throws(ServicesError) -> Services {
+        guard let value = servicesValue else {
+            throw ServicesError(code: .missing, expected: String(reflecting: type), actual: nil, jobID: jobID, className: className)
+        }
+        guard let services = value as? Services else {
+            throw ServicesError(code: .wrongType, expected: String(reflecting: type), actual: String(reflecting: Swift.type(of: value)),
+                                jobID: jobID, className: className)
+        }
+        return services
+    }
+
     /// Whether the job was asked to stop (timeout or `drover jobs cancel`); the task is cancelled too.
-    public var isCancelled: Bool { execution.stopReason != nil || Task.isCancelled }
+    public var isCancelled: Bool { execution?.stopReason != nil || Task.isCancelled }
 
     /// Why the job was asked to stop, if it was.
-    public var stopReason: StopReason? { execution.stopReason }
+    public var stopReason: StopReason? { execution?.stopReason }
 
     /// Throws `CancellationError` once the job was asked to stop.
     public func checkCancellation() throws {
@@ -111,6 +153,18 @@ public struct JobHandlers: Sendable {
     }
 
     func entry(for className: String) -> Entry? { entries[className] }
+
+    /// A job of a class no handler knows fails at once, saying which classes there are.
+    func unknownClass(_ job: ClaimedJob) -> JobResult {
+        let known = classNames
+        let failure = JobFailure(
+            errorClass: "UnknownJobClass",
+            message: "no handler for class \(job.className); this worker knows "
+                + (known.isEmpty ? "no classes" : known.joined(separator: ", "))
+                + ". Declare it under handlers: in the configuration (or register its Swift Job type), "
+                + "reload, then run drover failed retry \(job.id)")
+        return JobResult(job: job, outcome: .failed(failure, permanent: true))
+    }
 
     /// Every class this worker can run, sorted.
     public var classNames: [String] { entries.keys.sorted() }

@@ -11,11 +11,13 @@ struct SwiftJobRun {
     let handler: any AsyncJobHandler
     let execution: Execution
     let log: Log
+    /// The worker's services, handed to the job through its context.
+    let services: (any Sendable)?
 
     func run() -> JobResult {
         let executor = ThreadTaskExecutor()
         let outcome = Mutex<Result<Void, any Error>?>(nil)
-        let context = JobContext(execution: execution, log: log)
+        let context = JobContext(execution: execution, log: log, services: services)
         let job = execution.job
         let handler = self.handler
         let task = Task(executorPreference: executor) {

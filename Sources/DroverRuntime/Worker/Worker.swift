@@ -39,7 +39,7 @@ final class Worker<Driver: RuntimeDriver> {
     private var failedTurns = 0
     private var log: Log { runtime.log }
 
-    init(runtime: ChildRuntime<Driver>, handlers: JobHandlers) throws {
+    init(runtime: ChildRuntime<Driver>, handlers: JobHandlers, services: (any Sendable)? = nil) throws {
         guard let part = runtime.spec.worker else { throw ValidationFailure("a worker's spec has no worker part") }
         self.runtime = runtime
         queues = try QueueSelection(part.queues)
@@ -55,10 +55,13 @@ final class Worker<Driver: RuntimeDriver> {
                 throw ValidationFailure(error.description)
             }
         }
-        pool = ExecutorPool(threads: part.threads, handlers: handlers, wakeup: wakeup, log: runtime.log)
+        pool = ExecutorPool(threads: part.threads, handlers: handlers, services: services, wakeup: wakeup, log: runtime.log)
         runtime.runningJobs = { [pool] in pool.busy }
         wakeSource = try runtime.store.driver.wakeSource(of: runtime.store, session: runtime.session, url: runtime.spec.databaseURL, queues: queues)
     }
+
+    /// Jobs still running (after ``run()``: a job it gave up on, or one a lost lease left).
+    var jobsRunning: Int { pool.busy }
 
     /// What the heartbeat publishes in `processes.metadata`; the supervisor sums it for STATUS.
     private struct Metadata: Encodable {
@@ -462,7 +465,7 @@ extension JobResult.Outcome {
 
 extension QueueSelection {
     /// Whether this selection takes jobs from `queue`.
-    func matches(_ queue: String) -> Bool {
+    package func matches(_ queue: String) -> Bool {
         patterns.contains { pattern in
             switch pattern {
             case .exact(let name): return name == queue

@@ -3,7 +3,7 @@ import DroverRuntime
 import Foundation
 
 /// The supervisor's web child: ``WebServer`` made from the child's spec, for
-/// ``runChildProcess(extraHandlers:services:)``.
+/// ``runChildProcess(extraHandlers:services:jobServices:)``.
 ///
 /// ```swift
 /// exit(runChildProcess(services: WebChild.services))

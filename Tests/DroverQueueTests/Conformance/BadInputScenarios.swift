@@ -44,6 +44,9 @@ struct BadInputScenarios {
         ("enqueue: arguments over 1 MiB", { s, _ in _ = try s.enqueue(NewJob("A", arguments: oversized)) }),
         ("enqueue: arguments that are a number", { s, _ in _ = try s.enqueue(NewJob("A", arguments: .object("42"))) }),
         ("enqueue: an empty unique key", { s, _ in _ = try s.enqueue(NewJob("A", uniqueKey: "")) }),
+        ("enqueue: a trace context over 16 KiB", { s, _ in
+            _ = try s.enqueue(NewJob("A", traceContext: ["baggage": String(repeating: "b", count: JobRules.maxTraceContextBytes)]))
+        }),
         ("enqueue: the third job of a batch is bad", { s, _ in
             _ = try s.enqueue([NewJob("A"), NewJob("B", uniqueKey: "u"), NewJob("C", priority: 99_999)])
         }),

@@ -53,6 +53,38 @@ struct EnqueueScenarios {
         }
     }
 
+    @Test("a job's trace context is stored at enqueue and comes back with its claim, by every way of inserting", arguments: Backend.allCases)
+    func traceContext(_ backend: Backend) throws {
+        try backend.withStore { s in
+            let trace = ["traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "tracestate": "congo=t61rcWkgMzE", "x-quote": #"a"b\c/d"#]
+            let batch = try s.enqueue([NewJob("Traced", traceContext: trace), NewJob("Plain"), NewJob("Empty", traceContext: [:])])
+            let unique = try s.enqueue(NewJob("Traced", uniqueKey: "u1", traceContext: ["traceparent": "unique"]))
+            let later = try s.enqueue(NewJob("Traced", runAt: s.currentTime().addingTimeInterval(-1), traceContext: ["traceparent": "later"]))
+            let stored = try s.sql("SELECT id, trace_context FROM \(s.table("jobs")) ORDER BY id").map {
+                (try $0.decode("id", as: Int.self), try $0.decode("trace_context", as: JSON?.self)?.decode([String: String].self))
+            }
+            #expect(stored.map(\.0) == batch + [unique, later])
+            #expect(stored.map(\.1) == [trace, nil, nil, ["traceparent": "unique"], ["traceparent": "later"]], "an empty context stores nothing")
+            let claimed = Dictionary(uniqueKeysWithValues: try s.claim().map { ($0.id, $0.traceContext) })
+            #expect(claimed[batch[0]] == trace && claimed[batch[1]]! == nil && claimed[batch[2]]! == nil)
+            #expect(claimed[unique] == ["traceparent": "unique"] && claimed[later] == ["traceparent": "later"])
+
+            // A retry keeps it; something stored by other means that is not an object of strings
+            // is ignored by the claim, which never fails over it.
+            try s.fail(batch[0], error: JobFailure(errorClass: "E", message: "again"))
+            try s.sql("UPDATE \(s.table("scheduled_executions")) SET scheduled_at = \(s.currentTime().addingTimeInterval(-1))")
+            try s.dispatchDue()
+            #expect(try s.claim().map(\.traceContext) == [trace])
+            let odd = try s.enqueue(NewJob("Odd"))
+            try s.sql("UPDATE \(s.table("jobs")) SET trace_context = \(JSON.object(#"{"depth": 1}"#)) WHERE id = \(odd)")
+            let oddClaim = try s.claim()
+            #expect(oddClaim.map(\.id) == [odd] && oddClaim[0].traceContext == nil)
+            #expect(throws: DatabaseError.self, "the column holds objects only") {
+                try s.sql("UPDATE \(s.table("jobs")) SET trace_context = \(JSON.object("[1]")) WHERE id = \(odd)")
+            }
+        }
+    }
+
     @Test("enqueue inside the caller's transaction rolls back with it, and commits with it", arguments: Backend.allCases)
     func followsCallerTransaction(_ backend: Backend) throws {
         struct Abort: Error {}

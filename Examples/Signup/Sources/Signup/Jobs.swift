@@ -1,5 +1,6 @@
 import Drover
 import Foundation
+import Tracing
 
 /// Welcomes a new user: here, by writing the message into an outbox directory.
 struct SendWelcomeEmail: Job {
@@ -10,11 +11,14 @@ struct SendWelcomeEmail: Job {
     var address: String
 
     func perform(_ context: JobContext) async throws {
-        context.logger.info("sending a welcome email", metadata: ["user": "\(userID)", "attempt": "\(context.attempt)"])
+        // The request that signed the user up, restored from the job (RequestID.swift).
+        let request = ServiceContext.current?.requestID ?? "-"
+        context.logger.info("sending a welcome email", metadata: ["user": "\(userID)", "attempt": "\(context.attempt)", "request": "\(request)"])
         try context.checkCancellation()
-        let outbox = ProcessInfo.processInfo.environment["SIGNUP_OUTBOX"] ?? FileManager.default.temporaryDirectory.path
-        let message = "To: \(address)\nSubject: Welcome!\n\nHello user \(userID), and welcome.\n"
-        try message.write(toFile: "\(outbox)/welcome-\(userID).eml", atomically: true, encoding: .utf8)
+        // The worker's mailer, built once when it started (main.swift).
+        let mailer = try context.services(Mailer.self)
+        try mailer.send(to: address, name: "welcome-\(userID).eml", body: "Subject: Welcome!\n\nHello user \(userID), and welcome.\n",
+                        job: context.jobID)
     }
 }
 

@@ -1,5 +1,9 @@
 import Drover
 import Foundation
+import Tracing
+
+// First thing, in every process (the workers run main again): the app's instrument.
+InstrumentationSystem.bootstrap(RequestIDInstrument())
 
 // `signup register EMAIL [--rollback]` is the app's own work: it adds a user and enqueues the
 // welcome email in the same transaction, so that the email goes out if and only if the user exists.
@@ -20,7 +24,9 @@ var logHandler: (@Sendable (String) -> any LogHandler)?
 if ProcessInfo.processInfo.environment["SIGNUP_LOG"] == "json" {
     logHandler = { label in JSONLogHandler(label: label) }
 }
-Drover.main(jobs: [SendWelcomeEmail.self, GenerateReport.self], logHandler: logHandler)
+// Each worker process builds one Mailer when it starts; its jobs share it, and it is shut down
+// when the worker stops.
+Drover.main(jobs: [SendWelcomeEmail.self, GenerateReport.self], services: { try await Mailer() }, logHandler: logHandler)
 
 struct RolledBack: Error, CustomStringConvertible {
     var description: String { "rolled back, as asked: no user, no email" }
@@ -28,8 +34,15 @@ struct RolledBack: Error, CustomStringConvertible {
 
 func register(arguments: [String]) throws {
     guard let address = arguments.first else {
-        throw ValidationFailure("usage: signup register EMAIL [--rollback] [--schema NAME]")
+        throw ValidationFailure("usage: signup register EMAIL [--rollback] [--schema NAME] [--request-id ID]")
     }
+    // As a web handler would: the request's id is the current context's, and the job carries it.
+    var context = ServiceContext.topLevel
+    context.requestID = arguments.firstIndex(of: "--request-id").map { arguments[$0 + 1] }
+    try ServiceContext.withValue(context) { try register(address: address, arguments: arguments) }
+}
+
+func register(address: String, arguments: [String]) throws {
     let rollback = arguments.contains("--rollback")
     let schema = arguments.firstIndex(of: "--schema").map { arguments[$0 + 1] } ?? "drover"
     let url = ProcessInfo.processInfo.environment["DROVER_DATABASE_URL"] ?? ""

@@ -1,0 +1,112 @@
+import Drover
+import DroverQueue
+import DroverTestSupport
+import DroverTesting
+import Foundation
+import Synchronization
+
+/// An app's services, as a test gives them to its jobs: what the jobs did, in order.
+final class Ledger: Sendable {
+    private let entries = Mutex<[String]>([])
+    func record(_ entry: String) { entries.withLock { $0.append(entry) } }
+    var all: [String] { entries.withLock { $0 } }
+}
+
+/// Services of another type, for the errors.
+struct OtherServices: Sendable {}
+
+struct Charge: Job {
+    static let queue = "billing"
+    var account: String
+    var cents: Int
+    func perform(_ context: JobContext) async throws {
+        try context.services(Ledger.self).record("charge \(account) \(cents) job \(context.jobID) attempt \(context.attempt)")
+    }
+}
+
+/// Fails until its attempt `succeedOn`.
+struct Flaky: Job {
+    static let maxAttempts = 4
+    struct Declined: Error, CustomStringConvertible {
+        let attempt: Int
+        var description: String { "declined on attempt \(attempt)" }
+    }
+    var succeedOn: Int
+    func perform(_ context: JobContext) async throws {
+        try context.services(Ledger.self).record("flaky \(context.attempt)")
+        if context.attempt < succeedOn { throw Declined(attempt: context.attempt) }
+    }
+}
+
+struct Refund: Job {
+    func perform(_ context: JobContext) async throws {
+        throw PermanentJobFailure("the account is closed")
+    }
+}
+
+/// Runs past its timeout, and stops once cancelled.
+struct Slow: Job {
+    static let timeout: Duration? = .seconds(1)
+    func perform(_ context: JobContext) async throws {
+        try await Task.sleep(for: .seconds(3600))
+    }
+}
+
+/// Waits until its context says it was cancelled.
+struct Patient: Job {
+    func perform(_ context: JobContext) async throws {
+        while !context.isCancelled { try? await Task.sleep(for: .milliseconds(5)) }
+        throw CancellationError()
+    }
+}
+
+/// The stores a drain runs on: a temporary SQLite file, and a PostgreSQL schema of its own.
+enum Backend: String, CaseIterable, CustomStringConvertible, Sendable {
+    case sqlite, postgresql
+    var description: String { rawValue }
+
+    /// A fresh, migrated queue of this backend.
+    func withQueue<R>(_ body: (TestQueue) async throws -> R) async throws -> R {
+        switch self {
+        case .sqlite:
+            let database = try TemporaryJobDatabase()
+            return try await body(TestQueue(url: database.url, schema: DroverSchema.defaultName,
+                                             enqueue: { try database.connection.enqueue($0, runIn: $1) }, job: { try database.job($0) }))
+        case .postgresql:
+            let url = try TestDatabase.url()
+            let schema = TestDatabase.uniqueSchemaName()
+            let (store, db) = try PostgresDriver.open(url: url, options: StoreOptions(schema: schema, migrating: .always))
+            defer { _ = try? db.execute("DROP SCHEMA IF EXISTS \(SQLIdentifier(schema)) CASCADE") }
+            return try await body(TestQueue(url: url, schema: schema, enqueue: { try db.enqueue($0, runIn: $1, schema: schema) },
+                                            job: { try store.job($0, on: db) }))
+        }
+    }
+}
+
+struct TestQueue {
+    let url: String
+    let schema: String
+    /// Enqueues a job through the Swift API, to run now or after a delay.
+    let enqueueOne: (any Job, Duration?) throws -> Int
+    let job: (Int) throws -> JobInfo?
+
+    init(url: String, schema: String, enqueue: @escaping (any Job, Duration?) throws -> Int, job: @escaping (Int) throws -> JobInfo?) {
+        self.url = url
+        self.schema = schema
+        enqueueOne = enqueue
+        self.job = job
+    }
+
+    @discardableResult
+    func enqueue(_ jobs: any Job...) throws -> [Int] { try jobs.map { try enqueueOne($0, nil) } }
+
+    func enqueue(_ job: any Job, in delay: Duration) throws -> Int { try enqueueOne(job, delay) }
+
+    func drain(
+        _ types: [any Job.Type], services: (any Sendable)? = nil, retries: JobDrain.Retries = .immediately,
+        runScheduledJobs: Bool = false
+    ) async throws -> DrainSummary {
+        try await JobDrain(url: url, schema: schema, jobs: types, services: services, retries: retries,
+                           runScheduledJobs: runScheduledJobs).run()
+    }
+}
