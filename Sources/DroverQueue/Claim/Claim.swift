@@ -86,14 +86,16 @@ extension PostgresDriver {
                 RETURNING r.job_id, r.queue_name, r.priority, r.created_at
             ), claimed AS (
                 INSERT INTO \(store.claimed) (job_id, process_id, created_at) SELECT job_id, \(processID), \(now.sql) FROM moved
+            ), taken AS (
+                -- Read once, for the count and for the answer.
+                SELECT \(store.claimedJobColumns), m.job_id, m.created_at AS ready_at
+                FROM moved m JOIN \(store.jobs) j ON j.id = m.job_id
             ), counted AS (
-                \(store.counting(.latency, queue: "m.queue_name", className: "j.class_name",
-                                 seconds: store.seconds(from: "m.created_at", to: now.sql),
-                                 from: "moved m JOIN \(store.jobs) j ON j.id = m.job_id"))
+                \(store.counting(.latency, queue: "t.queue_name", className: "t.class_name",
+                                 seconds: store.seconds(from: "t.ready_at", to: now.sql), from: "taken t"))
             )
-            SELECT \(store.claimedJobColumns)
-            FROM moved m JOIN \(store.jobs) j ON j.id = m.job_id
-            ORDER BY \(ordered(order, by: "m"))
+            SELECT \(store.claimedJobNames) FROM taken t
+            ORDER BY \(ordered(order, by: "t"))
             """
     }
 }

@@ -36,6 +36,11 @@ public struct ClaimedJob: Sendable, Equatable {
 }
 
 extension JobStore {
+    /// The names ``claimedJobColumns`` gives its columns, to select them again from a CTE.
+    var claimedJobNames: SQL {
+        "id, queue_name, class_name, arguments, priority, attempts, max_attempts, crashes, timeout_seconds, created_at, trace_context"
+    }
+
     /// The columns `ClaimedJob(row:)` reads; `j` is the job.
     var claimedJobColumns: SQL {
         """
