@@ -13,7 +13,7 @@ import DroverPersistence
 /// | `retried` | a failed attempt is scheduled again, or a person retries a failed job | fail, `failed retry` |
 /// | `timed_out` | an attempt ends because it ran past its timeout (it then also counts as retried or failed) | fail |
 /// | `cancelled` | a cancellation takes effect: a waiting job is deleted, a running one stops | cancel, fail, release |
-/// | `discarded` | a person discards a failed job | `failed discard` |
+/// | `discarded` | a person discards a failed job, or clears a queue's waiting jobs | `failed discard`, `queues clear` |
 /// | `crash_released` | a claim is released because its process died (a job that reaches its crash limit also counts as failed) | release |
 public enum JobMetric: String, Sendable, CaseIterable {
     case enqueued, latency, duration, failed, retried
