@@ -56,14 +56,7 @@ struct BrowserTests {
             try NewJob("SendMail", arguments: JSON(validating: #"{"to": "bob@example.com"}"#), queue: "mail"),
         ] + (0..<20).map { _ in NewJob("Report", queue: "reports") })
         try waitUntil("the mail jobs failed", timeout: .seconds(60)) { try base.admin.countJobs(JobFilter(state: .failed)) == 2 }
-        var address: String?
-        try waitUntil("the web child serves", timeout: .seconds(30)) {
-            if let line = system.stderrSoFar.split(separator: "\n").last(where: { $0.contains("serving the dashboard") }),
-               let listen = line.range(of: "listen=") {
-                address = String(line[listen.upperBound...].prefix { $0 != " " })
-            }
-            return address != nil
-        }
+        let address = try dashboardAddress(of: system)
         let shots = ProcessInfo.processInfo.environment["DROVER_SCREENSHOT_DIR"].map { $0 + "/\(backend.rawValue)" }
             ?? base.directory.url.appendingPathComponent("screenshots").path
         let browser = Process()

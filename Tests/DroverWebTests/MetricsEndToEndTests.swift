@@ -92,7 +92,7 @@ struct MetricsEndToEndTests {
         Self.expect(scraped.values, expected, "first scrape")
         #expect(scraped.values[#"drover_processes{kind="worker",host="\#(ProcessInfo.processInfo.hostName)"}"#] == 1, "\(scraped.text)")
         #expect(scraped.values.keys.contains { $0.hasPrefix(#"drover_process_heartbeat_age_seconds{kind="web""#) })
-        let (status, output) = try Self.promtool(scraped.text)
+        let (status, output) = try Promtool.check(scraped.text)
         #expect(status == 0, "promtool check metrics: \(output)\n\(scraped.text)")
         // The latency buckets are cumulative and end at the count.
         #expect(scraped.values[#"drover_job_latency_seconds_bucket{queue="fast",class="Ok",le="+Inf"}"#] == 5)
@@ -107,15 +107,7 @@ struct MetricsEndToEndTests {
 
     /// The web child's address, from the line it logs when it serves.
     func webHTTP(_ system: RunningProcess) throws -> HTTP {
-        var address: String?
-        try waitUntil("the web child serves", timeout: .seconds(30)) {
-            if let line = system.stderrSoFar.split(separator: "\n").last(where: { $0.contains("serving the dashboard") }),
-               let listen = line.range(of: "listen=") {
-                address = String(line[listen.upperBound...].prefix { $0 != " " })
-            }
-            return address != nil || !system.isRunning
-        }
-        return HTTP(base: "http://\(try #require(address))")
+        HTTP(base: "http://\(try #require(try dashboardAddress(of: system), "the web child did not serve:\n\(system.stderrSoFar)"))")
     }
 
     /// `/metrics` as text and as series → value.
@@ -135,21 +127,5 @@ struct MetricsEndToEndTests {
             #expect(values[series] == value, "\(when): \(series) is \(values[series].map { "\($0)" } ?? "missing"), not \(value)",
                     sourceLocation: sourceLocation)
         }
-    }
-
-    static func promtool(_ text: String) throws -> (Int32, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/promtool")
-        process.arguments = ["check", "metrics"]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(text.utf8))
-        try input.fileHandleForWriting.close()
-        let printed = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: printed, as: UTF8.self))
     }
 }

@@ -79,6 +79,20 @@ final class TestBase {
     }
 }
 
+/// The address a dashboard (`drover web`, or `drover start`'s web child) serves on, from the line
+/// it logs once it does (port 0 picks a free one); nil if `process` exits first.
+func dashboardAddress(of process: RunningProcess, timeout: Duration = .seconds(30)) throws -> String? {
+    var address: String?
+    try waitUntil("the dashboard serves", timeout: timeout) {
+        if let line = process.stderrSoFar.split(separator: "\n").last(where: { $0.contains("serving the dashboard") }),
+           let listen = line.range(of: "listen=") {
+            address = String(line[listen.upperBound...].prefix { $0 != " " })
+        }
+        return address != nil || !process.isRunning
+    }
+    return address
+}
+
 /// `drover web` in the foreground, its address taken from its log line (port 0 picks a free one).
 final class ForegroundWeb {
     let process: RunningProcess
@@ -87,14 +101,10 @@ final class ForegroundWeb {
 
     init(_ arguments: [String], environment: [String: String?] = [:]) throws {
         process = try DroverBinary.start(["web"] + arguments, environment: environment)
-        let process = self.process
-        try waitUntil("drover web serves", timeout: .seconds(30)) {
-            process.stderrSoFar.contains("msg=\"serving the dashboard\"") || !process.isRunning
+        guard let address = try dashboardAddress(of: process) else {
+            throw HTTPFailure(description: "drover web did not serve:\n\(process.stderrSoFar)")
         }
-        guard let line = process.stderrSoFar.split(separator: "\n").first(where: { $0.contains("serving the dashboard") }),
-              let start = line.range(of: "listen=")
-        else { throw HTTPFailure(description: "drover web did not serve:\n\(process.stderrSoFar)") }
-        address = String(line[start.upperBound...].prefix { $0 != " " })
+        self.address = address
         http = address.hasPrefix("/") ? HTTP(unixSocket: address) : HTTP(base: "http://\(address)")
     }
 

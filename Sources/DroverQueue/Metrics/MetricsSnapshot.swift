@@ -37,8 +37,6 @@ public struct MetricsSnapshot: Sendable {
     public var histograms: [Key: Histogram] = [:]
     public var queues: [QueueInfo] = []
     public var processes: [ProcessSummary] = []
-    /// The database's time when it was read.
-    public var readAt: Date = Date(timeIntervalSince1970: 0)
 
     public init() {}
 
@@ -82,7 +80,6 @@ extension JobStore {
             }
             snapshot.queues = try listQueues(on: database)
             snapshot.processes = try listProcesses(on: database)
-            snapshot.readAt = try time(now(), on: database)
         }
         return snapshot
     }

@@ -1,3 +1,4 @@
+import DroverPersistence
 import DroverQueue
 import DroverRuntime
 import Foundation
@@ -257,13 +258,8 @@ struct JobQuery {
 
 /// What pages share: times, cut text, pretty JSON.
 enum Page {
-    static func time(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss'Z'"
-        return formatter.string(from: date)
-    }
+    /// `2026-12-02 08:00:00Z`.
+    static func time(_ date: Date) -> String { DatabaseTime.utcText(date, separator: " ") }
 
     static func cut(_ text: String, _ length: Int) -> String {
         text.count > length ? String(text.prefix(length)) + "…" : text
@@ -276,6 +272,7 @@ enum Page {
         return String(decoding: data, as: UTF8.self)
     }
 
+    /// `42s`, `3m`, `2h5m`: how long ago, for people.
     static func age(_ seconds: Double) -> String { DurationText.format(.seconds(max(0, seconds.rounded()))) }
 }
 

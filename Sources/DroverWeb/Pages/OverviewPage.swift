@@ -38,7 +38,7 @@ enum OverviewPage {
         return [
             "name": queue.name, "ready": queue.ready, "scheduled": queue.scheduled, "claimed": queue.claimed,
             "blocked": queue.blocked, "failed": queue.failed, "paused": queue.paused,
-            "oldest": queue.oldestReadyAge.map { age(seconds: $0) } ?? "–",
+            "oldest": queue.oldestReadyAge.map { Page.age($0) } ?? "–",
             "verb": verb, "action": "/queues/\(queue.name)/\(verb.lowercased())",
         ]
     }
@@ -46,22 +46,16 @@ enum OverviewPage {
     static func row(_ process: ProcessSummary) -> [String: Any] {
         [
             "kind": process.kind.rawValue, "name": process.name, "hostname": process.hostname, "pid": process.pid,
-            "heartbeat": age(seconds: process.heartbeatAge), "claimed": process.claimedJobs,
+            "heartbeat": Page.age(process.heartbeatAge), "claimed": process.claimedJobs,
             "stale": process.heartbeatAge > 60,
         ]
     }
 
     static func row(_ job: JobInfo) -> [String: Any] {
-        var arguments = job.arguments?.text ?? ""
-        if arguments.count > argumentsShown { arguments = String(arguments.prefix(argumentsShown)) + "…" }
+        let arguments = Page.cut(job.arguments?.text ?? "", argumentsShown)
         return [
             "id": job.id, "className": job.className, "queue": job.queue, "state": job.state.rawValue,
             "attempts": "\(job.attempts)/\(job.maxAttempts)", "arguments": arguments,
         ]
-    }
-
-    /// `42s`, `3m`, `2h5m`: how long ago, for people.
-    static func age(seconds: Double) -> String {
-        DurationText.format(.seconds(max(0, seconds.rounded())))
     }
 }

@@ -49,7 +49,7 @@ struct MetricsExpositionTests {
           arguments: ["postgresql", "sqlite"])
     func promtoolAccepts(_ backend: String) throws {
         let text = try Self.workloadText(backend)
-        let (status, output) = try Self.promtool(text)
+        let (status, output) = try Promtool.check(text)
         #expect(status == 0, "promtool check metrics: \(output)\n\(text)")
         #expect(text.contains("drover_jobs_started_total{"))
         #expect(text.contains(#"host="odd \"host\"\\name""#))
@@ -78,26 +78,5 @@ struct MetricsExpositionTests {
         let (store, db) = try SQLiteDriver.open(url: "sqlite://" + directory.url.appendingPathComponent("d.sqlite3").path,
                                                 options: StoreOptions(migrating: .always))
         return try run(store, db)
-    }
-
-    static func promtool(_ text: String) throws -> (Int32, String) {
-        let path = "/usr/bin/promtool"
-        guard FileManager.default.isExecutableFile(atPath: path) else {
-            Issue.record("promtool is missing: make test installs Debian's prometheus package (scripts/install-deps web)")
-            return (-1, "")
-        }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = ["check", "metrics"]
-        let input = Pipe(), output = Pipe()
-        process.standardInput = input
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        input.fileHandleForWriting.write(Data(text.utf8))
-        try input.fileHandleForWriting.close()
-        let printed = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: printed, as: UTF8.self))
     }
 }
