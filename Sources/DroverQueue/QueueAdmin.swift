@@ -30,6 +30,7 @@ public protocol QueueAdmin {
     func findJobs(_ filter: JobFilter, before: Int?, limit: Int) throws -> JobPage
     func countJobs(_ filter: JobFilter) throws -> Int
     func countJobs(_ filter: JobFilter, upTo cap: Int) throws -> Int
+    func jobWindow(count: Int, from maxID: Int?) throws -> ClosedRange<Int>?
     func apply(_ action: BulkAction, to filter: JobFilter) throws -> BulkOutcome
     func jobDetail(_ id: Int) throws -> JobDetail?
     func enqueueTaskNow(_ key: String) throws -> Int
@@ -73,6 +74,9 @@ public struct BoundQueue<Driver: StoreDriver>: QueueAdmin {
     }
     public func countJobs(_ filter: JobFilter) throws -> Int { try store.countJobs(filter, on: database) }
     public func countJobs(_ filter: JobFilter, upTo cap: Int) throws -> Int { try store.countJobs(filter, upTo: cap, on: database) }
+    public func jobWindow(count: Int, from maxID: Int?) throws -> ClosedRange<Int>? {
+        try store.jobWindow(count: count, from: maxID, on: database)
+    }
     public func apply(_ action: BulkAction, to filter: JobFilter) throws -> BulkOutcome {
         try store.apply(action, to: filter, batchSize: 500, on: database)
     }

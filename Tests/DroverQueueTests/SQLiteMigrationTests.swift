@@ -69,7 +69,7 @@ struct SQLiteMigrationTests {
         try Migrator(schema: "drover", migrations: Array(DroverSchema.sqliteMigrations.prefix(3))).migrate(on: db)
         try db.execute("INSERT INTO drover.jobs (id, queue_name, class_name) VALUES (1, 'default', 'A')")
         try db.execute("INSERT INTO drover.ready_executions (job_id, queue_name) VALUES (1, 'default')")
-        #expect(try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db).applied.map(\.version) == [4])
+        #expect(try Migrator(schema: "drover", migrations: Array(DroverSchema.sqliteMigrations.prefix(4))).migrate(on: db).applied.map(\.version) == [4])
         let store = try SQLiteJobStore()
         let claimed = try store.claim(processID: 1, queues: ["*"], limit: 10, on: db)
         #expect(claimed.map(\.id) == [1] && claimed[0].traceContext == nil)
@@ -93,7 +93,7 @@ struct SQLiteMigrationTests {
             try store.register(kind: .web, name: "web-early", pid: 11, hostname: "h", supervisorID: nil, on: db)
         }
         let report = try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db)
-        #expect(report.applied.map(\.version) == [3, 4])
+        #expect(report.applied.map(\.version) == DroverSchema.sqliteMigrations.map(\.version).filter { $0 >= 3 })
         #expect(try store.listProcesses(on: db).map(\.name).sorted() == ["s", "w1"])
         let web = try store.register(kind: .web, name: "web-1", pid: 12, hostname: "h", supervisorID: 1, on: db)
         #expect(try web.get("id", as: Int.self) == 4, "ids go on after the deleted process 3")

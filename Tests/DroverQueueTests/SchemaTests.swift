@@ -159,7 +159,7 @@ struct TraceContextMigrationTests {
         try TestDatabase.withSchema(migrate: false) { schema, db in
             try Migrator(schema: schema, migrations: Array(DroverSchema.migrations.prefix(6))).migrate(on: db)
             let before = try db.query("SELECT \(SQLIdentifier(schema, "enqueue"))('Old') AS id")[0].decode("id", as: Int.self)
-            let report = try DroverSchema.migrator(schema: schema).migrate(on: db)
+            let report = try Migrator(schema: schema, migrations: Array(DroverSchema.migrations.prefix(7))).migrate(on: db)
             #expect(report.applied.map(\.version) == [7] && report.currentVersion == 7)
             let many = SQLIdentifier(schema, "enqueue_many")
             let after = try db.query(#"SELECT * FROM \#(many)('[{"class": "New"}]')"#)[0].decode(at: 0, as: Int.self)
@@ -172,6 +172,55 @@ struct TraceContextMigrationTests {
     }
 }
 
+@Suite("Migration 9 (SQLite 5): failed jobs counted by queue from an index")
+struct FailedByQueueMigrationTests {
+    /// Three failed jobs on two queues and a ready one, in a store at the version before.
+    static func scene<Driver: StoreDriver>(_ store: JobStore<Driver>, on db: Driver.Database) throws {
+        let ids = try store.enqueue([NewJob("A", queue: "mail"), NewJob("A", queue: "mail"), NewJob("A", queue: "sms"), NewJob("A", queue: "sms")],
+                                    on: db)
+        _ = try store.claim(processID: 1, queues: ["*"], limit: 3, on: db)
+        for id in ids.prefix(3) {
+            _ = try store.fail(id, processID: 1, error: JobFailure(errorClass: "E", message: "m"), permanent: true, on: db)
+        }
+    }
+
+    static func expectCounts(_ queues: [QueueInfo]) {
+        #expect(queues.map(\.name) == ["mail", "sms"])
+        #expect(queues.map(\.failed) == [2, 1] && queues.map(\.ready) == [0, 1], "\(queues)")
+    }
+
+    @Test("PostgreSQL: a schema before migration 9 gets the index over its failed jobs, and queues list counts them")
+    func postgres() throws {
+        try TestDatabase.withSchema(migrate: false) { schema, db in
+            try Migrator(schema: schema, migrations: DroverSchema.migrations.filter { $0.version < 9 }).migrate(on: db)
+            let store = try PostgresJobStore(schema: schema)
+            try Self.scene(store, on: db)
+            #expect(try DroverSchema.migrator(schema: schema).migrate(on: db).applied.map(\.version) == [9])
+            let index = try db.query("SELECT indexdef FROM pg_indexes WHERE schemaname = \(schema) AND indexname = 'jobs_failed_by_queue'")
+            #expect(try index.first?.decode("indexdef", as: String.self).hasSuffix("(queue_name) WHERE (failed_at IS NOT NULL)") == true)
+            Self.expectCounts(try store.listQueues(on: db))
+            // A retried job leaves the count, a new failure joins it.
+            _ = try store.retryFailed([1], on: db)
+            #expect(try store.listQueues(on: db).map(\.failed) == [1, 1])
+        }
+    }
+
+    @Test("SQLite: a file before migration 5 gets the same index, and queues list counts its failed jobs")
+    func sqlite() throws {
+        let directory = try TemporaryDirectory("drover-sqlite-upgrade-5")
+        let db = try SQLiteConnection(path: directory.url.appendingPathComponent("drover.sqlite3").path, schema: "drover")
+        try Migrator(schema: "drover", migrations: Array(DroverSchema.sqliteMigrations.prefix(4))).migrate(on: db)
+        let store = try SQLiteJobStore()
+        try Self.scene(store, on: db)
+        #expect(try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db).applied.map(\.version) == [5])
+        let index = try db.query("SELECT sql FROM drover.sqlite_master WHERE type = 'index' AND name = 'jobs_failed_by_queue'")
+        #expect(try index.first?.decode("sql", as: String.self).hasSuffix("(queue_name) WHERE failed_at IS NOT NULL") == true)
+        Self.expectCounts(try store.listQueues(on: db))
+        _ = try store.retryFailed([1], on: db)
+        #expect(try store.listQueues(on: db).map(\.failed) == [1, 1])
+    }
+}
+
 @Suite("The data model on SQLite")
 struct SQLiteSchemaTests {
     @Test("migrating a SQLite file creates the same tables as on PostgreSQL, once, with the same constraints")
@@ -181,7 +230,8 @@ struct SQLiteSchemaTests {
         let db = try SQLiteConnection(path: path, schema: "drover")
         let migrator = try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations)
         let report = try migrator.migrate(on: db)
-        #expect(report.applied.map(\.version) == [1, 2, 3, 4] && report.currentVersion == 4)
+        #expect(report.applied.map(\.version) == DroverSchema.sqliteMigrations.map(\.version)
+                && report.currentVersion == DroverSchema.sqliteMigrations.last?.version)
         #expect(try migrator.migrate(on: SQLiteConnection(path: path, schema: "drover")).applied.isEmpty, "again: nothing to do")
         let tables = Set(try db.query("SELECT name FROM drover.sqlite_master WHERE type = 'table'").map { try $0.decode("name", as: String.self) })
         #expect(tables == SchemaTests.tables.union(["sqlite_sequence"]).subtracting(["metric_events"]),

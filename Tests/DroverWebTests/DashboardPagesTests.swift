@@ -53,6 +53,45 @@ struct DashboardPagesTests {
         }
     }
 
+    @Test("a text search looks at the newest 50,000 jobs, then the next ones down; its count and bulk action keep to them",
+          arguments: Backend.allCases)
+    func textSearchWindow(_ backend: Backend) throws {
+        let base = try TestBase(backend)
+        let needle = { try NewJob("Mail", arguments: JSON(validating: #"{"to": "needle@example.com"}"#), queue: "mail") }
+        // Three old needles, 50,000 jobs of hay, two new needles.
+        let old = try base.admin.enqueue((0..<3).map { _ in try needle() })
+        for _ in 0..<10 { _ = try base.admin.enqueue((0..<5_000).map { _ in NewJob("Hay", queue: "hay") }) }
+        let new = try base.admin.enqueue((0..<2).map { _ in try needle() })
+        let web = try ForegroundWeb(base.arguments + ["--listen", "127.0.0.1:0"])
+        let first = try web.http.get("/jobs?text=needle")
+        #expect(first.status == 200)
+        // The window: the newest 50,000 ids, so the two oldest jobs of hay are below it with the old needles.
+        let bottom = new[1] - 49_999
+        #expect(first.body.contains("<span id=\"search-window\">#\(bottom)–#\(new[1])</span>"), "\(first.body)")
+        #expect(first.body.contains("<span id=\"match-count\">2</span> jobs match"))
+        for id in new { #expect(first.body.contains("<tr data-job=\"\(id)\">")) }
+        for id in old { #expect(!first.body.contains("<tr data-job=\"\(id)\">")) }
+        let link = try #require(first.body.range(of: #"href="(/jobs\?text=needle&amp;max_id=\d+)" *>?"#, options: .regularExpression))
+        let olderPath = String(first.body[link]).components(separatedBy: "\"")[1].replacingOccurrences(of: "&amp;", with: "&")
+        #expect(olderPath == "/jobs?text=needle&max_id=\(bottom - 1)")
+        let older = try web.http.get(olderPath)
+        #expect(older.body.contains("<span id=\"search-window\">#1–#\(bottom - 1)</span>") && older.body.contains("<span id=\"match-count\">3</span>"),
+                "\(older.body)")
+        #expect(!older.body.contains("Search older jobs"), "the first job is in this window")
+        // The bulk action offered is for the window shown: cancelling cancels the two new needles only.
+        let bulk = try #require(first.body.range(of: #"/jobs/bulk\?[^"]*action=cancel"#, options: .regularExpression))
+        let confirm = try web.http.get(String(first.body[bulk]).replacingOccurrences(of: "&amp;", with: "&"))
+        #expect(confirm.body.contains("<span id=\"bulk-count\">2</span>"), "\(confirm.body)")
+        let token = try #require(confirm.csrfToken)
+        let form = "csrf_token=\(token)&text=needle&min_id=\(bottom)&max_id=\(new[1])&action=cancel"
+        #expect(try web.http.post("/jobs/bulk", form: form).status == 303)
+        #expect(try base.admin.countJobs(JobFilter(className: "Mail")) == 3, "the old needles are left")
+        // A window above every job finds none; a bad one says why.
+        #expect(try web.http.get("/jobs?text=needle&min_id=\(new[1] + 1)").body.contains("No jobs."))
+        let bad = try web.http.get("/jobs?text=needle&min_id=9&max_id=3")
+        #expect(bad.body.contains("class=\"error\"") && bad.body.contains("min_id 9 is above max_id 3"), "\(bad.body)")
+    }
+
     @Test("a job's page shows its arguments, error, output and timeline; 404 for none; bad ids 400", arguments: Backend.allCases)
     func jobPage(_ backend: Backend) throws {
         let base = try TestBase(backend)

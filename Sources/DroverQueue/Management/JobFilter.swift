@@ -14,9 +14,16 @@ public struct JobFilter: Sendable, Equatable {
     public var text: String?
     /// Jobs of this concurrency key.
     public var concurrencyKey: String?
+    /// Jobs whose id is at least this.
+    public var minID: Int?
+    /// Jobs whose id is at most this.
+    public var maxID: Int?
 
     public init(state: JobState? = nil, queue: String? = nil, className: String? = nil,
-                enqueuedAfter: Date? = nil, enqueuedBefore: Date? = nil, text: String? = nil, concurrencyKey: String? = nil) {
+                enqueuedAfter: Date? = nil, enqueuedBefore: Date? = nil, text: String? = nil, concurrencyKey: String? = nil,
+                minID: Int? = nil, maxID: Int? = nil) {
+        self.minID = minID
+        self.maxID = maxID
         self.state = state
         self.queue = queue
         self.className = className
@@ -35,6 +42,11 @@ public struct JobPage: Sendable, Equatable {
     public let jobs: [JobInfo]
     /// Pass as `before` for the next page; nil on the last page.
     public let nextBefore: Int?
+
+    public init(jobs: [JobInfo], nextBefore: Int?) {
+        self.jobs = jobs
+        self.nextBefore = nextBefore
+    }
 }
 
 /// What a bulk action did.
@@ -69,6 +81,9 @@ extension JobStore {
         }
         if let className = filter.className { conditions.append("j.class_name = \(className)") }
         if let key = filter.concurrencyKey { conditions.append("j.concurrency_key = \(key)") }
+        try checkIDRange(filter)
+        if let minID = filter.minID { conditions.append("j.id >= \(minID)") }
+        if let maxID = filter.maxID { conditions.append("j.id <= \(maxID)") }
         if let state = filter.state, !(statePassedBy && executions(of: state) != nil) {
             if let table = executions(of: state) {
                 conditions.append("EXISTS (SELECT 1 FROM \(table) x WHERE x.job_id = j.id)")
@@ -88,6 +103,39 @@ extension JobStore {
         return conditions.isEmpty ? SQL("1 = 1") : SQL.joined(conditions, separator: " AND ")
     }
 
+    private func checkIDRange(_ filter: JobFilter) throws {
+        for (field, id) in [("min_id", filter.minID), ("max_id", filter.maxID)] {
+            if let id, id < 1 { throw QueueError(.invalidRequest, "\(field) must be a job id (a whole number from 1), not \(id)", field: field) }
+        }
+        if let minID = filter.minID, let maxID = filter.maxID, minID > maxID {
+            throw QueueError(.invalidRequest, "min_id \(minID) is above max_id \(maxID): no job can match", field: "min_id")
+        }
+    }
+
+    /// The same bounds on a state table's `x.job_id`, so that a walk of it stops at `minID`.
+    private func idBounds(_ filter: JobFilter) -> SQL {
+        var bounds: [SQL] = []
+        if let minID = filter.minID { bounds.append("x.job_id >= \(minID)") }
+        if let maxID = filter.maxID { bounds.append("x.job_id <= \(maxID)") }
+        return bounds.isEmpty ? SQL("1 = 1") : SQL.joined(bounds, separator: " AND ")
+    }
+
+    /// The ids of the `count` newest jobs from `maxID` down (all jobs when nil): the lowest and
+    /// the highest, or nil when there is none. A text search looks at one such window at a time
+    /// (a window of 50,000 takes about 60 ms at a million jobs, where the whole table took a
+    /// second), and offers the next window down.
+    public func jobWindow(count: Int, from maxID: Int? = nil, on database: Driver.Database) throws -> ClosedRange<Int>? {
+        try QueueError.require("window", count, atLeast: 1)
+        let below: SQL = maxID.map { "id <= \($0)" } ?? "1 = 1"
+        guard let top = try database.fetch("SELECT max(id) AS id FROM \(jobs) WHERE \(below)")[0].decode("id", as: Int?.self) else {
+            return nil
+        }
+        let bottom = try database.fetch("""
+            SELECT id FROM \(jobs) WHERE id <= \(top) ORDER BY id DESC LIMIT 1 OFFSET \(count - 1)
+            """).first.map { try $0.decode("id", as: Int.self) }
+        return (bottom ?? 1)...top
+    }
+
     /// Jobs that `filter` matches, newest first, `limit` at a time: keyset pagination by id, so
     /// that every page costs the same however deep it is.
     public func findJobs(_ filter: JobFilter, before: Int? = nil, limit: Int = 50, on database: Driver.Database) throws -> JobPage {
@@ -103,7 +151,8 @@ extension JobStore {
             while rows.count <= limit {
                 let bound: SQL = cursor.map { "x.job_id < \($0)" } ?? "1 = 1"
                 let ids = try database.ids(
-                    "SELECT x.job_id FROM \(table) x WHERE \(bound) ORDER BY x.job_id DESC LIMIT \(chunk)", column: "job_id")
+                    "SELECT x.job_id FROM \(table) x WHERE \(bound) AND \(idBounds(filter)) ORDER BY x.job_id DESC LIMIT \(chunk)",
+                    column: "job_id")
                 guard let last = ids.last else { break }
                 rows += try database.fetch("""
                     SELECT \(jobInfoColumns(withArguments: false)) FROM \(jobs) j
@@ -115,9 +164,14 @@ extension JobStore {
         } else {
             let where_ = try conditions(filter)
             let cursor: SQL = before.map { "j.id < \($0)" } ?? "1 = 1"
+            // The page's rows first, then their states: with the LIMIT in a subquery, each state
+            // is looked up by id for the page's rows. Written flat, PostgreSQL planned the lookups
+            // for every job of the table and hashed all of ready_executions instead (58 ms for the
+            // 20 newest of a million jobs, against 1 ms).
             rows = try database.fetch("""
-                SELECT \(jobInfoColumns(withArguments: false)) FROM \(jobs) j
-                WHERE \(cursor) AND \(where_) ORDER BY j.id DESC LIMIT \(limit + 1)
+                SELECT \(jobInfoColumns(withArguments: false))
+                FROM (SELECT * FROM \(jobs) j WHERE \(cursor) AND \(where_) ORDER BY j.id DESC LIMIT \(limit + 1)) j
+                ORDER BY j.id DESC
                 """).map(JobInfo.init(row:))
         }
         let page = Array(rows.prefix(limit))
@@ -127,13 +181,16 @@ extension JobStore {
     /// How many jobs `filter` matches (what a bulk action would be asked to change); with
     /// `upTo`, counting stops there (a listing says "more than" rather than count a million rows).
     public func countJobs(_ filter: JobFilter, upTo cap: Int? = nil, on database: Driver.Database) throws -> Int {
+        try checkIDRange(filter)
         let source: SQL
         if let state = filter.state, let table = executions(of: state) {
             var only = filter
             only.state = nil
+            only.minID = nil
+            only.maxID = nil
             source = only == JobFilter()
-                ? "\(table) x"  // the state alone: its own table, no job looked at
-                : "\(table) x JOIN \(jobs) j ON j.id = x.job_id WHERE \(try conditions(filter, statePassedBy: true))"
+                ? "\(table) x WHERE \(idBounds(filter))"  // the state alone: its own table, no job looked at
+                : "\(table) x JOIN \(jobs) j ON j.id = x.job_id WHERE \(idBounds(filter)) AND \(try conditions(filter, statePassedBy: true))"
         } else {
             source = "\(jobs) j WHERE \(try conditions(filter))"
         }

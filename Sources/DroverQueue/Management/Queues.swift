@@ -40,9 +40,10 @@ public struct QueueInfo: Sendable, Equatable {
 }
 
 extension JobStore {
-    /// Every queue that has jobs (not finished) or is paused, by name. A claimed or failed job's
-    /// queue is looked up job by job (its primary key): a join would read all of `jobs`, a million
-    /// finished rows included, to find twenty thousand failed ones.
+    /// Every queue that has jobs (not finished) or is paused, by name. A claimed job's queue is
+    /// looked up job by job (its primary key: a join would read all of `jobs`, a million finished
+    /// rows included); failed jobs are counted from the index of failed jobs by queue (migration 9,
+    /// SQLite's 5), since a job has `failed_at` exactly while it is failed.
     public func listQueues(on database: Driver.Database) throws -> [QueueInfo] {
         let now = self.now()
         let rows = try database.fetch("""
@@ -51,8 +52,7 @@ extension JobStore {
             UNION ALL SELECT queue_name, 'blocked', count(*), NULL FROM \(blocked) GROUP BY queue_name
             UNION ALL SELECT q, 'claimed', count(*), NULL
                       FROM (SELECT (SELECT j.queue_name FROM \(jobs) j WHERE j.id = c.job_id) AS q FROM \(claimed) c) c GROUP BY q
-            UNION ALL SELECT q, 'failed', count(*), NULL
-                      FROM (SELECT (SELECT j.queue_name FROM \(jobs) j WHERE j.id = f.job_id) AS q FROM \(failed) f) f GROUP BY q
+            UNION ALL SELECT queue_name, 'failed', count(*), NULL FROM \(jobs) WHERE failed_at IS NOT NULL GROUP BY queue_name
             UNION ALL SELECT queue_name, 'paused', 0, NULL FROM \(pauses)
             """)
         return try QueueInfo.collect(rows, now: try time(now, on: database))

@@ -18,7 +18,18 @@ public enum DroverSchema {
         Migration(version: 5, name: "admission_by_the_store", sql: admissionByTheStoreSQL),
         Migration(version: 6, name: "metrics", sql: metricsSQL),
         Migration(version: 7, name: "trace_context", sql: traceContextSQL),
+        Migration(version: 9, name: "failed_jobs_by_queue", sql: failedByQueueSQL),
     ]
+
+    /// Migration 9: the failed jobs of each queue, for `drover queues`, the dashboard and
+    /// `/metrics`, which looked each failed job's queue up by id (20,000 lookups, about 35 ms, at
+    /// a million jobs). A job has `failed_at` exactly while it has a `failed_executions` row, so
+    /// the index holds the failed jobs only and costs nothing to enqueueing, claiming or
+    /// finishing. Building it reads `jobs` once while it holds writes back (about a second a
+    /// million jobs).
+    static let failedByQueueSQL = """
+        CREATE INDEX jobs_failed_by_queue ON jobs (queue_name) WHERE failed_at IS NOT NULL;
+        """
 
     /// Migration 7: the trace context the Swift API's enqueue injects (a JSON object of strings:
     /// `traceparent`, `tracestate`, …), which the worker extracts around the job's `perform`. NULL

@@ -13,7 +13,13 @@ extension DroverSchema {
         Migration(version: 2, name: "unique_ids_and_fixed_width_times", sql: sqliteRebuildSQL),
         Migration(version: 3, name: "metrics", sql: sqliteMetricsSQL),
         Migration(version: 4, name: "trace_context", sql: sqliteTraceContextSQL),
+        Migration(version: 5, name: "failed_jobs_by_queue", sql: sqliteFailedByQueueSQL),
     ]
+
+    /// Migration 5: the failed jobs of each queue, as PostgreSQL's migration 9.
+    static let sqliteFailedByQueueSQL = """
+        CREATE INDEX {schema}.jobs_failed_by_queue ON jobs (queue_name) WHERE failed_at IS NOT NULL;
+        """
 
     /// Migration 4: the trace context, as PostgreSQL's migration 7 (a JSON object, as text).
     static let sqliteTraceContextSQL = """

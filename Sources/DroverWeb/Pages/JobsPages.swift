@@ -12,6 +12,9 @@ enum JobsPages {
     /// The listing counts its matches up to this many (the bulk page counts them all).
     static let countCap = 10_000
     static let argumentsShown = 160
+    /// A text search looks at this many jobs at a time, newest first, and links to the next ones
+    /// down: about 60 ms at a million jobs on 2 cores, where searching them all took a second.
+    static let searchWindow = 50_000
 
     static let routes: [WebRoute] = [
         .page("/jobs") { context in
@@ -20,10 +23,24 @@ enum JobsPages {
                 return context.render("jobs", title: "Jobs", query.formValues + ["error": query.problem ?? "", "hasError": true])
             }
             let before = query.before
-            let result: Result<(JobPage, Int?), any Error> = await Result {
+            // A text search without a window of ids is given the newest one (from max_id, if set).
+            let searching = filter.text != nil && filter.minID == nil
+            let result: Result<(JobPage, Int?, ClosedRange<Int>?), any Error> = await Result {
                 try await context.store.read { admin in
-                    (try admin.findJobs(filter, before: before, limit: pageSize),
-                     before == nil ? try admin.countJobs(filter, upTo: countCap + 1) : nil)
+                    var filter = filter
+                    var window: ClosedRange<Int>?
+                    if searching {
+                        guard let found = try admin.jobWindow(count: searchWindow, from: filter.maxID) else {
+                            return (JobPage(jobs: [], nextBefore: nil), 0, nil)
+                        }
+                        (filter.minID, filter.maxID, window) = (found.lowerBound, found.upperBound, found)
+                    }
+                    let page = try admin.findJobs(filter, before: before, limit: pageSize)
+                    // A first page that is also the last holds every match: no count to run (a
+                    // rare text would otherwise be looked for through the window twice).
+                    let count = before != nil ? nil
+                        : page.nextBefore == nil ? page.jobs.count : try admin.countJobs(filter, upTo: countCap + 1)
+                    return (page, count, window)
                 }
             }
             switch result {
@@ -31,8 +48,19 @@ enum JobsPages {
                 return context.render("jobs", title: "Jobs", query.formValues + ["error": error.message, "hasError": true])
             case .failure(let error):
                 throw error
-            case .success(let (page, count)):
+            case .success(let (page, count, window)):
+                var query = query
                 var values = query.formValues
+                if let window {
+                    // Links (the next page, the bulk actions) keep to the window searched.
+                    let unbounded = query.fields.filter { $0.0 != "min_id" && $0.0 != "max_id" }
+                    query.fields = unbounded + [("min_id", String(window.lowerBound)), ("max_id", String(window.upperBound))]
+                    values["window"] = "#\(window.lowerBound)–#\(window.upperBound)"
+                    values["searchWindow"] = searchWindow.formatted()
+                    if window.lowerBound > 1 {
+                        values["olderWindow"] = "/jobs?" + JobQuery.encode(unbounded + [("max_id", String(window.lowerBound - 1))])
+                    }
+                }
                 values["jobs"] = page.jobs.map(row)
                 values["hasJobs"] = !page.jobs.isEmpty
                 values["count"] = count.map { $0 > countCap ? "More than 10,000" : String($0) } ?? ""
@@ -156,7 +184,7 @@ struct JobQuery {
     var action: BulkAction?
     var notice: String?
 
-    static let names = ["state", "queue", "class", "text", "after", "before", "key"]
+    static let names = ["state", "queue", "class", "text", "after", "before", "key", "min_id", "max_id"]
 
     init(_ parameters: Parameters) {
         var values: [String: String] = [:]
@@ -185,6 +213,11 @@ struct JobQuery {
             filter.concurrencyKey = values["key"]
             filter.enqueuedAfter = try values["after"].map { try Self.time($0, field: "after") }
             filter.enqueuedBefore = try values["before"].map { try Self.time($0, field: "before") }
+            filter.minID = try values["min_id"].map { try Self.id($0, field: "min_id") }
+            filter.maxID = try values["max_id"].map { try Self.id($0, field: "max_id") }
+            if let minID = filter.minID, let maxID = filter.maxID, minID > maxID {
+                throw Problem("min_id \(minID) is above max_id \(maxID): no job can match")
+            }
             if let cursor = values["before_id"] {
                 guard let id = Int(cursor), id >= 1 else { throw Problem("before_id must be a job id (a whole number from 1)") }
                 before = id
@@ -202,6 +235,11 @@ struct JobQuery {
     struct Problem: Error {
         let text: String
         init(_ text: String) { self.text = text }
+    }
+
+    static func id(_ text: String, field: String) throws -> Int {
+        guard let id = Int(text), id >= 1 else { throw Problem("\(field) must be a job id (a whole number from 1)") }
+        return id
     }
 
     /// `2026-12-02T08:00` (a browser's datetime-local, read as UTC), or with seconds, a `Z` or an offset.
@@ -223,7 +261,11 @@ struct JobQuery {
         if let before { pairs.append(("before_id", String(before))) }
         if let action { pairs.append(("action", action.rawValue)) }
         if let notice { pairs.append(("notice", notice)) }
-        return pairs.map { "\($0.0)=\(Self.escape($0.1))" }.joined(separator: "&")
+        return Self.encode(pairs)
+    }
+
+    static func encode(_ pairs: [(String, String)]) -> String {
+        pairs.map { "\($0.0)=\(Self.escape($0.1))" }.joined(separator: "&")
     }
 
     static func escape(_ text: String) -> String {

@@ -14,6 +14,8 @@ let jobsTemplate = """
     </form>
     {{#hasError}}<p class="error">{{error}}</p>{{/hasError}}
     {{^hasError}}
+    {{#window}}<p class="window">Text searches look at {{searchWindow}} jobs at a time: these are the matches among jobs <span id="search-window">{{window}}</span>.
+    {{#olderWindow}}<a class="older-window" href="{{olderWindow}}">Search older jobs →</a>{{/olderWindow}}</p>{{/window}}
     {{#hasCount}}<p class="count"><span id="match-count">{{count}}</span> jobs match.</p>{{/hasCount}}
     {{^readOnly}}{{#bulk}}<a class="bulk" href="{{href}}">{{label}}</a> {{/bulk}}{{/readOnly}}
     {{^hasJobs}}<p class="empty">No jobs.</p>{{/hasJobs}}

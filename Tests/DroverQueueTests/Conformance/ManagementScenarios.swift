@@ -131,6 +131,50 @@ struct ManagementScenarios {
         }
     }
 
+    @Test("a filter's id range bounds listings, counts and bulk actions, by state table or by jobs; bad ranges are refused",
+          arguments: Backend.allCases)
+    func idRange(_ backend: Backend) throws {
+        let clock = ManualClock()
+        try backend.withStore(clock: clock.storeClock) { s in
+            let ids = try s.enqueue((0..<12).map { i in try NewJob("Mail", arguments: JSON(validating: #"{"to": "user\#(i)@example.com"}"#), queue: "mail") })
+            // ids[0...5] fail, the rest stay ready.
+            _ = try s.claim(1, ["mail"], limit: 6)
+            for id in ids[0...5] { try s.fail(id, by: 1, error: JobFailure(errorClass: "E", message: "relay refused"), permanent: true) }
+            let window = JobFilter(minID: ids[3], maxID: ids[8])
+            #expect(try s.findJobs(window, before: nil, limit: 50).jobs.map(\.id) == Array(ids[3...8].reversed()))
+            #expect(try s.countJobs(window) == 6)
+            var failedInWindow = window
+            failedInWindow.state = .failed
+            #expect(try s.findJobs(failedInWindow, before: nil, limit: 50).jobs.map(\.id) == [ids[5], ids[4], ids[3]], "the state's table, bounded")
+            #expect(try s.countJobs(failedInWindow) == 3 && s.countJobs(failedInWindow, upTo: 2) == 2)
+            let page = try s.findJobs(failedInWindow, before: nil, limit: 2)
+            #expect(page.jobs.map(\.id) == [ids[5], ids[4]] && page.nextBefore == ids[4])
+            #expect(try s.findJobs(failedInWindow, before: ids[4], limit: 2).jobs.map(\.id) == [ids[3]])
+            var text = window
+            text.text = "user1"  // user1, user10 and user11: jobs outside the range
+            #expect(try s.findJobs(text, before: nil, limit: 50).jobs.isEmpty && s.countJobs(text) == 0)
+            text.text = "user4@"
+            #expect(try s.findJobs(text, before: nil, limit: 50).jobs.map(\.id) == [ids[4]])
+            // A bulk action keeps to the range.
+            let retried = try s.apply(.retry, to: failedInWindow, batchSize: 2)
+            #expect(retried.changed.sorted() == [ids[3], ids[4], ids[5]] && retried.skipped.isEmpty)
+            #expect(try s.countJobs(JobFilter(state: .failed)) == 3, "ids[0...2] still failed")
+            // The newest jobs, a window at a time.
+            #expect(try s.jobWindow(count: 5, from: nil) == ids[7]...ids[11])
+            #expect(try s.jobWindow(count: 5, from: ids[6]) == ids[2]...ids[6])
+            #expect(try s.jobWindow(count: 100, from: ids[1]) == 1...ids[1], "fewer than asked: down to the first id")
+            #expect(try s.jobWindow(count: 5, from: ids[0] - 1) == nil, "no job at or below")
+            // Bad ranges say so.
+            for (filter, words) in [(JobFilter(minID: 0), "min_id must be a job id"), (JobFilter(maxID: -1), "max_id must be a job id"),
+                                    (JobFilter(minID: 9, maxID: 3), "min_id 9 is above max_id 3"),
+                                    (JobFilter(state: .failed, minID: 9, maxID: 3), "min_id 9 is above max_id 3")] {
+                let error = #expect(throws: QueueError.self) { try s.countJobs(filter) }
+                #expect(error?.message.contains(words) == true, "\(String(describing: error?.message))")
+                #expect(throws: QueueError.self) { try s.findJobs(filter, before: nil, limit: 5) }
+            }
+        }
+    }
+
     @Test("clearing a queue deletes its ready and scheduled jobs in batches, not its running or failed ones", arguments: Backend.allCases)
     func clearQueue(_ backend: Backend) throws {
         let clock = ManualClock()

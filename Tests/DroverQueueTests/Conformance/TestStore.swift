@@ -95,6 +95,7 @@ protocol TestStore: AnyObject {
     func findJobs(_ filter: JobFilter, before: Int?, limit: Int) throws -> JobPage
     func countJobs(_ filter: JobFilter) throws -> Int
     func countJobs(_ filter: JobFilter, upTo cap: Int) throws -> Int
+    func jobWindow(count: Int, from maxID: Int?) throws -> ClosedRange<Int>?
     func jobDetail(_ id: Int) throws -> JobDetail?
     func enqueueTaskNow(_ key: String) throws -> Int
     func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int) throws -> BulkOutcome
@@ -280,6 +281,7 @@ final class BoundTestStore<Driver: StoreDriver>: TestStore {
         try store.findJobs(filter, before: before, limit: limit, on: database)
     }
     func countJobs(_ filter: JobFilter) throws -> Int { try store.countJobs(filter, on: database) }
+    func jobWindow(count: Int, from maxID: Int?) throws -> ClosedRange<Int>? { try store.jobWindow(count: count, from: maxID, on: database) }
     func countJobs(_ filter: JobFilter, upTo cap: Int) throws -> Int { try store.countJobs(filter, upTo: cap, on: database) }
     func jobDetail(_ id: Int) throws -> JobDetail? { try store.jobDetail(id, on: database) }
     func enqueueTaskNow(_ key: String) throws -> Int { try store.enqueueTaskNow(key, on: database) }
