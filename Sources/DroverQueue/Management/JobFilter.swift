@@ -146,9 +146,12 @@ extension JobStore {
             // chunk's jobs up by id: the newest failed jobs among a million finished ones are found
             // at once, where a join could read all of jobs first.
             let where_ = try conditions(filter, statePassedBy: true)
-            let chunk = max(limit + 1, 500)
+            // A page's worth first (every id matches when the state is the only condition), then
+            // more at a time while other conditions leave the page short.
+            var chunk = limit + 1
             var cursor = before
             while rows.count <= limit {
+                defer { chunk = min(max(chunk * 4, 500), 5_000) }
                 let bound: SQL = cursor.map { "x.job_id < \($0)" } ?? "1 = 1"
                 let ids = try database.ids(
                     "SELECT x.job_id FROM \(table) x WHERE \(bound) AND \(idBounds(filter)) ORDER BY x.job_id DESC LIMIT \(chunk)",

@@ -105,8 +105,10 @@ extension JobStore {
             }
         }
         let filter = conditions.isEmpty ? SQL("1 = 1") : SQL.joined(conditions, separator: " AND ")
+        // The states of the page's rows only (see findJobs).
         return try database.fetch("""
-            SELECT \(jobInfoColumns(withArguments: false)) FROM \(jobs) j WHERE \(filter) ORDER BY j.id DESC LIMIT \(limit)
+            SELECT \(jobInfoColumns(withArguments: false))
+            FROM (SELECT * FROM \(jobs) j WHERE \(filter) ORDER BY j.id DESC LIMIT \(limit)) j ORDER BY j.id DESC
             """).map(JobInfo.init(row:))
     }
 
