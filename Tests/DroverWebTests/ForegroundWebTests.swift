@@ -44,6 +44,50 @@ struct ForegroundWebTests {
         #expect(outcome.stderr.contains("msg=stopping reason=SIGTERM"))
     }
 
+    /// PostgreSQL only: a server stopped under a running dashboard is a networked database's
+    /// failure; a SQLite file is opened by the serving process itself and does not go away.
+    @Test("PostgreSQL stopped under drover web: /metrics still answers (database up 0, the outage growing, promtool-valid), pages say 503 without the password; started again, both recover")
+    func databaseDown() throws {
+        let cluster = try PrivateCluster()
+        // The server trusts local connections: the password is there to be kept out of sight.
+        let url = cluster.url + "&password=hunter2-secret"
+        let migrated = try DroverBinary.run(["migrate", "--database-url", url])
+        let enqueued = try DroverBinary.run(["enqueue", "SendReport", "--queue", "mail", "--database-url", url])
+        #expect(migrated.status == 0 && enqueued.status == 0, "\(migrated)\n\(enqueued)")
+        let web = try ForegroundWeb(["--database-url", url, "--listen", "127.0.0.1:0"])
+        let up = try web.http.get("/metrics").body
+        #expect(up.contains("drover_database_up 1\n") && up.contains("drover_queue_jobs{queue=\"mail\",state=\"ready\"} 1\n"), "\(up)")
+        try cluster.stop()
+        let first = try web.http.get("/metrics")
+        #expect(first.status == 200, "\(first)")
+        #expect(first.body.contains("drover_database_up 0\n"), "\(first.body)")
+        #expect(!first.body.contains("drover_queue_jobs"), "no figure from the database is made up")
+        let (status, output) = try Promtool.check(first.body)
+        #expect(status == 0, "promtool check metrics: \(output)\n\(first.body)")
+        func outage(_ body: String) -> Double? {
+            body.split(separator: "\n").first { $0.hasPrefix("drover_database_outage_seconds ") }
+                .flatMap { Double($0.split(separator: " ")[1]) }
+        }
+        let start = try #require(outage(first.body), "\(first.body)")
+        var later = start
+        try waitUntil("the outage grows", timeout: .seconds(10)) {
+            later = outage(try web.http.get("/metrics").body) ?? 0
+            return later >= start + 1
+        }
+        let page = try web.http.get("/")
+        #expect(page.status == 503, "\(page)")
+        for answer in [first, page] {
+            #expect(!answer.body.contains("hunter2-secret") && !answer.body.contains(cluster.directory), "\(answer.body)")
+        }
+        try cluster.start()
+        try waitUntil("the dashboard is back", timeout: .seconds(30)) {
+            try web.http.get("/metrics").body.contains("drover_database_up 1\n") && web.http.get("/").status == 200
+        }
+        let outcome = try web.stop()
+        #expect(!outcome.stderr.contains("hunter2-secret"), "no password in the log")
+        #expect(outcome.stderr.contains("level=error") || outcome.stderr.contains("level=warning"), "the failure is logged\n\(outcome.stderr)")
+    }
+
     @Test("a POST without the CSRF token or with a wrong one is refused (403) and changes nothing; with the page's token it pauses and resumes the queue",
           arguments: Backend.allCases)
     func csrf(_ backend: Backend) throws {
