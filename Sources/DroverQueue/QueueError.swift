@@ -32,6 +32,8 @@ public struct QueueError: Error, Sendable, CustomStringConvertible {
     public var field: String?
     /// The jobs at fault, for ``Code-swift.struct/jobNotFound`` and ``Code-swift.struct/wrongState``.
     public var jobIDs: [Int]
+    /// The job at fault by its place in the batch enqueued (from 0), for ``Code-swift.struct/invalidJob``.
+    public var jobIndex: Int?
 
     public init(_ code: Code, _ message: String, field: String? = nil, jobIDs: [Int] = []) {
         self.code = code
@@ -47,8 +49,9 @@ extension QueueError {
     /// This error as said of the job at `index` (from 0) of a batch of `count`: "job 3: …" when
     /// the batch has several, so that the caller knows which.
     public func about(job index: Int, of count: Int) -> QueueError {
-        guard count > 1 else { return self }
         var error = self
+        error.jobIndex = index
+        guard count > 1 else { return error }
         error.message = "job \(index + 1): \(message)"
         return error
     }

@@ -37,8 +37,8 @@ struct HostileArgumentsTests {
             try #require(migrated.status == 0, "migrate: \(migrated)")
         }
 
-        func run(_ arguments: [String]) throws -> DroverBinary.Outcome {
-            try DroverBinary.run(arguments + flags, environment: environment, timeout: .seconds(30))
+        func run(_ arguments: [String], stdin: Data? = nil) throws -> DroverBinary.Outcome {
+            try DroverBinary.run(arguments + flags, environment: environment, timeout: .seconds(60), stdin: stdin)
         }
 
         /// `drover` with arguments passed as bytes: each is a printf format, expanded by a shell

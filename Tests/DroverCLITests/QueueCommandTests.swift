@@ -106,7 +106,7 @@ struct QueueCommandTests {
         (["X", "--at", "tomorrow"], "--at \"tomorrow\" is not a time"),
         (["X", "--in", "10"], "--in \"10\" is not a duration; use 500ms, 30s, 5m, 1h30m or 2d"),
         (["X", "--at", "2030-01-01T00:00:00Z", "--in", "5m"], "give --at or --in, not both"),
-        ([], "Missing expected argument '<class>'"),
+        ([], "give the job's class, as in: drover enqueue SendReport"),
     ])
     func enqueueValidation(_ arguments: [String], _ message: String) throws {
         try withSchema { schema, store, db throws in

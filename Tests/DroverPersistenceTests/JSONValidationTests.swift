@@ -62,4 +62,16 @@ struct JSONValidationTests {
             #expect(error.message == "not valid JSON: nested more than 512 levels deep at byte 513")
         }
     }
+
+    @Test("an object's members come back in order with each value's text as written; anything but an object is refused")
+    func members() throws {
+        let object = try JSON(validating: #" { "a\"b" : 12345678901234567890, "n": {"x": [1, {"y": "}"}]}, "s": "\u00e9\n", "a\"b": null } "#)
+        let members = try object.objectMembers()
+        #expect(members.map(\.name) == ["a\"b", "n", "s", "a\"b"], "names unescaped, repeats kept for the caller to refuse")
+        #expect(members.map(\.value.text) == ["12345678901234567890", #"{"x": [1, {"y": "}"}]}"#, #""\u00e9\n""#, "null"])
+        #expect(try JSON(validating: "{}").objectMembers().isEmpty)
+        for text in ["[1]", "\"x\"", "3"] {
+            #expect(throws: JSONError.self, "\(text)") { _ = try JSON(validating: text).objectMembers() }
+        }
+    }
 }

@@ -30,7 +30,7 @@ public enum DroverBinary {
     /// launcher that execs keeps the pid.
     public static func start(
         _ arguments: [String], environment: [String: String?] = [:], clearDatabaseEnvironment: Bool = true,
-        in directory: String? = nil, launcher: [String] = []
+        in directory: String? = nil, launcher: [String] = [], stdin: Data? = nil
     ) throws -> RunningProcess {
         let executable = path
         guard FileManager.default.isExecutableFile(atPath: executable) else {
@@ -47,17 +47,18 @@ public enum DroverBinary {
         for (key, value) in environment { env[key] = value }
         if let program = launcher.first {
             return try RunningProcess(
-                executable: program, arguments: launcher.dropFirst() + [executable] + arguments, environment: env, in: directory)
+                executable: program, arguments: launcher.dropFirst() + [executable] + arguments, environment: env, in: directory,
+                stdin: stdin)
         }
-        return try RunningProcess(executable: executable, arguments: arguments, environment: env, in: directory)
+        return try RunningProcess(executable: executable, arguments: arguments, environment: env, in: directory, stdin: stdin)
     }
 
     /// Runs `drover arguments…` to completion (within `timeout`).
     public static func run(
         _ arguments: [String], environment: [String: String?] = [:], timeout: Duration = .seconds(60), in directory: String? = nil,
-        launcher: [String] = []
+        launcher: [String] = [], stdin: Data? = nil
     ) throws -> Outcome {
-        try start(arguments, environment: environment, in: directory, launcher: launcher).wait(timeout: timeout)
+        try start(arguments, environment: environment, in: directory, launcher: launcher, stdin: stdin).wait(timeout: timeout)
     }
 }
 
@@ -74,7 +75,10 @@ public final class RunningProcess: @unchecked Sendable {
     private let stderrBuffer = Buffer()
     private let readersDone = DispatchGroup()
 
-    public init(executable: String, arguments: [String], environment: [String: String], in directory: String? = nil) throws {
+    /// With `stdin`, the child reads those bytes and then the end of its input; without, /dev/null.
+    public init(
+        executable: String, arguments: [String], environment: [String: String], in directory: String? = nil, stdin: Data? = nil
+    ) throws {
         let out = Pipe()
         let err = Pipe()
         process.executableURL = URL(fileURLWithPath: executable)
@@ -83,8 +87,17 @@ public final class RunningProcess: @unchecked Sendable {
         if let directory { process.currentDirectoryURL = URL(fileURLWithPath: directory) }
         process.standardOutput = out
         process.standardError = err
-        process.standardInput = FileHandle.nullDevice
+        let input = stdin.map { _ in Pipe() }
+        process.standardInput = input ?? FileHandle.nullDevice
         try process.run()
+        if let input, let stdin {
+            // Written from a thread of its own: a child that stops reading must not block the test.
+            let writer = input.fileHandleForWriting
+            Thread {
+                try? writer.write(contentsOf: stdin)
+                try? writer.close()
+            }.start()
+        }
         for (handle, buffer) in [(out.fileHandleForReading, stdoutBuffer), (err.fileHandleForReading, stderrBuffer)] {
             readersDone.enter()
             let thread = Thread { [readersDone] in

@@ -12,17 +12,40 @@ struct EnqueueCommand: ParsableCommand {
         discussion: """
             The job runs as soon as a worker takes it, or at --at / after --in. Queue names are 1 to 100 \
             letters, digits and _ . : - (starting with a letter, digit or _); class names 1 to 200 of the \
-            same (starting with a letter or _). Arguments are a JSON object or array of at most 1 MiB.
+            same (starting with a letter or _). Arguments are a JSON object or array of at most 1 MiB: \
+            --args - reads them from standard input, --args @FILE from a file.
+
+            --jsonl FILE (or - for standard input) enqueues one job per line, a JSON object with the keys \
+            of the SQL function enqueue_many: class, arguments, queue, priority, run_at, max_attempts, \
+            timeout (seconds) and unique_key; the command's class and options are the defaults for what \
+            a line leaves out. Lines go in batches of --batch-size, each one transaction. A batch with a \
+            bad line is not written: every bad line of it is reported with its number, and the command \
+            stops (exit 64) after saying which lines were enqueued. With --skip-bad, bad lines are \
+            reported and skipped and the rest enqueued. It prints the ids, one a line.
             """
     )
 
     @Argument(help: ArgumentHelp(
-        "The job's class: a handler's name in the configuration, or a Swift Job type's name.", valueName: "class"))
-    var className: String
+        "The job's class: a handler's name in the configuration, or a Swift Job type's name (with --jsonl, the class "
+            + "of lines that name none).", valueName: "class"))
+    var className: String?
 
     @Option(name: .customLong("args"), help: ArgumentHelp(
-        "The job's arguments, a JSON object or array (default: {}).", valueName: "json"))
+        "The job's arguments, a JSON object or array (default: {}); - reads them from standard input, @FILE from FILE.",
+        valueName: "json"))
     var arguments: String?
+
+    @Option(help: ArgumentHelp(
+        "Enqueue one job per line of FILE (- for standard input), each a JSON object such as "
+            + "{\"class\": \"SendReport\", \"arguments\": {\"id\": 1}}.", valueName: "file"))
+    var jsonl: String?
+
+    @Option(name: .customLong("batch-size"), help: ArgumentHelp(
+        "With --jsonl: lines per transaction, from 1 to 10000.", valueName: "n"))
+    var batchSize: Int = 1000
+
+    @Flag(name: .customLong("skip-bad"), help: "With --jsonl: skip bad lines (each reported) instead of stopping at the first batch with one.")
+    var skipBad = false
 
     @Option(help: ArgumentHelp("The queue (default: default).", valueName: "name"))
     var queue: String = JobRules.defaultQueue
@@ -57,19 +80,60 @@ struct EnqueueCommand: ParsableCommand {
     @OptionGroup var database: DatabaseOptions
 
     func validate() throws {
-        _ = try job()
+        if jsonl != nil {
+            guard arguments == nil else {
+                throw ValidationError("--args and --jsonl do not go together: give each line its \"arguments\"")
+            }
+            guard (1...10_000).contains(batchSize) else {
+                throw ValidationError("--batch-size \(batchSize) is not from 1 to 10000")
+            }
+            _ = try job(arguments: .emptyObject)
+        } else {
+            guard !skipBad else { throw ValidationError("--skip-bad goes with --jsonl") }
+            guard className != nil else {
+                throw ValidationError("give the job's class, as in: drover enqueue SendReport --args '{\"id\": 42}'")
+            }
+            // Arguments from a file or standard input are read (and checked) when the command runs.
+            if let arguments, arguments != "-", !arguments.hasPrefix("@") { _ = try job(arguments: try Self.json(arguments)) }
+        }
+    }
+
+    /// `text` as the job's arguments; a ValidationError (exit 64) says what is wrong with it.
+    private static func json(_ text: String, from source: String = "--args") throws -> JSON {
+        do {
+            return try JSON(validating: text.trimmingCharacters(in: .whitespacesAndNewlines))
+        } catch {
+            throw ValidationError("\(source) is \(error.message); for example --args '{\"id\": 42}'")
+        }
+    }
+
+    /// The arguments --args gives: its text, standard input (-) or a file (@FILE).
+    private func readArguments() throws -> JSON {
+        guard let arguments else { return .emptyObject }
+        if arguments == "-" {
+            let data = FileHandle.standardInput.readDataToEndOfFile()
+            guard let text = String(validating: data, as: UTF8.self) else {
+                throw ValidationError("--args -: standard input is not UTF-8 text")
+            }
+            return try Self.json(text, from: "--args - (standard input)")
+        }
+        if arguments.hasPrefix("@") {
+            let path = String(arguments.dropFirst())
+            let data: Data
+            do {
+                data = try Data(contentsOf: URL(fileURLWithPath: path))
+            } catch {
+                throw ValidationError("--args @\(path): cannot read the file (\((error as NSError).localizedFailureReason ?? "\(error)"))")
+            }
+            guard let text = String(validating: data, as: UTF8.self) else { throw ValidationError("--args @\(path): the file is not UTF-8 text") }
+            return try Self.json(text, from: "--args @\(path)")
+        }
+        return try Self.json(arguments)
     }
 
     /// The job the options describe; a ValidationError (exit 64) says what is wrong with them.
-    private func job() throws -> NewJob {
-        var args = JSON.emptyObject
-        if let arguments {
-            do {
-                args = try JSON(validating: arguments)
-            } catch {
-                throw ValidationError("--args is \(error.message); for example --args '{\"id\": 42}'")
-            }
-        }
+    /// With --jsonl the class may be missing (empty): lines give their own.
+    private func job(arguments args: JSON) throws -> NewJob {
         var runAt: Date? = nil
         switch (at, delay) {
         case (.some, .some):
@@ -101,13 +165,19 @@ struct EnqueueCommand: ParsableCommand {
             }
             limit = duration
         }
+        // The store checks the rest (names, ranges) and says what is wrong (exit 64).
         return NewJob(
-            className, arguments: args, queue: queue, priority: priority, runAt: runAt, maxAttempts: maxAttempts, timeout: limit,
+            className ?? "", arguments: args, queue: queue, priority: priority, runAt: runAt, maxAttempts: maxAttempts, timeout: limit,
             uniqueKey: uniqueKey)
     }
 
     func run() throws {
-        let job = try job()
+        if let jsonl {
+            let defaults = try job(arguments: .emptyObject)
+            var reader = try LineReader(path: jsonl)  // a missing file is bad usage, before any database
+            return try database.withQueue { queue in try enqueueLines(from: &reader, defaults: defaults, into: queue) }
+        }
+        let job = try job(arguments: try readArguments())
         try database.withQueue { queue in
             let id = try queue.enqueue([job])[0]
             if json {

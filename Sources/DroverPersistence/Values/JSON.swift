@@ -48,6 +48,22 @@ public struct JSON: Hashable, Sendable, CustomStringConvertible {
     }
 
     /// True when the top-level value is an object.
+    /// The members of this JSON object in order: each name (unescaped) and its value's text as
+    /// written (so that an argument such as 12345678901234567890 keeps every digit).
+    ///
+    /// - Throws: ``JSONError`` when the text is not a JSON object.
+    public func objectMembers() throws(JSONError) -> [(name: String, value: JSON)] {
+        guard isObject else { throw JSONError(message: "not a JSON object") }
+        let bytes = Array(text.utf8)
+        return try JSONValidator.members(of: bytes).map { member throws(JSONError) in
+            let nameText = String(decoding: bytes[member.name], as: UTF8.self)
+            guard let name = try? JSONDecoder().decode(String.self, from: Data(nameText.utf8)) else {
+                throw JSONError(message: "not valid JSON: the member name \(nameText)")
+            }
+            return (name, JSON(trusted: String(decoding: bytes[member.value], as: UTF8.self)))
+        }
+    }
+
     public var isObject: Bool { text.first(where: { !$0.isWhitespace }) == "{" }
     /// True when the top-level value is an array.
     public var isArray: Bool { text.first(where: { !$0.isWhitespace }) == "[" }
@@ -79,6 +95,46 @@ enum JSONValidator {
     static func validate(_ text: String) throws(JSONError) {
         var validator = Cursor(bytes: Array(text.utf8))
         try validator.document()
+    }
+
+    /// The byte ranges of each top-level member's name (with its quotes) and value in `bytes`, a
+    /// JSON object; validates the whole document on the way.
+    static func members(of bytes: [UInt8]) throws(JSONError) -> [(name: Range<Int>, value: Range<Int>)] {
+        var cursor = Cursor(bytes: bytes)
+        cursor.skipSpace()
+        guard cursor.current == UInt8(ascii: "{") else { throw cursor.fail("expected a JSON object") }
+        cursor.at += 1
+        cursor.depth = 1
+        var members: [(name: Range<Int>, value: Range<Int>)] = []
+        cursor.skipSpace()
+        if cursor.current == UInt8(ascii: "}") {
+            cursor.at += 1
+        } else {
+            while true {
+                guard cursor.current == UInt8(ascii: "\"") else { throw cursor.fail("expected a member name in double quotes") }
+                let nameStart = cursor.at
+                try cursor.string()
+                let name = nameStart..<cursor.at
+                cursor.skipSpace()
+                guard cursor.current == UInt8(ascii: ":") else { throw cursor.fail("expected ':' after a member name") }
+                cursor.at += 1
+                cursor.skipSpace()
+                let valueStart = cursor.at
+                try cursor.value()
+                members.append((name, valueStart..<cursor.at))
+                cursor.skipSpace()
+                if cursor.current == UInt8(ascii: "}") {
+                    cursor.at += 1
+                    break
+                }
+                guard cursor.current == UInt8(ascii: ",") else { throw cursor.fail("expected ',' or '}'") }
+                cursor.at += 1
+                cursor.skipSpace()
+            }
+        }
+        cursor.skipSpace()
+        if let byte = cursor.current { throw cursor.fail("unexpected \(cursor.describe(byte)) after the value") }
+        return members
     }
 
     private struct Cursor {

@@ -54,7 +54,7 @@ public enum JobRules {
         }
     }
 
-    static func check(_ job: NewJob) throws(QueueError) {
+    public static func check(_ job: NewJob) throws(QueueError) {
         try checkClassName(job.className)
         try checkQueueName(job.queue)
         guard job.arguments.isObject || job.arguments.isArray else {
