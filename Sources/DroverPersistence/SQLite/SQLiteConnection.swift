@@ -41,6 +41,7 @@ public final class SQLiteConnection {
         handle = db
         sqlite3_busy_timeout(db, Int32(clamping: Int64(busyTimeout.seconds * 1000)))
         sqlite3_extended_result_codes(db, 1)
+        Self.addFunctions(db)
         do {
             try execute("ATTACH DATABASE \(path) AS \(SQLIdentifier(schema))")
             try enterWALMode(busyTimeout: busyTimeout)
@@ -54,6 +55,23 @@ public final class SQLiteConnection {
             throw DatabaseError(
                 .connectionFailed, "cannot open the SQLite database \(path): \(error.message); check that its directory exists and is writable")
         }
+    }
+
+    /// SQL functions Drover's statements use that SQLite lacks: `drover_json_contains(a, b)`,
+    /// PostgreSQL's `a @> b` on JSON text (``JSONContainment``); NULL when either is not JSON.
+    private static func addFunctions(_ db: OpaquePointer) {
+        sqlite3_create_function_v2(
+            db, "drover_json_contains", 2, SQLITE_UTF8 | SQLITE_DETERMINISTIC, nil,
+            { context, count, values in
+                guard count == 2, let values, let a = sqlite3_value_text(values[0]), let b = sqlite3_value_text(values[1]) else {
+                    sqlite3_result_null(context)
+                    return
+                }
+                switch JSONContainment.contains(String(cString: a), String(cString: b)) {
+                case .some(let contained): sqlite3_result_int(context, contained ? 1 : 0)
+                case nil: sqlite3_result_null(context)
+                }
+            }, nil, nil, nil)
     }
 
     /// Puts the file in WAL mode (readers never wait for the writer). Switching a file to WAL
