@@ -32,6 +32,7 @@ public protocol QueueAdmin {
     func countJobs(_ filter: JobFilter, upTo cap: Int) throws -> Int
     func jobWindow(count: Int, from maxID: Int?) throws -> ClosedRange<Int>?
     func apply(_ action: BulkAction, to filter: JobFilter) throws -> BulkOutcome
+    func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int) throws -> BulkOutcome
     func jobDetail(_ id: Int) throws -> JobDetail?
     func enqueueTaskNow(_ key: String) throws -> Int
 }
@@ -79,6 +80,9 @@ public struct BoundQueue<Driver: StoreDriver>: QueueAdmin {
     }
     public func apply(_ action: BulkAction, to filter: JobFilter) throws -> BulkOutcome {
         try store.apply(action, to: filter, batchSize: 500, on: database)
+    }
+    public func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int) throws -> BulkOutcome {
+        try store.apply(action, to: filter, batchSize: batchSize, on: database)
     }
     public func jobDetail(_ id: Int) throws -> JobDetail? { try store.jobDetail(id, on: database) }
     public func enqueueTaskNow(_ key: String) throws -> Int { try store.enqueueTaskNow(key, on: database) }

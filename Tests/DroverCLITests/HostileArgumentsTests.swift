@@ -18,23 +18,41 @@ struct HostileArgumentsTests {
     final class Target {
         let environment: [String: String?]
         let flags: [String]
+        let url: String
+        let schema: String
         private let keep: AnyObject?
 
         init(_ backend: Backend) throws {
             switch backend {
             case .postgresql:
-                let schema = TestDatabase.uniqueSchemaName()
-                environment = ["DROVER_DATABASE_URL": try TestDatabase.url()]
+                schema = TestDatabase.uniqueSchemaName()
+                url = try TestDatabase.url()
                 flags = ["--schema", schema]
                 keep = nil
             case .sqlite:
                 let directory = try TemporaryDirectory("drover-cli")
-                environment = ["DROVER_DATABASE_URL": "sqlite://" + directory.url.appendingPathComponent("q.sqlite3").path]
+                url = "sqlite://" + directory.url.appendingPathComponent("q.sqlite3").path
+                schema = "drover"
                 flags = []
                 keep = directory
             }
+            environment = ["DROVER_DATABASE_URL": url]
             let migrated = try run(["migrate"])
             try #require(migrated.status == 0, "migrate: \(migrated)")
+        }
+
+        /// The store, to set a scene.
+        func admin() throws -> any QueueAdmin { try StoreFactory.openAdmin(url: url, options: StoreOptions(schema: schema)) }
+
+        /// Fails `ids` (ready jobs) for good with `error`, as a worker would.
+        func failJobs(_ ids: [Int], error: JobFailure) throws {
+            func fail<D: StoreDriver>(_: D.Type) throws {
+                let (store, db) = try D.open(url: url, options: StoreOptions(schema: schema, migrating: .never))
+                _ = try store.claim(processID: 424_242, queues: ["*"], limit: 10_000, on: db)
+                for id in ids { _ = try store.fail(id, processID: 424_242, error: error, permanent: true, on: db) }
+                _ = try store.release(processID: 424_242, reason: .graceful, on: db)
+            }
+            try fail(StoreFactory.driver(for: url))
         }
 
         func run(_ arguments: [String], stdin: Data? = nil) throws -> DroverBinary.Outcome {

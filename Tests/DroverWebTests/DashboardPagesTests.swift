@@ -33,6 +33,14 @@ struct DashboardPagesTests {
         #expect(!failed.body.contains("<tr data-job=\"\(scene.ready[0])\">"))
         #expect(failed.body.contains("SMTPError: relay &lt;b&gt;refused&lt;/b&gt;"))
         #expect(failed.body.contains("href=\"/jobs/bulk?state=failed&amp;queue=mail&amp;action=retry\""), "bulk retry offered\n\(failed.body)")
+        // The CLI's filters: text in the error only, arguments that contain a JSON value.
+        let byError = try web.http.get("/jobs?error=relay")
+        #expect(byError.body.contains("<span id=\"match-count\">4</span>"), "\(byError.body)")
+        let containing = try web.http.get("/jobs?args_contain=%7B%22n%22%3A%201%7D")
+        #expect(containing.body.contains("<tr data-job=\"\(scene.failed[1])\">") && containing.body.contains("<span id=\"match-count\">1</span>"),
+                "\(containing.body)")
+        let notJSON = try web.http.get("/jobs?args_contain=42")
+        #expect(notJSON.body.contains("class=\"error\"") && notJSON.body.contains("not a JSON object or array"), "\(notJSON.body)")
         // Text in the arguments.
         let text = try web.http.get("/jobs?text=%22n%22%3A%202")
         #expect(text.body.contains("<tr data-job=\"\(scene.failed[2])\">") && text.body.contains("<span id=\"match-count\">1</span>"),

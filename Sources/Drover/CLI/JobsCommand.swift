@@ -12,50 +12,36 @@ struct JobsCommand: ParsableCommand {
     )
 }
 
-/// Options that pick jobs out of a listing.
-struct JobFilterOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("Only jobs of this queue.", valueName: "name"))
-    var queue: String?
-
-    @Option(name: .customLong("class"), help: ArgumentHelp("Only jobs of this class.", valueName: "class"))
-    var className: String?
-
-    @Option(help: ArgumentHelp("Show at most this many jobs, newest first.", valueName: "n"))
-    var limit: Int = 50
-
-    @Flag(help: "Print JSON for programs instead of a table for people.")
-    var json = false
-
-    func validate() throws {
-        guard limit > 0 else { throw ValidationError("--limit must be at least 1") }
-    }
-}
-
 struct JobsList: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List jobs, newest first.")
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List jobs, newest first.",
+        discussion: "Every condition given must hold; the same filters select jobs for jobs cancel and failed list|retry|discard.")
 
     @Option(help: ArgumentHelp(
         "Only jobs in this state: \(JobState.allCases.map(\.rawValue).joined(separator: ", ")).", valueName: "state"))
     var state: String?
 
     @OptionGroup var filter: JobFilterOptions
+    @OptionGroup var listing: ListingOptions
     @OptionGroup var database: DatabaseOptions
 
-    func validate() throws {
-        if let state, JobState(rawValue: state) == nil {
-            throw ValidationError(
-                "--state \"\(state)\" is not a state; use one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-    }
+    func validate() throws { _ = try parseState(state) }
 
     func run() throws {
+        let filter = try filter.filter(state: parseState(state))
         try database.withQueue { queue in
-            let jobs = try queue.listJobs(
-                queue: filter.queue, state: state.flatMap(JobState.init(rawValue:)), className: filter.className,
-                limit: filter.limit)
-            try printJobs(jobs, json: filter.json)
+            try printJobs(queue.findJobs(filter, before: nil, limit: listing.limit).jobs, json: listing.json)
         }
     }
+}
+
+/// `--state`'s value, checked (exit 64 names the states).
+func parseState(_ text: String?) throws -> JobState? {
+    guard let text else { return nil }
+    guard let state = JobState(rawValue: text) else {
+        throw ValidationError("--state \"\(text)\" is not a state; use one of \(JobState.allCases.map(\.rawValue).joined(separator: ", "))")
+    }
+    return state
 }
 
 /// Prints a listing as a table (with a line on each job's situation) or as a JSON array.
@@ -138,24 +124,52 @@ struct JobsShow: ParsableCommand {
 struct JobsCancel: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "cancel",
-        abstract: "Cancel a job: delete it if it waits, stop it if it runs.",
+        abstract: "Cancel a job, or every job a filter matches: delete it if it waits, stop it if it runs.",
         discussion: """
             A ready, scheduled or blocked job is deleted at once. A running job's worker is asked to \
             stop it (a command gets TERM, then KILL after its handler's grace_period; a Swift job's \
             task is cancelled); it then fails with the error class Cancelled and is not retried. A \
             finished or failed job cannot be cancelled (exit 65); discard a failed one with \
             drover failed discard.
+
+            Without an id, every job the filters match is cancelled, --batch-size at a time (at least \
+            one filter, or --all for every waiting and running job); jobs that finished or failed \
+            meanwhile are skipped. --dry-run prints the count and the newest of them instead.
             """)
 
     @Argument(help: "The job's id.")
-    var id: Int
+    var id: Int?
+
+    @Option(help: ArgumentHelp("With filters: only jobs in this state: ready, scheduled, blocked or claimed.", valueName: "state"))
+    var state: String?
+
+    @Flag(help: "Every waiting and running job (instead of an id or filters).")
+    var all = false
+
+    @OptionGroup var filter: JobFilterOptions
+    @OptionGroup var bulk: BulkOptions
 
     @Flag(help: "Print JSON for programs instead of a sentence for people.")
     var json = false
 
     @OptionGroup var database: DatabaseOptions
 
-    func validate() throws { try JobID.check([id]) }
+    func validate() throws {
+        if let id {
+            try JobID.check([id])
+            guard filter.isEmpty && state == nil && !all && !bulk.dryRun else {
+                throw ValidationError("give a job id or filters (or --all), not both")
+            }
+            return
+        }
+        guard !filter.isEmpty || state != nil || all else {
+            throw ValidationError("name the job by id, or select jobs with filters (--queue, --class, --state, …) or --all")
+        }
+        guard !(all && (!filter.isEmpty || state != nil)) else { throw ValidationError("give filters or --all, not both") }
+        if let state = try parseState(state), !BulkAction.cancel.states.contains(state) {
+            throw ValidationError("--state \(state.rawValue): only ready, scheduled, blocked or claimed jobs can be cancelled")
+        }
+    }
 
     private struct Outcome: Encodable {
         let id: Int
@@ -165,6 +179,12 @@ struct JobsCancel: ParsableCommand {
     }
 
     func run() throws {
+        guard let id else {
+            let selected = try filter.filter(state: parseState(state))
+            return try database.withQueue { queue in
+                try runBulk(.cancel, verb: "cancel", filter: selected, described: filter.description, options: bulk, json: json, on: queue)
+            }
+        }
         try database.withQueue { queue in
             switch try queue.cancel(id) {
             case .discarded(let state):

@@ -14,6 +14,11 @@ public struct JobFilter: Sendable, Equatable {
     public var text: String?
     /// Jobs of this concurrency key.
     public var concurrencyKey: String?
+    /// Text found in the job's last error (as stored: JSON text).
+    public var errorText: String?
+    /// Arguments that contain this JSON object or array, as PostgreSQL's `@>` means it (the same
+    /// on SQLite): `{"user": 42}` matches `{"user": 42, "mail": true}`.
+    public var argumentsContain: JSON?
     /// Jobs whose id is at least this.
     public var minID: Int?
     /// Jobs whose id is at most this.
@@ -21,7 +26,9 @@ public struct JobFilter: Sendable, Equatable {
 
     public init(state: JobState? = nil, queue: String? = nil, className: String? = nil,
                 enqueuedAfter: Date? = nil, enqueuedBefore: Date? = nil, text: String? = nil, concurrencyKey: String? = nil,
-                minID: Int? = nil, maxID: Int? = nil) {
+                minID: Int? = nil, maxID: Int? = nil, errorText: String? = nil, argumentsContain: JSON? = nil) {
+        self.errorText = errorText
+        self.argumentsContain = argumentsContain
         self.minID = minID
         self.maxID = maxID
         self.state = state
@@ -94,13 +101,28 @@ extension JobStore {
         if let after = filter.enqueuedAfter { conditions.append("j.created_at >= \(after)") }
         if let before = filter.enqueuedBefore { conditions.append("j.created_at < \(before)") }
         if let text = filter.text, !text.isEmpty {
-            guard text.count <= JobFilter.maxTextLength, !text.unicodeScalars.contains("\0") else {
-                throw QueueError(.invalidRequest, "the text to search for must be 1 to \(JobFilter.maxTextLength) characters, without NUL",
-                                 field: "text")
-            }
+            try Self.checkSearchText(text, field: "text")
             conditions.append("(\(driver.containsText("CAST(j.arguments AS text)", text)) OR \(driver.containsText("CAST(j.last_error AS text)", text)))")
         }
+        if let text = filter.errorText, !text.isEmpty {
+            try Self.checkSearchText(text, field: "error")
+            conditions.append(driver.containsText("CAST(j.last_error AS text)", text))
+        }
+        if let wanted = filter.argumentsContain {
+            guard wanted.isObject || wanted.isArray else {
+                throw QueueError(.invalidRequest, "the arguments to look for must be a JSON object or array, such as {\"user\": 42}",
+                                 field: "args_contain")
+            }
+            conditions.append(driver.jsonContains("j.arguments", wanted))
+        }
         return conditions.isEmpty ? SQL("1 = 1") : SQL.joined(conditions, separator: " AND ")
+    }
+
+    private static func checkSearchText(_ text: String, field: String) throws {
+        guard text.count <= JobFilter.maxTextLength, !text.unicodeScalars.contains("\0") else {
+            throw QueueError(.invalidRequest, "the text to search for must be 1 to \(JobFilter.maxTextLength) characters, without NUL",
+                             field: field)
+        }
     }
 
     private func checkIDRange(_ filter: JobFilter) throws {
@@ -255,10 +277,13 @@ extension JobStore {
 
 extension PostgresDriver {
     public func containsText(_ haystack: SQL, _ needle: String) -> SQL { "strpos(\(haystack), \(needle)) > 0" }
+    public func jsonContains(_ column: SQL, _ wanted: JSON) -> SQL { "\(column) @> \(wanted)" }
 }
 
 extension SQLiteDriver {
     public func containsText(_ haystack: SQL, _ needle: String) -> SQL { "instr(\(haystack), \(needle)) > 0" }
+    /// ``JSONContainment``, the SQL function every SQLite connection of Drover's has.
+    public func jsonContains(_ column: SQL, _ wanted: JSON) -> SQL { "drover_json_contains(\(column), \(wanted.text)) = 1" }
 }
 
 /// One job with everything its page shows: its row, and when it reached each step of its life.

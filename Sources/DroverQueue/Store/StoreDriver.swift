@@ -49,6 +49,8 @@ public protocol StoreDriver: Sendable {
     func contains(_ column: SQL, names: [String]) -> SQL
     /// `needle` occurs in the text `haystack` (case-sensitive; false when `haystack` is NULL).
     func containsText(_ haystack: SQL, _ needle: String) -> SQL
+    /// A condition: the JSON `column` contains `wanted`, as PostgreSQL's `@>` means it.
+    func jsonContains(_ column: SQL, _ wanted: JSON) -> SQL
 
     // MARK: Row locks
 

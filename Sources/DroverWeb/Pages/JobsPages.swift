@@ -184,7 +184,7 @@ struct JobQuery {
     var action: BulkAction?
     var notice: String?
 
-    static let names = ["state", "queue", "class", "text", "after", "before", "key", "min_id", "max_id"]
+    static let names = ["state", "queue", "class", "text", "error", "args_contain", "after", "before", "key", "min_id", "max_id"]
 
     init(_ parameters: Parameters) {
         var values: [String: String] = [:]
@@ -210,6 +210,13 @@ struct JobQuery {
             filter.queue = values["queue"]
             filter.className = values["class"]
             filter.text = values["text"]
+            filter.errorText = values["error"]
+            if let wanted = values["args_contain"] {
+                guard let json = try? JSON(validating: wanted), json.isObject || json.isArray else {
+                    throw Problem("arguments containing \(wanted) is not a JSON object or array such as {\"user\": 42}")
+                }
+                filter.argumentsContain = json
+            }
             filter.concurrencyKey = values["key"]
             filter.enqueuedAfter = try values["after"].map { try Self.time($0, field: "after") }
             filter.enqueuedBefore = try values["before"].map { try Self.time($0, field: "before") }

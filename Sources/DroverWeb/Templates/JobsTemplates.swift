@@ -7,6 +7,8 @@ let jobsTemplate = """
     <label>queue <input name="queue" value="{{f_queue}}" size="12"></label>
     <label>class <input name="class" value="{{f_class}}" size="16"></label>
     <label>text in arguments or error <input name="text" value="{{f_text}}" size="16"></label>
+    <label>error <input name="error" value="{{f_error}}" size="12"></label>
+    <label>arguments contain <input name="args_contain" value="{{f_args_contain}}" placeholder="{&quot;user&quot;: 42}" size="14"></label>
     <label>enqueued after <input name="after" value="{{f_after}}" placeholder="2026-12-02T08:00" size="16"></label>
     <label>before <input name="before" value="{{f_before}}" placeholder="UTC" size="16"></label>
     {{#f_key}}<input type="hidden" name="key" value="{{f_key}}">{{/f_key}}
