@@ -44,6 +44,35 @@ extension JobStore {
         }
     }
 
+    /// Cancels those of `ids` that wait (ready, scheduled or blocked) in one transaction, as
+    /// ``cancel(_:on:)`` does one: each is deleted and counted as cancelled, and a ready one gives
+    /// its concurrency slot back. Returns the ids cancelled; the others (running, finished,
+    /// failed, gone) are left as they are for the caller.
+    public func cancelWaiting(_ ids: [Int], on database: Driver.Database) throws -> [Int] {
+        guard !ids.isEmpty else { return [] }
+        let now = self.now()
+        return try database.atomically {
+            var gone: [Int] = []
+            var wereReady: Set<Int> = []
+            for table in [ready, scheduled, blocked] {
+                let deleted = try database.ids("DELETE FROM \(table) WHERE \(driver.contains("job_id", ids: ids)) RETURNING job_id",
+                                               column: "job_id")
+                gone += deleted
+                if table == ready { wereReady.formUnion(deleted) }
+            }
+            guard !gone.isEmpty else { return [] }
+            try count(.cancelled, jobs: gone, on: database)
+            var keys: [String] = []
+            for row in try database.fetch("DELETE FROM \(jobs) WHERE \(driver.contains("id", ids: gone)) RETURNING id, concurrency_key") {
+                if wereReady.contains(try row.decode("id", as: Int.self)), let key = try row.decode("concurrency_key", as: String?.self) {
+                    keys.append(key)
+                }
+            }
+            try signal(keys, now: now, on: database)
+            return gone.sorted()
+        }
+    }
+
     /// The jobs claimed by `processID` whose cancellation was asked for.
     public func cancelRequests(processID: Int, on database: Driver.Database) throws -> [Int] {
         try database.ids("""

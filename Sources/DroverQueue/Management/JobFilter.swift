@@ -260,7 +260,13 @@ extension JobStore {
                     }
                 }
             case .cancel:
-                for id in ids {
+                // The waiting ones in one transaction; running ones (and any that a worker took
+                // meanwhile) one by one: their workers are asked to stop them.
+                let waiting = Set(page.jobs.filter { [.ready, .scheduled, .blocked].contains($0.state) }.map(\.id))
+                let cancelled = try cancelWaiting(ids.filter { waiting.contains($0) }, on: database)
+                outcome.changed += cancelled
+                let done = Set(cancelled)
+                for id in ids where !done.contains(id) {
                     do {
                         _ = try cancel(id, on: database)
                         outcome.changed.append(id)

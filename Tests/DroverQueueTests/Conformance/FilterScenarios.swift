@@ -89,6 +89,28 @@ struct FilterScenarios {
         }
     }
 
+    @Test("bulk cancel: waiting jobs go in one transaction per batch, a ready one's slot goes to its blocked neighbour, running ones are asked to stop",
+          arguments: Backend.allCases)
+    func bulkCancel(_ backend: Backend) throws {
+        try backend.withStore { s in
+            try s.syncConcurrencyRules([ConcurrencyRule(className: "Sync", keyTemplate: "one", maxRunning: 1, duration: .seconds(600))])
+            let keyed = try s.enqueue([NewJob("Sync"), NewJob("Sync")])
+            #expect(try s.state(keyed[0]) == .ready && s.state(keyed[1]) == .blocked)
+            let later = try s.enqueue(NewJob("Work", runAt: Date().addingTimeInterval(3600)))
+            let running = try s.enqueue(NewJob("Work", queue: "busy"))
+            _ = try s.claim(1, ["busy"], limit: 1)
+            // Only the ready keyed job: its slot passes to the blocked one.
+            let first = try s.apply(.cancel, to: JobFilter(minID: keyed[0], maxID: keyed[0]), batchSize: 10)
+            #expect(first.changed == [keyed[0]] && first.skipped.isEmpty)
+            #expect(try s.job(keyed[0]) == nil && s.state(keyed[1]) == .ready)
+            let rest = try s.apply(.cancel, to: JobFilter(), batchSize: 2)
+            #expect(rest.changed.sorted() == [keyed[1], later, running].sorted() && rest.skipped.isEmpty, "\(rest)")
+            #expect(try s.job(later) == nil && s.cancelRequests(processID: 1) == [running])
+            #expect(try s.metrics().count(.cancelled, queue: "default", className: "Sync") == 2)
+            #expect(try s.cancelWaiting([running, 999_999]).isEmpty, "neither waits: nothing happens to them")
+        }
+    }
+
     @Test("a job's page has its arguments, error and each step's time, and the process that runs it", arguments: Backend.allCases)
     func jobDetail(_ backend: Backend) throws {
         let clock = ManualClock()

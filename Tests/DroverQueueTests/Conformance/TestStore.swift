@@ -84,6 +84,7 @@ protocol TestStore: AnyObject {
 
     func cancel(_ id: Int) throws -> CancelOutcome
     func cancelRequests(processID: Int) throws -> [Int]
+    func cancelWaiting(_ ids: [Int]) throws -> [Int]
 
     func pause(_ queue: String) throws -> Bool
     func resume(_ queue: String) throws -> Bool
@@ -266,6 +267,7 @@ final class BoundTestStore<Driver: StoreDriver>: TestStore {
     func listProcesses() throws -> [ProcessSummary] { try store.listProcesses(on: database) }
 
     func cancel(_ id: Int) throws -> CancelOutcome { try store.cancel(id, on: database) }
+    func cancelWaiting(_ ids: [Int]) throws -> [Int] { try store.cancelWaiting(ids, on: database) }
     func cancelRequests(processID: Int) throws -> [Int] { try store.cancelRequests(processID: processID, on: database) }
 
     func pause(_ queue: String) throws -> Bool { try store.pause(queue, on: database) }
