@@ -135,6 +135,21 @@ let package = Package(
             ]
         ),
 
+        // Examples/Posts: a Hummingbird app that creates a post and enqueues its job in one
+        // postgres-nio transaction. A target of this package (not a package of its own like
+        // Examples/Signup) so that NIO, Hummingbird and postgres-nio are built once, by
+        // `swift build --build-tests`.
+        .executableTarget(
+            name: "posts-example",
+            dependencies: [
+                "Drover", "DroverPostgresNIO",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/Posts/Sources"
+        ),
+
         // The `drover` binary: it only hands its arguments to the Drover library.
         .executableTarget(name: "drover", dependencies: ["Drover"]),
 
