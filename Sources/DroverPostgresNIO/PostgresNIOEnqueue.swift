@@ -33,7 +33,8 @@ extension PostgresConnection {
     /// Options not given come from the job type (`queue`, `priority`, `maxAttempts`, `timeout`) and
     /// the job (`uniqueKey`): while a live job has the same unique key, its id is returned and
     /// nothing is enqueued. The current `ServiceContext` (swift-distributed-tracing) is injected by
-    /// the bootstrapped instrument and stored with the job, as `JobDatabase.enqueue` does.
+    /// the bootstrapped instrument and stored with the job, as `JobDatabase.enqueue` does. `logger`
+    /// is the one postgres-nio logs the statement to (none: nothing is logged).
     ///
     /// PostgreSQL only: this is the SQL function `enqueue_many` of Drover's schema (migration 8 or
     /// later: `drover migrate`). A due job of a class with a concurrency limit waits, scheduled, for
@@ -43,12 +44,13 @@ extension PostgresConnection {
     ///   never aborts the caller's transaction; `QueueError` (`invalidJob`) too when the function
     ///   refuses the job (a concurrency key the arguments lack), which does abort it; `DatabaseError`
     ///   for an invalid schema name (before anything is sent) or when the database fails, with the
-    ///   SQLSTATE and no password or connection string.
+    ///   SQLSTATE and no password or connection string. Inside `withTransaction`, postgres-nio hands
+    ///   these on as the `closureError` of its `PostgresTransactionError`.
     @discardableResult
     public func enqueue<J: Job>(
         _ job: J, queue: String? = nil, priority: Int? = nil, runAt: Date? = nil, runIn delay: Duration? = nil,
         maxAttempts: Int? = nil, timeout: Duration? = nil, schema: String = DroverSchema.defaultName,
-        logger: Logger = DroverPostgresNIO.silentLogger
+        logger: Logger? = nil
     ) async throws -> Int {
         try await enqueue([job], queue: queue, priority: priority, runAt: runAt, runIn: delay, maxAttempts: maxAttempts,
                           timeout: timeout, schema: schema, logger: logger)[0]
@@ -60,12 +62,12 @@ extension PostgresConnection {
     public func enqueue<J: Job>(
         _ jobs: [J], queue: String? = nil, priority: Int? = nil, runAt: Date? = nil, runIn delay: Duration? = nil,
         maxAttempts: Int? = nil, timeout: Duration? = nil, schema: String = DroverSchema.defaultName,
-        logger: Logger = DroverPostgresNIO.silentLogger
+        logger: Logger? = nil
     ) async throws -> [Int] {
         guard !jobs.isEmpty else { return [] }
-        let call = try DroverPostgresNIO.call(jobs, queue: queue, priority: priority, runAt: runAt, runIn: delay,
+        let call = try PostgresNIOEnqueue.call(jobs, queue: queue, priority: priority, runAt: runAt, runIn: delay,
                                               maxAttempts: maxAttempts, timeout: timeout, schema: schema)
-        return try await DroverPostgresNIO.ids(of: call) { try await self.query($0, logger: logger) }
+        return try await PostgresNIOEnqueue.ids(of: call) { try await self.query($0, logger: logger ?? PostgresNIOEnqueue.silentLogger) }
     }
 }
 
@@ -82,7 +84,7 @@ extension PostgresClient {
     public func enqueue<J: Job>(
         _ job: J, queue: String? = nil, priority: Int? = nil, runAt: Date? = nil, runIn delay: Duration? = nil,
         maxAttempts: Int? = nil, timeout: Duration? = nil, schema: String = DroverSchema.defaultName,
-        logger: Logger = DroverPostgresNIO.silentLogger
+        logger: Logger? = nil
     ) async throws -> Int {
         try await enqueue([job], queue: queue, priority: priority, runAt: runAt, runIn: delay, maxAttempts: maxAttempts,
                           timeout: timeout, schema: schema, logger: logger)[0]
@@ -93,19 +95,19 @@ extension PostgresClient {
     public func enqueue<J: Job>(
         _ jobs: [J], queue: String? = nil, priority: Int? = nil, runAt: Date? = nil, runIn delay: Duration? = nil,
         maxAttempts: Int? = nil, timeout: Duration? = nil, schema: String = DroverSchema.defaultName,
-        logger: Logger = DroverPostgresNIO.silentLogger
+        logger: Logger? = nil
     ) async throws -> [Int] {
         guard !jobs.isEmpty else { return [] }
-        let call = try DroverPostgresNIO.call(jobs, queue: queue, priority: priority, runAt: runAt, runIn: delay,
+        let call = try PostgresNIOEnqueue.call(jobs, queue: queue, priority: priority, runAt: runAt, runIn: delay,
                                               maxAttempts: maxAttempts, timeout: timeout, schema: schema)
-        return try await DroverPostgresNIO.ids(of: call) { try await self.query($0, logger: logger) }
+        return try await PostgresNIOEnqueue.ids(of: call) { try await self.query($0, logger: logger ?? PostgresNIOEnqueue.silentLogger) }
     }
 }
 
 /// What the connection's and the client's `enqueue` share.
-public enum DroverPostgresNIO {
+enum PostgresNIOEnqueue {
     /// The logger `enqueue` hands postgres-nio when it is given none: it drops everything.
-    public static let silentLogger = Logger(label: "drover.postgres-nio", factory: { _ in SwiftLogNoOpLogHandler() })
+    static let silentLogger = Logger(label: "drover.postgres-nio", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// The jobs, with the type's defaults and the enqueuer's trace context, checked and encoded.
     static func call<J: Job>(
