@@ -17,8 +17,9 @@ build: deps
 	$(SWIFT) build
 
 # Model-checks the lease protocol (scripts/model-check: spin on Sources/DroverRuntime/Lease/lease.pml,
-# and its mutants), builds the tests, the drover binary they run and the example app
-# (Examples/Signup), runs every test against PostgreSQL and SQLite, then the packaging checks (the
+# and its mutants), builds the tests, the drover binary they run and the example apps
+# (Examples/Posts, a target of this package, with the tests; Examples/Signup, a package of its own),
+# runs every test against PostgreSQL and SQLite, then the packaging checks (the
 # .deb and lintian, the unit, the man pages) and the .deb under a real systemd in a container
 # (scripts/systemd-test).
 test: deps

@@ -5,6 +5,8 @@
 //   drover (executable) → Drover → DroverRuntime → DroverQueue → DroverPersistence → CLibPQ, CSQLite
 //                                  DroverRuntime → CSystemd, CProcess
 //                         Drover → DroverWeb → DroverRuntime, Hummingbird, Mustache (the dashboard)
+//   DroverPostgresNIO → Drover, DroverQueue, PostgresNIO (enqueue in an app's postgres-nio transaction;
+//                        a product of its own: the drover binary and the Drover library never link it)
 import PackageDescription
 
 let package = Package(
@@ -16,6 +18,10 @@ let package = Package(
         // For an app's tests only: a JobContext built by hand, and running enqueued jobs to
         // completion inside the test (a product of its own, so that none of it reaches the app).
         .library(name: "DroverTesting", targets: ["DroverTesting"]),
+        // For Vapor and Hummingbird apps that hold a postgres-nio client: typed jobs enqueued inside
+        // the app's own postgres-nio transaction (PostgreSQL only). A product of its own, so that an
+        // app without NIO, and the drover binary, never build or link postgres-nio.
+        .library(name: "DroverPostgresNIO", targets: ["DroverPostgresNIO"]),
     ],
     dependencies: [
         // The command line: parsing, help text, man pages.
@@ -39,6 +45,9 @@ let package = Package(
         // extracts it around perform and starts a span (swift-distributed-tracing's API only: an
         // app brings its tracer, swift-otel say).
         .package(url: "https://github.com/apple/swift-distributed-tracing", from: "1.7.3"),
+        // DroverPostgresNIO only (and Examples/Posts): the PostgreSQL client of Vapor and Hummingbird
+        // apps, whose transactions DroverPostgresNIO enqueues in. Nothing else imports it.
+        .package(url: "https://github.com/vapor/postgres-nio", from: "1.33.2"),
         // Tests only: the differential store test generates its cases and shrinks a failing one.
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
@@ -115,6 +124,32 @@ let package = Package(
             dependencies: ["Drover", "DroverRuntime", "DroverQueue", .product(name: "Logging", package: "swift-log")]
         ),
 
+        // Enqueueing typed jobs through postgres-nio, in an app's own transaction (the SQL function
+        // enqueue_many, with JobRules checked first).
+        .target(
+            name: "DroverPostgresNIO",
+            dependencies: [
+                "Drover", "DroverQueue",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // Examples/Posts: a Hummingbird app that creates a post and enqueues its job in one
+        // postgres-nio transaction. A target of this package (not a package of its own like
+        // Examples/Signup) so that NIO, Hummingbird and postgres-nio are built once, by
+        // `swift build --build-tests`.
+        .executableTarget(
+            name: "posts-example",
+            dependencies: [
+                "Drover", "DroverPostgresNIO",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Examples/Posts/Sources"
+        ),
+
         // The `drover` binary: it only hands its arguments to the Drover library.
         .executableTarget(name: "drover", dependencies: ["Drover"]),
 
@@ -146,6 +181,15 @@ let package = Package(
                 "DroverTesting", "Drover", "DroverTestSupport",
                 .product(name: "Tracing", package: "swift-distributed-tracing"),
                 // Tests only: a tracer that records its spans.
+                .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
+            ]
+        ),
+        .testTarget(
+            name: "DroverPostgresNIOTests",
+            dependencies: [
+                "DroverPostgresNIO", "Drover", "DroverQueue", "DroverTesting", "DroverTestSupport",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
                 .product(name: "InMemoryTracing", package: "swift-distributed-tracing"),
             ]
         ),

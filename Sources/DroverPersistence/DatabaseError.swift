@@ -101,7 +101,7 @@ public struct DatabaseError: Error, Sendable, CustomStringConvertible {
     }
 
     /// The code for a server SQLSTATE.
-    static func code(forSQLState state: String) -> Code {
+    package static func code(forSQLState state: String) -> Code {
         switch state {
         case "23505": return .uniqueViolation
         case "23503": return .foreignKeyViolation

@@ -41,6 +41,9 @@ struct JobRuleTests {
         (NewJob("R", timeout: .seconds(604_801)), #"{"class": "R", "timeout": 604801}"#, "timeout"),
         (NewJob("R", uniqueKey: ""), #"{"class": "R", "unique_key": ""}"#, "unique_key"),
         (NewJob("R", uniqueKey: String(repeating: "é", count: 1001)), #"{"class": "R", "unique_key": "\#(String(repeating: "é", count: 1001))"}"#, "unique_key"),
+        // Keys and values together, in bytes (migration 8): one byte over.
+        (NewJob("R", traceContext: ["b": String(repeating: "é", count: JobRules.maxTraceContextBytes / 2)]),
+         #"{"class": "R", "trace_context": {"b": "\#(String(repeating: "é", count: JobRules.maxTraceContextBytes / 2))"}}"#, "trace_context"),
     ]
 
     static let boundary: [(job: NewJob, json: String)] = [
@@ -60,6 +63,10 @@ struct JobRuleTests {
         (NewJob("R", runAt: Date(timeIntervalSince1970: 253_402_300_799)), #"{"class": "R", "run_at": "9999-12-31T23:59:59Z"}"#),
         (NewJob("R", runAt: Date(timeIntervalSince1970: -62_135_596_800)), #"{"class": "R", "run_at": "0001-01-01T00:00:00Z"}"#),
         (NewJob("R", uniqueKey: String(repeating: "é", count: 1000)), #"{"class": "R", "unique_key": "\#(String(repeating: "é", count: 1000))"}"#),
+        (NewJob("R", traceContext: ["traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "a=1"]),
+         #"{"class": "R", "trace_context": {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", "tracestate": "a=1"}}"#),
+        (NewJob("R", traceContext: ["b": String(repeating: "x", count: JobRules.maxTraceContextBytes - 1)]),
+         #"{"class": "R", "trace_context": {"b": "\#(String(repeating: "x", count: JobRules.maxTraceContextBytes - 1))"}}"#),
     ]
 
     @Test("bad jobs are refused by both, naming the same field, and nothing is written")
@@ -108,6 +115,10 @@ struct JobRuleTests {
                 (#"[{"class": "R", "timeout": "5m"}]"#, "timeout"),
                 (#"[{"class": "R", "timeout": 1.0001}]"#, "timeout"),
                 (#"[{"class": "R", "timeout": -3}]"#, "timeout"),
+                (#"[{"class": "R", "trace_context": "traceparent=00-…"}]"#, "trace_context"),
+                (#"[{"class": "R", "trace_context": null}]"#, "trace_context"),
+                (#"[{"class": "R", "trace_context": [["traceparent", "x"]]}]"#, "trace_context"),
+                (#"[{"class": "R", "trace_context": {"traceparent": "x", "sampled": true}}]"#, "trace_context"),
                 (#"{"class": "R"}"#, "new_jobs"),
             ] {
                 let error = #expect(throws: DatabaseError.self) {

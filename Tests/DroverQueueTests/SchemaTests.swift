@@ -172,6 +172,50 @@ struct TraceContextMigrationTests {
     }
 }
 
+@Suite("PostgreSQL migration 8: the SQL functions take the trace context")
+struct TraceContextFunctionsMigrationTests {
+    @Test("a schema at version 7 keeps its jobs through migration 8; the functions then store a trace context, and calls that worked before work the same")
+    func functionsTakeTraceContext() throws {
+        try TestDatabase.withSchema(migrate: false) { schema, db in
+            try Migrator(schema: schema, migrations: Array(DroverSchema.migrations.prefix(7))).migrate(on: db)
+            let enqueue = SQLIdentifier(schema, "enqueue")
+            let many = SQLIdentifier(schema, "enqueue_many")
+            let before = try db.query("SELECT \(enqueue)('Old', queue_name => 'mail', unique_key => 'old:1') AS id")[0].decode("id", as: Int.self)
+            let report = try Migrator(schema: schema, migrations: DroverSchema.migrations.filter { $0.version <= 8 }).migrate(on: db)
+            #expect(report.applied.map(\.version) == [8] && report.currentVersion == 8)
+
+            // The calls of before: positional and named, unique keys as they were.
+            let again = try db.query("SELECT \(enqueue)('Old', queue_name => 'mail', unique_key => 'old:1') AS id")[0].decode("id", as: Int.self)
+            #expect(again == before)
+            let positional = try db.query("SELECT \(enqueue)('Pos', '{}', 'default', 0, NULL, 5, interval '5 seconds', NULL) AS id")[0]
+                .decode("id", as: Int.self)
+            // And the trace context, through both functions.
+            let traced = try db.query(#"SELECT \#(enqueue)('Traced', trace_context => '{"traceparent": "00-abc-def-01"}') AS id"#)[0]
+                .decode("id", as: Int.self)
+            let batch = try db.query(#"""
+                SELECT id FROM \#(many)('[{"class": "A", "trace_context": {"x-request-id": "r1"}}, {"class": "B", "trace_context": {}},
+                                          {"class": "C", "unique_key": "c", "trace_context": {"x-request-id": "r2"}}]') AS id
+                """#).map { try $0.decode("id", as: Int.self) }
+            let stored = try Dictionary(uniqueKeysWithValues: db.query("""
+                SELECT id, coalesce(trace_context::text, 'none') AS t FROM \(SQLIdentifier(schema, "jobs"))
+                """).map { (try $0.decode("id", as: Int.self), try $0.decode("t", as: String.self)) })
+            #expect(stored[before] == "none" && stored[positional] == "none")
+            #expect(stored[traced] == #"{"traceparent": "00-abc-def-01"}"#)
+            #expect(batch.map { stored[$0] } == [#"{"x-request-id": "r1"}"#, "none", #"{"x-request-id": "r2"}"#], "an empty object stores none")
+            let claimed = try PostgresJobStore(schema: schema).claim(processID: 1, queues: ["*"], limit: 10, on: db)
+            #expect(claimed.first { $0.id == traced }?.traceContext == ["traceparent": "00-abc-def-01"])
+
+            // A refusal names the field, as every other does.
+            let refused = #expect(throws: DatabaseError.self) {
+                try db.query(#"SELECT \#(enqueue)('T', trace_context => '{"n": 1}')"#)
+            }
+            #expect(refused?.sqlState == "22023" && refused?.column == "trace_context")
+            #expect(refused?.message.contains("job 1: trace_context must be a JSON object of strings; the value of n is not a string") == true,
+                    "\(refused?.message ?? "")")
+        }
+    }
+}
+
 @Suite("Migration 9 (SQLite 5): failed jobs counted by queue from an index")
 struct FailedByQueueMigrationTests {
     /// Three failed jobs on two queues and a ready one, in a store at the version before.

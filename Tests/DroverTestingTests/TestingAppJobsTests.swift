@@ -93,9 +93,16 @@ struct JobDrainTests {
             #expect(summary.failures.first?.error == "declined on attempt 1")
             #expect(summary.unfinished == ids)
             #expect(try queue.job(ids[0])?.state == .scheduled && queue.job(ids[1])?.state == .ready)
-            // Left scheduled, the retry waits out its backoff; the rest runs.
+            let retryAt = try #require(try queue.job(ids[0])?.nextRunAt)
+            // Left scheduled, the retry waits out its backoff (the drain's clock does not skip it);
+            // the rest runs.
             let rest = try await queue.drain([Flaky.self, Charge.self], services: Ledger(), retries: .leaveScheduled)
-            #expect(rest.finished == [ids[1]] && rest.unfinished == [ids[0]] && rest.skipped == .zero, "\(rest)")
+            #expect(rest.finished.first == ids[1] && rest.skipped == .zero, "\(rest)")
+            // Unless the backoff (3.75 to 5 s) passed in real time meanwhile, as it can on a loaded
+            // machine (the whole suite on 2 cores), the retry is still waiting.
+            if Date() < retryAt {
+                #expect(rest.finished == [ids[1]] && rest.unfinished == [ids[0]], "\(rest)")
+            }
         }
     }
 

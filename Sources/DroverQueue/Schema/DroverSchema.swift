@@ -18,6 +18,7 @@ public enum DroverSchema {
         Migration(version: 5, name: "admission_by_the_store", sql: admissionByTheStoreSQL),
         Migration(version: 6, name: "metrics", sql: metricsSQL),
         Migration(version: 7, name: "trace_context", sql: traceContextSQL),
+        Migration(version: 8, name: "trace_context_in_sql_functions", sql: traceContextFunctionsSQL),
         Migration(version: 9, name: "failed_jobs_by_queue", sql: failedByQueueSQL),
     ]
 
