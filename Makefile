@@ -13,8 +13,9 @@ all: build
 deps:
 	@scripts/install-deps
 
+# The drover binary only (the example apps and the postgres-nio product are built by make test).
 build: deps
-	$(SWIFT) build
+	$(SWIFT) build --product drover
 
 # Model-checks the lease protocol (scripts/model-check: spin on Sources/DroverRuntime/Lease/lease.pml,
 # and its mutants), builds the tests, the drover binary they run and the example apps

@@ -78,12 +78,19 @@ struct EnqueueInputTests {
         #expect(arguments["i"] as? Int == 1_500 && arguments["text"] as? String == "tab\tquote\" é 😀")
 
         // The command's class and options are the defaults for what a line leaves out.
-        let defaults = try target.run(["enqueue", "Fallback", "--queue", "slow", "--jsonl", "-"],
-                                      stdin: Data("{\"arguments\": {\"x\": 1}}\n{\"class\": \"Own\", \"timeout\": \"1m30s\"}\n".utf8))
+        let defaults = try target.run(["enqueue", "Fallback", "--queue", "slow", "--jsonl", "-"], stdin: Data("""
+            {"arguments": {"x": 1}}
+            {"class": "Own", "timeout": "1m30s", "trace_context": {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}}
+            """.utf8))
         #expect(defaults.status == 0, "\(defaults)")
         let two = defaults.stdout.split(separator: "\n").map(String.init)
         let first = try target.run(["jobs", "show", two[0], "--json"]).stdout
         #expect(first.contains("\"class\":\"Fallback\"") && first.contains("\"queue\":\"slow\""), "\(first)")
+        let claimed = try target.claim(["slow"])
+        #expect(claimed.map(\.className) == ["Fallback", "Own"], "\(claimed)")
+        #expect(claimed.last?.traceContext == ["traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"])
+        let badTrace = try target.run(["enqueue", "A", "--jsonl", "-"], stdin: Data(#"{"trace_context": {"traceparent": 1}}"#.utf8))
+        #expect(badTrace.status == 64 && badTrace.stderr.contains("line 1: trace_context must be a JSON object of strings"), "\(badTrace)")
     }
 
     @Test("--jsonl: a batch with bad lines is not written; every bad line of it is named with its number, and what was written is said",

@@ -55,6 +55,15 @@ struct HostileArgumentsTests {
             try fail(StoreFactory.driver(for: url))
         }
 
+        /// Claims every ready job of `queues`, as a worker would: what a worker gets.
+        func claim(_ queues: QueueSelection) throws -> [ClaimedJob] {
+            func claim<D: StoreDriver>(_: D.Type) throws -> [ClaimedJob] {
+                let (store, db) = try D.open(url: url, options: StoreOptions(schema: schema, migrating: .never))
+                return try store.claim(processID: 424_243, queues: queues, limit: 10_000, on: db)
+            }
+            return try claim(StoreFactory.driver(for: url))
+        }
+
         func run(_ arguments: [String], stdin: Data? = nil) throws -> DroverBinary.Outcome {
             try DroverBinary.run(arguments + flags, environment: environment, timeout: .seconds(60), stdin: stdin)
         }

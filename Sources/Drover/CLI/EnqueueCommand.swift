@@ -17,7 +17,7 @@ struct EnqueueCommand: ParsableCommand {
 
             --jsonl FILE (or - for standard input) enqueues one job per line, a JSON object with the keys \
             of the SQL function enqueue_many: class, arguments, queue, priority, run_at, max_attempts, \
-            timeout (seconds) and unique_key; the command's class and options are the defaults for what \
+            timeout (seconds), unique_key and trace_context; the command's class and options are the defaults for what \
             a line leaves out. Lines go in batches of --batch-size, each one transaction. A batch with a \
             bad line is not written: every bad line of it is reported with its number, and the command \
             stops (exit 64) after saying which lines were enqueued. With --skip-bad, bad lines are \

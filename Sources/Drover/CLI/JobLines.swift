@@ -8,7 +8,7 @@ import Foundation
 /// `enqueue_many` (class, arguments, queue, priority, run_at, max_attempts, timeout, unique_key).
 /// What a line leaves out comes from the command's own options (`defaults`).
 enum JobLines {
-    static let keys = ["class", "arguments", "queue", "priority", "run_at", "max_attempts", "timeout", "unique_key"]
+    static let keys = ["class", "arguments", "queue", "priority", "run_at", "max_attempts", "timeout", "unique_key", "trace_context"]
 
     /// A bad line: its number (from 1) and what is wrong, naming the field.
     struct BadLine: Error, Equatable {
@@ -74,6 +74,13 @@ enum JobLines {
                     return bad("timeout \(text) is not from 1 second to 7 days: give seconds (90) or a duration (\"1m30s\")")
                 }
                 job.timeout = duration
+            case "trace_context":
+                // A JSON object of strings (traceparent, tracestate, …), as enqueue_many takes it.
+                guard value.isObject, let members = try? value.objectMembers(),
+                      case let pairs = members.map({ ($0.name, string($0.value.text)) }), pairs.allSatisfy({ $0.1 != nil }) else {
+                    return bad("trace_context must be a JSON object of strings, such as {\"traceparent\": \"00-…-01\"}")
+                }
+                job.traceContext = pairs.isEmpty ? nil : Dictionary(pairs.map { ($0.0, $0.1!) }) { _, last in last }
             default:  // unique_key
                 guard let string = string(text) else { return bad("unique_key must be a string") }
                 job.uniqueKey = string
