@@ -114,15 +114,8 @@ enum PostgresNIOEnqueue {
         _ jobs: [J], queue: String?, priority: Int?, runAt: Date?, runIn delay: Duration?, maxAttempts: Int?,
         timeout: Duration?, schema: String
     ) throws -> EnqueueFunctionCall {
-        let at = runAt ?? delay.map { Date().addingTimeInterval($0.seconds) }
-        // The enqueuer's trace context, restored around each job's perform.
-        let trace = JobTrace.carrier()
-        let newJobs = try jobs.map { job in
-            NewJob(
-                J.className, arguments: try JSON(encoding: job), queue: queue ?? J.queue, priority: priority ?? J.priority,
-                runAt: at, maxAttempts: maxAttempts ?? J.maxAttempts, timeout: timeout ?? J.timeout, uniqueKey: job.uniqueKey,
-                traceContext: trace)
-        }
+        let newJobs = try NewJob.jobs(jobs, queue: queue, priority: priority, runAt: runAt, runIn: delay, maxAttempts: maxAttempts,
+                                      timeout: timeout)
         return try EnqueueFunctionCall(newJobs, schema: schema)
     }
 

@@ -46,23 +46,11 @@ struct HostileArgumentsTests {
 
         /// Fails `ids` (ready jobs) for good with `error`, as a worker would.
         func failJobs(_ ids: [Int], error: JobFailure) throws {
-            func fail<D: StoreDriver>(_: D.Type) throws {
-                let (store, db) = try D.open(url: url, options: StoreOptions(schema: schema, migrating: .never))
-                _ = try store.claim(processID: 424_242, queues: ["*"], limit: 10_000, on: db)
-                for id in ids { _ = try store.fail(id, processID: 424_242, error: error, permanent: true, on: db) }
-                _ = try store.release(processID: 424_242, reason: .graceful, on: db)
-            }
-            try fail(StoreFactory.driver(for: url))
+            try StoreScene.failJobs(ids, error: error, url: url, schema: schema)
         }
 
         /// Claims every ready job of `queues`, as a worker would: what a worker gets.
-        func claim(_ queues: QueueSelection) throws -> [ClaimedJob] {
-            func claim<D: StoreDriver>(_: D.Type) throws -> [ClaimedJob] {
-                let (store, db) = try D.open(url: url, options: StoreOptions(schema: schema, migrating: .never))
-                return try store.claim(processID: 424_243, queues: queues, limit: 10_000, on: db)
-            }
-            return try claim(StoreFactory.driver(for: url))
-        }
+        func claim(_ queues: QueueSelection) throws -> [ClaimedJob] { try StoreScene.claim(queues, url: url, schema: schema) }
 
         func run(_ arguments: [String], stdin: Data? = nil) throws -> DroverBinary.Outcome {
             try DroverBinary.run(arguments + flags, environment: environment, timeout: .seconds(60), stdin: stdin)

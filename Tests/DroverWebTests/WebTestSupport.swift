@@ -56,13 +56,7 @@ final class TestBase {
     /// Fails `ids` for good with `error`, as a worker would (claimed, then failed); other jobs a
     /// claim takes meanwhile go back to ready.
     func failJobs(_ ids: [Int], error: JobFailure) throws {
-        func fail<D: StoreDriver>(_: D.Type) throws {
-            let (store, db) = try D.open(url: url, options: StoreOptions(schema: schema, migrating: .never))
-            _ = try store.claim(processID: 424_242, queues: ["*"], limit: 10_000, on: db)
-            for id in ids { _ = try store.fail(id, processID: 424_242, error: error, permanent: true, on: db) }
-            _ = try store.release(processID: 424_242, reason: .graceful, on: db)
-        }
-        try fail(StoreFactory.driver(for: url))
+        try StoreScene.failJobs(ids, error: error, url: url, schema: schema)
     }
 
     /// Makes `rule` the store's only concurrency rule.

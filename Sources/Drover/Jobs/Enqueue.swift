@@ -60,15 +60,26 @@ extension JobDatabase {
         maxAttempts: Int? = nil, timeout: Duration? = nil, schema: String = DroverSchema.defaultName
     ) throws -> [Int] {
         let store = try Self.store(schema: schema)
+        let newJobs = try NewJob.jobs(jobs, queue: queue, priority: priority, runAt: runAt, runIn: delay, maxAttempts: maxAttempts,
+                                      timeout: timeout)
+        return try store.enqueue(newJobs, on: self)
+    }
+}
+
+extension NewJob {
+    /// `jobs` as every Swift enqueue writes them (this API's and DroverPostgresNIO's): options not
+    /// given from the job type and the job, the run time from `runAt` or `runIn`, and the
+    /// enqueuer's trace context, restored around each job's perform.
+    package static func jobs<J: Job>(
+        _ jobs: [J], queue: String?, priority: Int?, runAt: Date?, runIn delay: Duration?, maxAttempts: Int?, timeout: Duration?
+    ) throws -> [NewJob] {
         let at = runAt ?? delay.map { Date().addingTimeInterval($0.seconds) }
-        // The enqueuer's trace context, restored around each job's perform.
         let trace = JobTrace.carrier()
-        let newJobs = try jobs.map { job in
+        return try jobs.map { job in
             NewJob(
                 J.className, arguments: try JSON(encoding: job), queue: queue ?? J.queue, priority: priority ?? J.priority,
                 runAt: at, maxAttempts: maxAttempts ?? J.maxAttempts, timeout: timeout ?? J.timeout, uniqueKey: job.uniqueKey,
                 traceContext: trace)
         }
-        return try store.enqueue(newJobs, on: self)
     }
 }

@@ -7,11 +7,11 @@ import Tracing
 /// stored with the job; the worker extracts it, runs `perform` inside it, under a span `perform
 /// CLASS` of the bootstrapped tracer. With no instrument bootstrapped nothing is stored, and the
 /// span is a no-op.
-package enum JobTrace {
+enum JobTrace {
     /// What the current `ServiceContext` injects: nil with none, or when the instrument injects
     /// nothing. A context too large for the store (``JobRules/maxTraceContextBytes``) is dropped,
     /// not refused: tracing never keeps a job from being enqueued.
-    package static func carrier() -> [String: String]? {
+    static func carrier() -> [String: String]? {
         guard let context = ServiceContext.current else { return nil }
         var carrier: [String: String] = [:]
         InstrumentationSystem.instrument.inject(context, into: &carrier, using: DictionaryInjector())
