@@ -4,6 +4,9 @@
 # of your own instead).
 
 SWIFT ?= swift
+# Seconds the test run may take before scripts/test-watchdog calls it stuck, says which tests had
+# not ended (and every thread's stack), and ends it: about 6 minutes is usual on 2 cores.
+TEST_TIME_LIMIT ?= 1500
 BIN_PATH = $(shell $(SWIFT) build --show-bin-path)
 
 .PHONY: all deps build test chaos soak-store demo demo-postgresql bench man deb systemd-test clean
@@ -29,7 +32,7 @@ test: deps
 	$(SWIFT) build --build-tests
 	# SwiftPM can miss files added to Drover when it rebuilds the example: start it afresh then.
 	$(SWIFT) build --package-path Examples/Signup || (rm -rf Examples/Signup/.build && $(SWIFT) build --package-path Examples/Signup)
-	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres $(SWIFT) test --skip-build --skip DroverChaosTests
+	DROVER_BIN=$(BIN_PATH)/drover scripts/with-postgres scripts/test-watchdog $(TEST_TIME_LIMIT) $(SWIFT) test --skip-build --skip DroverChaosTests
 	SWIFT=$(SWIFT) scripts/check-packaging
 	@scripts/install-deps container
 	scripts/systemd-test

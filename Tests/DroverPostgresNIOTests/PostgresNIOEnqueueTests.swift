@@ -9,7 +9,9 @@ import PostgresNIO
 import Testing
 import Tracing
 
-@Suite("DroverPostgresNIO: typed jobs enqueued in a postgres-nio transaction")
+// A time limit: these tests await postgres-nio, whose queries wait for a connection without end;
+// past it the test is cancelled and fails rather than holding up the whole run.
+@Suite("DroverPostgresNIO: typed jobs enqueued in a postgres-nio transaction", .timeLimit(.minutes(5)))
 struct PostgresNIOEnqueueTests {
     let logger = NIODatabase.logger
 

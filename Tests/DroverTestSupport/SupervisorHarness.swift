@@ -84,6 +84,8 @@ public final class SupervisorHarness {
         for child in ProcessTable.children(of: process.pid) { kill(child.pid, SIGKILL) }
         kill(process.pid, SIGKILL)
         _ = try? process.wait(timeout: .seconds(10))
+        // Bounded: a backend a test left frozen or locked must not hold up the whole run.
+        _ = try? db.execute("SET lock_timeout = '20s'")
         _ = try? db.execute("DROP SCHEMA IF EXISTS \(SQLIdentifier(schema)) CASCADE")
     }
 
