@@ -1,4 +1,5 @@
 import ArgumentParser
+import DroverQueue
 import DroverRuntime
 import Foundation
 // An app names `Logger` and `LogHandler` (its job's `context.logger`, `main(jobs:logHandler:)`)
@@ -49,6 +50,17 @@ public enum Drover {
         jobs: [any Job.Type], services: ServicesSetup? = nil, arguments: [String]? = nil,
         logHandler: (@Sendable (_ label: String) -> any LogHandler)? = nil
     ) -> Never {
+        // A job type's retry policy out of range is the app's bug: said before anything starts.
+        for type in jobs {
+            if let problem = type.retryPolicy?.problem() {
+                printError("drover: error: \(String(reflecting: type)).retryPolicy: \(problem)")
+                exit(ExitStatus.config.rawValue)
+            }
+            if !SnoozeRules.maxSnoozesRange.contains(type.maxSnoozes) {
+                printError("drover: error: \(String(reflecting: type)).maxSnoozes: \(type.maxSnoozes) is out of range: use 0 to 1000000")
+                exit(ExitStatus.config.rawValue)
+            }
+        }
         registeredJobs.withLock { $0 = JobHandlers(jobs: jobs) }
         registeredServices.withLock { $0 = services }
         LoggingSystem.bootstrap(logHandler ?? { DroverLogHandler(label: $0) })

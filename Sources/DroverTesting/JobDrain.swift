@@ -108,7 +108,7 @@ public struct JobDrain: Sendable {
                 summary.attempts.append(DrainSummary.Attempt(job, outcome: outcome.finished.isEmpty ? .dropped : .finished, failure: nil))
             case .failed(let failure, let permanent):
                 let outcome = try store.fail(job.id, processID: processID, error: failure, permanent: permanent,
-                                             maxAttempts: result.maxAttempts, on: db)
+                                             maxAttempts: result.maxAttempts, retryPolicy: result.retryPolicy, on: db)
                 let recorded: DrainSummary.Attempt.Outcome = switch outcome {
                 case .retryScheduled(let at, _): .willRetry(at: at)
                 case .failed: .failed
@@ -119,6 +119,24 @@ public struct JobDrain: Sendable {
                     summary.stoppedAtFailure = true
                     break drain
                 }
+            case .snoozed(let delay):
+                let outcome = try store.snooze(
+                    job.id, processID: processID, for: delay, maxSnoozes: result.maxSnoozes ?? SnoozeRules.defaultMaxSnoozes,
+                    maxAttempts: result.maxAttempts, retryPolicy: result.retryPolicy, on: db)
+                switch outcome {
+                case .snoozed(let at, _):
+                    summary.attempts.append(DrainSummary.Attempt(job, outcome: .snoozed(until: at), failure: nil))
+                case .overLimit(let failed):
+                    let failure = JobFailure(errorClass: SnoozeRules.limitClass, message: "snoozed past its limit (maxSnoozes)")
+                    let recorded: DrainSummary.Attempt.Outcome = switch failed {
+                    case .retryScheduled(let at, _): .willRetry(at: at)
+                    case .failed: .failed
+                    case .dropped: .dropped
+                    }
+                    summary.attempts.append(DrainSummary.Attempt(job, outcome: recorded, failure: failure))
+                case .dropped:
+                    summary.attempts.append(DrainSummary.Attempt(job, outcome: .dropped, failure: nil))
+                }
             }
         }
         summary.skipped = clock.skipped
@@ -128,13 +146,13 @@ public struct JobDrain: Sendable {
         return summary
     }
 
-    /// When the next job the drain waits for is due: a retry (``Retries/immediately``), or any
-    /// scheduled job (``runScheduledJobs``).
+    /// When the next job the drain waits for is due: a retry or a snoozed job (``Retries/immediately``),
+    /// or any scheduled job (``runScheduledJobs``).
     private func nextWaiting<Driver: StoreDriver>(_ store: JobStore<Driver>, _ db: Driver.Database) throws -> Date? {
         guard retries == .immediately || runScheduledJobs else { return nil }
         let selection = try QueueSelection(queues)
         return try store.listJobs(state: .scheduled, limit: 100_000, on: db)
-            .filter { (runScheduledJobs || $0.attempts > 0) && selection.matches($0.queue) }
+            .filter { (runScheduledJobs || $0.attempts > 0 || $0.snoozes > 0) && selection.matches($0.queue) }
             .compactMap(\.nextRunAt).min()
     }
 }
@@ -164,6 +182,8 @@ public struct DrainSummary: Sendable, CustomStringConvertible {
             case failed
             /// The store no longer held the claim (another process released the job).
             case dropped
+            /// It threw ``Snooze``: it runs again at this time of the drain's clock, its attempt not spent.
+            case snoozed(until: Date)
         }
 
         public let jobID: Int

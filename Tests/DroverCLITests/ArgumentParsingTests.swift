@@ -1,4 +1,5 @@
 @testable import Drover
+import DroverQueue
 import DroverRuntime
 import Foundation
 import Testing

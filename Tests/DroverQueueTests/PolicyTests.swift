@@ -19,6 +19,33 @@ struct PolicyTests {
         #expect(RetryPolicy(jitter: 0).delayBounds(afterFailedAttempts: 1) == 5...5)
     }
 
+    @Test("each backoff curve, as a table: fixed stays at its base, polynomial is base × n⁴, exponential doubles; all stop at max",
+          arguments: [
+              (RetryPolicy.Backoff.fixed, 1, 10.0), (.fixed, 7, 10), (.fixed, 100_000, 10),
+              (.polynomial, 1, 10), (.polynomial, 2, 160), (.polynomial, 3, 810), (.polynomial, 4, 2560), (.polynomial, 5, 3600),
+              (.polynomial, 1 << 20, 3600), (.polynomial, .max, 3600),
+              (.exponential, 1, 10), (.exponential, 2, 20), (.exponential, 9, 2560), (.exponential, 10, 3600), (.exponential, .max, 3600),
+          ])
+    func curves(backoff: RetryPolicy.Backoff, failed: Int, seconds: Double) {
+        let policy = RetryPolicy(backoff: backoff, baseDelay: .seconds(10), maxDelay: .seconds(3600), jitter: 0.5)
+        #expect(policy.delay(afterFailedAttempts: failed, random: 0) == seconds)
+        #expect(policy.delay(afterFailedAttempts: failed, random: 1) == seconds / 2, "the jitter takes off up to half")
+        #expect(policy.delay(afterFailedAttempts: failed, random: 0.999_999).isFinite)
+    }
+
+    @Test("a policy out of range names the field and its range; a good one round-trips through JSON and says itself in words")
+    func policyProblems() throws {
+        #expect(RetryPolicy().problem() == nil)
+        #expect(RetryPolicy(baseDelay: .zero).problem() == "base must be from 1ms to 30d, not 0s")
+        #expect(RetryPolicy(maxDelay: .seconds(31 * 86_400)).problem() == "max must be from 1ms to 30d, not 31d")
+        #expect(RetryPolicy(baseDelay: .seconds(60), maxDelay: .seconds(30)).problem() == "max (30s) must be at least base (1m)")
+        #expect(RetryPolicy(jitter: 1.5).problem() == "jitter must be from 0 to 1 (a fraction of the delay), not 1.5")
+        #expect(RetryPolicy(jitter: -.infinity).problem() != nil)
+        let policy = RetryPolicy(backoff: .polynomial, baseDelay: .milliseconds(1500), maxDelay: .seconds(7200), jitter: 0.1)
+        #expect(try JSON(encoding: policy).decode(RetryPolicy.self) == policy)
+        #expect(policy.description == "polynomial backoff, base 1s500ms, max 2h, jitter 0.1")
+    }
+
     @Test("after a failed attempt: retried while attempts are left, failed for good at the limit or when permanent",
           arguments: [
               (1, 5, false, true), (4, 5, false, true), (5, 5, false, false), (6, 5, false, false), (1, 1, false, false),

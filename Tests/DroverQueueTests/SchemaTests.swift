@@ -239,7 +239,7 @@ struct FailedByQueueMigrationTests {
             try Migrator(schema: schema, migrations: DroverSchema.migrations.filter { $0.version < 9 }).migrate(on: db)
             let store = try PostgresJobStore(schema: schema)
             try Self.scene(store, on: db)
-            #expect(try DroverSchema.migrator(schema: schema).migrate(on: db).applied.map(\.version) == [9])
+            #expect(try DroverSchema.migrator(schema: schema).migrate(on: db).applied.map(\.version) == Array(9...DroverSchema.migrations.count))
             let index = try db.query("SELECT indexdef FROM pg_indexes WHERE schemaname = \(schema) AND indexname = 'jobs_failed_by_queue'")
             #expect(try index.first?.decode("indexdef", as: String.self).hasSuffix("(queue_name) WHERE (failed_at IS NOT NULL)") == true)
             Self.expectCounts(try store.listQueues(on: db))
@@ -256,7 +256,7 @@ struct FailedByQueueMigrationTests {
         try Migrator(schema: "drover", migrations: Array(DroverSchema.sqliteMigrations.prefix(4))).migrate(on: db)
         let store = try SQLiteJobStore()
         try Self.scene(store, on: db)
-        #expect(try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db).applied.map(\.version) == [5])
+        #expect(try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db).applied.map(\.version) == Array(5...DroverSchema.sqliteMigrations.count))
         let index = try db.query("SELECT sql FROM drover.sqlite_master WHERE type = 'index' AND name = 'jobs_failed_by_queue'")
         #expect(try index.first?.decode("sql", as: String.self).hasSuffix("(queue_name) WHERE failed_at IS NOT NULL") == true)
         Self.expectCounts(try store.listQueues(on: db))
@@ -300,5 +300,44 @@ struct SQLiteSchemaTests {
         // Timestamps are text in PostgreSQL's format: they decode as dates.
         let created = try db.query("SELECT created_at FROM drover.jobs LIMIT 1")[0].decode("created_at", as: Date.self)
         #expect(abs(created.timeIntervalSinceNow) < 60)
+    }
+}
+
+@Suite("Migration 10 (SQLite 6): each job's snoozes")
+struct SnoozesMigrationTests {
+    /// A job claimed before the migration snoozes after it: its count starts at 0.
+    static func expectSnoozes<Driver: StoreDriver>(_ store: JobStore<Driver>, job id: Int, on db: Driver.Database) throws {
+        #expect(try store.job(id, on: db)?.snoozes == 0)
+        #expect(try store.snooze(id, processID: 1, for: .seconds(5), on: db) != .dropped)
+        let job = try #require(try store.job(id, on: db))
+        #expect(job.snoozes == 1 && job.attempts == 0 && job.state == .scheduled)
+        let refused = #expect(throws: DatabaseError.self) {
+            _ = try db.fetch("UPDATE \(store.table("jobs")) SET snoozes = -1 WHERE id = \(id)", prepared: false)
+        }
+        #expect(refused?.code == .checkViolation)
+    }
+
+    @Test("PostgreSQL: a schema before migration 10 keeps its jobs, which start with no snoozes")
+    func postgres() throws {
+        try TestDatabase.withSchema(migrate: false) { schema, db in
+            try Migrator(schema: schema, migrations: DroverSchema.migrations.filter { $0.version < 10 }).migrate(on: db)
+            let store = try PostgresJobStore(schema: schema)
+            let id = try store.enqueue(NewJob("Poll"), on: db)
+            _ = try store.claim(processID: 1, queues: ["*"], limit: 1, on: db)
+            #expect(try DroverSchema.migrator(schema: schema).migrate(on: db).applied.map(\.version).first == 10)
+            try Self.expectSnoozes(store, job: id, on: db)
+        }
+    }
+
+    @Test("SQLite: a file before migration 6 keeps its jobs, which start with no snoozes")
+    func sqlite() throws {
+        let directory = try TemporaryDirectory("drover-sqlite-upgrade-6")
+        let db = try SQLiteConnection(path: directory.url.appendingPathComponent("drover.sqlite3").path, schema: "drover")
+        try Migrator(schema: "drover", migrations: Array(DroverSchema.sqliteMigrations.prefix(5))).migrate(on: db)
+        let store = try SQLiteJobStore()
+        let id = try store.enqueue(NewJob("Poll"), on: db)
+        _ = try store.claim(processID: 1, queues: ["*"], limit: 1, on: db)
+        #expect(try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db).applied.map(\.version).first == 6)
+        try Self.expectSnoozes(store, job: id, on: db)
     }
 }

@@ -1,3 +1,4 @@
+import DroverQueue
 import DroverRuntime
 import DroverTestSupport
 import Foundation
@@ -103,6 +104,8 @@ struct FullConfigurationTests {
             command: [/usr/local/bin/send-report, --verbose]
             timeout: 5m
             max_attempts: 10
+            retry: {backoff: polynomial, base: 2s, max: 6h, jitter: 0.1}
+            max_snoozes: 20
             env: {LANG: C.UTF-8}
           Cleanup:
             command: [cleanup]
@@ -134,10 +137,13 @@ struct FullConfigurationTests {
         #expect(handler.command == ["/usr/local/bin/send-report", "--verbose"])
         #expect(handler.timeout == .seconds(300) && handler.maxAttempts == 10 && handler.environment == ["LANG": "C.UTF-8"])
         #expect(handler.gracePeriod == .seconds(10), "grace_period defaults to 10s")
+        #expect(handler.retry == RetryPolicy(backoff: .polynomial, baseDelay: .seconds(2), maxDelay: .seconds(6 * 3600), jitter: 0.1))
+        #expect(handler.maxSnoozes == 20)
         let cleanup = try #require(config.handlers["Cleanup"])
         #expect(cleanup.concurrency?.key == "cleanup:{table}" && cleanup.concurrency?.limit == 2)
         #expect(cleanup.concurrency?.duration == .seconds(600) && cleanup.concurrency?.onConflict == .discard)
         #expect(handler.concurrency == nil)
+        #expect(cleanup.retry == nil && cleanup.maxSnoozes == 100, "no retry: the worker's policy; 100 snoozes")
         #expect(config.concurrencyRules.map(\.className) == ["Cleanup"])
         #expect(cleanup.gracePeriod == .seconds(2) && cleanup.workingDirectory == "/var/lib/drover" && cleanup.user == "root")
         let task = try #require(config.recurring["nightly_report"])
@@ -184,6 +190,17 @@ struct FullConfigurationTests {
         ("handlers:\n  Send:\n    command: [/bin/true]\n    user: no-such-user-here\n",
          "d.yml:4: handlers.Send.user: no user named \"no-such-user-here\" on this host"),
         ("handlers:\n  Send:\n    command: [/bin/true]\n    grace_period: 50ms\n", "d.yml:4: handlers.Send.grace_period:"),
+        ("handlers:\n  S:\n    command: [x]\n    retry: {backoff: linear}\n",
+         "d.yml:4: handlers.S.retry.backoff: must be exponential, polynomial or fixed, not \"linear\""),
+        ("handlers:\n  S:\n    command: [x]\n    retry: {base: 0s}\n", "d.yml:4: handlers.S.retry.base: 0s is out of range: use 1ms to 30d"),
+        ("handlers:\n  S:\n    command: [x]\n    retry: {base: 10}\n", "d.yml:4: handlers.S.retry.base: \"10\" is not a duration"),
+        ("handlers:\n  S:\n    command: [x]\n    retry: {max: 60d}\n", "d.yml:4: handlers.S.retry.max: 60d is out of range: use 1ms to 30d"),
+        ("handlers:\n  S:\n    command: [x]\n    retry: {base: 2h, max: 1h}\n", "d.yml:4: handlers.S.retry: max (1h) must be at least base (2h)"),
+        ("handlers:\n  S:\n    command: [x]\n    retry: {jitter: 2}\n", "d.yml:4: handlers.S.retry.jitter: 2 is out of range: use 0 to 1"),
+        ("handlers:\n  S:\n    command: [x]\n    retry: {jitter: lots}\n", "d.yml:4: handlers.S.retry.jitter: must be a number from 0 to 1"),
+        ("handlers:\n  S:\n    command: [x]\n    retry: {delay: 5s}\n", "d.yml:4: handlers.S.retry.delay: unknown key; the keys allowed here are: backoff, base, max, jitter"),
+        ("handlers:\n  S:\n    command: [x]\n    retry: exponential\n", "d.yml:4: handlers.S.retry: must be a mapping"),
+        ("handlers:\n  S:\n    command: [x]\n    max_snoozes: -1\n", "d.yml:4: handlers.S.max_snoozes: -1 is out of range: use 0 to 1000000"),
         ("recurring:\n  r:\n    class: C\n    schedule: \"0 25 * * *\"\n", "d.yml:4: recurring.r.schedule: schedule \"0 25 * * *\": hour 25 is out of range 0–23"),
         ("recurring:\n  report:\n    class: C\n    schedule: \"0 0 30 2 *\"\n",
          "d.yml:4: recurring.report.schedule: schedule \"0 0 30 2 *\" can never run: February has no day 30"),

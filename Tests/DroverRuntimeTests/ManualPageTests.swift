@@ -35,6 +35,7 @@ struct ManualPageTests {
         var keys = ConfigReader.sectionKeys.flatMap { section, keys in keys.map { (section, $0) } }
         keys += ConfigReader.handlerKeys.map { ("handlers", $0) } + ConfigReader.recurringKeys.map { ("recurring", $0) }
         keys += ConfigReader.concurrencyKeys.map { ("handlers", $0) }
+        keys += ConfigReader.retryKeys.map { ("handlers", $0) }
         keys += ConfigReader.webKeys.map { ("web", $0) }
         for (section, key) in keys {
             let text = Self.item(key, in: section)

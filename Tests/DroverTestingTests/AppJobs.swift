@@ -38,6 +38,28 @@ struct Flaky: Job {
     }
 }
 
+/// Not ready for its work until it has snoozed `readyAfter` times; one attempt, two snoozes.
+struct AwaitReport: Job {
+    static let maxAttempts = 1
+    static let maxSnoozes = 2
+    var readyAfter: Int
+    func perform(_ context: JobContext) async throws {
+        let ledger = try context.services(Ledger.self)
+        ledger.record("report \(context.jobID) attempt \(context.attempt)")
+        if ledger.all.filter({ $0.hasPrefix("report \(context.jobID) ") }).count <= readyAfter { throw Snooze(for: .seconds(30)) }
+    }
+}
+
+/// Always fails; retried after 10 minutes, whatever the worker's default.
+struct Stubborn: Job {
+    static let maxAttempts = 3
+    static let retryPolicy: RetryPolicy? = RetryPolicy(backoff: .fixed, baseDelay: .seconds(600), maxDelay: .seconds(600), jitter: 0)
+    func perform(_ context: JobContext) async throws {
+        throw PermanentlyBusy()
+    }
+    struct PermanentlyBusy: Error {}
+}
+
 struct Refund: Job {
     func perform(_ context: JobContext) async throws {
         throw PermanentJobFailure("the account is closed")

@@ -84,6 +84,45 @@ struct JobDrainTests {
         }
     }
 
+    @Test("a Swift job that throws Snooze runs again after the delay without spending its attempt; past maxSnoozes the snooze fails it",
+          arguments: Backend.allCases)
+    func snoozes(_ backend: Backend) async throws {
+        try await backend.withQueue { queue in
+            let ids = try queue.enqueue(AwaitReport(readyAfter: 2), AwaitReport(readyAfter: 5))
+            let summary = try await queue.drain([AwaitReport.self], services: Ledger())
+            let first = summary.attempts.filter { $0.jobID == ids[0] }
+            #expect(first.map(\.attempt) == [1, 1, 1], "a snooze spends no attempt: \(summary)")
+            guard case .snoozed(let until) = first[0].outcome, case .snoozed(let later) = first[1].outcome else {
+                Issue.record("\(summary)")
+                return
+            }
+            #expect(later.timeIntervalSince(until) >= 30, "each snooze waits its 30 s (on the drain's clock)")
+            #expect(first[2].outcome == .finished && summary.finished == [ids[0]])
+            let finished = try #require(try queue.job(ids[0]))
+            #expect(finished.snoozes == 2 && finished.attempts == 0)
+            // The second never gets ready: its third snooze is over the limit, a failed attempt, its only one.
+            let second = summary.attempts.filter { $0.jobID == ids[1] }
+            #expect(second.count == 3 && second.last?.outcome == .failed && second.last?.errorClass == "SnoozeLimit", "\(summary)")
+            let failed = try #require(try queue.job(ids[1]))
+            #expect(failed.state == .failed && failed.snoozes == 2 && failed.attempts == 1)
+        }
+    }
+
+    @Test("a Swift job type's retryPolicy sets its waits, not the worker's default", arguments: Backend.allCases)
+    func typeRetryPolicy(_ backend: Backend) async throws {
+        try await backend.withQueue { queue in
+            let id = try queue.enqueue(Stubborn())[0]
+            let summary = try await queue.drain([Stubborn.self], services: Ledger())
+            guard case .willRetry(let first) = summary.attempts[0].outcome, case .willRetry(let second) = summary.attempts[1].outcome else {
+                Issue.record("\(summary)")
+                return
+            }
+            #expect(abs(second.timeIntervalSince(first) - 600) < 1, "fixed 10-minute waits: \(first) then \(second)")
+            #expect(summary.failed == [id] && summary.attempts.count == 3, "\(summary)")
+            #expect(summary.skipped >= .seconds(1199), "the drain's clock skipped both waits: \(summary.skipped)")
+        }
+    }
+
     @Test("stopAtFirstFailure ends the drain at the first failed attempt, its retry left scheduled", arguments: Backend.allCases)
     func stopsAtFirstFailure(_ backend: Backend) async throws {
         try await backend.withQueue { queue in

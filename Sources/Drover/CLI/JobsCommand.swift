@@ -101,6 +101,7 @@ struct JobsShow: ParsableCommand {
                 ("priority", String(job.priority)), ("attempts", "\(job.attempts) failed of \(job.maxAttempts)"),
                 ("crashes", String(job.crashes)), ("created", formatTime(job.createdAt)),
             ]
+            if job.snoozes > 0 { lines.insert(("snoozes", String(job.snoozes)), at: 7) }
             if let next = job.nextRunAt { lines.append(("next run", formatTime(next))) }
             if let process = job.claimedBy { lines.append(("running in", "process \(process)")) }
             if let finished = job.finishedAt { lines.append(("finished", formatTime(finished))) }
@@ -110,6 +111,11 @@ struct JobsShow: ParsableCommand {
                 if let status = error.exitStatus { text += " (exit status \(status))" }
                 if let signal = error.signal { text += " (signal \(signal))" }
                 lines.append(("last error", text))
+                if let delay = error.retryIn {
+                    // The delay the retry policy computed after that error (scheduled_at is "next run").
+                    let policy = error.backoff.map { " (\($0))" } ?? ""
+                    lines.append(("retried in", DurationText.format(.milliseconds(Int64((delay * 1000).rounded()))) + policy))
+                }
             }
             lines.append(("arguments", job.arguments?.text ?? "{}"))
             for (key, value) in lines { print((key + ":").padding(toLength: 12, withPad: " ", startingAt: 0) + value) }

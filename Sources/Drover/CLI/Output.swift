@@ -58,6 +58,7 @@ struct JobJSON: Encodable {
     let attempts: Int
     let maxAttempts: Int
     let crashes: Int
+    let snoozes: Int
     let createdAt: Date
     let nextRunAt: Date?
     let claimedBy: Int?
@@ -76,6 +77,7 @@ struct JobJSON: Encodable {
         attempts = job.attempts
         maxAttempts = job.maxAttempts
         crashes = job.crashes
+        snoozes = job.snoozes
         createdAt = job.createdAt
         nextRunAt = job.nextRunAt
         claimedBy = job.claimedBy
@@ -94,7 +96,7 @@ struct JobJSON: Encodable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case id, queue, className = "class", state, priority, attempts, maxAttempts = "max_attempts", crashes
+        case id, queue, className = "class", state, priority, attempts, maxAttempts = "max_attempts", crashes, snoozes
         case createdAt = "created_at", nextRunAt = "next_run_at", claimedBy = "claimed_by"
         case finishedAt = "finished_at", failedAt = "failed_at", lastError = "last_error"
     }

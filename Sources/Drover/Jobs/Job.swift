@@ -11,6 +11,10 @@ public typealias StopReason = DroverRuntime.StopReason
 public typealias ConcurrencyLimit = DroverRuntime.Configuration.Concurrency
 /// Throw it from `perform` for a failure that retrying will not fix: the job fails at once.
 public typealias PermanentJobFailure = DroverRuntime.PermanentJobFailure
+/// Throw it from `perform` to run again later without spending an attempt: `throw Snooze(for: .seconds(30))`.
+public typealias Snooze = DroverRuntime.Snooze
+/// How long a failed attempt waits before the next: `RetryPolicy(backoff: .fixed, baseDelay: .seconds(30))`.
+public typealias RetryPolicy = DroverQueue.RetryPolicy
 /// Builds the app's services once per worker process: `Drover.main(jobs:services:)`.
 public typealias ServicesSetup = DroverRuntime.ServicesSetup
 /// Services that close something when their worker stops (`func shutdown() async throws`).
@@ -40,8 +44,9 @@ public typealias ServicesError = DroverRuntime.ServicesError
 /// ```
 ///
 /// `perform` runs on a thread of its own worker thread pool, so blocking calls hold only that job.
-/// Throwing fails the attempt, retried with backoff up to `maxAttempts`; throwing
-/// ``PermanentJobFailure`` fails the job at once. Past its timeout (or when cancelled) the task is
+/// Throwing fails the attempt, retried with `retryPolicy`'s backoff up to `maxAttempts`; throwing
+/// ``PermanentJobFailure`` fails the job at once; throwing ``Snooze`` runs it again later without
+/// spending an attempt. Past its timeout (or when cancelled) the task is
 /// cancelled; a job still running `gracePeriod` later is failed, and its worker finishes its other
 /// jobs and exits to be replaced.
 public protocol Job: Codable, Sendable {
@@ -53,6 +58,12 @@ public protocol Job: Codable, Sendable {
     static var priority: Int { get }
     /// How many times a job may run before it fails for good (default: 5).
     static var maxAttempts: Int { get }
+    /// How long a failed attempt waits before the next (default: nil, the worker's: exponential
+    /// backoff from 5 s to at most 1 h, jitter 0.25). `drover start` refuses a policy out of range.
+    static var retryPolicy: RetryPolicy? { get }
+    /// How many times a job may throw ``Snooze`` before a snooze counts as a failed attempt
+    /// (default: 100).
+    static var maxSnoozes: Int { get }
     /// How long one attempt may run (default: no limit); a timeout given at enqueue wins.
     static var timeout: Duration? { get }
     /// How long a cancelled job may take to end (default: 10 seconds).
@@ -73,6 +84,8 @@ extension Job {
     public static var queue: String { JobRules.defaultQueue }
     public static var priority: Int { 0 }
     public static var maxAttempts: Int { JobRules.defaultMaxAttempts }
+    public static var retryPolicy: RetryPolicy? { nil }
+    public static var maxSnoozes: Int { SnoozeRules.defaultMaxSnoozes }
     public static var timeout: Duration? { nil }
     public static var gracePeriod: Duration { .seconds(10) }
     public var uniqueKey: String? { nil }
@@ -93,6 +106,8 @@ struct JobTypeHandler<J: Job>: AsyncJobHandler {
     var timeout: Duration? { J.timeout }
     var gracePeriod: Duration { J.gracePeriod }
     var maxAttempts: Int? { nil }
+    var retryPolicy: RetryPolicy? { J.retryPolicy }
+    var maxSnoozes: Int { J.maxSnoozes }
 
     func perform(_ job: ClaimedJob, context: JobContext) async throws {
         let decoded: J

@@ -32,13 +32,16 @@ extension JobStore {
     /// Records a failed attempt of a job claimed by `processID`, exactly once.
     ///
     /// The error is kept as the job's `last_error`. With attempts left (and `permanent` false) the
-    /// same job row is scheduled again after the ``RetryPolicy`` backoff; otherwise it moves to
-    /// failed. `maxAttempts` (a handler's) replaces the job's own when given. Either way the job
-    /// gives its concurrency slot back.
+    /// same job row is scheduled again after the ``RetryPolicy`` backoff (`retryPolicy`, a
+    /// handler's or a job type's, else the store's), and the delay and the policy are kept in its
+    /// `last_error` for `drover jobs show`; otherwise it moves to failed. `maxAttempts` (a
+    /// handler's) replaces the job's own when given. Either way the job gives its concurrency
+    /// slot back.
     public func fail(
         _ jobID: Int, processID: Int, error: JobFailure, permanent: Bool = false, maxAttempts: Int? = nil,
-        on database: Driver.Database
+        retryPolicy: RetryPolicy? = nil, on database: Driver.Database
     ) throws -> FailOutcome {
+        let policy = retryPolicy ?? self.retryPolicy
         let now = self.now()
         return try database.atomically {
             // The claim's removal is the lock: a failure racing a release makes one of them act.
@@ -57,7 +60,7 @@ extension JobStore {
             let attempts = try row.decode("attempts", as: Int.self)
             let decision = AttemptDecision.after(
                 failedAttempts: attempts, maxAttempts: try row.decode("max_attempts", as: Int.self), permanent: permanent,
-                retryPolicy: retryPolicy)
+                retryPolicy: policy)
             let outcome: FailOutcome
             switch decision {
             case .failForGood:
@@ -68,6 +71,10 @@ extension JobStore {
                 outcome = .failed(attempts: attempts)
                 try count(error.errorClass == JobFailure.cancelledClass ? .cancelled : .failed, queue: queue, className: className, on: database)
             case .retry(let seconds):
+                var explained = error
+                explained.retryIn = (seconds * 1000).rounded() / 1000
+                explained.backoff = policy.description
+                try database.change("UPDATE \(jobs) SET last_error = \(explained.json) WHERE id = \(jobID)", prepared: true)
                 let at = try database.fetch("""
                     INSERT INTO \(scheduled) (job_id, queue_name, priority, scheduled_at, created_at)
                     VALUES (\(jobID), \(queue), \(try row.decode("priority", as: Int.self)),

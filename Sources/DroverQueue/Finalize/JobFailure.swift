@@ -11,6 +11,10 @@ public struct JobFailure: Sendable, Codable, Equatable {
     public var signal: Int?
     /// The last ``maxOutputBytes`` of a command's output.
     public var output: String?
+    /// When the job was scheduled to run again: the delay its retry policy computed, in seconds.
+    public var retryIn: Double?
+    /// That retry policy, in words ("exponential backoff, base 5s, max 1h, jitter 0.25").
+    public var backoff: String?
 
     /// How much output a failure keeps: the end, where errors are.
     public static let maxOutputBytes = 4096
@@ -26,7 +30,7 @@ public struct JobFailure: Sendable, Codable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case errorClass = "class", message, exitStatus = "exit_status", signal, output
+        case errorClass = "class", message, exitStatus = "exit_status", signal, output, retryIn = "retry_in", backoff
     }
 
     /// The last `maxOutputBytes` bytes of `text`, cut at a character boundary.

@@ -17,6 +17,8 @@ public struct JobInfo: Sendable, Equatable {
     public let attempts: Int
     public let maxAttempts: Int
     public let crashes: Int
+    /// Times it asked to run again later (``JobStore/snooze(_:processID:for:maxSnoozes:maxAttempts:retryPolicy:on:)``).
+    public let snoozes: Int
     public let createdAt: Date
     /// When a scheduled job (or a retry) runs next.
     public let nextRunAt: Date?
@@ -41,6 +43,7 @@ public struct JobInfo: Sendable, Equatable {
         attempts = try row.decode("attempts")
         maxAttempts = try row.decode("max_attempts")
         crashes = try row.decode("crashes")
+        snoozes = try row.decode("snoozes")
         createdAt = try row.decode("created_at")
         nextRunAt = try row.decode("next_run_at")
         claimedBy = try row.decode("claimed_by")
@@ -68,7 +71,7 @@ extension JobStore {
     /// The columns `JobInfo(row:)` reads; `j` is the job.
     func jobInfoColumns(withArguments: Bool) -> SQL {
         """
-        j.id, j.queue_name, j.class_name, j.priority, j.attempts, j.max_attempts, j.crashes, j.created_at,
+        j.id, j.queue_name, j.class_name, j.priority, j.attempts, j.max_attempts, j.crashes, j.snoozes, j.created_at,
         j.finished_at, j.failed_at, j.last_error, \(unsafeRaw: withArguments ? "j.arguments" : "NULL AS arguments"),
         (SELECT s.scheduled_at FROM \(scheduled) s WHERE s.job_id = j.id) AS next_run_at,
         (SELECT c.process_id FROM \(claimed) c WHERE c.job_id = j.id) AS claimed_by,

@@ -50,12 +50,12 @@ public struct MoveToPostgres {
                 let timeout: Double? = try row.decode("timeout")
                 let id = try pg.query("""
                     INSERT INTO \(jobs) (queue_name, class_name, arguments, priority, scheduled_at, attempts, max_attempts, crashes,
-                                         timeout, concurrency_key, unique_key, last_error, failed_at, trace_context, created_at, updated_at)
+                                         snoozes, timeout, concurrency_key, unique_key, last_error, failed_at, trace_context, created_at, updated_at)
                     VALUES (\(try row.decode("queue_name", as: String.self)), \(try row.decode("class_name", as: String.self)),
                             \(try row.decode("arguments", as: JSON.self)), \(try row.decode("priority", as: Int.self)),
                             \(try row.decode("scheduled_at", as: Date.self)), \(try row.decode("attempts", as: Int.self)),
                             \(try row.decode("max_attempts", as: Int.self)), \(try row.decode("crashes", as: Int.self)),
-                            make_interval(secs => \(timeout)::float8), \(try row.decode("concurrency_key", as: String?.self)),
+                            \(try row.decode("snoozes", as: Int.self)), make_interval(secs => \(timeout)::float8), \(try row.decode("concurrency_key", as: String?.self)),
                             \(try row.decode("unique_key", as: String?.self)), \(lastError), \(failedAt),
                             \(try row.decode("trace_context", as: JSON?.self)), \(try row.decode("created_at", as: Date.self)), now())
                     RETURNING id, queue_name, priority

@@ -20,7 +20,14 @@ public enum DroverSchema {
         Migration(version: 7, name: "trace_context", sql: traceContextSQL),
         Migration(version: 8, name: "trace_context_in_sql_functions", sql: traceContextFunctionsSQL),
         Migration(version: 9, name: "failed_jobs_by_queue", sql: failedByQueueSQL),
+        Migration(version: 10, name: "snoozes", sql: snoozesSQL),
     ]
+
+    /// Migration 10: how many times each job snoozed (ran again later at its own request, spending
+    /// no attempt), which ``SnoozeRules`` caps. A constant default: adding it rewrites nothing.
+    static let snoozesSQL = """
+        ALTER TABLE jobs ADD COLUMN snoozes integer NOT NULL DEFAULT 0 CONSTRAINT jobs_snoozes_range CHECK (snoozes >= 0);
+        """
 
     /// Migration 9: the failed jobs of each queue, for `drover queues`, the dashboard and
     /// `/metrics`, which looked each failed job's queue up by id (20,000 lookups, about 35 ms, at

@@ -14,7 +14,13 @@ extension DroverSchema {
         Migration(version: 3, name: "metrics", sql: sqliteMetricsSQL),
         Migration(version: 4, name: "trace_context", sql: sqliteTraceContextSQL),
         Migration(version: 5, name: "failed_jobs_by_queue", sql: sqliteFailedByQueueSQL),
+        Migration(version: 6, name: "snoozes", sql: sqliteSnoozesSQL),
     ]
+
+    /// Migration 6: each job's snoozes, as PostgreSQL's migration 10.
+    static let sqliteSnoozesSQL = """
+        ALTER TABLE {schema}.jobs ADD COLUMN snoozes INTEGER NOT NULL DEFAULT 0 CHECK (snoozes >= 0);
+        """
 
     /// Migration 5: the failed jobs of each queue, as PostgreSQL's migration 9.
     static let sqliteFailedByQueueSQL = """

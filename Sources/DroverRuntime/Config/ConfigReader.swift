@@ -1,4 +1,5 @@
 import DroverPersistence
+import DroverQueue
 import Foundation
 import Yams
 
@@ -52,6 +53,15 @@ struct ConfigReader {
         guard range.contains(value) else {
             throw error(node, key, "\(value) is out of range: use \(range.lowerBound) to \(range.upperBound)")
         }
+        return value
+    }
+
+    /// A number from 0 to 1, such as 0.25.
+    func fraction(_ node: Node, _ key: String) throws(ConfigurationError) -> Double {
+        guard case .scalar(let scalar) = node, scalar.style == .plain, let value = Double(scalar.string), value.isFinite else {
+            throw error(node, key, "must be a number from 0 to 1, such as 0.25")
+        }
+        guard (0...1).contains(value) else { throw error(node, key, "\(scalar.string) is out of range: use 0 to 1, such as 0.25") }
         return value
     }
 

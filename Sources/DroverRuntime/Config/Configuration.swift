@@ -65,6 +65,10 @@ public struct Configuration: Sendable, Equatable {
         public var gracePeriod: Duration = .seconds(10)
         /// Overrides the job's own max_attempts when set.
         public var maxAttempts: Int?
+        /// How long a failed attempt waits before the next (`retry:`); nil for the default policy.
+        public var retry: RetryPolicy?
+        /// How many times a job may snooze (exit 101) before a snooze counts as a failed attempt.
+        public var maxSnoozes = SnoozeRules.defaultMaxSnoozes
         /// Added to the command's environment (which does not inherit the worker's secrets).
         public var environment: [String: String] = [:]
         public var workingDirectory: String?

@@ -85,7 +85,33 @@ extension ConfigReader {
     static let recurringKeys = ["class", "args", "schedule", "time_zone", "queue", "priority", "catch_up", "description"]
 
     /// The keys of a `handlers:` entry (drover.yml(5) documents each).
-    static let handlerKeys = ["command", "timeout", "grace_period", "max_attempts", "env", "working_directory", "user", "concurrency"]
+    static let handlerKeys = [
+        "command", "timeout", "grace_period", "max_attempts", "retry", "max_snoozes", "env", "working_directory", "user", "concurrency",
+    ]
+
+    /// The keys of a handler's `retry:`.
+    static let retryKeys = ["backoff", "base", "max", "jitter"]
+
+    func retry(_ node: Node, _ key: String) throws(ConfigurationError) -> RetryPolicy {
+        var policy = RetryPolicy()
+        for entry in try mapping(node, key, allowed: Self.retryKeys) {
+            let field = "\(key).\(entry.key)"
+            switch entry.key {
+            case "backoff":
+                let text = try string(entry.value, field)
+                guard let backoff = RetryPolicy.Backoff(rawValue: text) else {
+                    throw error(entry.value, field, "must be exponential, polynomial or fixed, not \"\(text)\"")
+                }
+                policy.backoff = backoff
+            case "base": policy.baseDelay = try duration(entry.value, field, RetryPolicy.delayRange)
+            case "max": policy.maxDelay = try duration(entry.value, field, RetryPolicy.delayRange)
+            default: policy.jitter = try fraction(entry.value, field)
+            }
+        }
+        // What is left is base against max: say it of the whole entry.
+        if let problem = policy.problem() { throw error(node, key, problem) }
+        return policy
+    }
 
     /// The keys of a handler's `concurrency:`.
     static let concurrencyKeys = ["key", "limit", "duration", "on_conflict"]
@@ -146,6 +172,8 @@ extension ConfigReader {
                 case "concurrency": handler.concurrency = try concurrency(entry.value, field)
                 case "grace_period": handler.gracePeriod = try duration(entry.value, field, .milliseconds(100)...(.seconds(3600)))
                 case "max_attempts": handler.maxAttempts = try int(entry.value, field, JobRules.maxAttemptsRange)
+                case "retry": handler.retry = try retry(entry.value, field)
+                case "max_snoozes": handler.maxSnoozes = try int(entry.value, field, SnoozeRules.maxSnoozesRange)
                 case "env": handler.environment = try stringMap(entry.value, field)
                 case "working_directory":
                     let directory = try string(entry.value, field)

@@ -1,4 +1,5 @@
 import DroverPersistence
+import DroverQueue
 import Foundation
 
 extension Configuration {
@@ -45,6 +46,11 @@ extension Configuration {
             if let timeout = handler.timeout { lines.append("    timeout: \(duration(timeout))") }
             lines.append("    grace_period: \(duration(handler.gracePeriod))")
             if let maxAttempts = handler.maxAttempts { lines.append("    max_attempts: \(maxAttempts)") }
+            if let retry = handler.retry {
+                lines.append("    retry: {backoff: \(retry.backoff.rawValue), base: \(duration(retry.baseDelay)), max: \(duration(retry.maxDelay)), "
+                             + "jitter: \(retry.jitter)}")
+            }
+            if handler.maxSnoozes != SnoozeRules.defaultMaxSnoozes { lines.append("    max_snoozes: \(handler.maxSnoozes)") }
             if !handler.environment.isEmpty {
                 let shown = Dictionary(uniqueKeysWithValues: handler.environment.map { ($0.key, Self.isSecretName($0.key) ? "***" : $0.value) })
                 lines.append("    env: \(map(shown))")

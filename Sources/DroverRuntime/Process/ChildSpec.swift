@@ -28,6 +28,8 @@ public struct ChildSpec: Codable, Sendable, Equatable, CustomStringConvertible, 
         public var timeoutMilliseconds: Int?
         public var gracePeriodMilliseconds: Int
         public var maxAttempts: Int?
+        public var retry: RetryPolicy?
+        public var maxSnoozes: Int
         public var environment: [String: String]
         public var workingDirectory: String?
         public var user: String?
@@ -37,6 +39,8 @@ public struct ChildSpec: Codable, Sendable, Equatable, CustomStringConvertible, 
             timeoutMilliseconds = handler.timeout?.wholeMilliseconds
             gracePeriodMilliseconds = handler.gracePeriod.wholeMilliseconds
             maxAttempts = handler.maxAttempts
+            retry = handler.retry
+            maxSnoozes = handler.maxSnoozes
             environment = handler.environment
             workingDirectory = handler.workingDirectory
             user = handler.user

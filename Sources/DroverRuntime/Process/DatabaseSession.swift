@@ -1,4 +1,5 @@
 import DroverPersistence
+import DroverQueue
 import Foundation
 
 /// A process's connection, which rides out database outages, on either backend.

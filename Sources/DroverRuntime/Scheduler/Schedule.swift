@@ -1,5 +1,6 @@
 import Foundation
 import DroverPersistence
+import DroverQueue
 
 /// When a recurring task runs: a cron expression in a time zone, or a fixed interval.
 ///

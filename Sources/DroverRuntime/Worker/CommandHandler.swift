@@ -17,6 +17,8 @@ struct CommandHandler: Sendable {
     let timeout: Duration?
     let gracePeriod: Duration
     let maxAttempts: Int?
+    let retryPolicy: RetryPolicy?
+    let maxSnoozes: Int
     let workingDirectory: String?
     let credentials: Credentials?
     /// The command's environment before the job's own variables: a few harmless variables of the
@@ -39,6 +41,8 @@ struct CommandHandler: Sendable {
         timeout = part.timeoutMilliseconds.map(Duration.init(milliseconds:))
         gracePeriod = Duration(milliseconds: part.gracePeriodMilliseconds)
         maxAttempts = part.maxAttempts
+        retryPolicy = part.retry
+        maxSnoozes = part.maxSnoozes
         workingDirectory = part.workingDirectory
         credentials = try part.user.map { name throws(UserError) in try Self.credentials(of: name, handler: className) }
 

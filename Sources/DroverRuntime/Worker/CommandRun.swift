@@ -204,6 +204,18 @@ struct CommandRun {
             return failed("CommandFailed", "\(name) exited with status 100: a permanent failure, not retried",
                           exitStatus: exitCode, output: output, permanent: true)
         }
+        if exitCode == CommandHandler.snoozeStatus {
+            // The delay is the last line it printed: `echo 30s; exit 101`.
+            let last = output.split(whereSeparator: \.isNewline).last { !$0.allSatisfy(\.isWhitespace) }
+                .map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            guard let delay = DurationText.parse(last), SnoozeRules.delayRange.contains(delay) else {
+                let shown = last.isEmpty ? "nothing" : "\"\(last.prefix(80))\""
+                return failed("CommandFailed", "\(name) exited with status 101 to snooze, but its last line of output (\(shown)) is not a delay "
+                              + "from 1ms to 30d, such as 30s or 5m: print the delay last; the attempt counts as failed",
+                              exitStatus: exitCode, output: output)
+            }
+            return JobResult(job: execution.job, outcome: .snoozed(delay))
+        }
         return failed("CommandFailed", "\(name) \(how)", exitStatus: exitCode, signal: signal, output: output)
     }
 
@@ -221,6 +233,9 @@ struct CommandRun {
 extension CommandHandler {
     /// A command that exits with this status failed for good: no retry.
     static let permanentFailureStatus: Int32 = 100
+    /// A command that exits with this status, the delay on its last line of output, runs again
+    /// after that delay without spending an attempt.
+    static let snoozeStatus: Int32 = 101
 }
 
 extension StopReason: CustomStringConvertible {

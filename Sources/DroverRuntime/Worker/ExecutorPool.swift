@@ -7,11 +7,17 @@ public struct JobResult: Sendable {
     public enum Outcome: Sendable {
         case finished
         case failed(JobFailure, permanent: Bool)
+        /// It asked to run again after this delay, spending no attempt (``Snooze``, exit 101).
+        case snoozed(Duration)
     }
     public let job: ClaimedJob
     public let outcome: Outcome
     /// The handler's max_attempts, which overrides the job's.
     public var maxAttempts: Int? = nil
+    /// The handler's (or the job type's) retry policy, which overrides the worker's.
+    public var retryPolicy: RetryPolicy? = nil
+    /// The handler's (or the job type's) limit on snoozes.
+    public var maxSnoozes: Int? = nil
 }
 
 /// `threads` threads that run claimed jobs and hand back their results; the coordinator is woken
@@ -163,10 +169,14 @@ final class ExecutorPool: @unchecked Sendable {
         case .command(let handler):
             var result = CommandRun(handler: handler, execution: execution, log: jobLog).run()
             result.maxAttempts = handler.maxAttempts
+            result.retryPolicy = handler.retryPolicy
+            result.maxSnoozes = handler.maxSnoozes
             return result
         case .swift(let handler):
             var result = SwiftJobRun(handler: handler, execution: execution, log: jobLog, services: services).run()
             result.maxAttempts = handler.maxAttempts
+            result.retryPolicy = handler.retryPolicy
+            result.maxSnoozes = handler.maxSnoozes
             return result
         case .blocking(let handler):
             do {

@@ -20,6 +20,10 @@ public protocol AsyncJobHandler: Sendable {
     var gracePeriod: Duration { get }
     /// Overrides the job's own max_attempts when set.
     var maxAttempts: Int? { get }
+    /// How long a failed attempt waits before the next; nil for the worker's default policy.
+    var retryPolicy: RetryPolicy? { get }
+    /// How many times a job may snooze (throw ``Snooze``) before a snooze counts as a failure.
+    var maxSnoozes: Int { get }
     /// At most `limit` jobs of this class with one key run at once (nil: no limit).
     var concurrency: Configuration.Concurrency? { get }
     func perform(_ job: ClaimedJob, context: JobContext) async throws
@@ -27,6 +31,8 @@ public protocol AsyncJobHandler: Sendable {
 
 extension AsyncJobHandler {
     public var concurrency: Configuration.Concurrency? { nil }
+    public var retryPolicy: RetryPolicy? { nil }
+    public var maxSnoozes: Int { SnoozeRules.defaultMaxSnoozes }
 }
 
 /// What a running Swift job knows about itself, and the services of its worker.
@@ -125,6 +131,20 @@ public struct JobContext: Sendable {
 public struct PermanentJobFailure: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// Thrown by a job that cannot do its work yet (an API asked it to slow down, a file is not there
+/// yet): it runs again after `delay`, and the attempt does not count. A job may snooze its type's
+/// `maxSnoozes` times (100 unless it says); a snooze past that counts as a failed attempt.
+///
+/// ```swift
+/// guard let report = try await api.report(id) else { throw Snooze(for: .seconds(30)) }
+/// ```
+public struct Snooze: Error, CustomStringConvertible {
+    public let delay: Duration
+    /// From 1 ms to 30 days; a delay out of that range fails the attempt, naming the range.
+    public init(for delay: Duration) { self.delay = delay }
+    public var description: String { "snooze for \(DurationText.format(delay))" }
 }
 
 /// Which handler runs which class: commands from the configuration, Swift job types, and (for

@@ -44,6 +44,13 @@ struct SwiftJobRun {
         switch result {
         case .success:
             return JobResult(job: job, outcome: .finished)
+        case .failure(let snooze as Snooze):
+            guard SnoozeRules.delayRange.contains(snooze.delay) else {
+                let failure = JobFailure(errorClass: "Snooze", message: "the job asked to snooze for \(DurationText.format(snooze.delay)); "
+                                         + "a snooze must be from 1ms to 30d: the attempt counts as failed")
+                return JobResult(job: job, outcome: .failed(failure, permanent: false))
+            }
+            return JobResult(job: job, outcome: .snoozed(snooze.delay))
         case .failure(let error as PermanentJobFailure):
             return JobResult(job: job, outcome: .failed(JobFailure(errorClass: "PermanentJobFailure", message: error.description), permanent: true))
         case .failure(let error):

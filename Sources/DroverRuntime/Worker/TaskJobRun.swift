@@ -17,6 +17,8 @@ package enum TaskJobRun {
             let context = JobContext(execution: execution, log: log, services: services)
             var result = await attempt(execution) { try await handler.perform(job, context: context) }
             result.maxAttempts = handler.maxAttempts
+            result.retryPolicy = handler.retryPolicy
+            result.maxSnoozes = handler.maxSnoozes
             return result
         case .blocking(let handler):
             do {

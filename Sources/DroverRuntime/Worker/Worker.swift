@@ -329,14 +329,21 @@ final class Worker<Driver: RuntimeDriver> {
         }
         do {
             let turn = try runtime.session.run { connection in
-                try connection.inWriteTransaction { () -> (FinishOutcome, [(JobResult, FailOutcome)], [ClaimedJob]) in
+                try connection.inWriteTransaction { () -> (FinishOutcome, [(JobResult, String)], [ClaimedJob]) in
                     let finished = try runtime.store.finish(finishedIDs, processID: processID, on: connection)
-                    var failures: [(JobResult, FailOutcome)] = []
+                    var failures: [(JobResult, String)] = []
                     for result in results {
-                        guard case .failed(let failure, let permanent) = result.outcome else { continue }
-                        failures.append((result, try runtime.store.fail(
-                            result.job.id, processID: processID, error: failure, permanent: permanent,
-                            maxAttempts: result.maxAttempts, on: connection)))
+                        switch result.outcome {
+                        case .finished: continue
+                        case .failed(let failure, let permanent):
+                            let outcome = try runtime.store.fail(
+                                result.job.id, processID: processID, error: failure, permanent: permanent,
+                                maxAttempts: result.maxAttempts, retryPolicy: result.retryPolicy, on: connection)
+                            failures.append((result, "\(outcome)"))
+                        case .snoozed(let delay):
+                            let outcome = try snooze(result, for: delay, processID: processID, on: connection)
+                            failures.append((result, "\(outcome)"))
+                        }
                     }
                     let claimed = claimLimit > 0
                         ? try runtime.store.claim(processID: processID, queues: queues, limit: claimLimit, on: connection) : []
@@ -353,9 +360,14 @@ final class Worker<Driver: RuntimeDriver> {
                             [("jobs", finished.dropped.map(String.init).joined(separator: ","))])
             }
             for (result, outcome) in failures {
+                if case .snoozed(let delay) = result.outcome {
+                    log.info("job snoozed", [("job", String(result.job.id)), ("class", result.job.className),
+                                             ("delay", DurationText.format(delay)), ("outcome", outcome)])
+                    continue
+                }
                 failedCount += 1
                 log.info("job failed", [("job", String(result.job.id)), ("class", result.job.className),
-                                        ("error", result.outcome.failureMessage), ("outcome", "\(outcome)")])
+                                        ("error", result.outcome.failureMessage), ("outcome", outcome)])
             }
             if !claimed.isEmpty {
                 // Said before the start, then the lease looked at: a freeze anywhere between
@@ -398,6 +410,14 @@ final class Worker<Driver: RuntimeDriver> {
         }
     }
 
+    /// Stores a snooze the job asked for, with its handler's limit and (past the limit) its
+    /// handler's attempts and retry policy.
+    private func snooze(_ result: JobResult, for delay: Duration, processID: Int, on connection: Driver.Database) throws -> SnoozeOutcome {
+        try runtime.store.snooze(
+            result.job.id, processID: processID, for: delay, maxSnoozes: result.maxSnoozes ?? SnoozeRules.defaultMaxSnoozes,
+            maxAttempts: result.maxAttempts, retryPolicy: result.retryPolicy, on: connection)
+    }
+
     /// After `turns` failed turns in a row: 50 ms, doubling, at most 5 s.
     static func backoff(afterFailedTurns turns: Int) -> Duration {
         .milliseconds(min(5_000, 50 << min(turns - 1, 10)))
@@ -422,17 +442,21 @@ final class Worker<Driver: RuntimeDriver> {
                         do {
                             outcome = try runtime.store.fail(
                                 result.job.id, processID: processID, error: failure, permanent: permanent,
-                                maxAttempts: result.maxAttempts, on: connection)
+                                maxAttempts: result.maxAttempts, retryPolicy: result.retryPolicy, on: connection)
                         } catch let error as DatabaseError where !error.isTransient && error.code != .connectionLost {
                             log.error("the error of a failed job cannot be stored; storing why instead",
                                       [("job", String(result.job.id)), ("error", error.message)])
                             outcome = try runtime.store.fail(
                                 result.job.id, processID: processID, error: .notStored(failure, because: error), permanent: permanent,
-                                maxAttempts: result.maxAttempts, on: connection)
+                                maxAttempts: result.maxAttempts, retryPolicy: result.retryPolicy, on: connection)
                         }
                         failedCount += 1
                         log.info("job failed", [("job", String(result.job.id)), ("class", result.job.className),
                                                 ("error", failure.message), ("outcome", "\(outcome)")])
+                    case .snoozed(let delay):
+                        let outcome = try snooze(result, for: delay, processID: processID, on: connection)
+                        log.info("job snoozed", [("job", String(result.job.id)), ("class", result.job.className),
+                                                 ("delay", DurationText.format(delay)), ("outcome", "\(outcome)")])
                     }
                     return true
                 }

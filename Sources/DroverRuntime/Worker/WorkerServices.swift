@@ -1,4 +1,5 @@
 import DroverPersistence
+import DroverQueue
 import Foundation
 import Synchronization
 

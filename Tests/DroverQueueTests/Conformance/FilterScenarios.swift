@@ -17,7 +17,7 @@ struct FilterScenarios {
             clock.advance(by: 60)
             let newer = try s.enqueue((0..<5).map { NewJob("Mail", arguments: .object(#"{"n": \#($0)}"#), queue: "mail") })
             _ = try s.claim(1, ["default"], limit: 1)
-            _ = try s.fail(old[1], processID: 1, error: JobFailure(errorClass: "Boom", message: "disk <full>"), permanent: true, maxAttempts: nil)
+            _ = try s.fail(old[1], processID: 1, error: JobFailure(errorClass: "Boom", message: "disk <full>"), permanent: true, maxAttempts: nil, retryPolicy: nil)
 
             #expect(try s.findJobs(JobFilter(), before: nil, limit: 50).jobs.map(\.id) == (old + newer).reversed())
             #expect(try s.findJobs(JobFilter(queue: "mail", className: "Mail"), before: nil, limit: 50).jobs.count == 6)
@@ -61,7 +61,7 @@ struct FilterScenarios {
             let ids = try s.enqueue((0..<7).map { _ in NewJob("Work") })
             _ = try s.claim(1, ["*"], limit: 7)
             for id in ids.prefix(5) {
-                _ = try s.fail(id, processID: 1, error: JobFailure(errorClass: "Boom", message: "x"), permanent: true, maxAttempts: nil)
+                _ = try s.fail(id, processID: 1, error: JobFailure(errorClass: "Boom", message: "x"), permanent: true, maxAttempts: nil, retryPolicy: nil)
             }
             try s.finish(Array(ids.suffix(2)))
             #expect(try s.countJobs(JobFilter(state: .failed)) == 5)
@@ -127,7 +127,7 @@ struct FilterScenarios {
             #expect(running.claimedByName == "worker-7" && running.info.arguments == .object(#"{"to": "<b>ann</b>"}"#))
             #expect(running.scheduledAt == enqueuedAt && running.timeoutSeconds == 90)
             _ = try s.fail(id, processID: workerID, error: JobFailure(errorClass: "Boom", message: "m", output: "last lines"),
-                           permanent: true, maxAttempts: nil)
+                           permanent: true, maxAttempts: nil, retryPolicy: nil)
             let failed = try #require(try s.jobDetail(id))
             #expect(failed.info.state == .failed && failed.info.lastError?.output == "last lines" && failed.claimedAt == nil)
             #expect(try s.jobDetail(999_999) == nil)

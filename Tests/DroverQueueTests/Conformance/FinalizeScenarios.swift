@@ -50,7 +50,17 @@ struct FinalizeScenarios {
                 let outcome = try s.fail(id, error: error)
                 try s.expectInvariant()
                 let info = try #require(try s.job(id))
-                #expect(info.attempts == attempt && info.lastError == error)
+                var stored = try #require(info.lastError)
+                #expect(info.attempts == attempt)
+                if attempt < 3 {
+                    // The delay the policy computed is kept with the error, for drover jobs show.
+                    #expect(stored.backoff == "exponential backoff, base 5s, max 1m, jitter 0.5")
+                    #expect(stored.retryIn.map { abs($0 - ((info.nextRunAt ?? .distantPast).timeIntervalSince(clock.now))) < 0.002 } == true,
+                            "retry_in \(String(describing: stored.retryIn)) is not the wait until the next run")
+                }
+                stored.retryIn = nil
+                stored.backoff = nil
+                #expect(stored == error)
                 if attempt < 3 {
                     guard case .retryScheduled(let at, let attempts) = outcome else {
                         Issue.record("attempt \(attempt): expected a retry, got \(outcome)")
@@ -71,6 +81,86 @@ struct FinalizeScenarios {
                     #expect(stored == error)
                 }
             }
+        }
+    }
+
+    @Test("a handler's retry policy wins over the store's: fixed, polynomial and exponential delays, each within its bounds",
+          arguments: Backend.allCases)
+    func handlerRetryPolicy(_ backend: Backend) throws {
+        let clock = ManualClock()
+        let storeDefault = RetryPolicy(baseDelay: .seconds(5), maxDelay: .seconds(60), jitter: 0)
+        try backend.withStore(retryPolicy: storeDefault, clock: clock.storeClock) { s in
+            let policies: [(RetryPolicy, [Double])] = [
+                (RetryPolicy(backoff: .fixed, baseDelay: .seconds(30), maxDelay: .seconds(30), jitter: 0), [30, 30, 30]),
+                (RetryPolicy(backoff: .polynomial, baseDelay: .seconds(1), maxDelay: .seconds(60), jitter: 0), [1, 16, 60]),
+                (RetryPolicy(backoff: .exponential, baseDelay: .milliseconds(500), maxDelay: .seconds(3600), jitter: 0), [0.5, 1, 2]),
+            ]
+            for (policy, delays) in policies {
+                let id = try s.enqueue(NewJob("Flaky", maxAttempts: 10))
+                for (n, expected) in delays.enumerated() {
+                    _ = try #require(try s.claim(1, ["*"], limit: 1).first { $0.id == id })
+                    guard case .retryScheduled(let at, let attempts) = try s.fail(id, retryPolicy: policy) else {
+                        Issue.record("\(policy.backoff) attempt \(n + 1): no retry")
+                        return
+                    }
+                    #expect(attempts == n + 1)
+                    #expect(abs(at.timeIntervalSince(clock.now) - expected) < 0.002, "\(policy): after \(n + 1) failures, \(at.timeIntervalSince(clock.now)) s")
+                    #expect(try s.job(id)?.lastError?.backoff == policy.description)
+                    clock.advance(by: expected)
+                    #expect(try s.dispatchDue() == 1)
+                }
+                _ = try s.claim(1, ["*"], limit: 1)
+                try s.finish([id])
+            }
+            // Without one, the store's.
+            let id = try s.enqueue(NewJob("Flaky"))
+            _ = try s.claim(1, ["*"], limit: 1)
+            guard case .retryScheduled(let at, _) = try s.fail(id) else { Issue.record("no retry"); return }
+            #expect(abs(at.timeIntervalSince(clock.now) - 5) < 0.002)
+        }
+    }
+
+    @Test("a snooze puts the job back after its delay without spending an attempt, frees its concurrency slot, and past max_snoozes counts as a failed attempt",
+          arguments: Backend.allCases)
+    func snooze(_ backend: Backend) throws {
+        let clock = ManualClock()
+        try backend.withStore(retryPolicy: RetryPolicy(baseDelay: .seconds(5), maxDelay: .seconds(60), jitter: 0), clock: clock.storeClock) { s in
+            try s.syncConcurrencyRules([ConcurrencyRule(className: "Polite", keyTemplate: "api", maxRunning: 1, duration: .seconds(300))])
+            let id = try s.enqueue(NewJob("Polite", maxAttempts: 2))
+            for n in 1...2 {
+                let job = try #require(try s.claim(1, ["*"], limit: 1).first)
+                #expect(job.id == id && job.attempt == 1, "a snooze spends no attempt")
+                let waiting = try s.enqueue(NewJob("Polite"))
+                #expect(try s.state(waiting) == .blocked, "one slot for the key: another job waits")
+                let outcome = try s.snooze(id, for: .seconds(30), maxSnoozes: 2)
+                #expect(outcome == .snoozed(at: clock.now.addingTimeInterval(30), snoozes: n))
+                try s.expectInvariant()
+                let info = try #require(try s.job(id))
+                #expect(info.state == .scheduled && info.attempts == 0 && info.snoozes == n && info.lastError == nil)
+                #expect(try s.state(waiting) == .ready, "snoozing gave the concurrency slot back")
+                _ = try s.claim(2, ["*"], limit: 1)
+                try s.finish([waiting], by: 2)
+                clock.advance(by: 29.999)
+                #expect(try s.dispatchDue() == 0, "not before the delay")
+                clock.advance(by: 0.001)
+                #expect(try s.dispatchDue() == 1)
+            }
+            // A third snooze is over the limit: a failed attempt, retried by the policy.
+            _ = try #require(try s.claim(1, ["*"], limit: 1).first { $0.id == id })
+            guard case .overLimit(.retryScheduled(_, let attempts)) = try s.snooze(id, for: .seconds(30), maxSnoozes: 2) else {
+                Issue.record("a snooze past the limit was not a failure")
+                return
+            }
+            #expect(attempts == 1)
+            let info = try #require(try s.job(id))
+            #expect(info.lastError?.errorClass == SnoozeRules.limitClass && info.snoozes == 2 && info.attempts == 1)
+            #expect(info.lastError?.message.contains("max_snoozes") == true)
+
+            // A snooze of a job this process does not hold is dropped; a delay out of range is refused.
+            #expect(try s.snooze(id, by: 7, for: .seconds(1)) == .dropped)
+            #expect(throws: QueueError.self) { try s.snooze(id, for: .zero) }
+            #expect(throws: QueueError.self) { try s.snooze(id, for: .seconds(31 * 86_400)) }
+            try s.expectInvariant()
         }
     }
 

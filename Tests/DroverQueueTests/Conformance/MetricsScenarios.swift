@@ -22,14 +22,14 @@ struct MetricsScenarios {
             try s.finish([a[0], a[1]])
             #expect(try s.fail(a[2]) != .dropped, "retried: attempts are left")
             let timeout = JobFailure(errorClass: JobFailure.timeoutClass, message: "ran longer than its timeout")
-            #expect(try s.fail(b[0], processID: 1, error: timeout, permanent: true, maxAttempts: nil) == .failed(attempts: 1))
+            #expect(try s.fail(b[0], processID: 1, error: timeout, permanent: true, maxAttempts: nil, retryPolicy: nil) == .failed(attempts: 1))
             let crash = JobFailure(errorClass: "WorkerCrashed", message: "killed")
             #expect(try s.release(1, reason: .crashed(crash, maxCrashes: 5)).released == [b[1]])
             #expect(try s.cancel(later) == .discarded(was: .scheduled))
             try s.retryFailed([b[0]])
             let doomed = try s.enqueue(NewJob("Sync", queue: "q2"))
             #expect(try s.claim(2, ["q2"], limit: 10).count == 3, "the retried, the released and the new job")
-            _ = try s.fail(doomed, processID: 2, error: JobFailure(errorClass: "Boom", message: "no"), permanent: true, maxAttempts: nil)
+            _ = try s.fail(doomed, processID: 2, error: JobFailure(errorClass: "Boom", message: "no"), permanent: true, maxAttempts: nil, retryPolicy: nil)
             _ = try s.discardFailed([doomed])
             // A batch refused whole counts nothing.
             #expect(throws: QueueError.self) { try s.enqueue([NewJob("Mail", queue: "q1"), NewJob("Mail", priority: 99_999)]) }

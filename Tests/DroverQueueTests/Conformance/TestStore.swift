@@ -64,7 +64,8 @@ protocol TestStore: AnyObject {
     func enqueue(_ jobs: [NewJob]) throws -> [Int]
     func claim(processID: Int, queues: QueueSelection, limit: Int) throws -> [ClaimedJob]
     func finish(_ ids: [Int], processID: Int) throws -> FinishOutcome
-    func fail(_ id: Int, processID: Int, error: JobFailure, permanent: Bool, maxAttempts: Int?) throws -> FailOutcome
+    func fail(_ id: Int, processID: Int, error: JobFailure, permanent: Bool, maxAttempts: Int?, retryPolicy: RetryPolicy?) throws -> FailOutcome
+    func snooze(_ id: Int, processID: Int, for delay: Duration, maxSnoozes: Int, retryPolicy: RetryPolicy?) throws -> SnoozeOutcome
     func release(processID: Int, jobIDs: [Int]?, reason: ReleaseReason) throws -> ReleaseOutcome
     func release(processID: Int, jobIDs: [Int]?, onlyEarlierClaims: Bool, reason: ReleaseReason) throws -> ReleaseOutcome
     func dispatchDue(batchSize: Int) throws -> Int
@@ -133,9 +134,15 @@ extension TestStore {
     @discardableResult func finish(_ ids: [Int], by processID: Int = 1) throws -> FinishOutcome { try finish(ids, processID: processID) }
     @discardableResult func fail(
         _ id: Int, by processID: Int = 1, error: JobFailure = JobFailure(errorClass: "E", message: "m"), permanent: Bool = false,
-        maxAttempts: Int? = nil
+        maxAttempts: Int? = nil, retryPolicy: RetryPolicy? = nil
     ) throws -> FailOutcome {
-        try fail(id, processID: processID, error: error, permanent: permanent, maxAttempts: maxAttempts)
+        try fail(id, processID: processID, error: error, permanent: permanent, maxAttempts: maxAttempts, retryPolicy: retryPolicy)
+    }
+    @discardableResult func snooze(
+        _ id: Int, by processID: Int = 1, for delay: Duration, maxSnoozes: Int = SnoozeRules.defaultMaxSnoozes,
+        retryPolicy: RetryPolicy? = nil
+    ) throws -> SnoozeOutcome {
+        try snooze(id, processID: processID, for: delay, maxSnoozes: maxSnoozes, retryPolicy: retryPolicy)
     }
     @discardableResult func release(_ processID: Int = 1, jobs: [Int]? = nil, reason: ReleaseReason = .graceful) throws -> ReleaseOutcome {
         try release(processID: processID, jobIDs: jobs, reason: reason)
@@ -231,8 +238,12 @@ final class BoundTestStore<Driver: StoreDriver>: TestStore {
         try store.claim(processID: processID, queues: queues, limit: limit, on: database)
     }
     func finish(_ ids: [Int], processID: Int) throws -> FinishOutcome { try store.finish(ids, processID: processID, on: database) }
-    func fail(_ id: Int, processID: Int, error: JobFailure, permanent: Bool, maxAttempts: Int?) throws -> FailOutcome {
-        try store.fail(id, processID: processID, error: error, permanent: permanent, maxAttempts: maxAttempts, on: database)
+    func fail(_ id: Int, processID: Int, error: JobFailure, permanent: Bool, maxAttempts: Int?, retryPolicy: RetryPolicy?) throws -> FailOutcome {
+        try store.fail(id, processID: processID, error: error, permanent: permanent, maxAttempts: maxAttempts, retryPolicy: retryPolicy,
+                       on: database)
+    }
+    func snooze(_ id: Int, processID: Int, for delay: Duration, maxSnoozes: Int, retryPolicy: RetryPolicy?) throws -> SnoozeOutcome {
+        try store.snooze(id, processID: processID, for: delay, maxSnoozes: maxSnoozes, retryPolicy: retryPolicy, on: database)
     }
     func release(processID: Int, jobIDs: [Int]?, reason: ReleaseReason) throws -> ReleaseOutcome {
         try store.release(processID: processID, jobIDs: jobIDs, reason: reason, on: database)

@@ -156,6 +156,75 @@ struct CommandHandlerTests {
         #expect(try jobs.harness.stop().status == 0)
     }
 
+    @Test("exit 101 with a delay as its last line snoozes the job: no attempt spent, run again after the delay; a line that is no delay is a failed attempt; past max_snoozes a snooze fails")
+    func snooze() throws {
+        let jobs = try CommandJobs(
+            handlers: """
+              Polite:
+                command: [$DIR/polite.sh]
+                working_directory: $DIR
+              Vague:
+                command: [sh, -c, "echo soon; exit 101"]
+              Restless:
+                command: [sh, -c, "echo 'still waiting'; echo ' 10ms '; exit 101"]
+                max_snoozes: 3
+            """,
+            scripts: ["polite.sh": """
+                date +%s.%N >> "runs-$DROVER_JOB_ID"
+                if [ ! -e "snoozed-$DROVER_JOB_ID" ]; then
+                  touch "snoozed-$DROVER_JOB_ID"
+                  echo "the API said: slow down"
+                  echo 1500ms
+                  exit 101
+                fi
+                echo "attempt $DROVER_ATTEMPT" > "done-$DROVER_JOB_ID"
+                """])
+        // One attempt each: a snooze that spent it would fail the job.
+        let polite = try jobs.enqueue("Polite", maxAttempts: 1)
+        let vague = try jobs.enqueue("Vague", maxAttempts: 1)
+        let restless = try jobs.enqueue("Restless", maxAttempts: 1)
+
+        let done = try jobs.waitUntilState(polite, .finished)
+        #expect(done.attempts == 0 && done.snoozes == 1 && done.lastError == nil)
+        #expect(try jobs.waitForFile("done-\(polite)") == "attempt 1\n", "the attempt after a snooze is still the first")
+        let runs = try #require(jobs.read("runs-\(polite)")).split(separator: "\n").compactMap { Double($0) }
+        #expect(runs.count == 2 && runs[1] - runs[0] >= 1.5, "ran again after \(runs.count == 2 ? runs[1] - runs[0] : -1) s")
+        #expect(jobs.harness.log.contains("job snoozed") && jobs.harness.log.contains("delay=1s500ms"))
+
+        let failed = try jobs.waitUntilState(vague, .failed)
+        #expect(failed.attempts == 1 && failed.snoozes == 0)
+        #expect(failed.lastError?.message.contains("exited with status 101 to snooze, but its last line of output (\"soon\") is not a delay") == true,
+                "\(String(describing: failed.lastError))")
+
+        let worn = try jobs.waitUntilState(restless, .failed)
+        #expect(worn.snoozes == 3 && worn.attempts == 1 && worn.lastError?.errorClass == "SnoozeLimit")
+        #expect(try jobs.harness.stop().status == 0)
+    }
+
+    @Test("a handler's retry policy sets the wait before the next attempt, and drover jobs show says how long and why")
+    func retryPolicy() throws {
+        let jobs = try CommandJobs(handlers: """
+              Flaky:
+                command: [sh, -c, "echo upstream down >&2; exit 1"]
+                retry: {backoff: fixed, base: 45m, max: 45m, jitter: 0}
+            """)
+        let id = try jobs.enqueue("Flaky", maxAttempts: 3)
+        let waiting = try jobs.waitUntilState(id, .scheduled)
+        #expect(waiting.attempts == 1)
+        let wait = try #require(waiting.nextRunAt).timeIntervalSinceNow
+        #expect(wait > 2690 && wait <= 2700, "next run in \(wait) s")
+        #expect(waiting.lastError?.retryIn == 2700 && waiting.lastError?.backoff == "fixed backoff, base 45m, max 45m, jitter 0.0")
+        let shown = try DroverBinary.run(["jobs", "show", String(id), "--database-url", try TestDatabase.url(), "--schema", jobs.harness.schema])
+        #expect(shown.status == 0, "\(shown)")
+        #expect(shown.stdout.contains("retried in: 45m (fixed backoff, base 45m, max 45m, jitter 0.0)"), "\(shown.stdout)")
+        let json = try DroverBinary.run(["jobs", "show", String(id), "--json", "--database-url", try TestDatabase.url(), "--schema", jobs.harness.schema])
+        let object = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+        let error = try #require(object["last_error"] as? [String: Any])
+        #expect(error["retry_in"] as? Double == 2700 && error["backoff"] as? String == "fixed backoff, base 45m, max 45m, jitter 0.0")
+        #expect(object["snoozes"] as? Int == 0)
+        #expect(try jobs.harness.stop().status == 0)
+    }
+
     @Test("a command that cannot start fails with the reason, retried per policy")
     func missingProgram() throws {
         let jobs = try CommandJobs(handlers: """
