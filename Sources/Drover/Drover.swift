@@ -56,6 +56,12 @@ public enum Drover {
                 printError("drover: error: \(String(reflecting: type)).retryPolicy: \(problem)")
                 exit(ExitStatus.config.rawValue)
             }
+            if let hook = type.onFailure {
+                do { try JobRules.checkClassName(hook.hookClass) } catch {
+                    printError("drover: error: \(String(reflecting: type)).onFailure: \(error.message)")
+                    exit(ExitStatus.config.rawValue)
+                }
+            }
             if !SnoozeRules.maxSnoozesRange.contains(type.maxSnoozes) {
                 printError("drover: error: \(String(reflecting: type)).maxSnoozes: \(type.maxSnoozes) is out of range: use 0 to 1000000")
                 exit(ExitStatus.config.rawValue)

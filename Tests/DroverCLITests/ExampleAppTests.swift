@@ -113,6 +113,12 @@ struct ExampleAppTests {
         #expect(cancelled.status == 0, "\(cancelled)")
         try waitUntil("the report is cancelled") { try store.job(report, on: db)?.state == .failed }
         #expect(try store.job(report, on: db)?.lastError?.errorClass == "Cancelled")
+        // GenerateReport.onFailure, recorded by `signup start`, enqueued ReportFailed with the failure.
+        #expect(try store.failureHooks(on: db) == [FailureHook(className: "GenerateReport", hookClass: "ReportFailed", includeCancelled: true)])
+        try waitUntil("ReportFailed told ops", timeout: .seconds(30)) {
+            FileManager.default.fileExists(atPath: "\(outbox)/report-failed-\(report).eml")
+        }
+        #expect(try String(contentsOfFile: "\(outbox)/report-failed-\(report).eml", encoding: .utf8).contains("Subject: report \(report): cancelled"))
         // Its slot went to the second report, which ran.
         try waitUntil("the second report ran") { try store.job(secondID, on: db)?.state == .finished }
 

@@ -106,6 +106,7 @@ struct FullConfigurationTests {
             max_attempts: 10
             retry: {backoff: polynomial, base: 2s, max: 6h, jitter: 0.1}
             max_snoozes: 20
+            on_failure: {class: NotifyOps, cancelled: true}
             env: {LANG: C.UTF-8}
           Cleanup:
             command: [cleanup]
@@ -123,6 +124,7 @@ struct FullConfigurationTests {
         retention:
           preserve_finished_jobs: false
           clear_finished_after: 1d
+        on_failure: PageOnCall
         """
 
     @Test("the design's example file reads as written, with defaults for what it leaves out")
@@ -144,6 +146,12 @@ struct FullConfigurationTests {
         #expect(cleanup.concurrency?.duration == .seconds(600) && cleanup.concurrency?.onConflict == .discard)
         #expect(handler.concurrency == nil)
         #expect(cleanup.retry == nil && cleanup.maxSnoozes == 100, "no retry: the worker's policy; 100 snoozes")
+        #expect(handler.onFailure == .init("NotifyOps", includeCancelled: true) && cleanup.onFailure == nil)
+        #expect(config.onFailure == .init("PageOnCall"))
+        #expect(config.failureHooks == [
+            FailureHook(className: "SendReport", hookClass: "NotifyOps", includeCancelled: true),
+            FailureHook(className: "*", hookClass: "PageOnCall"),
+        ])
         #expect(config.concurrencyRules.map(\.className) == ["Cleanup"])
         #expect(cleanup.gracePeriod == .seconds(2) && cleanup.workingDirectory == "/var/lib/drover" && cleanup.user == "root")
         let task = try #require(config.recurring["nightly_report"])
@@ -200,6 +208,11 @@ struct FullConfigurationTests {
         ("handlers:\n  S:\n    command: [x]\n    retry: {jitter: lots}\n", "d.yml:4: handlers.S.retry.jitter: must be a number from 0 to 1"),
         ("handlers:\n  S:\n    command: [x]\n    retry: {delay: 5s}\n", "d.yml:4: handlers.S.retry.delay: unknown key; the keys allowed here are: backoff, base, max, jitter"),
         ("handlers:\n  S:\n    command: [x]\n    retry: exponential\n", "d.yml:4: handlers.S.retry: must be a mapping"),
+        ("handlers:\n  S:\n    command: [x]\n    on_failure: \"Notify Ops\"\n", "d.yml:4: handlers.S.on_failure: names the job class to enqueue"),
+        ("handlers:\n  S:\n    command: [x]\n    on_failure: {cancelled: true}\n", "d.yml:4: handlers.S.on_failure: needs a class"),
+        ("handlers:\n  S:\n    command: [x]\n    on_failure: {class: N, cancelled: maybe}\n", "d.yml:4: handlers.S.on_failure.cancelled: must be true or false"),
+        ("handlers:\n  S:\n    command: [x]\n    on_failure: {class: N, queue: q}\n", "d.yml:4: handlers.S.on_failure.queue: unknown key"),
+        ("on_failure: [A]\n", "d.yml:1: on_failure: must be a mapping"),
         ("handlers:\n  S:\n    command: [x]\n    max_snoozes: -1\n", "d.yml:4: handlers.S.max_snoozes: -1 is out of range: use 0 to 1000000"),
         ("recurring:\n  r:\n    class: C\n    schedule: \"0 25 * * *\"\n", "d.yml:4: recurring.r.schedule: schedule \"0 25 * * *\": hour 25 is out of range 0–23"),
         ("recurring:\n  report:\n    class: C\n    schedule: \"0 0 30 2 *\"\n",

@@ -44,6 +44,7 @@ struct StartCommand: ParsableCommand {
             commandLineSchema: database.schema, environment: environment,
             testHandlers: environment["DROVER_TEST_HANDLERS"] == "1")
         options.jobConcurrencyRules = Drover.registeredJobs.withLock { $0.concurrencyRules }
+        options.jobFailureHooks = Drover.registeredJobs.withLock { $0.failureHooks }
         let supervisor = try reportingErrors { try Supervisor(options: options) }
         let status = supervisor.run()
         if status != 0 { throw ExitCode(status) }

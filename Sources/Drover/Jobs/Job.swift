@@ -15,6 +15,16 @@ public typealias PermanentJobFailure = DroverRuntime.PermanentJobFailure
 public typealias Snooze = DroverRuntime.Snooze
 /// How long a failed attempt waits before the next: `RetryPolicy(backoff: .fixed, baseDelay: .seconds(30))`.
 public typealias RetryPolicy = DroverQueue.RetryPolicy
+/// A job class enqueued when a job fails for good: `static let onFailure: OnFailure? = OnFailure(NotifyOps.self)`.
+public typealias OnFailure = DroverRuntime.Configuration.OnFailure
+
+extension OnFailure {
+    /// Enqueue a `hook` job when a job of this type fails for good (and when it is cancelled,
+    /// with `includeCancelled`).
+    public init<Hook: Job>(_ hook: Hook.Type, includeCancelled: Bool = false) {
+        self.init(Hook.className, includeCancelled: includeCancelled)
+    }
+}
 /// Builds the app's services once per worker process: `Drover.main(jobs:services:)`.
 public typealias ServicesSetup = DroverRuntime.ServicesSetup
 /// Services that close something when their worker stops (`func shutdown() async throws`).
@@ -64,6 +74,11 @@ public protocol Job: Codable, Sendable {
     /// How many times a job may throw ``Snooze`` before a snooze counts as a failed attempt
     /// (default: 100).
     static var maxSnoozes: Int { get }
+    /// A job class to enqueue when a job of this type fails for good (default: none of its own;
+    /// the configuration's top-level `on_failure` applies): `OnFailure(NotifyOps.self)`. Its
+    /// arguments say which job failed and how (`job_id`, `class`, `queue`, `arguments`,
+    /// `attempts`, `crashes`, `error`, `cancelled`).
+    static var onFailure: OnFailure? { get }
     /// How long one attempt may run (default: no limit); a timeout given at enqueue wins.
     static var timeout: Duration? { get }
     /// How long a cancelled job may take to end (default: 10 seconds).
@@ -86,6 +101,7 @@ extension Job {
     public static var maxAttempts: Int { JobRules.defaultMaxAttempts }
     public static var retryPolicy: RetryPolicy? { nil }
     public static var maxSnoozes: Int { SnoozeRules.defaultMaxSnoozes }
+    public static var onFailure: OnFailure? { nil }
     public static var timeout: Duration? { nil }
     public static var gracePeriod: Duration { .seconds(10) }
     public var uniqueKey: String? { nil }
@@ -108,6 +124,7 @@ struct JobTypeHandler<J: Job>: AsyncJobHandler {
     var maxAttempts: Int? { nil }
     var retryPolicy: RetryPolicy? { J.retryPolicy }
     var maxSnoozes: Int { J.maxSnoozes }
+    var onFailure: OnFailure? { J.onFailure }
 
     func perform(_ job: ClaimedJob, context: JobContext) async throws {
         let decoded: J

@@ -69,7 +69,9 @@ extension JobStore {
                     INSERT INTO \(failed) (job_id, error, created_at) VALUES (\(jobID), \(error.json), \(now.sql))
                     """, prepared: true)
                 outcome = .failed(attempts: attempts)
-                try count(error.errorClass == JobFailure.cancelledClass ? .cancelled : .failed, queue: queue, className: className, on: database)
+                let cancelled = error.errorClass == JobFailure.cancelledClass
+                try count(cancelled ? .cancelled : .failed, queue: queue, className: className, on: database)
+                try enqueueFailureHooks(for: [jobID], cancelled: cancelled ? [jobID] : [], on: database)
             case .retry(let seconds):
                 var explained = error
                 explained.retryIn = (seconds * 1000).rounded() / 1000

@@ -118,6 +118,7 @@ extension JobStore {
                     INSERT INTO \(failed) (job_id, error, created_at)
                     SELECT id, last_error, \(now.sql) FROM \(jobs) WHERE \(driver.contains("id", ids: failedIDs)) ORDER BY id
                     """)
+                try enqueueFailureHooks(for: failedIDs, cancelled: cancelled, on: database)
             }
             try insertReady(back, now: now, on: database)
             try signal(keys, now: now, on: database)

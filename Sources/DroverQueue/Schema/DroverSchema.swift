@@ -21,7 +21,21 @@ public enum DroverSchema {
         Migration(version: 8, name: "trace_context_in_sql_functions", sql: traceContextFunctionsSQL),
         Migration(version: 9, name: "failed_jobs_by_queue", sql: failedByQueueSQL),
         Migration(version: 10, name: "snoozes", sql: snoozesSQL),
+        Migration(version: 11, name: "failure_hooks", sql: failureHooksSQL),
     ]
+
+    /// Migration 11: the job class enqueued when a job of a class fails for good (`on_failure`),
+    /// kept in step with the configuration and the Swift job types by `drover start`
+    /// (``FailureHook``); `*` is the hook of every class without one.
+    static let failureHooksSQL = """
+        CREATE TABLE failure_hooks (
+            class_name        text PRIMARY KEY,
+            hook_class        text NOT NULL,
+            include_cancelled boolean NOT NULL DEFAULT false,
+            updated_at        timestamptz NOT NULL DEFAULT now()
+        );
+        COMMENT ON TABLE failure_hooks IS 'The job class enqueued when a job of a class (* for every class) fails for good.';
+        """
 
     /// Migration 10: how many times each job snoozed (ran again later at its own request, spending
     /// no attempt), which ``SnoozeRules`` caps. A constant default: adding it rewrites nothing.

@@ -15,7 +15,18 @@ extension DroverSchema {
         Migration(version: 4, name: "trace_context", sql: sqliteTraceContextSQL),
         Migration(version: 5, name: "failed_jobs_by_queue", sql: sqliteFailedByQueueSQL),
         Migration(version: 6, name: "snoozes", sql: sqliteSnoozesSQL),
+        Migration(version: 7, name: "failure_hooks", sql: sqliteFailureHooksSQL),
     ]
+
+    /// Migration 7: failure hooks, as PostgreSQL's migration 11.
+    static let sqliteFailureHooksSQL = """
+        CREATE TABLE {schema}.failure_hooks (
+            class_name        TEXT PRIMARY KEY,
+            hook_class        TEXT NOT NULL,
+            include_cancelled INTEGER NOT NULL DEFAULT 0 CHECK (include_cancelled IN (0, 1)),
+            updated_at        TEXT NOT NULL
+        );
+        """
 
     /// Migration 6: each job's snoozes, as PostgreSQL's migration 10.
     static let sqliteSnoozesSQL = """

@@ -69,6 +69,8 @@ public struct Configuration: Sendable, Equatable {
         public var retry: RetryPolicy?
         /// How many times a job may snooze (exit 101) before a snooze counts as a failed attempt.
         public var maxSnoozes = SnoozeRules.defaultMaxSnoozes
+        /// The job class enqueued when a job of this class fails for good (`on_failure`).
+        public var onFailure: OnFailure?
         /// Added to the command's environment (which does not inherit the worker's secrets).
         public var environment: [String: String] = [:]
         public var workingDirectory: String?
@@ -141,6 +143,8 @@ public struct Configuration: Sendable, Equatable {
     public var recurring: [String: RecurringTask] = [:]
     public var supervisor = Supervisor()
     public var retention = Retention()
+    /// The job class enqueued when a job of a class with no `on_failure` of its own fails for good.
+    public var onFailure: OnFailure?
     /// The dashboard; nil: none (no `web:` section).
     public var web: Web?
     /// The file this was read from, nil when no file was read.
@@ -149,6 +153,18 @@ public struct Configuration: Sendable, Equatable {
     public init(database: Database = Database(), path: String? = nil) {
         self.database = database
         self.path = path
+    }
+
+    /// `on_failure: CLASS` or `on_failure: {class: CLASS, cancelled: true}`.
+    public struct OnFailure: Sendable, Equatable {
+        public var hookClass: String
+        /// Whether a job cancelled while it ran (`drover jobs cancel`) counts as failed for the hook.
+        public var includeCancelled: Bool
+
+        public init(_ hookClass: String, includeCancelled: Bool = false) {
+            self.hookClass = hookClass
+            self.includeCancelled = includeCancelled
+        }
     }
 }
 
@@ -164,6 +180,17 @@ extension Configuration {
     }
 
     /// The `concurrency:` of every handler, as the database's rules.
+    /// The failure hooks of the handlers, and the top-level one for every other class.
+    public var failureHooks: [FailureHook] {
+        var hooks = handlers.sorted { $0.key < $1.key }.compactMap { name, handler in
+            handler.onFailure.map { FailureHook(className: name, hookClass: $0.hookClass, includeCancelled: $0.includeCancelled) }
+        }
+        if let onFailure {
+            hooks.append(FailureHook(className: FailureHook.everyClass, hookClass: onFailure.hookClass, includeCancelled: onFailure.includeCancelled))
+        }
+        return hooks
+    }
+
     public var concurrencyRules: [ConcurrencyRule] {
         handlers.sorted { $0.key < $1.key }.compactMap { name, handler in
             handler.concurrency.map {

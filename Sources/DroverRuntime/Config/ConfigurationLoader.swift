@@ -8,7 +8,7 @@ public enum ConfigurationLoader {
     public static let environmentVariable = "DROVER_CONFIG"
 
     /// The top-level sections (drover.yml(5) documents each).
-    static let sections = ["database", "workers", "dispatchers", "handlers", "recurring", "supervisor", "retention", "web"]
+    static let sections = ["database", "workers", "dispatchers", "handlers", "recurring", "supervisor", "retention", "web", "on_failure"]
 
     /// Which file to read: `explicitPath` (`--config`), then `$DROVER_CONFIG`, then the default path.
     /// Returns nil when neither was given and the default file does not exist: Drover then runs on
@@ -72,6 +72,7 @@ public enum ConfigurationLoader {
             case "recurring": configuration.recurring = try reader.recurring(entry.value)
             case "supervisor": configuration.supervisor = try reader.supervisor(entry.value)
             case "web": configuration.web = try reader.web(entry.value)
+            case "on_failure": configuration.onFailure = try reader.onFailure(entry.value, "on_failure")
             default: configuration.retention = try reader.retention(entry.value)
             }
         }

@@ -86,8 +86,32 @@ extension ConfigReader {
 
     /// The keys of a `handlers:` entry (drover.yml(5) documents each).
     static let handlerKeys = [
-        "command", "timeout", "grace_period", "max_attempts", "retry", "max_snoozes", "env", "working_directory", "user", "concurrency",
+        "command", "timeout", "grace_period", "max_attempts", "retry", "max_snoozes", "on_failure", "env", "working_directory", "user", "concurrency",
     ]
+
+    /// The keys of an `on_failure:` given as a mapping.
+    static let onFailureKeys = ["class", "cancelled"]
+
+    /// `on_failure: NotifyOps` or `on_failure: {class: NotifyOps, cancelled: true}`.
+    func onFailure(_ node: Node, _ key: String) throws(ConfigurationError) -> Configuration.OnFailure {
+        func className(_ node: Node, _ field: String) throws(ConfigurationError) -> String {
+            let name = try string(node, field)
+            do { try JobRules.checkClassName(name) } catch { throw self.error(node, field, "names the job class to enqueue: \(error.message)") }
+            return name
+        }
+        if case .scalar = node { return Configuration.OnFailure(try className(node, key)) }
+        var hook: String? = nil
+        var includeCancelled = false
+        for entry in try mapping(node, key, allowed: Self.onFailureKeys) {
+            let field = "\(key).\(entry.key)"
+            switch entry.key {
+            case "class": hook = try className(entry.value, field)
+            default: includeCancelled = try bool(entry.value, field)
+            }
+        }
+        guard let hook else { throw error(node, key, "needs a class: the job class to enqueue when a job fails for good") }
+        return Configuration.OnFailure(hook, includeCancelled: includeCancelled)
+    }
 
     /// The keys of a handler's `retry:`.
     static let retryKeys = ["backoff", "base", "max", "jitter"]
@@ -174,6 +198,7 @@ extension ConfigReader {
                 case "max_attempts": handler.maxAttempts = try int(entry.value, field, JobRules.maxAttemptsRange)
                 case "retry": handler.retry = try retry(entry.value, field)
                 case "max_snoozes": handler.maxSnoozes = try int(entry.value, field, SnoozeRules.maxSnoozesRange)
+                case "on_failure": handler.onFailure = try onFailure(entry.value, field)
                 case "env": handler.environment = try stringMap(entry.value, field)
                 case "working_directory":
                     let directory = try string(entry.value, field)

@@ -51,6 +51,7 @@ extension Configuration {
                              + "jitter: \(retry.jitter)}")
             }
             if handler.maxSnoozes != SnoozeRules.defaultMaxSnoozes { lines.append("    max_snoozes: \(handler.maxSnoozes)") }
+            if let hook = handler.onFailure { lines.append("    on_failure: {class: \(quote(hook.hookClass)), cancelled: \(hook.includeCancelled)}") }
             if !handler.environment.isEmpty {
                 let shown = Dictionary(uniqueKeysWithValues: handler.environment.map { ($0.key, Self.isSecretName($0.key) ? "***" : $0.value) })
                 lines.append("    env: \(map(shown))")
@@ -84,6 +85,7 @@ extension Configuration {
         lines.append("retention:")
         lines.append("  preserve_finished_jobs: \(retention.preserveFinishedJobs)")
         lines.append("  clear_finished_after: \(duration(retention.clearFinishedAfter))")
+        if let hook = onFailure { lines.append("on_failure: {class: \(quote(hook.hookClass)), cancelled: \(hook.includeCancelled)}") }
         if let web {
             lines.append("web:")
             lines.append("  listen: \(quote(web.listen.description))")

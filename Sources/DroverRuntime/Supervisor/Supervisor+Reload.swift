@@ -41,9 +41,11 @@ extension SupervisorProcess {
         let shared = self.shared
         let tasks = configuration.staticTasks
         let rules = concurrencyRules(for: configuration)
-        agent.submit("update the recurring tasks and concurrency limits of the configuration", essential: true) { connection in
+        let hooks = failureHooks(for: configuration)
+        agent.submit("update the recurring tasks, concurrency limits and failure hooks of the configuration", essential: true) { connection in
             try store.syncStaticTasks(tasks, on: connection)
             try store.syncConcurrencyRules(rules, on: connection)
+            try store.syncFailureHooks(hooks, on: connection)
             shared.recurringTasksExist = try store.hasTasks(on: connection)
         }
         intensity = RestartIntensity(maxRestarts: configuration.supervisor.maxRestarts, window: configuration.supervisor.restartWindow)

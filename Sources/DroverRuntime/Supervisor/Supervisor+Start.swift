@@ -48,6 +48,7 @@ extension SupervisorProcess {
                 }
                 try store.syncStaticTasks(options.configuration.staticTasks, on: connection)
                 try store.syncConcurrencyRules(concurrencyRules(for: options.configuration), on: connection)
+                try store.syncFailureHooks(failureHooks(for: options.configuration), on: connection)
                 shared.recurringTasksExist = try store.hasTasks(on: connection)
                 break
             } catch let error as DatabaseError
@@ -165,6 +166,11 @@ extension SupervisorProcess {
         let configured = configuration.concurrencyRules
         let classes = Set(configuration.handlers.keys)
         return configured + options.jobConcurrencyRules.filter { !classes.contains($0.className) }
+    }
+
+    func failureHooks(for configuration: Configuration) -> [FailureHook] {
+        let classes = Set(configuration.handlers.keys)
+        return configuration.failureHooks + options.jobFailureHooks.filter { !classes.contains($0.className) }
     }
 
     func schedulerRole(_ base: ChildSpec) -> ChildSpec {

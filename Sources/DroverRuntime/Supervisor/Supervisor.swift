@@ -42,6 +42,9 @@ public final class Supervisor {
         /// The concurrency limits of the app's Swift job types (`Drover.main(jobs:)`); a handler of
         /// the configuration with the same class wins.
         public var jobConcurrencyRules: [ConcurrencyRule] = []
+        /// The failure hooks of the app's Swift job types; a handler of the configuration with the
+        /// same class wins.
+        public var jobFailureHooks: [FailureHook] = []
 
         public init(configuration: Configuration, configPath: String?, commandLineURL: String?, commandLineSchema: String?,
                     environment: [String: String], testHandlers: Bool) {

@@ -24,6 +24,8 @@ public protocol AsyncJobHandler: Sendable {
     var retryPolicy: RetryPolicy? { get }
     /// How many times a job may snooze (throw ``Snooze``) before a snooze counts as a failure.
     var maxSnoozes: Int { get }
+    /// The job class enqueued when a job of this class fails for good (nil: none of its own).
+    var onFailure: Configuration.OnFailure? { get }
     /// At most `limit` jobs of this class with one key run at once (nil: no limit).
     var concurrency: Configuration.Concurrency? { get }
     func perform(_ job: ClaimedJob, context: JobContext) async throws
@@ -33,6 +35,7 @@ extension AsyncJobHandler {
     public var concurrency: Configuration.Concurrency? { nil }
     public var retryPolicy: RetryPolicy? { nil }
     public var maxSnoozes: Int { SnoozeRules.defaultMaxSnoozes }
+    public var onFailure: Configuration.OnFailure? { nil }
 }
 
 /// What a running Swift job knows about itself, and the services of its worker.
@@ -195,6 +198,14 @@ public struct JobHandlers: Sendable {
             guard case .swift(let handler) = entry, let limit = handler.concurrency else { return nil }
             return ConcurrencyRule(className: name, keyTemplate: limit.key, maxRunning: limit.limit, duration: limit.duration,
                                    onConflict: limit.onConflict)
+        }
+    }
+
+    /// The failure hooks of the Swift job types.
+    public var failureHooks: [FailureHook] {
+        entries.sorted { $0.key < $1.key }.compactMap { name, entry in
+            guard case .swift(let handler) = entry, let hook = handler.onFailure else { return nil }
+            return FailureHook(className: name, hookClass: hook.hookClass, includeCancelled: hook.includeCancelled)
         }
     }
 

@@ -164,6 +164,104 @@ struct FinalizeScenarios {
         }
     }
 
+    @Test("failing for good enqueues the class's on_failure job (or every class's) in the same transaction, with the failed job's id, class, queue, arguments, attempts and error; retries, hooks' own jobs and (unless asked) cancellations do not",
+          arguments: Backend.allCases)
+    func failureHooks(_ backend: Backend) throws {
+        try backend.withStore { s in
+            try s.syncFailureHooks([
+                FailureHook(className: "Invoice", hookClass: "NotifyBilling", includeCancelled: true),
+                FailureHook(className: FailureHook.everyClass, hookClass: "NotifyOps"),
+            ])
+            #expect(try s.failureHooks().map(\.hookClass) == ["NotifyOps", "NotifyBilling"], "* sorts first")
+            func hookJobs() throws -> [(className: String, arguments: [String: Any])] {
+                try s.listJobs(queue: nil, state: .ready, className: nil, limit: 100)
+                    .filter { $0.className.hasPrefix("Notify") }.sorted { $0.id < $1.id }
+                    .map { info in
+                        let text = try #require(try s.job(info.id)?.arguments?.text)
+                        return (info.className, try #require(try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]))
+                    }
+            }
+            let invoice = try s.enqueue(NewJob("Invoice", arguments: try JSON(encoding: ["order": 7]), queue: "billing", maxAttempts: 2))
+            let error = JobFailure(errorClass: "CommandFailed", message: "exit 3", exitStatus: 3, output: "no route to host\n")
+            // A failure with attempts left is retried: no hook yet.
+            _ = try s.claim(1, ["billing", "work"], limit: 1)
+            #expect(try s.fail(invoice, error: error) != .failed(attempts: 1))
+            #expect(try hookJobs().isEmpty)
+            // Out of attempts: its class's hook, once.
+            try s.sql("UPDATE \(s.table("scheduled_executions")) SET scheduled_at = \(Date(timeIntervalSince1970: 0))")
+            _ = try s.dispatchDue()
+            _ = try s.claim(1, ["billing", "work"], limit: 1)
+            #expect(try s.fail(invoice, error: error) == .failed(attempts: 2))
+            var hooks = try hookJobs()
+            #expect(hooks.map(\.className) == ["NotifyBilling"])
+            let first = try #require(hooks.first?.arguments)
+            #expect(first["job_id"] as? Int == invoice && first["class"] as? String == "Invoice" && first["queue"] as? String == "billing")
+            #expect((first["arguments"] as? [String: Any])?["order"] as? Int == 7 && first["attempts"] as? Int == 2)
+            #expect(first["crashes"] as? Int == 0 && first["cancelled"] as? Bool == false)
+            let stored = try #require(first["error"] as? [String: Any])
+            #expect(stored["class"] as? String == "CommandFailed" && stored["exit_status"] as? Int == 3 && stored["output"] as? String == "no route to host\n")
+
+            // A permanent failure of another class: every class's hook. A crash limit too.
+            let report = try s.enqueue(NewJob("Report", queue: "work"))
+            _ = try s.claim(1, ["billing", "work"], limit: 1)
+            _ = try s.fail(report, error: error, permanent: true)
+            let crasher = try s.enqueue(NewJob("Crasher", queue: "work"))
+            _ = try s.claim(2, ["billing", "work"], limit: 1)
+            let released = try s.release(2, reason: .crashed(JobFailure(errorClass: "WorkerCrashed", message: "SIGKILL"), maxCrashes: 1))
+            #expect(released.failed == [crasher])
+            hooks = try hookJobs()
+            #expect(hooks.map(\.className) == ["NotifyBilling", "NotifyOps", "NotifyOps"])
+            #expect(hooks[1].arguments["job_id"] as? Int == report && hooks[2].arguments["job_id"] as? Int == crasher)
+            #expect(hooks[2].arguments["crashes"] as? Int == 1)
+
+            // Cancelled while it ran: only a hook that asked for cancellations hears of it.
+            let cancelledInvoice = try s.enqueue(NewJob("Invoice", queue: "work"))
+            let cancelledReport = try s.enqueue(NewJob("Report", queue: "work"))
+            _ = try s.claim(1, ["billing", "work"], limit: 2)
+            for id in [cancelledInvoice, cancelledReport] {
+                _ = try s.fail(id, error: JobFailure(errorClass: JobFailure.cancelledClass, message: "cancelled"), permanent: true)
+            }
+            hooks = try hookJobs()
+            #expect(hooks.count == 4 && hooks[3].arguments["job_id"] as? Int == cancelledInvoice && hooks[3].arguments["cancelled"] as? Bool == true)
+
+            // A hook's own job that fails for good enqueues nothing more.
+            let hookJob = try #require(try s.listJobs(queue: nil, state: .ready, className: "NotifyOps", limit: 1).first?.id)
+            let before = try s.count("jobs")
+            let notices = try s.claim(4, ["default"], limit: 10).map(\.id)
+            #expect(notices.contains(hookJob))
+            _ = try s.fail(hookJob, by: 4, error: error, permanent: true)
+            #expect(try s.count("jobs") == before, "no hook for a hook of its own class")
+            try s.release(4, reason: .graceful)
+
+            // Rolled back with the failure: a failure and its hook commit together or not at all.
+            let rolled = try s.enqueue(NewJob("Report", queue: "work"))
+            _ = try s.claim(1, ["billing", "work"], limit: 1)
+            struct Abort: Error {}
+            #expect(throws: Abort.self) {
+                try s.withTransaction {
+                    _ = try s.fail(rolled, error: error, permanent: true)
+                    throw Abort()
+                }
+            }
+            #expect(try s.count("jobs") == before + 1 && s.state(rolled) == .claimed)
+            _ = try s.fail(rolled, error: error, permanent: true)
+            #expect(try s.count("jobs") == before + 2)
+
+            // Arguments too large to carry beside the rest are left out, and the failure is stored.
+            let big = try s.enqueue(NewJob("Report", arguments: try JSON(encoding: ["blob": String(repeating: "x", count: 1_040_000)]), queue: "work"))
+            _ = try s.claim(3, ["billing", "work"], limit: 10)
+            #expect(try s.fail(big, by: 3, error: error, permanent: true) == .failed(attempts: 1))
+            let last = try #require(try hookJobs().last)
+            #expect(last.arguments["job_id"] as? Int == big && last.arguments["arguments_omitted"] as? Bool == true && last.arguments["arguments"] == nil)
+
+            // The hooks follow the configuration: synced again, the ones left out are gone.
+            try s.syncFailureHooks([FailureHook(className: "Report", hookClass: "NotifyOps")])
+            #expect(try s.failureHooks() == [FailureHook(className: "Report", hookClass: "NotifyOps")])
+            #expect(throws: QueueError.self) { try s.syncFailureHooks([FailureHook(className: "Report", hookClass: "not a class")]) }
+            try s.expectInvariant()
+        }
+    }
+
     @Test("a permanent failure goes to failed at once; a late failure is dropped", arguments: Backend.allCases)
     func permanentAndLate(_ backend: Backend) throws {
         try backend.withStore { s in

@@ -118,6 +118,8 @@ protocol TestStore: AnyObject {
     func enqueueRun(of task: RecurringTask, at runAt: Date) throws -> Int?
 
     func syncConcurrencyRules(_ rules: [ConcurrencyRule]) throws
+    func syncFailureHooks(_ hooks: [FailureHook]) throws
+    func failureHooks() throws -> [FailureHook]
     func concurrencyRules() throws -> [ConcurrencyRule]
     func concurrencyKeys() throws -> [ConcurrencyKeyInfo]
     func expireConcurrency(batchSize: Int) throws -> Int
@@ -322,6 +324,8 @@ final class BoundTestStore<Driver: StoreDriver>: TestStore {
     func enqueueRun(of task: RecurringTask, at runAt: Date) throws -> Int? { try store.enqueueRun(of: task, at: runAt, on: database) }
 
     func syncConcurrencyRules(_ rules: [ConcurrencyRule]) throws { try store.syncConcurrencyRules(rules, on: database) }
+    func syncFailureHooks(_ hooks: [FailureHook]) throws { try store.syncFailureHooks(hooks, on: database) }
+    func failureHooks() throws -> [FailureHook] { try store.failureHooks(on: database) }
     func concurrencyRules() throws -> [ConcurrencyRule] { try store.concurrencyRules(on: database) }
     func concurrencyKeys() throws -> [ConcurrencyKeyInfo] { try store.concurrencyKeys(on: database) }
     func expireConcurrency(batchSize: Int) throws -> Int { try store.expireConcurrency(batchSize: batchSize, on: database) }

@@ -225,6 +225,52 @@ struct CommandHandlerTests {
         #expect(try jobs.harness.stop().status == 0)
     }
 
+    @Test("a job that fails for good enqueues its handler's on_failure job, or the top-level one, whose command gets the failure on stdin")
+    func onFailure() throws {
+        let jobs = try CommandJobs(
+            handlers: """
+              Invoice:
+                command: [sh, -c, "echo 'card declined' >&2; exit 100"]
+                on_failure: NotifyBilling
+              Report:
+                command: [sh, -c, "exit 3"]
+                max_attempts: 1
+              NotifyBilling:
+                command: [sh, -c, "cat > billing-$DROVER_JOB_ID.json"]
+                working_directory: $DIR
+              PageOnCall:
+                command: [sh, -c, "cat > page-$DROVER_JOB_ID.json"]
+                working_directory: $DIR
+            """,
+            topLevel: "on_failure: PageOnCall")
+        let invoice = try jobs.enqueue("Invoice", arguments: try JSON(encoding: ["order": 7]))
+        let report = try jobs.enqueue("Report", maxAttempts: 1)
+        _ = try jobs.waitUntilState(invoice, .failed)
+        _ = try jobs.waitUntilState(report, .failed)
+        func notice(_ prefix: String) throws -> [String: Any] {
+            var found: [String: Any]? = nil
+            try waitUntil("a \(prefix) notice was written", timeout: .seconds(20)) {
+                let names = (try? FileManager.default.contentsOfDirectory(atPath: jobs.directory)) ?? []
+                guard let name = names.first(where: { $0.hasPrefix(prefix) }), let text = jobs.read(name), !text.isEmpty else { return false }
+                found = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+                return found != nil
+            }
+            return found!
+        }
+        let billing = try notice("billing-")
+        #expect(billing["job_id"] as? Int == invoice && billing["class"] as? String == "Invoice" && billing["attempts"] as? Int == 1)
+        #expect((billing["arguments"] as? [String: Any])?["order"] as? Int == 7)
+        let error = try #require(billing["error"] as? [String: Any])
+        #expect(error["exit_status"] as? Int == 100 && error["output"] as? String == "card declined\n")
+        let page = try notice("page-")
+        #expect(page["job_id"] as? Int == report && page["class"] as? String == "Report")
+        #expect((page["error"] as? [String: Any])?["exit_status"] as? Int == 3)
+        // The notices themselves finished; nothing else was paged.
+        let names = try FileManager.default.contentsOfDirectory(atPath: jobs.directory)
+        #expect(names.filter { $0.hasPrefix("page-") }.count == 1 && names.filter { $0.hasPrefix("billing-") }.count == 1)
+        #expect(try jobs.harness.stop().status == 0)
+    }
+
     @Test("a command that cannot start fails with the reason, retried per policy")
     func missingProgram() throws {
         let jobs = try CommandJobs(handlers: """

@@ -13,7 +13,7 @@ final class CommandJobs {
     /// directory, which handlers also get as $OUT.
     init(
         handlers: String, scripts: [String: String] = [:], threads: Int = 2, environment: [String: String?] = [:],
-        launcher: [String] = []
+        launcher: [String] = [], topLevel: String = ""
     ) throws {
         let directory = try TemporaryDirectory("drover-cmd")
         chmod(directory.url.path, 0o777)
@@ -27,6 +27,7 @@ final class CommandJobs {
             dispatchers:
               - polling_interval: 100ms
             \(SupervisorHarness.fastSupervisor)
+            \(topLevel)
             handlers:
             \(handlers.replacingOccurrences(of: "$DIR", with: directory.url.path))
             """

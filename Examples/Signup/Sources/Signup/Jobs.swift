@@ -23,10 +23,12 @@ struct SendWelcomeEmail: Job {
 }
 
 /// A slow job that stops as soon as it is cancelled (timeout or `signup jobs cancel ID`). One
-/// report at a time, across every host: the others wait as blocked.
+/// report at a time, across every host: the others wait as blocked. When one fails for good (or
+/// is cancelled), ReportFailed tells someone.
 struct GenerateReport: Job {
     static let timeout: Duration? = .seconds(600)
     static let concurrency: ConcurrencyLimit? = ConcurrencyLimit(key: "reports", limit: 1)
+    static let onFailure: OnFailure? = OnFailure(ReportFailed.self, includeCancelled: true)
 
     var seconds: Int
 
@@ -34,5 +36,22 @@ struct GenerateReport: Job {
         for _ in 0..<seconds {
             try await Task.sleep(for: .seconds(1))  // throws CancellationError once cancelled
         }
+    }
+}
+
+/// Enqueued by Drover when a GenerateReport fails for good: its arguments say which job and why
+/// (the keys are Drover's; a job reads the ones it needs).
+struct ReportFailed: Job {
+    var jobID: Int
+    var cancelled: Bool
+    var error: Failure?
+    struct Failure: Codable { var message: String }
+
+    enum CodingKeys: String, CodingKey { case jobID = "job_id", cancelled, error }
+
+    func perform(_ context: JobContext) async throws {
+        let why = cancelled ? "cancelled" : (error?.message ?? "failed")
+        try context.services(Mailer.self).send(
+            to: "ops@example.com", name: "report-failed-\(jobID).eml", body: "Subject: report \(jobID): \(why)\n", job: context.jobID)
     }
 }

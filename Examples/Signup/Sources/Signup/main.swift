@@ -26,7 +26,7 @@ if ProcessInfo.processInfo.environment["SIGNUP_LOG"] == "json" {
 }
 // Each worker process builds one Mailer when it starts; its jobs share it, and it is shut down
 // when the worker stops.
-Drover.main(jobs: [SendWelcomeEmail.self, GenerateReport.self], services: { try await Mailer() }, logHandler: logHandler)
+Drover.main(jobs: [SendWelcomeEmail.self, GenerateReport.self, ReportFailed.self], services: { try await Mailer() }, logHandler: logHandler)
 
 struct RolledBack: Error, CustomStringConvertible {
     var description: String { "rolled back, as asked: no user, no email" }
