@@ -12,6 +12,9 @@ public protocol QueueAdmin {
     func cancel(_ id: Int) throws -> CancelOutcome
     func pause(_ queue: String) throws -> Bool
     func resume(_ queue: String) throws -> Bool
+    func pauseClass(_ className: String) throws -> Bool
+    func resumeClass(_ className: String) throws -> Bool
+    func pausedClasses() throws -> [PausedClass]
     func clear(_ queue: String) throws -> (ready: Int, scheduled: Int)
     func retryFailed(_ ids: [Int]) throws -> [Int]
     func retryAllFailed() throws -> Int
@@ -56,6 +59,9 @@ public struct BoundQueue<Driver: StoreDriver>: QueueAdmin {
     public func cancel(_ id: Int) throws -> CancelOutcome { try store.cancel(id, on: database) }
     public func pause(_ queue: String) throws -> Bool { try store.pause(queue, on: database) }
     public func resume(_ queue: String) throws -> Bool { try store.resume(queue, on: database) }
+    public func pauseClass(_ className: String) throws -> Bool { try store.pauseClass(className, on: database) }
+    public func resumeClass(_ className: String) throws -> Bool { try store.resumeClass(className, on: database) }
+    public func pausedClasses() throws -> [PausedClass] { try store.pausedClasses(on: database) }
     public func clear(_ queue: String) throws -> (ready: Int, scheduled: Int) { try store.clear(queue, batchSize: 1000, on: database) }
     public func retryFailed(_ ids: [Int]) throws -> [Int] { try store.retryFailed(ids, on: database) }
     public func retryAllFailed() throws -> Int { try store.retryAllFailed(batchSize: 1000, on: database) }

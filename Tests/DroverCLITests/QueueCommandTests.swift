@@ -244,6 +244,27 @@ struct QueueCommandTests {
         }
     }
 
+    @Test("classes pause, list and resume; a name that is no job class is bad usage")
+    func classesCommands() throws {
+        try withSchema { schema, store, db throws in
+            _ = try store.enqueue([NewJob("Sync", queue: "a"), NewJob("Sync", queue: "b"), NewJob("Mail", queue: "a")], on: db)
+            #expect(try drover(["classes", "list"], schema: schema).stdout == "No job class is paused.\n")
+            #expect(try drover(["classes", "pause", "Sync"], schema: schema).stdout == "paused class Sync\n")
+            #expect(try drover(["classes", "pause", "Sync"], schema: schema).stdout == "class Sync was paused already\n")
+            let table = try drover(["classes", "list"], schema: schema).stdout.split(separator: "\n").map(String.init)
+            #expect(table.count == 2 && table[0].hasPrefix("CLASS") && table[1].hasPrefix("Sync") && table[1].hasSuffix(" 2"), "\(table)")
+            let json = try drover(["classes", "list", "--json"], schema: schema)
+            let entries = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [[String: Any]])
+            #expect(entries.count == 1 && entries[0]["class"] as? String == "Sync" && entries[0]["ready"] as? Int == 2)
+            #expect(try store.claim(processID: 1, queues: ["*"], limit: 10, on: db).map(\.className) == ["Mail"])
+            #expect(try drover(["classes", "resume", "Sync"], schema: schema).stdout == "resumed class Sync\n")
+            #expect(try drover(["classes", "resume", "Sync"], schema: schema).stdout == "class Sync was not paused\n")
+            #expect(try store.claim(processID: 1, queues: ["*"], limit: 10, on: db).map(\.className) == ["Sync", "Sync"])
+            let bad = try drover(["classes", "pause", "no spaces"], schema: schema)
+            #expect(bad.status == 64 && bad.stderr.contains("no spaces"), "\(bad)")
+        }
+    }
+
     @Test("a schema that was never migrated is named, with the command that fixes it")
     func notMigrated() throws {
         let outcome = try drover(["jobs", "list"], schema: TestDatabase.uniqueSchemaName())

@@ -78,6 +78,7 @@ extension PostgresDriver {
                 WHERE \(condition)
                   -- Computed once, so the scan stays in index order (a join with pauses would not).
                   AND r.queue_name <> ALL (ARRAY(SELECT queue_name FROM \(store.pauses)))
+                  AND \(store.notOfPausedClass)
                 ORDER BY \(ordered(order, by: "r"))
                 LIMIT \(limit)
                 FOR UPDATE SKIP LOCKED
@@ -111,7 +112,7 @@ extension SQLiteDriver {
         return try database.atomically {
             let ids = try database.ids("""
                 SELECT r.job_id FROM \(store.ready) r
-                WHERE \(condition) AND r.queue_name NOT IN (SELECT queue_name FROM \(store.pauses))
+                WHERE \(condition) AND r.queue_name NOT IN (SELECT queue_name FROM \(store.pauses)) AND \(store.notOfPausedClass)
                 ORDER BY \(ordered(order, by: "r")) LIMIT \(limit)
                 """, column: "job_id")
             guard !ids.isEmpty else { return [] }

@@ -22,7 +22,17 @@ public enum DroverSchema {
         Migration(version: 9, name: "failed_jobs_by_queue", sql: failedByQueueSQL),
         Migration(version: 10, name: "snoozes", sql: snoozesSQL),
         Migration(version: 11, name: "failure_hooks", sql: failureHooksSQL),
+        Migration(version: 12, name: "class_pauses", sql: classPausesSQL),
     ]
+
+    /// Migration 12: job classes no worker claims until they are resumed, on every queue.
+    static let classPausesSQL = """
+        CREATE TABLE class_pauses (
+            class_name text PRIMARY KEY,
+            created_at timestamptz NOT NULL DEFAULT now()
+        );
+        COMMENT ON TABLE class_pauses IS 'Job classes no worker claims until they are resumed.';
+        """
 
     /// Migration 11: the job class enqueued when a job of a class fails for good (`on_failure`),
     /// kept in step with the configuration and the Swift job types by `drover start`

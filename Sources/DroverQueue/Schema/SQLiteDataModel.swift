@@ -16,7 +16,16 @@ extension DroverSchema {
         Migration(version: 5, name: "failed_jobs_by_queue", sql: sqliteFailedByQueueSQL),
         Migration(version: 6, name: "snoozes", sql: sqliteSnoozesSQL),
         Migration(version: 7, name: "failure_hooks", sql: sqliteFailureHooksSQL),
+        Migration(version: 8, name: "class_pauses", sql: sqliteClassPausesSQL),
     ]
+
+    /// Migration 8: paused job classes, as PostgreSQL's migration 12.
+    static let sqliteClassPausesSQL = """
+        CREATE TABLE {schema}.class_pauses (
+            class_name TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL
+        );
+        """
 
     /// Migration 7: failure hooks, as PostgreSQL's migration 11.
     static let sqliteFailureHooksSQL = """

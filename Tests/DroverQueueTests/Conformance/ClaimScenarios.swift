@@ -88,6 +88,39 @@ struct ClaimScenarios {
         }
     }
 
+    @Test("a paused class is passed over on every queue, in every claim order, until resumed; other classes run on; enqueueing goes on",
+          arguments: Backend.allCases)
+    func classPauses(_ backend: Backend) throws {
+        try backend.withStore { s in
+            // The paused class's jobs come first in every order: by queue, by priority, by id.
+            _ = try s.enqueue([
+                NewJob("Sync", queue: "a", priority: -5), NewJob("Sync", queue: "b", priority: -5), NewJob("Mail", queue: "a"),
+                NewJob("Sync", queue: "a"), NewJob("Mail", queue: "b"),
+            ])
+            #expect(try s.pauseClass("Sync"))
+            #expect(try !s.pauseClass("Sync"), "pausing twice says it was paused already")
+            #expect(try s.pausedClasses().map { "\($0.className) \($0.ready)" } == ["Sync 3"])
+            _ = try s.enqueue(NewJob("Sync", queue: "b"))
+            #expect(try s.pausedClasses().first?.ready == 4, "enqueueing goes on")
+            for selection: QueueSelection in [["a"], ["b*"], ["*"]] {
+                let claimed = try s.claim(1, selection, limit: 10)
+                #expect(claimed.allSatisfy { $0.className == "Mail" }, "\(selection): \(claimed.map(\.className))")
+            }
+            #expect(try s.claim(1, ["*"], limit: 10).isEmpty, "only the paused class's jobs are left")
+            try s.expectInvariant()
+            // A class paused with its queue paused too: both must be resumed.
+            #expect(try s.pause("a"))
+            #expect(try s.resumeClass("Sync"))
+            #expect(try !s.resumeClass("Sync"), "resuming twice says it was not paused")
+            #expect(try s.claim(1, ["*"], limit: 10).map(\.queue) == ["b", "b"], "queue a is still paused")
+            #expect(try s.resume("a"))
+            #expect(try s.claim(1, ["*"], limit: 10).map(\.className) == ["Sync", "Sync"])
+            #expect(try s.pausedClasses().isEmpty)
+            #expect(throws: QueueError.self) { try s.pauseClass("not a class") }
+            try s.expectInvariant()
+        }
+    }
+
     @Test("8 claimers on connections of their own over 3,000 ready jobs claim every job exactly once", arguments: Backend.allCases)
     func concurrentClaimers(_ backend: Backend) throws {
         try backend.withStore { s in

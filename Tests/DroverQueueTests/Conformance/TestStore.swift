@@ -88,6 +88,9 @@ protocol TestStore: AnyObject {
     func cancelWaiting(_ ids: [Int]) throws -> [Int]
 
     func pause(_ queue: String) throws -> Bool
+    func pauseClass(_ className: String) throws -> Bool
+    func resumeClass(_ className: String) throws -> Bool
+    func pausedClasses() throws -> [PausedClass]
     func resume(_ queue: String) throws -> Bool
     func clear(_ queue: String, batchSize: Int) throws -> (ready: Int, scheduled: Int)
     func listQueues() throws -> [QueueInfo]
@@ -284,6 +287,9 @@ final class BoundTestStore<Driver: StoreDriver>: TestStore {
     func cancelRequests(processID: Int) throws -> [Int] { try store.cancelRequests(processID: processID, on: database) }
 
     func pause(_ queue: String) throws -> Bool { try store.pause(queue, on: database) }
+    func pauseClass(_ className: String) throws -> Bool { try store.pauseClass(className, on: database) }
+    func resumeClass(_ className: String) throws -> Bool { try store.resumeClass(className, on: database) }
+    func pausedClasses() throws -> [PausedClass] { try store.pausedClasses(on: database) }
     func resume(_ queue: String) throws -> Bool { try store.resume(queue, on: database) }
     func clear(_ queue: String, batchSize: Int) throws -> (ready: Int, scheduled: Int) {
         try store.clear(queue, batchSize: batchSize, on: database)
