@@ -36,6 +36,7 @@ public protocol QueueAdmin {
     func jobWindow(count: Int, from maxID: Int?) throws -> ClosedRange<Int>?
     func apply(_ action: BulkAction, to filter: JobFilter) throws -> BulkOutcome
     func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int) throws -> BulkOutcome
+    func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int, progress: (BulkOutcome) -> Bool) throws -> BulkOutcome
     func jobDetail(_ id: Int) throws -> JobDetail?
     func enqueueTaskNow(_ key: String) throws -> Int
 }
@@ -89,6 +90,9 @@ public struct BoundQueue<Driver: StoreDriver>: QueueAdmin {
     }
     public func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int) throws -> BulkOutcome {
         try store.apply(action, to: filter, batchSize: batchSize, on: database)
+    }
+    public func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int, progress: (BulkOutcome) -> Bool) throws -> BulkOutcome {
+        try store.apply(action, to: filter, batchSize: batchSize, on: database, progress: progress)
     }
     public func jobDetail(_ id: Int) throws -> JobDetail? { try store.jobDetail(id, on: database) }
     public func enqueueTaskNow(_ key: String) throws -> Int { try store.enqueueTaskNow(key, on: database) }

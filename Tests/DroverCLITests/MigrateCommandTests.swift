@@ -57,7 +57,7 @@ struct MigrateCommandTests {
 
     @Test("bad arguments exit 64 and say what to type instead", arguments: [
         (["migarte"], "unknown command 'migarte'. Did you mean 'drover migrate'?"),
-        (["frobnicate"], "unknown command 'frobnicate'. The commands are: start, check, migrate, enqueue, jobs, failed, queues, recurring, concurrency, processes, status, web, version, bench."),
+        (["frobnicate"], "unknown command 'frobnicate'. The commands are: start, check, migrate, enqueue, jobs, failed, queues, classes, recurring, concurrency, processes, status, web, version, bench."),
         (["migrate", "--bogus"], "Unknown option '--bogus'"),
         (["migrate", "--schema", "Bad-Name"], "lowercase letters"),
         (["migrate", "--database-url", ""], "--database-url is empty"),
@@ -169,6 +169,41 @@ struct MigrateCommandTests {
             #expect(fromPostgres.status == 64 && fromPostgres.stderr.contains("is PostgreSQL"), "\(fromPostgres)")
             let toSQLite = try DroverBinary.run(["migrate", "--to", "sqlite:///tmp/x.sqlite3"])
             #expect(toSQLite.status == 64 && toSQLite.stderr.contains("--to needs a PostgreSQL database"), "\(toSQLite)")
+        }
+    }
+
+    @Test("Ctrl-C during migrate --to rolls PostgreSQL's copy back: exit 130, nothing moved, the SQLite file as it was; run again, all move")
+    func moveInterrupted() throws {
+        let schema = TestDatabase.uniqueSchemaName()
+        let pgURL = try TestDatabase.url()
+        let directory = try TemporaryDirectory("drover-move-int")
+        let path = directory.url.appendingPathComponent("q.sqlite3").path
+        try dropping(schema) {
+            let (source, sqlite) = try SQLiteDriver.open(url: "sqlite://" + path, options: StoreOptions(schema: schema))
+            let total = 30_000
+            for start in stride(from: 0, to: total, by: 5_000) {
+                _ = try source.enqueue((start..<start + 5_000).map { NewJob("Move", arguments: try JSON(encoding: ["n": $0])) }, on: sqlite)
+            }
+            let move = ["migrate", "--database-url", "sqlite://" + path, "--schema", schema, "--to", pgURL]
+            let running = try DroverBinary.start(move)
+            // Interrupted while it copies: its transaction open, rows inserted, nothing committed.
+            let pg = try TestDatabase.connect()
+            try waitUntil("the copy is under way", timeout: .seconds(60)) {
+                try pg.query("""
+                    SELECT count(*) AS n FROM pg_stat_activity
+                    WHERE application_name = 'drover migrate' AND xact_start IS NOT NULL AND query LIKE '%jobs" (queue_name, class_name, arguments, priority, scheduled_at, attempts%'
+                    """)[0].decode("n", as: Int.self) > 0
+            }
+            kill(running.pid, SIGINT)
+            let stopped = try running.wait(timeout: .seconds(30))
+            #expect(stopped.status == 130, "\(stopped)")
+            #expect(stopped.stderr.contains("interrupted before PostgreSQL committed: nothing was moved"), "\(stopped.stderr)")
+            let destination = try PostgresJobStore(schema: schema)
+            #expect(try destination.countJobs(JobFilter(), on: pg) == 0)
+            #expect(try source.countJobs(JobFilter(), on: sqlite) == total)
+            let moved = try DroverBinary.run(move, timeout: .seconds(120))
+            #expect(moved.status == 0 && moved.stdout.contains("moved \(total) jobs (\(total) ready)"), "\(moved)")
+            #expect(try source.countJobs(JobFilter(), on: sqlite) == 0 && destination.countJobs(JobFilter(), on: pg) == total)
         }
     }
 }

@@ -6,7 +6,7 @@ import Foundation
 import Synchronization
 
 /// `drover bench`: burns N no-op jobs down through the real supervisor, worker processes and
-/// database, printing jobs/s every 2 s and one final JSON line (in the spirit of `river bench`).
+/// database, showing progress on a terminal and printing one final JSON line (in the spirit of `river bench`).
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -297,21 +297,21 @@ struct BenchRun {
                                JOIN \(store.schema.qualifying("jobs")) j ON j.id = c.job_id WHERE j.queue_name = \(Self.queue)) AS left
                 """
             var lastReport = start
-            var lastDone = 0
+            // On a terminal, a progress line on stderr (nothing of it in a pipe or a file).
+            var progress = ProgressLine(json: false)
             while try db.fetch(leftSQL)[0].decode("left", as: Bool.self) {
                 if ContinuousClock.now - lastReport >= .seconds(2) {
-                    let done = total - (try db.fetch(remainingSQL)[0].decode("n", as: Int.self))
-                    let elapsed = (ContinuousClock.now - start).seconds
-                    let recent = Double(done - lastDone) / (ContinuousClock.now - lastReport).seconds
-                    say(String(format: "  %5.1f s: %d of %d finished, %.0f jobs/s (last 2 s: %.0f)",
-                               elapsed, done, total, Double(done) / elapsed, recent))
+                    if progress.enabled {
+                        let done = total - (try db.fetch(remainingSQL)[0].decode("n", as: Int.self))
+                        progress.update("finished", done, of: total)
+                    }
                     if result.workerBusyRSSKiB == nil { result.workerBusyRSSKiB = Self.rss(workerPIDs[0]) }
                     lastReport = .now
-                    lastDone = done
                 }
                 guard supervisor.isRunning else { throw ValidationError("drover start exited during the run") }
                 Thread.sleep(forTimeInterval: 0.05)
             }
+            progress.finish()
             result.jobsPerSecond = Double(total) / (ContinuousClock.now - start).seconds
             if result.workerBusyRSSKiB == nil { result.workerBusyRSSKiB = Self.rss(workerPIDs[0]) }
         }

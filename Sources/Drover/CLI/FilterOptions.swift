@@ -104,7 +104,8 @@ struct BulkOptions: ParsableArguments {
     var dryRun = false
 
     @Option(name: .customLong("batch-size"), help: ArgumentHelp(
-        "Jobs changed per transaction, from 1 to 10000: no table-wide lock, safe beside running workers.", valueName: "n"))
+        "Jobs changed per transaction, from 1 to 10000: no table-wide lock, safe beside running workers. "
+            + "Ctrl-C stops between two of them (exit 130).", valueName: "n"))
     var batchSize: Int = 500
 
     func validate() throws {
@@ -117,6 +118,8 @@ struct BulkOptions: ParsableArguments {
 struct BulkJSON: Encodable {
     let count: Int
     let skipped: Int
+    /// Present (true) only when Ctrl-C stopped it.
+    var interrupted: Bool? = nil
 }
 
 /// Runs `action` on every job `filter` matches in a state the action applies to (or, with
@@ -143,14 +146,34 @@ func runBulk(_ action: BulkAction, verb: String, filter: JobFilter, described: S
     }
     var changed = 0
     var skipped = 0
-    for one in filters {
-        let outcome = try queue.apply(action, to: one, batchSize: options.batchSize)
+    var interrupted = false
+    // Ctrl-C stops between two batches (each its own transaction): what is done stays done.
+    Interruption.catchInterrupts()
+    var progress = ProgressLine(json: json)
+    // The total, for the progress line only (a count costs a scan).
+    let total = progress.enabled ? try filters.reduce(0) { $0 + (try queue.countJobs($1)) } : nil
+    for one in filters where !interrupted {
+        let before = changed
+        let outcome = try queue.apply(action, to: one, batchSize: options.batchSize) { soFar in
+            progress.update(pastTense(verb), before + soFar.changed.count, of: total)
+            return !Interruption.wasRequested
+        }
         changed += outcome.changed.count
         skipped += outcome.skipped.count
+        interrupted = outcome.interrupted || Interruption.wasRequested
     }
-    if json { return try printJSON(BulkJSON(count: changed, skipped: skipped)) }
-    print("\(pastTense(verb)) \(changed) job\(changed == 1 ? "" : "s")"
-          + (skipped == 0 ? "" : "; skipped \(skipped) that left the state meanwhile (a worker or a person acted first)"))
+    progress.finish()
+    if json {
+        try printJSON(BulkJSON(count: changed, skipped: skipped, interrupted: interrupted ? true : nil))
+    } else {
+        print("\(pastTense(verb)) \(changed) job\(changed == 1 ? "" : "s")"
+              + (skipped == 0 ? "" : "; skipped \(skipped) that left the state meanwhile (a worker or a person acted first)"))
+    }
+    if interrupted {
+        printError("drover: interrupted: the \(changed) jobs above were \(pastTense(verb)), the rest are as they were; "
+                   + "run the same command again to go on")
+        throw ExitCode(130)
+    }
 }
 
 /// retried, discarded, cancelled.

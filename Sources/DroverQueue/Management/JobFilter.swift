@@ -63,6 +63,9 @@ public struct BulkOutcome: Sendable, Equatable {
     /// Jobs the filter matched that were no longer in a state the action applies to when it came
     /// to them (a worker took them, a person acted first).
     public var skipped: [Int] = []
+    /// The caller stopped it between two batches (Ctrl-C): what the batches before did stands,
+    /// nothing else was touched.
+    public var interrupted = false
 }
 
 /// What a bulk action does to each job the filter matches.
@@ -228,7 +231,13 @@ extension JobStore {
     /// Applies `action` to every job `filter` matches, `batchSize` at a time, each batch its own
     /// transaction (no table-wide lock, safe beside running workers), newest first. A job that
     /// left the states the action applies to by the time its batch came is skipped, not an error.
-    public func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int = 500, on database: Driver.Database) throws -> BulkOutcome {
+    ///
+    /// After each batch `progress` is told the outcome so far; when it returns false the action
+    /// stops there (`interrupted`), between two transactions.
+    public func apply(
+        _ action: BulkAction, to filter: JobFilter, batchSize: Int = 500, on database: Driver.Database,
+        progress: (BulkOutcome) -> Bool = { _ in true }
+    ) throws -> BulkOutcome {
         try QueueError.require("batch size", batchSize, atLeast: 1)
         if let state = filter.state, !action.states.contains(state) {
             throw QueueError(.wrongState, "\(action.rawValue) applies to \(action.states.map(\.rawValue).sorted().joined(separator: ", ")) jobs, not \(state.rawValue) ones")
@@ -276,6 +285,10 @@ extension JobStore {
                 }
             }
             guard let next = page.nextBefore else { return outcome }
+            guard progress(outcome) else {
+                outcome.interrupted = true
+                return outcome
+            }
             before = next
         }
     }

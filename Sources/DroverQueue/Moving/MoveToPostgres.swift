@@ -27,7 +27,17 @@ public struct MoveToPostgres {
         public var tasks = 0
     }
 
-    public func run(from sqlite: SQLiteConnection, to postgres: Connection) throws -> Report {
+    /// Stopped by its caller (Ctrl-C) before PostgreSQL committed: nothing was moved.
+    public struct Interrupted: Error, CustomStringConvertible {
+        public var description: String { "interrupted before PostgreSQL committed: nothing was moved, the SQLite file is as it was" }
+    }
+
+    /// `progress` is told, every 1,000 jobs copied, how many of how many; when it returns false
+    /// the copy stops and PostgreSQL's transaction is rolled back (``Interrupted``). Once PostgreSQL
+    /// has committed, the jobs leave SQLite whatever `progress` says.
+    public func run(
+        from sqlite: SQLiteConnection, to postgres: Connection, progress: (_ copied: Int, _ of: Int) -> Bool = { _, _ in true }
+    ) throws -> Report {
         let rows = try sqlite.query("""
             SELECT j.*,
                    (SELECT s.scheduled_at FROM \(source.schema.qualifying("scheduled_executions")) s WHERE s.job_id = j.id) AS due_at,
@@ -90,7 +100,9 @@ public struct MoveToPostgres {
                 }
                 report.moved[arrived, default: 0] += 1
                 movedIDs.append(try row.decode("id", as: Int.self))
+                if movedIDs.count % 1000 == 0, !progress(movedIDs.count, rows.count) { throw Interrupted() }
             }
+            if !progress(movedIDs.count, rows.count) { throw Interrupted() }
             for task in try source.tasks(on: sqlite) where !task.isStatic {
                 do {
                     try destination.addTask(task, on: pg)
