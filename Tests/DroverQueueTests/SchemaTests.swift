@@ -9,7 +9,8 @@ struct SchemaTests {
     static let tables: Set<String> = [
         "jobs", "ready_executions", "claimed_executions", "scheduled_executions", "blocked_executions",
         "failed_executions", "processes", "pauses", "semaphores", "recurring_tasks", "recurring_executions",
-        "schema_migrations", "concurrency_rules", "metric_events", "metric_totals", "metric_minutes",
+        "schema_migrations", "concurrency_rules", "metric_events", "metric_totals", "metric_minutes", "failure_hooks",
+        "class_pauses",
     ]
 
     private func names(_ sql: SQL, column: String, on db: Connection) throws -> Set<String> {
@@ -163,6 +164,8 @@ struct TraceContextMigrationTests {
             #expect(report.applied.map(\.version) == [7] && report.currentVersion == 7)
             let many = SQLIdentifier(schema, "enqueue_many")
             let after = try db.query(#"SELECT * FROM \#(many)('[{"class": "New"}]')"#)[0].decode(at: 0, as: Int.self)
+            // Today's store claims: the later migrations first.
+            try DroverSchema.migrator(schema: schema).migrate(on: db)
             let store = try PostgresJobStore(schema: schema)
             let claimed = try store.claim(processID: 1, queues: ["*"], limit: 10, on: db)
             #expect(claimed.map(\.id) == [before, after] && claimed.allSatisfy { $0.traceContext == nil })
@@ -202,6 +205,8 @@ struct TraceContextFunctionsMigrationTests {
             #expect(stored[before] == "none" && stored[positional] == "none")
             #expect(stored[traced] == #"{"traceparent": "00-abc-def-01"}"#)
             #expect(batch.map { stored[$0] } == [#"{"x-request-id": "r1"}"#, "none", #"{"x-request-id": "r2"}"#], "an empty object stores none")
+            // Today's store claims: the later migrations first.
+            try DroverSchema.migrator(schema: schema).migrate(on: db)
             let claimed = try PostgresJobStore(schema: schema).claim(processID: 1, queues: ["*"], limit: 10, on: db)
             #expect(claimed.first { $0.id == traced }?.traceContext == ["traceparent": "00-abc-def-01"])
 
@@ -222,9 +227,14 @@ struct FailedByQueueMigrationTests {
     static func scene<Driver: StoreDriver>(_ store: JobStore<Driver>, on db: Driver.Database) throws {
         let ids = try store.enqueue([NewJob("A", queue: "mail"), NewJob("A", queue: "mail"), NewJob("A", queue: "sms"), NewJob("A", queue: "sms")],
                                     on: db)
-        _ = try store.claim(processID: 1, queues: ["*"], limit: 3, on: db)
+        // Failed as the store of that version did (today's claim and fail read tables of later
+        // migrations): out of ready, into failed, failed_at set.
+        let failed = try JSON(encoding: JobFailure(errorClass: "E", message: "m"))
         for id in ids.prefix(3) {
-            _ = try store.fail(id, processID: 1, error: JobFailure(errorClass: "E", message: "m"), permanent: true, on: db)
+            _ = try db.fetch("DELETE FROM \(store.table("ready_executions")) WHERE job_id = \(id)", prepared: false)
+            _ = try db.fetch("UPDATE \(store.table("jobs")) SET failed_at = \(Date()), last_error = \(failed) WHERE id = \(id)", prepared: false)
+            _ = try db.fetch("INSERT INTO \(store.table("failed_executions")) (job_id, error, created_at) VALUES (\(id), \(failed), \(Date()))",
+                             prepared: false)
         }
     }
 
@@ -305,7 +315,7 @@ struct SQLiteSchemaTests {
 
 @Suite("Migration 10 (SQLite 6): each job's snoozes")
 struct SnoozesMigrationTests {
-    /// A job claimed before the migration snoozes after it: its count starts at 0.
+    /// A job enqueued before the migration snoozes after it: its count starts at 0.
     static func expectSnoozes<Driver: StoreDriver>(_ store: JobStore<Driver>, job id: Int, on db: Driver.Database) throws {
         #expect(try store.job(id, on: db)?.snoozes == 0)
         #expect(try store.snooze(id, processID: 1, for: .seconds(5), on: db) != .dropped)
@@ -323,8 +333,8 @@ struct SnoozesMigrationTests {
             try Migrator(schema: schema, migrations: DroverSchema.migrations.filter { $0.version < 10 }).migrate(on: db)
             let store = try PostgresJobStore(schema: schema)
             let id = try store.enqueue(NewJob("Poll"), on: db)
-            _ = try store.claim(processID: 1, queues: ["*"], limit: 1, on: db)
             #expect(try DroverSchema.migrator(schema: schema).migrate(on: db).applied.map(\.version).first == 10)
+            _ = try store.claim(processID: 1, queues: ["*"], limit: 1, on: db)
             try Self.expectSnoozes(store, job: id, on: db)
         }
     }
@@ -336,8 +346,8 @@ struct SnoozesMigrationTests {
         try Migrator(schema: "drover", migrations: Array(DroverSchema.sqliteMigrations.prefix(5))).migrate(on: db)
         let store = try SQLiteJobStore()
         let id = try store.enqueue(NewJob("Poll"), on: db)
-        _ = try store.claim(processID: 1, queues: ["*"], limit: 1, on: db)
         #expect(try Migrator(schema: "drover", migrations: DroverSchema.sqliteMigrations).migrate(on: db).applied.map(\.version).first == 6)
+        _ = try store.claim(processID: 1, queues: ["*"], limit: 1, on: db)
         try Self.expectSnoozes(store, job: id, on: db)
     }
 }

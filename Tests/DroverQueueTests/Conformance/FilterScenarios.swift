@@ -2,6 +2,7 @@ import DroverPersistence
 import DroverQueue
 import DroverTestSupport
 import Foundation
+import Synchronization
 import Testing
 
 /// The dashboard's job listing and bulk actions: one filter, keyset pages, batches that skip
@@ -111,6 +112,55 @@ struct FilterScenarios {
         }
     }
 
+    @Test("a bulk retry racing two live workers that claim and fail the same jobs: no error on either side, every job in one state, each counted once",
+          arguments: Backend.allCases)
+    func bulkRacingWorkers(_ backend: Backend) throws {
+        try backend.withStore { s in
+            let ids = try s.enqueue((0..<1_500).map { _ in NewJob("Flaky", maxAttempts: 1) })
+            let error = JobFailure(errorClass: "E", message: "down")
+            // Half failed before the bulk retry starts; the rest the workers fail while it runs.
+            for batch in stride(from: 0, to: 750, by: 250) {
+                for job in try s.claim(9, ["*"], limit: 250) { _ = try s.fail(job.id, by: 9, error: error, permanent: true) }
+                _ = batch
+            }
+            let gate = Gate()
+            let bulkDone = BulkDone()
+            let workers = try (1...2).map { worker in
+                let store = UncheckedBox(try s.connectAgain())
+                return BackgroundWork("worker \(worker)") { () -> Int in
+                    gate.wait()
+                    var failed = 0
+                    var idle = 0
+                    // Claim and fail until the bulk retry is over and nothing is left to claim.
+                    while !(bulkDone.value && idle >= 20) {
+                        let jobs = try store.value.claim(worker, ["*"], limit: 20)
+                        if jobs.isEmpty { idle += 1; Thread.sleep(forTimeInterval: 0.002); continue }
+                        idle = 0
+                        for job in jobs { _ = try store.value.fail(job.id, by: worker, error: error, permanent: true); failed += 1 }
+                    }
+                    return failed
+                }
+            }
+            let operator_ = UncheckedBox(try s.connectAgain())
+            let bulk = BackgroundWork("bulk retry") { () -> BulkOutcome in
+                gate.wait()
+                defer { bulkDone.value = true }
+                return try operator_.value.apply(.retry, to: JobFilter(state: .failed), batchSize: 25)
+            }
+            gate.open()
+            let outcome = try bulk.value(timeout: .seconds(120))
+            let failedByWorkers = try workers.map { try $0.value(timeout: .seconds(120)) }.reduce(0, +)
+            #expect(Set(outcome.changed).isDisjoint(with: outcome.skipped), "a job both changed and skipped")
+            #expect(Set(outcome.changed).count == outcome.changed.count, "a job retried twice in one bulk change")
+            #expect(outcome.changed.count >= 1, "\(outcome.changed.count) retried")
+            // Every retried job came back and was failed again; nothing is left waiting or held.
+            #expect(try s.state(ids[0]) == .failed)
+            #expect(try ids.allSatisfy { try s.state($0) == .failed })
+            #expect(failedByWorkers == 750 + outcome.changed.count, "the workers failed the other half and every retried job once")
+            try s.expectInvariant()
+        }
+    }
+
     @Test("a job's page has its arguments, error and each step's time, and the process that runs it", arguments: Backend.allCases)
     func jobDetail(_ backend: Backend) throws {
         let clock = ManualClock()
@@ -145,5 +195,14 @@ struct FilterScenarios {
             let missing = #expect(throws: QueueError.self) { try s.enqueueTaskNow("nobody") }
             #expect(missing?.code == .taskNotFound)
         }
+    }
+}
+
+/// Set once the bulk change of a race is over.
+private final class BulkDone: Sendable {
+    private let flag = Mutex(false)
+    var value: Bool {
+        get { flag.withLock { $0 } }
+        set { flag.withLock { $0 = newValue } }
     }
 }
