@@ -24,7 +24,7 @@ public struct RetryPolicy: Sendable, Equatable, Codable, CustomStringConvertible
     /// The largest fraction of a delay taken off at random, from 0 (none) to 1.
     public var jitter: Double
 
-    /// The range of `baseDelay` and `maxDelay` that configuration and ``check()`` accept.
+    /// The range of `baseDelay` and `maxDelay` that configuration and ``problem()`` accept.
     public static let delayRange: ClosedRange<Duration> = .milliseconds(1)...(.seconds(30 * 86_400))
 
     public init(

@@ -331,7 +331,7 @@ final class Worker<Driver: RuntimeDriver> {
             let turn = try runtime.session.run { connection in
                 try connection.inWriteTransaction { () -> (FinishOutcome, [(JobResult, String)], [ClaimedJob]) in
                     let finished = try runtime.store.finish(finishedIDs, processID: processID, on: connection)
-                    var failures: [(JobResult, String)] = []
+                    var unfinished: [(JobResult, String)] = []
                     for result in results {
                         switch result.outcome {
                         case .finished: continue
@@ -339,18 +339,18 @@ final class Worker<Driver: RuntimeDriver> {
                             let outcome = try runtime.store.fail(
                                 result.job.id, processID: processID, error: failure, permanent: permanent,
                                 maxAttempts: result.maxAttempts, retryPolicy: result.retryPolicy, on: connection)
-                            failures.append((result, "\(outcome)"))
+                            unfinished.append((result, "\(outcome)"))
                         case .snoozed(let delay):
                             let outcome = try snooze(result, for: delay, processID: processID, on: connection)
-                            failures.append((result, "\(outcome)"))
+                            unfinished.append((result, "\(outcome)"))
                         }
                     }
                     let claimed = claimLimit > 0
                         ? try runtime.store.claim(processID: processID, queues: queues, limit: claimLimit, on: connection) : []
-                    return (finished, failures, claimed)
+                    return (finished, unfinished, claimed)
                 }
             }
-            guard let (finished, failures, claimed) = turn else { return nil }
+            guard let (finished, unfinished, claimed) = turn else { return nil }
             retryTurnAt = nil
             pending = []
             pendingSince = nil
@@ -359,7 +359,7 @@ final class Worker<Driver: RuntimeDriver> {
                 log.warning("results dropped: these jobs were released or recovered while they ran",
                             [("jobs", finished.dropped.map(String.init).joined(separator: ","))])
             }
-            for (result, outcome) in failures {
+            for (result, outcome) in unfinished {
                 if case .snoozed(let delay) = result.outcome {
                     log.info("job snoozed", [("job", String(result.job.id)), ("class", result.job.className),
                                              ("delay", DurationText.format(delay)), ("outcome", outcome)])
@@ -389,7 +389,8 @@ final class Worker<Driver: RuntimeDriver> {
             }
             if !claimed.isEmpty || !results.isEmpty {
                 log.debug("turn", [("claimed", String(claimed.count)), ("finished", String(finished.finished.count)),
-                                   ("failed", String(failures.count))])
+                                   ("failed", String(unfinished.filter { if case .failed = $0.0.outcome { true } else { false } }.count)),
+                                   ("snoozed", String(unfinished.filter { if case .snoozed = $0.0.outcome { true } else { false } }.count))])
             }
             return claimed.count
         } catch let error as DatabaseError where error.isTransient {
