@@ -20,6 +20,11 @@ public enum StoreScene {
         try withStore(url: url, schema: schema) { try $0.fail(ids, error: error) }
     }
 
+    /// Fails `id` (a ready job) once, retried by `policy`; or, with `snooze`, snoozes it for that long.
+    public static func failOnce(_ id: Int, policy: RetryPolicy? = nil, snooze: Duration? = nil, url: String, schema: String) throws {
+        try withStore(url: url, schema: schema) { try $0.failOnce(id, policy: policy, snooze: snooze) }
+    }
+
     /// Claims every ready job of `queues`, as a worker would: what a worker gets.
     public static func claim(_ queues: QueueSelection, url: String, schema: String) throws -> [ClaimedJob] {
         try withStore(url: url, schema: schema) { try $0.claim(queues) }
@@ -27,6 +32,7 @@ public enum StoreScene {
 
     private protocol SceneStore {
         func fail(_ ids: [Int], error: JobFailure) throws
+        func failOnce(_ id: Int, policy: RetryPolicy?, snooze: Duration?) throws
         func claim(_ queues: QueueSelection) throws -> [ClaimedJob]
     }
 
@@ -43,6 +49,17 @@ public enum StoreScene {
 
         func claim(_ queues: QueueSelection) throws -> [ClaimedJob] {
             try store.claim(processID: Self.processID + 1, queues: queues, limit: 10_000, on: db)
+        }
+
+        func failOnce(_ id: Int, policy: RetryPolicy?, snooze: Duration?) throws {
+            _ = try store.claim(processID: Self.processID, queues: ["*"], limit: 10_000, on: db)
+            if let snooze {
+                _ = try store.snooze(id, processID: Self.processID, for: snooze, on: db)
+            } else {
+                _ = try store.fail(id, processID: Self.processID, error: JobFailure(errorClass: "Flaky", message: "try later"),
+                                   retryPolicy: policy, on: db)
+            }
+            _ = try store.release(processID: Self.processID, reason: .graceful, on: db)
         }
     }
 }

@@ -117,6 +117,16 @@ struct DashboardPagesTests {
         #expect(blocked.body.contains("id=\"job-state\">blocked") && blocked.body.contains("/jobs/\(scene.blocked)/cancel"))
         #expect(try web.http.get("/jobs/999999").status == 404)
         #expect(try web.http.get("/jobs/abc").status == 400)
+
+        // A failure waiting for its retry says how long and by which policy; a snoozed job its snoozes.
+        let ids = try base.admin.enqueue([NewJob("Flaky"), NewJob("Polite")])
+        try StoreScene.failOnce(ids[0], policy: RetryPolicy(backoff: .fixed, baseDelay: .seconds(90), maxDelay: .seconds(90), jitter: 0),
+                                url: base.url, schema: base.schema)
+        try StoreScene.failOnce(ids[1], snooze: .seconds(30), url: base.url, schema: base.schema)
+        let retrying = try web.http.get("/jobs/\(ids[0])").body
+        #expect(retrying.contains("<p id=\"retried-in\">retried in 1m30s (fixed backoff, base 1m30s, max 1m30s, jitter 0.0)</p>"), "\(retrying)")
+        let snoozed = try web.http.get("/jobs/\(ids[1])").body
+        #expect(snoozed.contains("; snoozes 1</td>") && !snoozed.contains("retried-in"), "\(snoozed)")
     }
 
     @Test("retry, discard and cancel a job: each a POST with the token that changes the database; a wrong state is 409",

@@ -155,6 +155,7 @@ enum JobsPages {
         var values: [String: Any] = [
             "id": job.id, "className": job.className, "queue": job.queue, "state": job.state.rawValue, "priority": job.priority,
             "attempts": "\(job.attempts) failed of \(job.maxAttempts)", "crashes": job.crashes,
+            "snoozes": job.snoozes, "hasSnoozes": job.snoozes > 0,
             "arguments": job.arguments.map { Page.pretty($0.text) } ?? "{}",
             "timeline": steps, "concurrencyKey": detail.concurrencyKey ?? "", "hasKey": detail.concurrencyKey != nil,
             "uniqueKey": detail.uniqueKey ?? "", "hasUniqueKey": detail.uniqueKey != nil,
@@ -169,6 +170,8 @@ enum JobsPages {
                 "exitStatus": error.exitStatus.map(String.init) ?? "", "hasExit": error.exitStatus != nil,
                 "signal": error.signal.map(String.init) ?? "", "hasSignal": error.signal != nil,
                 "output": error.output ?? "", "hasOutput": !(error.output ?? "").isEmpty,
+                "retryIn": error.retryIn.map { DurationText.format(.milliseconds(Int64(($0 * 1000).rounded()))) } ?? "",
+                "backoff": error.backoff ?? "", "hasRetry": error.retryIn != nil,
             ] as [String: Any]
         }
         return values

@@ -63,7 +63,7 @@ let jobTemplate = """
     <tr><th>queue</th><td>{{queue}}</td></tr>
     <tr><th>state</th><td class="state {{state}}" id="job-state">{{state}}</td></tr>
     <tr><th>priority</th><td>{{priority}}</td></tr>
-    <tr><th>attempts</th><td>{{attempts}}; crashes {{crashes}}</td></tr>
+    <tr><th>attempts</th><td>{{attempts}}; crashes {{crashes}}{{#hasSnoozes}}; snoozes {{snoozes}}{{/hasSnoozes}}</td></tr>
     <tr><th>timeout</th><td>{{timeout}}</td></tr>
     {{#hasKey}}<tr><th>concurrency key</th><td><a href="/jobs?key={{concurrencyKey}}">{{concurrencyKey}}</a></td></tr>{{/hasKey}}
     {{#hasUniqueKey}}<tr><th>unique key</th><td>{{uniqueKey}}</td></tr>{{/hasUniqueKey}}
@@ -80,6 +80,7 @@ let jobTemplate = """
     {{#error}}
     <h3>Last error</h3>
     <p><strong>{{class}}</strong>: {{message}}{{#hasExit}} (exit status {{exitStatus}}){{/hasExit}}{{#hasSignal}} (signal {{signal}}){{/hasSignal}}</p>
+    {{#hasRetry}}<p id="retried-in">retried in {{retryIn}} ({{backoff}})</p>{{/hasRetry}}
     {{#hasOutput}}<h3>Output (its end)</h3><pre class="output">{{output}}</pre>{{/hasOutput}}
     {{/error}}
     <h3>Timeline (UTC)</h3>
