@@ -125,6 +125,32 @@ struct ForegroundWebTests {
         #expect(invalid.status == 400, "a queue name that breaks the rules: \(invalid)")
     }
 
+    @Test("a job class is paused from the overview (a POST with the token) on every queue, listed with its waiting jobs, and resumed",
+          arguments: Backend.allCases)
+    func pauseClass(_ backend: Backend) throws {
+        let base = try TestBase(backend)
+        _ = try base.admin.enqueue([NewJob("Sync", queue: "a"), NewJob("Sync", queue: "b"), NewJob("Mail", queue: "a")])
+        let web = try ForegroundWeb(base.arguments + ["--listen", "127.0.0.1:0"])
+        let page = try web.http.get("/")
+        #expect(page.body.contains("No job class is paused.") && page.body.contains("action=\"/classes/pause\""))
+        let token = try #require(page.csrfToken)
+        #expect(try web.http.post("/classes/pause", form: "class=Sync").status == 403, "no token")
+        #expect(try base.admin.pausedClasses().isEmpty)
+        let bad = try web.http.post("/classes/pause", form: "csrf_token=\(token)&class=%3Cscript%3E")
+        #expect(bad.status == 400 && bad.body.contains("is not a valid class name"), "\(bad)")
+        // The refused name is said back as plain text, which no browser runs.
+        #expect(bad.headers["content-type"] == "text/plain; charset=utf-8" && bad.headers["x-content-type-options"] == "nosniff")
+        let paused = try web.http.post("/classes/pause", form: "csrf_token=\(token)&class=Sync")
+        #expect(paused.status == 303 && paused.headers["location"] == "/", "\(paused)")
+        #expect(try base.admin.pausedClasses().map(\.className) == ["Sync"])
+        let after = try web.http.get("/")
+        #expect(after.body.contains("<tr class=\"paused\"><td class=\"name\">Sync</td><td>2</td>"), "\(after.body)")
+        #expect(after.body.contains("action=\"/classes/Sync/resume\""))
+        let resumed = try web.http.post("/classes/Sync/resume", form: "csrf_token=\(try #require(after.csrfToken))")
+        #expect(resumed.status == 303, "\(resumed)")
+        #expect(try base.admin.pausedClasses().isEmpty)
+    }
+
     @Test("read-only: the page has no form and no token, and every action is refused (403)", arguments: Backend.allCases)
     func readOnly(_ backend: Backend) throws {
         let base = try TestBase(backend)

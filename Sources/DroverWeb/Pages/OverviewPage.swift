@@ -15,15 +15,17 @@ enum OverviewPage {
 
     static let routes: [WebRoute] = [
         .page("/") { context in
-            let (queues, processes, jobs, failures, minutes) = try await context.store.read { admin in
+            let (queues, processes, jobs, failures, minutes, pausedClasses) = try await context.store.read { admin in
                 // Listings leave the arguments out; the page shows the newest few with theirs.
                 let newest = try admin.listJobs(queue: nil, state: nil, className: nil, limit: jobCount)
                 return (try admin.listQueues(), try admin.listProcesses(), try newest.map { try admin.job($0.id) ?? $0 },
                         try admin.findJobs(JobFilter(state: .failed), before: nil, limit: failureCount).jobs,
-                        try admin.countsByMinute(last: 60))
+                        try admin.countsByMinute(last: 60), try admin.pausedClasses())
             }
             return context.render("overview", title: "Overview", [
                 "queues": queues.map(row), "hasQueues": !queues.isEmpty,
+                "pausedClasses": pausedClasses.map { ["name": $0.className, "ready": $0.ready, "since": Page.time($0.pausedAt)] },
+                "hasPausedClasses": !pausedClasses.isEmpty,
                 "processes": processes.map(row), "hasProcesses": !processes.isEmpty,
                 "jobs": jobs.map(row), "hasJobs": !jobs.isEmpty,
                 "failures": failures.map(JobsPages.row), "hasFailures": !failures.isEmpty,

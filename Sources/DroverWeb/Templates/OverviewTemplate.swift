@@ -29,6 +29,28 @@ let overviewTemplate = """
     </tbody>
     </table>
     {{/hasQueues}}
+    <h3>Paused job classes</h3>
+    {{^hasPausedClasses}}<p class="empty">No job class is paused.</p>{{/hasPausedClasses}}
+    {{#hasPausedClasses}}
+    <table class="classes">
+    <thead><tr><th>class</th><th>waiting</th><th>paused since (UTC)</th>{{^readOnly}}<th></th>{{/readOnly}}</tr></thead>
+    <tbody>
+    {{#pausedClasses}}
+    <tr class="paused"><td class="name">{{name}}</td><td>{{ready}}</td><td>{{since}}</td>
+    {{^readOnly}}<td><form method="post" action="/classes/{{name}}/resume" data-confirm="Resume class {{name}}?">
+    <input type="hidden" name="csrf_token" value="{{csrfToken}}"><button type="submit">Resume</button></form></td>{{/readOnly}}
+    </tr>
+    {{/pausedClasses}}
+    </tbody>
+    </table>
+    {{/hasPausedClasses}}
+    {{^readOnly}}
+    <form method="post" action="/classes/pause" class="pause-class" data-confirm="Pause this job class on every queue?">
+    <input type="hidden" name="csrf_token" value="{{csrfToken}}">
+    <label>Pause a job class on every queue: <input type="text" name="class" required maxlength="200" placeholder="SendReport"></label>
+    <button type="submit" id="pause-class">Pause</button>
+    </form>
+    {{/readOnly}}
     </section>
     <section>
     <h3>Processes</h3>
