@@ -1,3 +1,4 @@
+@testable import Drover
 import DroverPersistence
 import DroverQueue
 import DroverTestSupport
@@ -75,5 +76,15 @@ struct ProgressTests {
         let rest = try target.run(["failed", "discard", "--all", "--json"])
         #expect(rest.status == 0 && rest.stdout == "{\"count\":\(total - said),\"skipped\":0}\n", "\(rest)")
         #expect(try Self.failedCount(target) == 0)
+    }
+}
+
+@Suite("The progress line's numbers")
+struct ProgressNumberTests {
+    @Test("counts and rates are grouped by thousands", arguments: [
+        (0, "0"), (7, "7"), (999, "999"), (1_000, "1,000"), (80_000, "80,000"), (1_234_567, "1,234,567"), (-1_234, "-1,234"),
+    ])
+    func grouped(_ n: Int, _ text: String) {
+        #expect(ProgressLine.grouped(n) == text)
     }
 }
