@@ -60,8 +60,10 @@ extension JobStore {
             }
             let job = try database.fetch("""
                 UPDATE \(jobs) SET snoozes = snoozes + 1, updated_at = \(now.sql) WHERE id = \(jobID)
-                RETURNING snoozes, queue_name, priority, concurrency_key
+                RETURNING snoozes, queue_name, class_name, priority, concurrency_key
                 """, prepared: true)[0]
+            try count(.snoozed, queue: try job.decode("queue_name", as: String.self), className: try job.decode("class_name", as: String.self),
+                      on: database)
             let at = try database.fetch("""
                 INSERT INTO \(scheduled) (job_id, queue_name, priority, scheduled_at, created_at)
                 VALUES (\(jobID), \(try job.decode("queue_name", as: String.self)), \(try job.decode("priority", as: Int.self)),

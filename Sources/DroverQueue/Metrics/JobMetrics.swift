@@ -20,6 +20,8 @@ public enum JobMetric: String, Sendable, CaseIterable {
     case timedOut = "timed_out"
     case cancelled, discarded
     case crashReleased = "crash_released"
+    /// Attempts that asked to run again later (``JobStore/snooze(_:processID:for:maxSnoozes:maxAttempts:retryPolicy:on:)``).
+    case snoozed
 
     /// Whether the metric is a histogram of seconds (``MetricBuckets``) rather than a count.
     public var isHistogram: Bool { self == .latency || self == .duration }

@@ -146,6 +146,7 @@ struct PrometheusText {
         (.cancelled, "drover_jobs_cancelled_total", "Cancellations that took effect: a waiting job deleted, or a running one stopped."),
         (.discarded, "drover_jobs_discarded_total", "Failed jobs discarded, and waiting jobs deleted by drover queues clear."),
         (.crashReleased, "drover_jobs_released_after_crash_total", "Claims given back because their process died (killed, crashed, hung, or lost its lease)."),
+        (.snoozed, "drover_jobs_snoozed_total", "Attempts that asked to run again later (exit 101, Snooze), spending no attempt; one past max_snoozes counts as failed instead."),
     ]
 
     mutating func add(_ snapshot: MetricsSnapshot) {

@@ -154,6 +154,10 @@ struct FinalizeScenarios {
             #expect(attempts == 1)
             let info = try #require(try s.job(id))
             #expect(info.lastError?.errorClass == SnoozeRules.limitClass && info.snoozes == 2 && info.attempts == 1)
+            // Two snoozes counted for /metrics; the one past the limit counted as retried instead.
+            let metrics = try s.metrics()
+            #expect(metrics.count(.snoozed, queue: "default", className: "Polite") == 2)
+            #expect(metrics.count(.retried, queue: "default", className: "Polite") == 1)
             #expect(info.lastError?.message.contains("max_snoozes") == true)
 
             // A snooze of a job this process does not hold is dropped; a delay out of range is refused.
