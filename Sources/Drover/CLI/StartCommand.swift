@@ -45,6 +45,7 @@ struct StartCommand: ParsableCommand {
             testHandlers: environment["DROVER_TEST_HANDLERS"] == "1")
         options.jobConcurrencyRules = Drover.registeredJobs.withLock { $0.concurrencyRules }
         options.jobFailureHooks = Drover.registeredJobs.withLock { $0.failureHooks }
+        options.jobClasses = Set(Drover.registeredJobs.withLock { $0.classNames })
         let supervisor = try reportingErrors { try Supervisor(options: options) }
         let status = supervisor.run()
         if status != 0 { throw ExitCode(status) }

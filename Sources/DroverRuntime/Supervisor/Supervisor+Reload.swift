@@ -42,6 +42,7 @@ extension SupervisorProcess {
         let tasks = configuration.staticTasks
         let rules = concurrencyRules(for: configuration)
         let hooks = failureHooks(for: configuration)
+        warnAboutUnhandledHooks(hooks)
         agent.submit("update the recurring tasks, concurrency limits and failure hooks of the configuration", essential: true) { connection in
             try store.syncStaticTasks(tasks, on: connection)
             try store.syncConcurrencyRules(rules, on: connection)

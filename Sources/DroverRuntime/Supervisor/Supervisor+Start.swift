@@ -48,7 +48,9 @@ extension SupervisorProcess {
                 }
                 try store.syncStaticTasks(options.configuration.staticTasks, on: connection)
                 try store.syncConcurrencyRules(concurrencyRules(for: options.configuration), on: connection)
-                try store.syncFailureHooks(failureHooks(for: options.configuration), on: connection)
+                let hooks = failureHooks(for: options.configuration)
+                try store.syncFailureHooks(hooks, on: connection)
+                warnAboutUnhandledHooks(hooks)
                 shared.recurringTasksExist = try store.hasTasks(on: connection)
                 break
             } catch let error as DatabaseError
@@ -166,6 +168,16 @@ extension SupervisorProcess {
         let configured = configuration.concurrencyRules
         let classes = Set(configuration.handlers.keys)
         return configured + options.jobConcurrencyRules.filter { !classes.contains($0.className) }
+    }
+
+    /// A hook class that neither a handler nor a Swift job type of this host runs: its jobs would
+    /// fail as an unknown class here (another host may run it, so this is a warning).
+    func warnAboutUnhandledHooks(_ hooks: [FailureHook]) {
+        let known = Set(options.configuration.handlers.keys).union(options.jobClasses)
+        for hookClass in Set(hooks.map(\.hookClass)).sorted() where !known.contains(hookClass) {
+            log.warning("on_failure names a job class no handler or job type of this host runs: its jobs will fail here as an "
+                        + "unknown class; declare a handler for it", [("class", hookClass)])
+        }
     }
 
     func failureHooks(for configuration: Configuration) -> [FailureHook] {

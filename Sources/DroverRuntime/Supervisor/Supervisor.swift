@@ -45,6 +45,8 @@ public final class Supervisor {
         /// The failure hooks of the app's Swift job types; a handler of the configuration with the
         /// same class wins.
         public var jobFailureHooks: [FailureHook] = []
+        /// The classes of the app's Swift job types, to tell a failure hook no one here runs.
+        public var jobClasses: Set<String> = []
 
         public init(configuration: Configuration, configPath: String?, commandLineURL: String?, commandLineSchema: String?,
                     environment: [String: String], testHandlers: Bool) {

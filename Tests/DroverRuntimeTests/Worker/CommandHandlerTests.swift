@@ -241,8 +241,14 @@ struct CommandHandlerTests {
               PageOnCall:
                 command: [sh, -c, "cat > page-$DROVER_JOB_ID.json"]
                 working_directory: $DIR
+              Audit:
+                command: [/bin/true]
+                on_failure: Ghost
             """,
             topLevel: "on_failure: PageOnCall")
+        // A hook class no handler here runs is said at start; the others are not.
+        let warnings = jobs.harness.log.split(separator: "\n").filter { $0.contains("on_failure names a job class no handler") }
+        #expect(warnings.count == 1 && warnings[0].contains("class=Ghost"), "\(jobs.harness.log)")
         let invoice = try jobs.enqueue("Invoice", arguments: try JSON(encoding: ["order": 7]))
         let report = try jobs.enqueue("Report", maxAttempts: 1)
         _ = try jobs.waitUntilState(invoice, .failed)
