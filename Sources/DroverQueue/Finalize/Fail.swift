@@ -51,7 +51,7 @@ extension JobStore {
             }
             let row = try database.fetch("""
                 UPDATE \(jobs) SET attempts = attempts + 1, max_attempts = coalesce(\(maxAttempts), max_attempts),
-                    last_error = \(error.json), updated_at = \(now.sql)
+                    updated_at = \(now.sql)
                 WHERE id = \(jobID)
                 RETURNING attempts, max_attempts, queue_name, class_name, priority, concurrency_key
                 """, prepared: true)[0]
@@ -64,7 +64,9 @@ extension JobStore {
             let outcome: FailOutcome
             switch decision {
             case .failForGood:
-                try database.change("UPDATE \(jobs) SET failed_at = \(now.sql) WHERE id = \(jobID)", prepared: true)
+                // The error is written once, by the branch: here as it came, below with the retry's delay.
+                try database.change("UPDATE \(jobs) SET failed_at = \(now.sql), last_error = \(error.json) WHERE id = \(jobID)",
+                                    prepared: true)
                 try database.change("""
                     INSERT INTO \(failed) (job_id, error, created_at) VALUES (\(jobID), \(error.json), \(now.sql))
                     """, prepared: true)

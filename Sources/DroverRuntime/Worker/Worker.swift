@@ -388,9 +388,9 @@ final class Worker<Driver: RuntimeDriver> {
                 }
             }
             if !claimed.isEmpty || !results.isEmpty {
+                let snoozed = unfinished.count { if case .snoozed = $0.0.outcome { true } else { false } }
                 log.debug("turn", [("claimed", String(claimed.count)), ("finished", String(finished.finished.count)),
-                                   ("failed", String(unfinished.filter { if case .failed = $0.0.outcome { true } else { false } }.count)),
-                                   ("snoozed", String(unfinished.filter { if case .snoozed = $0.0.outcome { true } else { false } }.count))])
+                                   ("failed", String(unfinished.count - snoozed)), ("snoozed", String(snoozed))])
             }
             return claimed.count
         } catch let error as DatabaseError where error.isTransient {
