@@ -62,6 +62,12 @@ public enum Drover {
                     exit(ExitStatus.config.rawValue)
                 }
             }
+            if let limit = type.rateLimit {
+                do { try limit.rule(for: type.className).check() } catch {
+                    printError("drover: error: \(String(reflecting: type)).rateLimit: \(error.message)")
+                    exit(ExitStatus.config.rawValue)
+                }
+            }
             if !SnoozeRules.maxSnoozesRange.contains(type.maxSnoozes) {
                 printError("drover: error: \(String(reflecting: type)).maxSnoozes: \(type.maxSnoozes) is out of range: use 0 to 1000000")
                 exit(ExitStatus.config.rawValue)

@@ -27,6 +27,8 @@ public protocol QueueAdmin {
     func removeTask(_ key: String) throws
     func concurrencyRules() throws -> [ConcurrencyRule]
     func concurrencyKeys() throws -> [ConcurrencyKeyInfo]
+    func rateLimitRules() throws -> [RateLimitRule]
+    func rateLimitKeys() throws -> [RateLimitKeyInfo]
     // The dashboard's.
     func metrics() throws -> MetricsSnapshot
     func countsByMinute(last minutes: Int) throws -> [MinuteCounts]
@@ -75,6 +77,8 @@ public struct BoundQueue<Driver: StoreDriver>: QueueAdmin {
     public func removeTask(_ key: String) throws { try store.removeTask(key, on: database) }
     public func concurrencyRules() throws -> [ConcurrencyRule] { try store.concurrencyRules(on: database) }
     public func concurrencyKeys() throws -> [ConcurrencyKeyInfo] { try store.concurrencyKeys(on: database) }
+    public func rateLimitRules() throws -> [RateLimitRule] { try store.rateLimitRules(on: database) }
+    public func rateLimitKeys() throws -> [RateLimitKeyInfo] { try store.rateLimitKeys(on: database) }
     public func metrics() throws -> MetricsSnapshot { try store.metrics(on: database) }
     public func countsByMinute(last minutes: Int) throws -> [MinuteCounts] { try store.countsByMinute(last: minutes, on: database) }
     public func findJobs(_ filter: JobFilter, before: Int?, limit: Int) throws -> JobPage {

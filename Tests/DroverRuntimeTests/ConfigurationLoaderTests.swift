@@ -127,6 +127,28 @@ struct FullConfigurationTests {
         on_failure: PageOnCall
         """
 
+    @Test("a handler's rate_limit: with a key from the arguments, or the class as the one key")
+    func rateLimits() throws {
+        let config = try ConfigurationLoader.parse("""
+            handlers:
+              CallStripe:
+                command: [/usr/local/bin/call-stripe]
+                rate_limit: {limit: 100, period: 1s}
+              SyncAccount:
+                command: [sync]
+                rate_limit: {key: "account:{account_id}", limit: 10, period: 1m}
+              Plain:
+                command: [plain]
+            """, path: "d.yml")
+        #expect(config.handlers["CallStripe"]?.rateLimit == .init(limit: 100, period: .seconds(1)))
+        #expect(config.handlers["SyncAccount"]?.rateLimit == .init(key: "account:{account_id}", limit: 10, period: .seconds(60)))
+        #expect(config.handlers["Plain"]?.rateLimit == nil)
+        #expect(config.rateLimitRules == [
+            RateLimitRule(className: "CallStripe", keyTemplate: "CallStripe", limit: 100, period: .seconds(1)),
+            RateLimitRule(className: "SyncAccount", keyTemplate: "account:{account_id}", limit: 10, period: .seconds(60)),
+        ])
+    }
+
     @Test("the design's example file reads as written, with defaults for what it leaves out")
     func designExampleParses() throws {
         let config = try ConfigurationLoader.parse(Self.designExample, path: "d.yml")
@@ -217,6 +239,14 @@ struct FullConfigurationTests {
         ("recurring:\n  r:\n    class: C\n    schedule: \"0 25 * * *\"\n", "d.yml:4: recurring.r.schedule: schedule \"0 25 * * *\": hour 25 is out of range 0–23"),
         ("recurring:\n  report:\n    class: C\n    schedule: \"0 0 30 2 *\"\n",
          "d.yml:4: recurring.report.schedule: schedule \"0 0 30 2 *\" can never run: February has no day 30"),
+        ("handlers:\n  S:\n    command: [x]\n    rate_limit: {limit: 2}\n", "d.yml:4: handlers.S.rate_limit: needs a period, such as 1s"),
+        ("handlers:\n  S:\n    command: [x]\n    rate_limit: {period: 1s}\n", "d.yml:4: handlers.S.rate_limit: needs a limit"),
+        ("handlers:\n  S:\n    command: [x]\n    rate_limit: {limit: 0, period: 1s}\n", "d.yml:4: handlers.S.rate_limit.limit: 0 is out of range: use 1 to 10000"),
+        ("handlers:\n  S:\n    command: [x]\n    rate_limit: {limit: 5, period: 500ms}\n", "d.yml:4: handlers.S.rate_limit.period:"),
+        ("handlers:\n  S:\n    command: [x]\n    rate_limit: {limit: 5, period: 8d}\n", "d.yml:4: handlers.S.rate_limit.period:"),
+        ("handlers:\n  S:\n    command: [x]\n    rate_limit: {key: \"a:{id\", limit: 1, period: 1s}\n", "d.yml:4: handlers.S.rate_limit.key: has unbalanced braces"),
+        ("handlers:\n  S:\n    command: [x]\n    rate_limit: {limit: 1, period: 1s, burst: 3}\n", "d.yml:4: handlers.S.rate_limit.burst: unknown key"),
+        ("handlers:\n  S:\n    command: [x]\n    rate_limit: 10\n", "d.yml:4: handlers.S.rate_limit: must be a mapping"),
         ("handlers:\n  S:\n    command: [x]\n    concurrency: {limit: 2}\n", "d.yml:4: handlers.S.concurrency: needs a key"),
         ("handlers:\n  S:\n    command: [x]\n    concurrency: {key: \"a:{id}\"}\n", "d.yml:4: handlers.S.concurrency: needs a limit"),
         ("handlers:\n  S:\n    command: [x]\n    concurrency: {key: \"a:{id\", limit: 1}\n", "d.yml:4: handlers.S.concurrency.key: has unbalanced braces"),

@@ -36,6 +36,7 @@ struct ManualPageTests {
         keys += ConfigReader.handlerKeys.map { ("handlers", $0) } + ConfigReader.recurringKeys.map { ("recurring", $0) }
         keys += ConfigReader.concurrencyKeys.map { ("handlers", $0) }
         keys += ConfigReader.retryKeys.map { ("handlers", $0) }
+        keys += ConfigReader.rateLimitKeys.map { ("handlers", $0) }
         keys += ConfigReader.webKeys.map { ("web", $0) }
         for (section, key) in keys {
             let text = Self.item(key, in: section)

@@ -44,6 +44,7 @@ struct StartCommand: ParsableCommand {
             commandLineSchema: database.schema, environment: environment,
             testHandlers: environment["DROVER_TEST_HANDLERS"] == "1")
         options.jobConcurrencyRules = Drover.registeredJobs.withLock { $0.concurrencyRules }
+        options.jobRateLimitRules = Drover.registeredJobs.withLock { $0.rateLimitRules }
         options.jobFailureHooks = Drover.registeredJobs.withLock { $0.failureHooks }
         options.jobClasses = Set(Drover.registeredJobs.withLock { $0.classNames })
         let supervisor = try reportingErrors { try Supervisor(options: options) }

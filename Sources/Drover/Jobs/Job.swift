@@ -9,6 +9,8 @@ public typealias JobContext = DroverRuntime.JobContext
 public typealias StopReason = DroverRuntime.StopReason
 /// At most `limit` jobs with the same key run at once: `ConcurrencyLimit(key: "account:{accountID}", limit: 2)`.
 public typealias ConcurrencyLimit = DroverRuntime.Configuration.Concurrency
+/// At most `limit` jobs with the same key start in any `period`: `RateLimit(key: "stripe", limit: 100, period: .seconds(1))`.
+public typealias RateLimit = DroverRuntime.Configuration.RateLimit
 /// Throw it from `perform` for a failure that retrying will not fix: the job fails at once.
 public typealias PermanentJobFailure = DroverRuntime.PermanentJobFailure
 /// Throw it from `perform` to run again later without spending an attempt: `throw Snooze(for: .seconds(30))`.
@@ -87,6 +89,10 @@ public protocol Job: Codable, Sendable {
     /// key's `{name}` stands for the job's property `name`. `drover start` records it in the
     /// database, where enqueueing from any language applies it.
     static var concurrency: ConcurrencyLimit? { get }
+    /// At most `limit` jobs of this type with the same key start in any `period`, across every
+    /// host (default: no limit); without a key, one key for the whole type. A job over the limit
+    /// waits in the database for its time, spending no attempt. `drover start` records it.
+    static var rateLimit: RateLimit? { get }
     /// While a live job has this key, enqueueing another returns that job (default: none). Computed
     /// from the job's arguments, such as `"report:\(day)"`.
     var uniqueKey: String? { get }
@@ -106,6 +112,7 @@ extension Job {
     public static var gracePeriod: Duration { .seconds(10) }
     public var uniqueKey: String? { nil }
     public static var concurrency: ConcurrencyLimit? { nil }
+    public static var rateLimit: RateLimit? { nil }
 }
 
 extension ConcurrencyLimit {
@@ -119,6 +126,7 @@ extension ConcurrencyLimit {
 /// Runs jobs of type `J` in a worker: decodes the arguments, then performs.
 struct JobTypeHandler<J: Job>: AsyncJobHandler {
     var concurrency: ConcurrencyLimit? { J.concurrency }
+    var rateLimit: RateLimit? { J.rateLimit }
     var timeout: Duration? { J.timeout }
     var gracePeriod: Duration { J.gracePeriod }
     var maxAttempts: Int? { nil }

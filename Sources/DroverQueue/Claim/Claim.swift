@@ -6,7 +6,36 @@ extension JobStore {
     /// that sees what the earlier ones took, so a job two patterns match (`critical` and `*`) is
     /// claimed once, by the first; within a pattern, by priority then id (`prefix*` by queue name
     /// first). Paused queues are passed over; on PostgreSQL so are rows another claimer holds.
+    ///
+    /// A job of a class with a rate limit starts only when its key has room (``RateLimiter``);
+    /// one that may not start is given back to wait in scheduled, not returned, and the claim
+    /// takes more in its place (a few rounds at most). A claim that takes no rate-limited job
+    /// runs no statement more.
     public func claim(processID: Int, queues: QueueSelection, limit: Int, on database: Driver.Database) throws -> [ClaimedJob] {
+        guard limit > 0 else { return [] }
+        let claimed = try take(queues, processID: processID, limit: limit, on: database)
+        guard claimed.contains(where: { $0.rateLimit != nil }) else { return claimed }
+        return try database.atomically {
+            var started = try holdToRateLimits(claimed, processID: processID, on: database)
+            var asked = limit
+            var got = claimed.count
+            // Each round gives back to scheduled what it may not start, so ready shrinks; a take
+            // that got less than it asked for found ready empty.
+            for _ in 0..<Self.rateLimitRefills where started.count < limit && got == asked {
+                asked = limit - started.count
+                let more = try take(queues, processID: processID, limit: asked, on: database)
+                got = more.count
+                started += try holdToRateLimits(more, processID: processID, on: database)
+            }
+            return started
+        }
+    }
+
+    /// How many more times a claim takes jobs in place of rate-limited ones it gave back.
+    static var rateLimitRefills: Int { 8 }
+
+    /// The claim's take: ready jobs moved to claimed, each pattern in the worker's order.
+    private func take(_ queues: QueueSelection, processID: Int, limit: Int, on database: Driver.Database) throws -> [ClaimedJob] {
         guard limit > 0 else { return [] }
         let now = self.now()
         if queues.patterns.count == 1 {
@@ -90,7 +119,7 @@ extension PostgresDriver {
             ), taken AS (
                 -- Read once, for the count and for the answer.
                 SELECT \(store.claimedJobColumns), m.job_id, m.created_at AS ready_at
-                FROM moved m JOIN \(store.jobs) j ON j.id = m.job_id
+                FROM moved m JOIN \(store.jobs) j ON j.id = m.job_id \(store.rateLimitJoin)
             ), counted AS (
                 \(store.counting(.latency, queue: "t.queue_name", className: "t.class_name",
                                  seconds: store.seconds(from: "t.ready_at", to: now.sql), from: "taken t"))
@@ -124,7 +153,8 @@ extension SQLiteDriver {
                 INSERT INTO \(store.claimed) (job_id, process_id, created_at)
                 SELECT value, \(processID), \(now.sql) FROM json_each(\("[" + ids.map(String.init).joined(separator: ",") + "]"))
                 """)
-            let rows = try database.query("SELECT \(store.claimedJobColumns) FROM \(store.jobs) j WHERE \(contains("j.id", ids: ids))")
+            let rows = try database.query(
+                "SELECT \(store.claimedJobColumns) FROM \(store.jobs) j \(store.rateLimitJoin) WHERE \(contains("j.id", ids: ids))")
             var byID: [Int: ClaimedJob] = [:]
             for row in rows {
                 let job = try ClaimedJob(row: row)

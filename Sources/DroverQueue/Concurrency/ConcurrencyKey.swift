@@ -7,6 +7,12 @@ extension ConcurrencyRule {
     /// missing or null. PostgreSQL's `concurrency_key` function, which its SQL enqueue uses,
     /// renders keys the same (a test compares them).
     public func key(for arguments: JSON) -> String? {
+        Self.render(keyTemplate, with: arguments)
+    }
+
+    /// `template` with each `{name}` replaced by that argument of `arguments` (as ``key(for:)``;
+    /// rate-limit keys are rendered the same); nil when one is missing or null.
+    static func render(_ keyTemplate: String, with arguments: JSON) -> String? {
         guard let root = try? JSONDecoder().decode(ArgumentValue.self, from: Data(arguments.text.utf8)) else { return nil }
         var result = ""
         var rest = Substring(keyTemplate)

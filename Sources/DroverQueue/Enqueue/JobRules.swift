@@ -27,6 +27,10 @@ public enum JobRules {
     /// without news (the same from the configuration and from a Swift job type).
     public static let concurrencyLimitRange = 1...10_000
     public static let concurrencyDurationRange: ClosedRange<Duration> = .seconds(1)...(.seconds(7 * 86_400))
+    /// Rate limits: how many jobs of one key may start in a period, and the period. A claim of a
+    /// rate-limited job reads up to twice the limit of its key's rows, so the limit is bounded.
+    public static let rateLimitRange = 1...10_000
+    public static let ratePeriodRange: ClosedRange<Duration> = .seconds(1)...(.seconds(7 * 86_400))
     /// When a job may be asked to run: years 1 to 9999 (UTC), the times every backend stores
     /// and orders alike.
     public static let runAtRange: Range<Date> =

@@ -24,6 +24,18 @@ extension JobStore {
 }
 
 extension JobStore {
+    /// Seconds until the earliest scheduled job is due (zero or less: due now); nil when none
+    /// waits. The dispatcher wakes then rather than at its next poll, so that a job runs at its
+    /// time (a rate-limited job at the time its key gave it) and not up to a polling interval late.
+    public func secondsUntilNextDue(on database: Driver.Database) throws -> Double? {
+        let now = self.now()
+        return try database.fetch("""
+            SELECT \(seconds(from: now.sql, to: "(SELECT min(scheduled_at) FROM \(scheduled))")) AS seconds
+            """, prepared: true)[0].decode("seconds", as: Double?.self)
+    }
+}
+
+extension JobStore {
     /// Jobs that may run now (due, or brought back from failed): one without a concurrency key
     /// goes to ready, waking its queue's workers; one with a key is admitted (ready while its key
     /// has a free slot, else blocked).

@@ -23,7 +23,41 @@ public enum DroverSchema {
         Migration(version: 10, name: "snoozes", sql: snoozesSQL),
         Migration(version: 11, name: "failure_hooks", sql: failureHooksSQL),
         Migration(version: 12, name: "class_pauses", sql: classPausesSQL),
+        Migration(version: 13, name: "rate_limits", sql: rateLimitsSQL),
     ]
+
+    /// Migration 13: rate limits (``RateLimitRule``). `rate_limit_rules` is kept in step with the
+    /// configuration and the Swift job types by `drover start`, as concurrency rules are.
+    /// `rate_limit_keys` has a row per key in use, which a claim locks while it decides whether
+    /// the key's jobs start; `rate_limit_slots` holds the key's recent starts and the times its
+    /// waiting jobs were given (one per waiting job). No foreign key to `jobs`: deleting a
+    /// finished job would pay for a lookup here; the dispatcher prunes what no job waits for.
+    static let rateLimitsSQL = """
+        CREATE TABLE rate_limit_rules (
+            class_name   text PRIMARY KEY,
+            key_template text NOT NULL,
+            max_starts   integer NOT NULL CONSTRAINT rate_limit_rules_max_starts CHECK (max_starts >= 1),
+            period       interval NOT NULL CONSTRAINT rate_limit_rules_period CHECK (period > interval '0'),
+            updated_at   timestamptz NOT NULL DEFAULT now()
+        );
+        COMMENT ON TABLE rate_limit_rules IS 'At most max_starts jobs of a class with one key start in any period.';
+        CREATE TABLE rate_limit_keys (
+            key        text PRIMARY KEY,
+            max_starts integer NOT NULL,
+            period     interval NOT NULL,
+            updated_at timestamptz NOT NULL
+        );
+        COMMENT ON TABLE rate_limit_keys IS 'Rate-limit keys in use; a claim locks its key''s row while it decides.';
+        CREATE TABLE rate_limit_slots (
+            key     text NOT NULL REFERENCES rate_limit_keys (key) ON DELETE CASCADE,
+            at      timestamptz NOT NULL,
+            job_id  bigint NOT NULL,
+            started boolean NOT NULL
+        );
+        COMMENT ON TABLE rate_limit_slots IS 'A rate-limit key''s recent starts, and the start times its waiting jobs were given.';
+        CREATE INDEX rate_limit_slots_by_time ON rate_limit_slots (key, started, at);
+        CREATE UNIQUE INDEX rate_limit_slots_one_per_waiting_job ON rate_limit_slots (job_id) WHERE NOT started;
+        """
 
     /// Migration 12: job classes no worker claims until they are resumed, on every queue.
     static let classPausesSQL = """

@@ -17,7 +17,33 @@ extension DroverSchema {
         Migration(version: 6, name: "snoozes", sql: sqliteSnoozesSQL),
         Migration(version: 7, name: "failure_hooks", sql: sqliteFailureHooksSQL),
         Migration(version: 8, name: "class_pauses", sql: sqliteClassPausesSQL),
+        Migration(version: 9, name: "rate_limits", sql: sqliteRateLimitsSQL),
     ]
+
+    /// Migration 9: rate limits, as PostgreSQL's migration 13.
+    static let sqliteRateLimitsSQL = """
+        CREATE TABLE {schema}.rate_limit_rules (
+            class_name   TEXT PRIMARY KEY,
+            key_template TEXT NOT NULL,
+            max_starts   INTEGER NOT NULL CHECK (max_starts >= 1),
+            period       REAL NOT NULL CHECK (period > 0),
+            updated_at   TEXT NOT NULL
+        );
+        CREATE TABLE {schema}.rate_limit_keys (
+            key        TEXT PRIMARY KEY,
+            max_starts INTEGER NOT NULL,
+            period     REAL NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE {schema}.rate_limit_slots (
+            key     TEXT NOT NULL REFERENCES rate_limit_keys (key) ON DELETE CASCADE,
+            at      TEXT NOT NULL,
+            job_id  INTEGER NOT NULL,
+            started INTEGER NOT NULL CHECK (started IN (0, 1))
+        );
+        CREATE INDEX {schema}.rate_limit_slots_by_time ON rate_limit_slots (key, started, at);
+        CREATE UNIQUE INDEX {schema}.rate_limit_slots_one_per_waiting_job ON rate_limit_slots (job_id) WHERE NOT started;
+        """
 
     /// Migration 8: paused job classes, as PostgreSQL's migration 12.
     static let sqliteClassPausesSQL = """

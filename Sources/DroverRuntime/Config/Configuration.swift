@@ -78,8 +78,31 @@ public struct Configuration: Sendable, Equatable {
         public var user: String?
         /// At most `limit` jobs with one key run at once.
         public var concurrency: Concurrency?
+        /// At most `limit` jobs with one key start in any `period`.
+        public var rateLimit: RateLimit?
 
         public init(command: [String]) { self.command = command }
+    }
+
+    /// `handlers.X.rate_limit`: at most `limit` jobs of the class with the same key start in any
+    /// `period`, across every host.
+    public struct RateLimit: Sendable, Equatable {
+        /// `{name}` stands for the job's argument `name`: `account:{account_id}`; nil: the class
+        /// name, one key for the whole class.
+        public var key: String?
+        public var limit: Int
+        public var period: Duration
+
+        public init(key: String? = nil, limit: Int, period: Duration) {
+            self.key = key
+            self.limit = limit
+            self.period = period
+        }
+
+        /// The database's rule for jobs of `className`.
+        public func rule(for className: String) -> RateLimitRule {
+            RateLimitRule(className: className, keyTemplate: key, limit: limit, period: period)
+        }
     }
 
     /// `handlers.X.concurrency`: at most `limit` jobs of the class with the same key run at once.
@@ -189,6 +212,11 @@ extension Configuration {
             hooks.append(FailureHook(className: FailureHook.everyClass, hookClass: onFailure.hookClass, includeCancelled: onFailure.includeCancelled))
         }
         return hooks
+    }
+
+    /// The `rate_limit:` of every handler, as the database's rules.
+    public var rateLimitRules: [RateLimitRule] {
+        handlers.sorted { $0.key < $1.key }.compactMap { name, handler in handler.rateLimit?.rule(for: name) }
     }
 
     public var concurrencyRules: [ConcurrencyRule] {

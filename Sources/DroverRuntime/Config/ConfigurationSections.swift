@@ -87,6 +87,7 @@ extension ConfigReader {
     /// The keys of a `handlers:` entry (drover.yml(5) documents each).
     static let handlerKeys = [
         "command", "timeout", "grace_period", "max_attempts", "retry", "max_snoozes", "on_failure", "env", "working_directory", "user", "concurrency",
+        "rate_limit",
     ]
 
     /// The keys of an `on_failure:` given as a mapping.
@@ -135,6 +136,32 @@ extension ConfigReader {
         // What is left is base against max: say it of the whole entry.
         if let problem = policy.problem() { throw error(node, key, problem) }
         return policy
+    }
+
+    /// The keys of a handler's `rate_limit:`.
+    static let rateLimitKeys = ["key", "limit", "period"]
+
+    func rateLimit(_ node: Node, _ key: String) throws(ConfigurationError) -> Configuration.RateLimit {
+        var template: String? = nil
+        var limit: Int? = nil
+        var period: Duration? = nil
+        for entry in try mapping(node, key, allowed: Self.rateLimitKeys) {
+            let field = "\(key).\(entry.key)"
+            switch entry.key {
+            case "key":
+                let text = try string(entry.value, field)
+                guard !text.isEmpty, text.count <= 1000 else { throw error(entry.value, field, "must be 1 to 1000 characters, such as \"stripe\" or \"account:{account_id}\"") }
+                guard text.filter({ $0 == "{" }).count == text.filter({ $0 == "}" }).count else {
+                    throw error(entry.value, field, "has unbalanced braces; write arguments as {name}")
+                }
+                template = text
+            case "limit": limit = try int(entry.value, field, JobRules.rateLimitRange)
+            default: period = try duration(entry.value, field, JobRules.ratePeriodRange)
+            }
+        }
+        guard let limit else { throw error(node, key, "needs a limit: how many jobs with one key may start in each period, such as {limit: 10, period: 1s}") }
+        guard let period else { throw error(node, key, "needs a period, such as 1s, 1m or 1h: the limit counts the starts in any period that long") }
+        return Configuration.RateLimit(key: template, limit: limit, period: period)
     }
 
     /// The keys of a handler's `concurrency:`.
@@ -194,6 +221,7 @@ extension ConfigReader {
                     command = argv
                 case "timeout": handler.timeout = try duration(entry.value, field, .seconds(1)...(.seconds(7 * 86_400)))
                 case "concurrency": handler.concurrency = try concurrency(entry.value, field)
+                case "rate_limit": handler.rateLimit = try rateLimit(entry.value, field)
                 case "grace_period": handler.gracePeriod = try duration(entry.value, field, .milliseconds(100)...(.seconds(3600)))
                 case "max_attempts": handler.maxAttempts = try int(entry.value, field, JobRules.maxAttemptsRange)
                 case "retry": handler.retry = try retry(entry.value, field)

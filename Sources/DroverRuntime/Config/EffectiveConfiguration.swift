@@ -62,6 +62,9 @@ extension Configuration {
                 lines.append("    concurrency: {key: \(quote(limit.key)), limit: \(limit.limit), duration: \(duration(limit.duration)), "
                              + "on_conflict: \(limit.onConflict.rawValue)}")
             }
+            if let limit = handler.rateLimit {
+                lines.append("    rate_limit: {key: \(quote(limit.key ?? name)), limit: \(limit.limit), period: \(duration(limit.period))}")
+            }
         }
         lines.append(recurring.isEmpty ? "recurring: {}" : "recurring:")
         for (name, task) in recurring.sorted(by: { $0.key < $1.key }) {

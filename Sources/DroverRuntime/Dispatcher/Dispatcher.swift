@@ -57,8 +57,9 @@ final class Dispatcher<Driver: RuntimeDriver> {
                 do {
                     if let moved = try runtime.session.run({ try runtime.store.dispatchDue(batchSize: batchSize, on: $0) }) {
                         dispatched += moved
-                        // A full batch means more may be due: go again at once.
-                        nextPoll = moved == batchSize ? .now : .now + pollingInterval
+                        // A full batch means more may be due: go again at once. Else at the next
+                        // job's time, when that comes before the next poll.
+                        nextPoll = moved == batchSize ? .now : .now + untilNextDue()
                     } else {
                         nextPoll = .now + pollingInterval
                     }
@@ -84,6 +85,12 @@ final class Dispatcher<Driver: RuntimeDriver> {
                 } catch {
                     log.error("clearing job counts by minute failed", [("error", "\(error)")])
                 }
+                // Rate-limit starts past their period, and times given to jobs that no longer wait.
+                do {
+                    _ = try runtime.session.run { try runtime.store.pruneRateLimits(on: $0) }
+                } catch {
+                    log.error("pruning rate-limit records failed", [("error", "\(error)")])
+                }
                 // Records of recurring runs are kept as long as finished jobs, each task's latest always.
                 do {
                     _ = try runtime.session.run { try runtime.store.clearRecurringRuns(olderThan: clearFinishedAfter, batchSize: 1000, on: $0) }
@@ -106,6 +113,19 @@ final class Dispatcher<Driver: RuntimeDriver> {
             var deadlines = [nextPoll, runtime.nextHeartbeat, nextVacuum, nextFold]
             if let retry = runtime.session.nextRetry { deadlines.append(retry) }
             _ = runtime.wait(timeout: ContinuousClock.now.duration(to: deadlines.min()!))
+        }
+    }
+
+    /// How long until the next poll: the polling interval, or less when a scheduled job is due
+    /// sooner (at least 10 ms, so that jobs due a few milliseconds apart are taken together).
+    private func untilNextDue() -> Duration {
+        do {
+            guard let seconds = try runtime.session.run({ try runtime.store.secondsUntilNextDue(on: $0) }).flatMap({ $0 }) else {
+                return pollingInterval
+            }
+            return min(pollingInterval, .milliseconds(max(Int64(seconds * 1000) + 1, 10)))
+        } catch {
+            return pollingInterval
         }
     }
 

@@ -41,11 +41,13 @@ extension SupervisorProcess {
         let shared = self.shared
         let tasks = configuration.staticTasks
         let rules = concurrencyRules(for: configuration)
+        let rateLimits = rateLimitRules(for: configuration)
         let hooks = failureHooks(for: configuration)
         warnAboutUnhandledHooks(hooks)
-        agent.submit("update the recurring tasks, concurrency limits and failure hooks of the configuration", essential: true) { connection in
+        agent.submit("update the recurring tasks, concurrency and rate limits and failure hooks of the configuration", essential: true) { connection in
             try store.syncStaticTasks(tasks, on: connection)
             try store.syncConcurrencyRules(rules, on: connection)
+            try store.syncRateLimitRules(rateLimits, on: connection)
             try store.syncFailureHooks(hooks, on: connection)
             shared.recurringTasksExist = try store.hasTasks(on: connection)
         }

@@ -48,6 +48,7 @@ extension SupervisorProcess {
                 }
                 try store.syncStaticTasks(options.configuration.staticTasks, on: connection)
                 try store.syncConcurrencyRules(concurrencyRules(for: options.configuration), on: connection)
+                try store.syncRateLimitRules(rateLimitRules(for: options.configuration), on: connection)
                 let hooks = failureHooks(for: options.configuration)
                 try store.syncFailureHooks(hooks, on: connection)
                 warnAboutUnhandledHooks(hooks)
@@ -168,6 +169,11 @@ extension SupervisorProcess {
         let configured = configuration.concurrencyRules
         let classes = Set(configuration.handlers.keys)
         return configured + options.jobConcurrencyRules.filter { !classes.contains($0.className) }
+    }
+
+    func rateLimitRules(for configuration: Configuration) -> [RateLimitRule] {
+        let classes = Set(configuration.handlers.keys)
+        return configuration.rateLimitRules + options.jobRateLimitRules.filter { !classes.contains($0.className) }
     }
 
     /// A hook class that neither a handler nor a Swift job type of this host runs: its jobs would

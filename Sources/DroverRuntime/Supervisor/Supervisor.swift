@@ -42,6 +42,8 @@ public final class Supervisor {
         /// The concurrency limits of the app's Swift job types (`Drover.main(jobs:)`); a handler of
         /// the configuration with the same class wins.
         public var jobConcurrencyRules: [ConcurrencyRule] = []
+        /// The rate limits of the app's Swift job types (a handler of the same class wins).
+        public var jobRateLimitRules: [RateLimitRule] = []
         /// The failure hooks of the app's Swift job types; a handler of the configuration with the
         /// same class wins.
         public var jobFailureHooks: [FailureHook] = []

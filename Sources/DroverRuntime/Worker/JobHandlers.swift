@@ -28,11 +28,14 @@ public protocol AsyncJobHandler: Sendable {
     var onFailure: Configuration.OnFailure? { get }
     /// At most `limit` jobs of this class with one key run at once (nil: no limit).
     var concurrency: Configuration.Concurrency? { get }
+    /// At most `limit` jobs of this class with one key start in any period (nil: no limit).
+    var rateLimit: Configuration.RateLimit? { get }
     func perform(_ job: ClaimedJob, context: JobContext) async throws
 }
 
 extension AsyncJobHandler {
     public var concurrency: Configuration.Concurrency? { nil }
+    public var rateLimit: Configuration.RateLimit? { nil }
     public var retryPolicy: RetryPolicy? { nil }
     public var maxSnoozes: Int { SnoozeRules.defaultMaxSnoozes }
     public var onFailure: Configuration.OnFailure? { nil }
@@ -198,6 +201,14 @@ public struct JobHandlers: Sendable {
             guard case .swift(let handler) = entry, let limit = handler.concurrency else { return nil }
             return ConcurrencyRule(className: name, keyTemplate: limit.key, maxRunning: limit.limit, duration: limit.duration,
                                    onConflict: limit.onConflict)
+        }
+    }
+
+    /// The rate limits of the Swift job types, as the database's rules.
+    public var rateLimitRules: [RateLimitRule] {
+        entries.sorted { $0.key < $1.key }.compactMap { name, entry in
+            guard case .swift(let handler) = entry else { return nil }
+            return handler.rateLimit?.rule(for: name)
         }
     }
 

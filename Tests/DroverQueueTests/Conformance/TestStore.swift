@@ -126,6 +126,11 @@ protocol TestStore: AnyObject {
     func concurrencyRules() throws -> [ConcurrencyRule]
     func concurrencyKeys() throws -> [ConcurrencyKeyInfo]
     func expireConcurrency(batchSize: Int) throws -> Int
+    func syncRateLimitRules(_ rules: [RateLimitRule]) throws
+    func rateLimitRules() throws -> [RateLimitRule]
+    func rateLimitKeys() throws -> [RateLimitKeyInfo]
+    func pruneRateLimits() throws -> Int
+    func secondsUntilNextDue() throws -> Double?
 
     /// the data model's invariant over every job and every semaphore (see ``expectInvariant(sourceLocation:)``).
     func invariantViolations() throws -> [String]
@@ -335,6 +340,11 @@ final class BoundTestStore<Driver: StoreDriver>: TestStore {
     func concurrencyRules() throws -> [ConcurrencyRule] { try store.concurrencyRules(on: database) }
     func concurrencyKeys() throws -> [ConcurrencyKeyInfo] { try store.concurrencyKeys(on: database) }
     func expireConcurrency(batchSize: Int) throws -> Int { try store.expireConcurrency(batchSize: batchSize, on: database) }
+    func syncRateLimitRules(_ rules: [RateLimitRule]) throws { try store.syncRateLimitRules(rules, on: database) }
+    func rateLimitRules() throws -> [RateLimitRule] { try store.rateLimitRules(on: database) }
+    func rateLimitKeys() throws -> [RateLimitKeyInfo] { try store.rateLimitKeys(on: database) }
+    func pruneRateLimits() throws -> Int { try store.pruneRateLimits(on: database) }
+    func secondsUntilNextDue() throws -> Double? { try store.secondsUntilNextDue(on: database) }
 }
 
 extension JSON {
