@@ -42,8 +42,57 @@ struct BenchCommandTests {
         #expect(result.supervisor_pss_kib > 0 && result.supervisor_pss_kib < result.supervisor_rss_kib)
         #expect(result.worker_idle_pss_kib > 0 && result.worker_idle_pss_kib < result.worker_idle_rss_kib)
         #expect(outcome.stdout.contains("drover bench on PostgreSQL: 3000 no-op jobs, 2 workers × 5 threads"))
+        // Ctrl-C while it enqueues: its supervisor stops and its schema goes too. (Here, not in a
+        // test of its own: the check below counts every bench schema, and tests run side by side.)
+        let interrupted = try interruptWhileRunning(["bench", "--database-url", url, "--jobs", "5000000"])
+        let schema = try #require(interrupted.supervisorArguments.drop { $0 != "--schema" }.dropFirst().first)
+        #expect(schema.hasPrefix("drover_bench_"))
         let left = try TestDatabase.connect().query("SELECT count(*) AS n FROM pg_namespace WHERE nspname LIKE 'drover_bench_%'")
-        #expect(try left[0].decode("n", as: Int.self) == 0, "the fresh schemas are dropped")
+        #expect(try left[0].decode("n", as: Int.self) == 0, "the fresh schemas are dropped, the interrupted one too")
+    }
+
+    /// Starts `arguments`, waits until its supervisor's workers run, sends SIGINT, and expects
+    /// exit 130 with the supervisor and its children gone. Returns the supervisor's arguments.
+    private func interruptWhileRunning(
+        _ arguments: [String], environment: [String: String?] = [:]
+    ) throws -> (outcome: DroverBinary.Outcome, supervisorArguments: [String]) {
+        let bench = try DroverBinary.start(arguments, environment: environment)
+        // Whatever fails below, the bench does not go on enqueueing millions of jobs.
+        defer {
+            if bench.isRunning {
+                kill(bench.pid, SIGINT)
+                _ = try? bench.wait(timeout: .seconds(30))
+            }
+        }
+        var supervisor: pid_t = 0
+        var children: [pid_t] = []
+        try waitUntil("the bench's supervisor runs its two workers and its dispatcher", timeout: .seconds(60), interval: .milliseconds(50)) {
+            guard let child = ProcessTable.children(of: bench.pid).first else { return false }
+            supervisor = child.pid
+            children = ProcessTable.children(of: child.pid).map(\.pid)
+            return children.count == 3
+        }
+        let cmdline = (try? Data(contentsOf: URL(fileURLWithPath: "/proc/\(supervisor)/cmdline"))) ?? Data()
+        let supervisorArguments = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
+        kill(bench.pid, SIGINT)
+        let outcome = try bench.wait(timeout: .seconds(60))
+        #expect(outcome.status == 130, "\(outcome)")
+        #expect(outcome.stderr.contains("drover bench: interrupted in run 1; its supervisor was stopped"), "\(outcome)")
+        for pid in [supervisor] + children {
+            #expect(kill(pid, 0) != 0 || ProcessTable.entry(pid)?.state == "Z", "process \(pid) of the bench is still running")
+        }
+        return (outcome, supervisorArguments)
+    }
+
+    @Test("Ctrl-C on SQLite: exit 130, its supervisor stopped, its fresh file and directory removed")
+    func interruptedOnSQLite() throws {
+        let temporary = try TemporaryDirectory("drover-bench-tmp")
+        let url = "sqlite://" + temporary.url.appendingPathComponent("unused.sqlite3").path
+        let (outcome, _) = try interruptWhileRunning(
+            ["bench", "--database-url", url, "--jobs", "5000000"], environment: ["TMPDIR": temporary.url.path])
+        #expect(outcome.stdout.contains("drover bench on SQLite"))
+        let left = try FileManager.default.contentsOfDirectory(atPath: temporary.url.path).filter { $0.hasPrefix("drover-bench-") }
+        #expect(left.isEmpty, "the run's directory is left: \(left)")
     }
 
     /// A migrated SQLite file in a directory of its own (gone with the directory value).

@@ -55,11 +55,19 @@ struct BenchCommand: ParsableCommand {
             let name = location.isSQLite ? "SQLite" : "PostgreSQL"
             say("drover bench on \(name): \(jobs) no-op jobs, \(workers) workers × \(threads) threads, "
                   + "backlog \(backlog), latency \(latency), \(runs) run\(runs == 1 ? "" : "s")")
+            BenchRun.catchInterrupts()
             for number in 1...runs {
                 let run = BenchRun(options: self, location: location)
-                let result = try run.onFreshStore(StoreFactory.driver(for: location.connectionString), keep: keep)
-                say("run \(number): " + result.summary)
-                results.append(result)
+                do {
+                    let result = try run.onFreshStore(StoreFactory.driver(for: location.connectionString), keep: keep)
+                    say("run \(number): " + result.summary)
+                    results.append(result)
+                } catch is BenchInterrupted {
+                    // Its supervisor stopped and its schema (or file) dropped on the way out.
+                    printError("drover bench: interrupted in run \(number); its supervisor was stopped and "
+                               + (keep ? "nothing was dropped (--keep)" : "its fresh \(location.isSQLite ? "file" : "schema") removed"))
+                    throw ExitCode(130)
+                }
             }
         }
         try printJSON(BenchSummary(options: self, database: location.isSQLite ? "sqlite" : "postgresql", runs: results))
@@ -127,9 +135,37 @@ private struct BenchSummary: Encodable {
     }
 }
 
+/// Ctrl-C (or TERM) during `drover bench`.
+struct BenchInterrupted: Error {}
+
 /// One run: a store (fresh or kept), a supervisor, the burn-down, the latency.
 struct BenchRun {
     static let supervisorPID = Atomic<Int32>(0)
+    private static let interrupted = Atomic<Bool>(false)
+
+    /// From now on Ctrl-C and TERM stop the run's supervisor at once and ask the run to end at its
+    /// next check, through its cleanup (the supervisor waited for, the fresh schema or file
+    /// removed); a second one ends the process at once.
+    static func catchInterrupts() {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, SIGINT)
+        sigaddset(&set, SIGTERM)
+        pthread_sigmask(SIG_UNBLOCK, &set, nil)
+        for signal in [SIGINT, SIGTERM] {
+            Glibc.signal(signal) { received in
+                BenchRun.interrupted.store(true, ordering: .relaxed)
+                let pid = BenchRun.supervisorPID.load(ordering: .relaxed)
+                if pid > 0 { kill(pid, SIGQUIT) }
+                Glibc.signal(received, SIG_DFL)
+            }
+        }
+    }
+
+    /// Throws once an interrupt came: each loop of a run asks between its steps.
+    static func checkInterrupted() throws {
+        if interrupted.load(ordering: .relaxed) { throw BenchInterrupted() }
+    }
     let options: BenchCommand
     let location: DatabaseLocation
     static let queue = "bench"
@@ -233,21 +269,16 @@ struct BenchRun {
         supervisor.standardError = log
         supervisor.standardOutput = log
         try supervisor.run()
-        // Interrupted, the benchmark takes its supervisor with it.
+        // Interrupted, the benchmark takes its supervisor with it (SIGQUIT from the handler).
         BenchRun.supervisorPID.store(supervisor.processIdentifier, ordering: .relaxed)
-        for signal in [SIGINT, SIGTERM] {
-            Glibc.signal(signal) { received in
-                let pid = BenchRun.supervisorPID.load(ordering: .relaxed)
-                if pid > 0 { kill(pid, SIGQUIT) }
-                _exit(128 + received)
-            }
-        }
         defer {
+            BenchRun.supervisorPID.store(0, ordering: .relaxed)
             if supervisor.isRunning {
                 kill(supervisor.processIdentifier, SIGTERM)
                 supervisor.waitUntilExit()
             }
         }
+        try BenchRun.checkInterrupted()
         let processes: SQLIdentifier = store.schema.qualifying("processes")
         // This supervisor's workers (with --keep, others may share the database).
         func ours(_ columns: SQL) -> SQL {
@@ -258,6 +289,7 @@ struct BenchRun {
         }
         try waitFor("the supervisor's children to register", timeout: .seconds(60)) {
             guard supervisor.isRunning else {
+                try BenchRun.checkInterrupted()
                 throw ValidationError("drover start exited with status \(supervisor.terminationStatus); its log: "
                                       + ((try? String(contentsOf: directory.appendingPathComponent("drover.log"), encoding: .utf8)) ?? ""))
             }
@@ -300,6 +332,7 @@ struct BenchRun {
             // On a terminal, a progress line on stderr (nothing of it in a pipe or a file).
             var progress = ProgressLine(json: false)
             while try db.fetch(leftSQL)[0].decode("left", as: Bool.self) {
+                try BenchRun.checkInterrupted()
                 if ContinuousClock.now - lastReport >= .seconds(2) {
                     if progress.enabled {
                         let done = total - (try db.fetch(remainingSQL)[0].decode("n", as: Int.self))
@@ -308,7 +341,10 @@ struct BenchRun {
                     if result.workerBusyRSSKiB == nil { result.workerBusyRSSKiB = Self.rss(workerPIDs[0]) }
                     lastReport = .now
                 }
-                guard supervisor.isRunning else { throw ValidationError("drover start exited during the run") }
+                guard supervisor.isRunning else {
+                    try BenchRun.checkInterrupted()
+                    throw ValidationError("drover start exited during the run")
+                }
                 Thread.sleep(forTimeInterval: 0.05)
             }
             progress.finish()
@@ -332,6 +368,7 @@ struct BenchRun {
     ) throws {
         var enqueued = 0
         while enqueued < count {
+            try BenchRun.checkInterrupted()
             let batch = min(10_000, count - enqueued)
             _ = try store.enqueue((0..<batch).map { _ in NewJob(className, queue: queue) }, on: db)
             enqueued += batch
@@ -350,12 +387,14 @@ struct BenchRun {
         var samples: [Double] = []
         var buffer = ""
         for _ in 0..<options.latency {
+            try BenchRun.checkInterrupted()
             var before = timespec()
             clock_gettime(CLOCK_REALTIME, &before)
             let enqueuedAt = Int64(before.tv_sec) * 1_000_000_000 + Int64(before.tv_nsec)
             _ = try store.enqueue([NewJob("drover.test.audit", arguments: arguments, queue: Self.queue)], on: db)
             let deadline = ContinuousClock.now + .seconds(10)
             while !buffer.contains("\n") {
+                try BenchRun.checkInterrupted()
                 buffer += String(decoding: reader.availableData, as: UTF8.self)
                 guard ContinuousClock.now < deadline else { throw ValidationError("a latency job did not start within 10 s") }
                 if !buffer.contains("\n") { usleep(50) }
@@ -386,7 +425,9 @@ struct BenchRun {
 
     private func waitFor(_ what: String, timeout: Duration, _ condition: () throws -> Bool) throws {
         let deadline = ContinuousClock.now + timeout
-        while try !condition() {
+        while true {
+            try BenchRun.checkInterrupted()
+            if try condition() { return }
             guard ContinuousClock.now < deadline else { throw ValidationError("timed out waiting for \(what)") }
             Thread.sleep(forTimeInterval: 0.05)
         }
