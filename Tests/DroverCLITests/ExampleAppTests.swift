@@ -96,6 +96,11 @@ struct ExampleAppTests {
         #expect(message.hasPrefix("To: ada@example.com\n"))
         let jobs = try store.listJobs(on: db)
         #expect(jobs.count == 2 && jobs.allSatisfy { $0.className == "SendWelcomeEmail" && $0.queue == "mail" })
+        // SendWelcomeEmail.rateLimit, recorded by `signup start`; the welcomes started under its key.
+        #expect(try store.rateLimitRules(on: db) == [RateLimitRule(className: "SendWelcomeEmail", keyTemplate: "smtp", limit: 50, period: .seconds(1))])
+        let rateLimits = try run(["rate-limits", "--json", "--schema", schema])
+        #expect(rateLimits.stdout.contains(#"{"class":"SendWelcomeEmail","key":"smtp","limit":50,"period_seconds":1}"#), "\(rateLimits)")
+        #expect(try store.rateLimitStarts(on: db).filter { $0.key == "smtp" }.count == 2)
 
         // A Swift job of the app, cancelled while it runs.
         let enqueued = try run(["enqueue", "GenerateReport", "--args", #"{"seconds": 600}"#, "--schema", schema])

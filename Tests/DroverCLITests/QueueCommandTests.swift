@@ -265,10 +265,57 @@ struct QueueCommandTests {
         }
     }
 
+    /// The listing reads `rateLimitRules` and `rateLimitKeys`, whose store scenarios run on both
+    /// backends; this is the command's table and JSON over either, here on a SQLite file too.
+    @Test("rate-limits lists the rules and each key's starts and waiting jobs, as a table and as JSON, on either database")
+    func rateLimitsCommand() throws {
+        func check(_ store: some QueueStoreForTests, run: ([String]) throws -> DroverBinary.Outcome) throws {
+            #expect(try run(["rate-limits"]).stdout == "No rate limits.\n")
+            try store.sync([RateLimitRule(className: "Call", keyTemplate: "api:{region}", limit: 2, period: .seconds(60))])
+            try store.enqueue((0..<5).map { _ in NewJob("Call", arguments: try JSON(validating: #"{"region": "eu"}"#)) })
+            #expect(try store.claimAll() == 2)
+            let lines = try run(["rate-limits", "list"]).stdout.split(separator: "\n").map(String.init)
+            // The rules, a blank line, the keys in use.
+            try #require(lines.count == 4, "\(lines)")
+            #expect(lines[0].hasPrefix("CLASS") && lines[1].hasPrefix("Call") && lines[1].contains("api:{region}") && lines[1].hasSuffix("1m"))
+            #expect(lines[2].hasPrefix("KEY") && lines[3].hasPrefix("api:eu"), "\(lines)")
+            #expect(lines[3].split(separator: " ", omittingEmptySubsequences: true).prefix(5) == ["api:eu", "2", "2", "1m", "3"], "\(lines[3])")
+            let json = try run(["rate-limits", "--json"])
+            let listing = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any])
+            let keys = try #require(listing["keys"] as? [[String: Any]])
+            #expect(keys.count == 1 && keys[0]["key"] as? String == "api:eu" && keys[0]["started"] as? Int == 2 && keys[0]["waiting"] as? Int == 3)
+            #expect(keys[0]["last_waiting_at"] as? String != nil)
+            #expect((listing["rules"] as? [[String: Any]])?.first?["period_seconds"] as? Double == 60)
+        }
+        try withSchema { schema, store, db throws in
+            try check(Bound(store: store, db: db)) { try drover($0, schema: schema) }
+        }
+        let directory = try TemporaryDirectory("drover-rate-cli")
+        let url = "sqlite://" + directory.url.appendingPathComponent("drover.sqlite3").path
+        let (store, db) = try SQLiteDriver.open(url: url, options: StoreOptions(migrating: .always))
+        try check(Bound(store: store, db: db)) { try DroverBinary.run($0, environment: ["DROVER_DATABASE_URL": url]) }
+    }
+
     @Test("a schema that was never migrated is named, with the command that fixes it")
     func notMigrated() throws {
         let outcome = try drover(["jobs", "list"], schema: TestDatabase.uniqueSchemaName())
         #expect(outcome.status == 69, "\(outcome)")
         #expect(outcome.stderr.contains("does not have Drover's tables") && outcome.stderr.contains("run: drover migrate"))
     }
+}
+
+/// A store and its connection, of either backend, for the commands' tests.
+protocol QueueStoreForTests {
+    func sync(_ rules: [RateLimitRule]) throws
+    func enqueue(_ jobs: [NewJob]) throws
+    /// Claims as a worker would; returns how many started.
+    func claimAll() throws -> Int
+}
+
+struct Bound<Driver: StoreDriver>: QueueStoreForTests {
+    let store: JobStore<Driver>
+    let db: Driver.Database
+    func sync(_ rules: [RateLimitRule]) throws { try store.syncRateLimitRules(rules, on: db) }
+    func enqueue(_ jobs: [NewJob]) throws { _ = try store.enqueue(jobs, on: db) }
+    func claimAll() throws -> Int { try store.claim(processID: 1, queues: ["*"], limit: 10, on: db).count }
 }

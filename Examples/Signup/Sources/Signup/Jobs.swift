@@ -2,10 +2,12 @@ import Drover
 import Foundation
 import Tracing
 
-/// Welcomes a new user: here, by writing the message into an outbox directory.
+/// Welcomes a new user: here, by writing the message into an outbox directory. The mail
+/// provider takes at most 50 messages a second from the app, on every host together.
 struct SendWelcomeEmail: Job {
     static let queue = "mail"
     static let timeout: Duration? = .seconds(30)
+    static let rateLimit: RateLimit? = RateLimit(key: "smtp", limit: 50, period: .seconds(1))
 
     var userID: Int
     var address: String
