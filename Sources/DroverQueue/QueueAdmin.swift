@@ -29,6 +29,7 @@ public protocol QueueAdmin {
     func concurrencyKeys() throws -> [ConcurrencyKeyInfo]
     func rateLimitRules() throws -> [RateLimitRule]
     func rateLimitKeys() throws -> [RateLimitKeyInfo]
+    func rateLimitWait(of jobID: Int) throws -> (key: String, until: Date)?
     // The dashboard's.
     func metrics() throws -> MetricsSnapshot
     func countsByMinute(last minutes: Int) throws -> [MinuteCounts]
@@ -79,6 +80,7 @@ public struct BoundQueue<Driver: StoreDriver>: QueueAdmin {
     public func concurrencyKeys() throws -> [ConcurrencyKeyInfo] { try store.concurrencyKeys(on: database) }
     public func rateLimitRules() throws -> [RateLimitRule] { try store.rateLimitRules(on: database) }
     public func rateLimitKeys() throws -> [RateLimitKeyInfo] { try store.rateLimitKeys(on: database) }
+    public func rateLimitWait(of jobID: Int) throws -> (key: String, until: Date)? { try store.rateLimitWait(of: jobID, on: database) }
     public func metrics() throws -> MetricsSnapshot { try store.metrics(on: database) }
     public func countsByMinute(last minutes: Int) throws -> [MinuteCounts] { try store.countsByMinute(last: minutes, on: database) }
     public func findJobs(_ filter: JobFilter, before: Int?, limit: Int) throws -> JobPage {

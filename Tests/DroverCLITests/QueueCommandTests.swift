@@ -272,7 +272,7 @@ struct QueueCommandTests {
         func check(_ store: some QueueStoreForTests, run: ([String]) throws -> DroverBinary.Outcome) throws {
             #expect(try run(["rate-limits"]).stdout == "No rate limits.\n")
             try store.sync([RateLimitRule(className: "Call", keyTemplate: "api:{region}", limit: 2, period: .seconds(60))])
-            try store.enqueue((0..<5).map { _ in NewJob("Call", arguments: try JSON(validating: #"{"region": "eu"}"#)) })
+            let ids = try store.enqueue((0..<5).map { _ in NewJob("Call", arguments: try JSON(validating: #"{"region": "eu"}"#)) })
             #expect(try store.claimAll() == 2)
             let lines = try run(["rate-limits", "list"]).stdout.split(separator: "\n").map(String.init)
             // The rules, a blank line, the keys in use.
@@ -286,6 +286,14 @@ struct QueueCommandTests {
             #expect(keys.count == 1 && keys[0]["key"] as? String == "api:eu" && keys[0]["started"] as? Int == 2 && keys[0]["waiting"] as? Int == 3)
             #expect(keys[0]["last_waiting_at"] as? String != nil)
             #expect((listing["rules"] as? [[String: Any]])?.first?["period_seconds"] as? Double == 60)
+            // jobs show says what a waiting job waits for.
+            let shown = try run(["jobs", "show", String(ids[4])])
+            #expect(shown.stdout.contains("state:      scheduled") && shown.stdout.contains("waits for:  its start under the rate limit of key api:eu"),
+                    "\(shown)")
+            let shownJSON = try run(["jobs", "show", String(ids[4]), "--json"])
+            let object = try #require(try JSONSerialization.jsonObject(with: Data(shownJSON.stdout.utf8)) as? [String: Any])
+            #expect((object["rate_limit"] as? [String: Any])?["key"] as? String == "api:eu", "\(shownJSON)")
+            #expect(!(try run(["jobs", "show", String(ids[0])]).stdout.contains("waits for")))
         }
         try withSchema { schema, store, db throws in
             try check(Bound(store: store, db: db)) { try drover($0, schema: schema) }
@@ -307,7 +315,7 @@ struct QueueCommandTests {
 /// A store and its connection, of either backend, for the commands' tests.
 protocol QueueStoreForTests {
     func sync(_ rules: [RateLimitRule]) throws
-    func enqueue(_ jobs: [NewJob]) throws
+    func enqueue(_ jobs: [NewJob]) throws -> [Int]
     /// Claims as a worker would; returns how many started.
     func claimAll() throws -> Int
 }
@@ -316,6 +324,6 @@ struct Bound<Driver: StoreDriver>: QueueStoreForTests {
     let store: JobStore<Driver>
     let db: Driver.Database
     func sync(_ rules: [RateLimitRule]) throws { try store.syncRateLimitRules(rules, on: db) }
-    func enqueue(_ jobs: [NewJob]) throws { _ = try store.enqueue(jobs, on: db) }
+    func enqueue(_ jobs: [NewJob]) throws -> [Int] { try store.enqueue(jobs, on: db) }
     func claimAll() throws -> Int { try store.claim(processID: 1, queues: ["*"], limit: 10, on: db).count }
 }

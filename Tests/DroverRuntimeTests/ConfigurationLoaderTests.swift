@@ -147,6 +147,9 @@ struct FullConfigurationTests {
             RateLimitRule(className: "CallStripe", keyTemplate: "CallStripe", limit: 100, period: .seconds(1)),
             RateLimitRule(className: "SyncAccount", keyTemplate: "account:{account_id}", limit: 10, period: .seconds(60)),
         ])
+        var back = try ConfigurationLoader.parse(config.renderedYAML(), path: "d.yml")
+        back.path = config.path
+        #expect(back == config, "the rendered configuration reads back the same: \(config.renderedYAML())")
     }
 
     @Test("the design's example file reads as written, with defaults for what it leaves out")

@@ -52,6 +52,7 @@ struct FuzzTests {
             max_attempts: 10
             env: {LANG: C.UTF-8, API_TOKEN: secret}
             concurrency: {key: "report:{kind}", limit: 1, duration: 10m, on_conflict: discard}
+            rate_limit: {key: "smtp:{kind}", limit: 10, period: 1s}
         recurring:
           nightly: {class: SendReport, args: {kind: nightly}, schedule: "0 3 * * *", time_zone: Europe/Berlin, catch_up: true}
         supervisor:

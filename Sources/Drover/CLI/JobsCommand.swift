@@ -92,8 +92,11 @@ struct JobsShow: ParsableCommand {
             guard let job = try queue.job(id) else {
                 throw QueueError(.jobNotFound, "no job with id \(id)", jobIDs: [id])
             }
+            let rateLimited = job.state == .scheduled ? try queue.rateLimitWait(of: id) : nil
             if json {
-                print(try JobJSON(job).text())
+                var shown = JobJSON(job)
+                shown.rateLimit = rateLimited.map { RateLimitWaitJSON(key: $0.key, until: $0.until) }
+                print(try shown.text())
                 return
             }
             var lines: [(String, String)] = [
@@ -103,6 +106,7 @@ struct JobsShow: ParsableCommand {
             ]
             if job.snoozes > 0 { lines.insert(("snoozes", String(job.snoozes)), at: 7) }
             if let next = job.nextRunAt { lines.append(("next run", formatTime(next))) }
+            if let wait = rateLimited { lines.append(("waits for", "its start under the rate limit of key \(wait.key)")) }
             if let process = job.claimedBy { lines.append(("running in", "process \(process)")) }
             if let finished = job.finishedAt { lines.append(("finished", formatTime(finished))) }
             if let failed = job.failedAt { lines.append(("failed", formatTime(failed))) }

@@ -65,6 +65,8 @@ struct JobJSON: Encodable {
     let finishedAt: Date?
     let failedAt: Date?
     let lastError: JobFailure?
+    /// A scheduled job's wait for its start under a rate limit (`drover jobs show` only).
+    var rateLimit: RateLimitWaitJSON?
     /// Spliced in as it is stored (see `text`), so numbers and keys come out unchanged.
     let arguments: JSON?
 
@@ -98,6 +100,12 @@ struct JobJSON: Encodable {
     enum CodingKeys: String, CodingKey {
         case id, queue, className = "class", state, priority, attempts, maxAttempts = "max_attempts", crashes, snoozes
         case createdAt = "created_at", nextRunAt = "next_run_at", claimedBy = "claimed_by"
-        case finishedAt = "finished_at", failedAt = "failed_at", lastError = "last_error"
+        case finishedAt = "finished_at", failedAt = "failed_at", lastError = "last_error", rateLimit = "rate_limit"
     }
+}
+
+/// `{"key": …, "until": …}`: the rate-limit key a scheduled job waits under, and the time it was given.
+struct RateLimitWaitJSON: Encodable {
+    let key: String
+    let until: Date
 }

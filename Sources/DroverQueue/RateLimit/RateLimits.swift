@@ -156,6 +156,14 @@ extension JobStore {
         if !keys.isEmpty { try signal(keys, now: now, on: database) }
     }
 
+    /// The key a job waits under for its start, and the time its key gave it; nil when it does
+    /// not wait for a rate limit.
+    public func rateLimitWait(of jobID: Int, on database: Driver.Database) throws -> (key: String, until: Date)? {
+        try database.fetch("SELECT key, at FROM \(rateLimitSlots) WHERE job_id = \(jobID) AND started = \(false)").first.map {
+            (try $0.decode("key", as: String.self), try $0.decode("at", as: Date.self))
+        }
+    }
+
     /// How long a key's starts are kept: its period, and a minute at least, so that the starts
     /// of the last minute can be looked at (the reads go by the index on time, so older rows
     /// cost nothing but their space).

@@ -63,7 +63,9 @@ extension Configuration {
                              + "on_conflict: \(limit.onConflict.rawValue)}")
             }
             if let limit = handler.rateLimit {
-                lines.append("    rate_limit: {key: \(quote(limit.key ?? name)), limit: \(limit.limit), period: \(duration(limit.period))}")
+                let key = limit.key.map { "key: \(quote($0)), " } ?? ""
+                let note = limit.key == nil ? "   # key: the class's name" : ""
+                lines.append("    rate_limit: {\(key)limit: \(limit.limit), period: \(duration(limit.period))}\(note)")
             }
         }
         lines.append(recurring.isEmpty ? "recurring: {}" : "recurring:")

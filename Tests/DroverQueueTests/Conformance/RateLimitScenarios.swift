@@ -32,6 +32,9 @@ struct RateLimitScenarios {
             let expected = [10.35, 10.35, 10.35, 20.7, 20.7, 20.7, 31.05].map { t0 + $0 }
             for (at, want) in zip(given, expected) { #expect(abs(at - want) < 0.001, "given \(at - t0), expected \(want - t0)") }
             #expect(try ids.compactMap { try s.job($0) }.allSatisfy { $0.attempts == 0 }, "waiting spends no attempt")
+            let wait = try #require(try s.rateLimitWait(of: ids[9]))
+            #expect(wait.key == "api" && abs(wait.until.timeIntervalSince1970 - expected[6]) < 0.001)
+            #expect(try s.rateLimitWait(of: ids[0]) == nil, "a started job waits for nothing")
             let key = try #require(try s.rateLimitKeys().first)
             #expect(key.key == "api" && key.started == 3 && key.waiting == 7 && key.limit == 3 && key.period == .seconds(10))
             try s.finish(first.map(\.id))

@@ -131,6 +131,7 @@ protocol TestStore: AnyObject {
     func rateLimitKeys() throws -> [RateLimitKeyInfo]
     func pruneRateLimits() throws -> Int
     func secondsUntilNextDue() throws -> Double?
+    func rateLimitWait(of jobID: Int) throws -> (key: String, until: Date)?
 
     /// the data model's invariant over every job and every semaphore (see ``expectInvariant(sourceLocation:)``).
     func invariantViolations() throws -> [String]
@@ -345,6 +346,7 @@ final class BoundTestStore<Driver: StoreDriver>: TestStore {
     func rateLimitKeys() throws -> [RateLimitKeyInfo] { try store.rateLimitKeys(on: database) }
     func pruneRateLimits() throws -> Int { try store.pruneRateLimits(on: database) }
     func secondsUntilNextDue() throws -> Double? { try store.secondsUntilNextDue(on: database) }
+    func rateLimitWait(of jobID: Int) throws -> (key: String, until: Date)? { try store.rateLimitWait(of: jobID, on: database) }
 }
 
 extension JSON {
