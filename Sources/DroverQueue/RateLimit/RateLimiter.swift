@@ -11,7 +11,7 @@ import Foundation
 /// A job starts when a worker claims it. A job over its key's limit is never handed to a worker:
 /// the claim gives it back, to wait in scheduled until the time its key has room for it (see
 /// ``RateLimiter``); it spends no attempt. Classes whose templates render the same key share
-/// its starts; each job is held to its own class's limit.
+/// its starts; each job is held to its own class's limit, counted against all of them.
 public struct RateLimitRule: Sendable, Equatable {
     public var className: String
     /// `{name}` is replaced by the job's argument `name` (`{a.b}` reaches into objects), as in

@@ -84,22 +84,24 @@ extension JobStore {
     /// gave it (giving back its concurrency slot), with no attempt spent. Keys are locked in
     /// order, so that two claims with several keys never wait for each other.
     func holdToRateLimits(_ jobs: [ClaimedJob], processID: Int, on database: Driver.Database) throws -> [ClaimedJob] {
-        var byKey: [String: (rule: RateLimitRule, jobs: [ClaimedJob])] = [:]
+        // By key, and within a key by limit: classes that share a key each keep their own limit,
+        // judged against every start of the key (the second group sees the first's starts).
+        var byKey: [RateLimitGroup: [ClaimedJob]] = [:]
         for job in jobs {
             guard let rule = job.rateLimit else { continue }
-            let key = rule.key(for: job.arguments)
-            byKey[key, default: (rule, [])].jobs.append(job)
+            byKey[RateLimitGroup(key: rule.key(for: job.arguments), limit: rule.limit, period: rule.period), default: []].append(job)
         }
         guard !byKey.isEmpty else { return jobs }
-        let limitedIDs = byKey.values.flatMap { $0.jobs.map(\.id) }
+        let limitedIDs = byKey.values.flatMap { $0.map(\.id) }
         // The times given to these jobs when they waited before: they are decided again now.
         let waited = Set(try database.ids("""
             DELETE FROM \(rateLimitSlots) WHERE started = \(false) AND \(driver.contains("job_id", ids: limitedIDs)) RETURNING job_id
             """, column: "job_id"))
         var waiting: [(job: ClaimedJob, at: Date)] = []
-        for (key, entry) in byKey.sorted(by: { $0.key < $1.key }) {
-            let limit = entry.rule.limit
-            let period = entry.rule.period.seconds
+        for (group, groupJobs) in byKey.sorted(by: { $0.key < $1.key }) {
+            let key = group.key
+            let limit = group.limit
+            let period = group.period.seconds
             let now = try database.fetch("""
                 INSERT INTO \(rateLimitKeys) (key, max_starts, period, updated_at)
                 VALUES (\(key), \(limit), \(driver.interval(seconds: "\(period)")), \(decisionTime))
@@ -120,10 +122,10 @@ extension JobStore {
                 """).map { try $0.decode("at", as: Date.self) }
             var state = RateLimiter.KeyState(starts: starts, waiting: given, waitingCut: given.count == limit)
             let decisions = RateLimiter.decide(
-                entry.jobs.map { RateLimiter.Candidate(waited: waited.contains($0.id)) }, limit: limit, period: period, now: now,
+                groupJobs.map { RateLimiter.Candidate(waited: waited.contains($0.id)) }, limit: limit, period: period, now: now,
                 state: &state)
             var rows: [SQL] = []
-            for (job, decision) in zip(entry.jobs, decisions) {
+            for (job, decision) in zip(groupJobs, decisions) {
                 switch decision {
                 case .start:
                     rows.append("(\(key), \(now), \(job.id), \(true))")
@@ -206,4 +208,12 @@ extension JobStore {
             return removed
         }
     }
+}
+
+/// The jobs of one claim that one decision judges: a key, and a limit of it.
+struct RateLimitGroup: Hashable, Comparable {
+    let key: String
+    let limit: Int
+    let period: Duration
+    static func < (a: Self, b: Self) -> Bool { (a.key, a.limit, a.period) < (b.key, b.limit, b.period) }
 }

@@ -77,6 +77,18 @@ struct RateLimitScenarios {
         }
     }
 
+    @Test("classes that share a key each keep their own limit, counted against every start of the key", arguments: Backend.allCases)
+    func sharedKey(_ backend: Backend) throws {
+        let clock = ManualClock()
+        try backend.withStore(clock: clock.storeClock) { s in
+            try s.syncRateLimitRules([RateLimitRule(className: "Small", keyTemplate: "api", limit: 1, period: .seconds(10)),
+                                      RateLimitRule(className: "Large", keyTemplate: "api", limit: 3, period: .seconds(10))])
+            let ids = try s.enqueue([NewJob("Small"), NewJob("Small"), NewJob("Large"), NewJob("Large"), NewJob("Large")])
+            #expect(try s.claim().map(\.id) == [ids[0], ids[2], ids[3]], "1 Small, then 2 Large: 3 starts of the key in all")
+            #expect(try s.rateLimitKeys().map { "\($0.key) \($0.started) \($0.waiting)" } == ["api 3 2"])
+        }
+    }
+
     @Test("with a concurrency limit: a job that must wait gives its slot back, and takes one again when its time comes",
           arguments: Backend.allCases)
     func withConcurrency(_ backend: Backend) throws {
