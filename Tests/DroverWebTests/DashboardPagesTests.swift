@@ -192,7 +192,16 @@ struct DashboardPagesTests {
         #expect(try base.admin.countJobs(JobFilter(state: .ready, className: "Report")) == 3)
         #expect(try web.http.post("/recurring/nobody/enqueue", form: "csrf_token=\(token)").status == 404)
 
-        let keys = try web.http.get("/concurrency")
+        var keys = try web.http.get("/concurrency")
+        #expect(keys.body.contains("No rate-limit key is in use."))
+        // A rate-limited class with a key that needs escaping: 2 start, 1 waits.
+        _ = try base.admin.enqueue([NewJob("Throttled", arguments: try JSON(validating: #"{"to": "<b>x</b>"}"#), queue: "throttled")])
+        _ = try base.admin.enqueue([NewJob("Throttled", arguments: try JSON(validating: #"{"to": "<b>x</b>"}"#), queue: "throttled")])
+        _ = try base.admin.enqueue([NewJob("Throttled", arguments: try JSON(validating: #"{"to": "<b>x</b>"}"#), queue: "throttled")])
+        try base.rateLimit(RateLimitRule(className: "Throttled", keyTemplate: "mail:{to}", limit: 2, period: .seconds(60)), claim: 50, on: "throttled")
+        keys = try web.http.get("/concurrency")
+        #expect(keys.body.contains("<td class=\"name\">mail:&lt;b&gt;x&lt;&#x2F;b&gt;</td><td>2</td><td>2</td><td>1m</td><td>1</td>")
+                || keys.body.contains("<td class=\"name\">mail:&lt;b&gt;x&lt;/b&gt;</td><td>2</td><td>2</td><td>1m</td><td>1</td>"), "\(keys.body)")
         #expect(keys.body.contains("<td>1</td><td><a href=\"/jobs?key="), "\(keys.body)")
         let blockedLink = try #require(keys.body.range(of: "href=\"/jobs?state=blocked&amp;key=")).lowerBound
         let href = String(keys.body[keys.body.index(blockedLink, offsetBy: 6)...].prefix { $0 != "\"" }).replacingOccurrences(of: "&amp;", with: "&")

@@ -68,6 +68,17 @@ final class TestBase {
         try sync(StoreFactory.driver(for: url))
     }
 
+    /// Makes `rule` the store's only rate limit, and claims as a worker would (the claim is what
+    /// puts a key in use).
+    func rateLimit(_ rule: RateLimitRule, claim: Int, on queue: String) throws {
+        func sync<D: StoreDriver>(_: D.Type) throws {
+            let (store, db) = try D.open(url: url, options: StoreOptions(schema: schema, migrating: .never))
+            try store.syncRateLimitRules([rule], on: db)
+            _ = try store.claim(processID: 999_999, queues: [queue], limit: claim, on: db)
+        }
+        try sync(StoreFactory.driver(for: url))
+    }
+
     func isPaused(_ queue: String) throws -> Bool {
         try admin.listQueues().first { $0.name == queue }?.paused ?? false
     }

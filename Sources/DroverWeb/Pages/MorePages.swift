@@ -39,8 +39,15 @@ enum MorePages {
             return .redirect(to: "/jobs/\(id)?notice=" + JobQuery.escape("enqueued now from recurring task \(key)"))
         },
         .page("/concurrency") { context in
-            let keys = try await context.store.read { try $0.concurrencyKeys() }
-            return context.render("concurrency", title: "Concurrency keys", [
+            let (keys, rateKeys) = try await context.store.read { admin in (try admin.concurrencyKeys(), try admin.rateLimitKeys()) }
+            return context.render("concurrency", title: "Concurrency and rate limits", [
+                "rateKeys": rateKeys.map { key -> [String: Any] in
+                    [
+                        "key": key.key, "started": key.started, "limit": key.limit, "period": DurationText.format(key.period),
+                        "waiting": key.waiting, "lineEnds": key.lastWaitingAt.map(Page.time) ?? "–",
+                    ]
+                },
+                "hasRateKeys": !rateKeys.isEmpty,
                 "keys": keys.map { key -> [String: Any] in
                     [
                         "key": key.key, "limit": key.maxRunning, "holding": key.holding, "blocked": key.blocked,

@@ -15,7 +15,7 @@ let layoutTemplate = """
     <body>
     <header>
     <h1><a href="/">Drover</a></h1>
-    <nav><a href="/">Overview</a> <a href="/jobs">Jobs</a> <a href="/recurring">Recurring</a> <a href="/concurrency">Concurrency</a> <a href="/processes">Processes</a> <a href="/metrics">Metrics</a></nav>
+    <nav><a href="/">Overview</a> <a href="/jobs">Jobs</a> <a href="/recurring">Recurring</a> <a href="/concurrency">Limits</a> <a href="/processes">Processes</a> <a href="/metrics">Metrics</a></nav>
     <p class="backend">{{backend}}{{#readOnly}} · read-only{{/readOnly}}</p>
     </header>
     <main>

@@ -19,6 +19,7 @@ let recurringTemplate = """
 
 let concurrencyTemplate = """
     {{<layout}}{{$content}}
+    <h2>Concurrency</h2>
     {{^hasKeys}}<p class="empty">No concurrency key is in use.</p>{{/hasKeys}}
     {{#hasKeys}}
     <table class="concurrency">
@@ -30,6 +31,18 @@ let concurrencyTemplate = """
     </tbody>
     </table>
     {{/hasKeys}}
+    <h2>Rate limits</h2>
+    {{^hasRateKeys}}<p class="empty">No rate-limit key is in use.</p>{{/hasRateKeys}}
+    {{#hasRateKeys}}
+    <table class="rate-limits">
+    <thead><tr><th>key</th><th>started</th><th>limit</th><th>period</th><th>waiting</th><th>line ends</th></tr></thead>
+    <tbody>
+    {{#rateKeys}}
+    <tr><td class="name">{{key}}</td><td>{{started}}</td><td>{{limit}}</td><td>{{period}}</td><td>{{waiting}}</td><td>{{lineEnds}}</td></tr>
+    {{/rateKeys}}
+    </tbody>
+    </table>
+    {{/hasRateKeys}}
     {{/content}}{{/layout}}
     """
 
