@@ -1,4 +1,5 @@
 import DroverQueue
+import DroverTestSupport
 import Foundation
 import Testing
 
@@ -66,16 +67,7 @@ struct RateLimiterTests {
 
     // MARK: Random bursts
 
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    typealias Generator = SplitMix
 
     static let environment = ProcessInfo.processInfo.environment
     static let seed: UInt64 = {

@@ -10,17 +10,7 @@ import Testing
 /// The generator is seeded (`DROVER_FUZZ_SEED` repeats a run; the seed is in every failure).
 @Suite("Fuzzing: the configuration parser, job arguments and every option of drover enqueue")
 struct FuzzTests {
-    /// SplitMix64: small, fast, and the same sequence for the same seed on every machine.
-    struct Generator: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    typealias Generator = SplitMix
 
     /// A fixed seed unless `DROVER_FUZZ_SEED` gives one (a number, or `random`): make test runs
     /// the same cases every time.

@@ -138,6 +138,16 @@ extension ConfigReader {
         return policy
     }
 
+    /// A concurrency or rate-limit key: 1 to 1000 characters, `{name}` standing for an argument.
+    func keyTemplate(_ node: Node, _ field: String) throws(ConfigurationError) -> String {
+        let text = try string(node, field)
+        guard !text.isEmpty, text.count <= 1000 else { throw error(node, field, "must be 1 to 1000 characters, such as \"account:{account_id}\"") }
+        guard text.filter({ $0 == "{" }).count == text.filter({ $0 == "}" }).count else {
+            throw error(node, field, "has unbalanced braces; write arguments as {name}")
+        }
+        return text
+    }
+
     /// The keys of a handler's `rate_limit:`.
     static let rateLimitKeys = ["key", "limit", "period"]
 
@@ -148,13 +158,7 @@ extension ConfigReader {
         for entry in try mapping(node, key, allowed: Self.rateLimitKeys) {
             let field = "\(key).\(entry.key)"
             switch entry.key {
-            case "key":
-                let text = try string(entry.value, field)
-                guard !text.isEmpty, text.count <= 1000 else { throw error(entry.value, field, "must be 1 to 1000 characters, such as \"stripe\" or \"account:{account_id}\"") }
-                guard text.filter({ $0 == "{" }).count == text.filter({ $0 == "}" }).count else {
-                    throw error(entry.value, field, "has unbalanced braces; write arguments as {name}")
-                }
-                template = text
+            case "key": template = try keyTemplate(entry.value, field)
             case "limit": limit = try int(entry.value, field, JobRules.rateLimitRange)
             default: period = try duration(entry.value, field, JobRules.ratePeriodRange)
             }
@@ -174,13 +178,7 @@ extension ConfigReader {
         for entry in try mapping(node, key, allowed: Self.concurrencyKeys) {
             let field = "\(key).\(entry.key)"
             switch entry.key {
-            case "key":
-                let text = try string(entry.value, field)
-                guard !text.isEmpty, text.count <= 1000 else { throw error(entry.value, field, "must be 1 to 1000 characters, such as \"account:{account_id}\"") }
-                guard text.filter({ $0 == "{" }).count == text.filter({ $0 == "}" }).count else {
-                    throw error(entry.value, field, "has unbalanced braces; write arguments as {name}")
-                }
-                template = text
+            case "key": template = try keyTemplate(entry.value, field)
             case "limit": limit = try int(entry.value, field, JobRules.concurrencyLimitRange)
             case "duration": result.duration = try duration(entry.value, field, JobRules.concurrencyDurationRange)
             default:

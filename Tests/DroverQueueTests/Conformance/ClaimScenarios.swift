@@ -125,21 +125,7 @@ struct ClaimScenarios {
     func concurrentClaimers(_ backend: Backend) throws {
         try backend.withStore { s in
             _ = try s.enqueue((0..<3_000).map { NewJob("Work", queue: $0 % 3 == 0 ? "a" : "b", priority: $0 % 5) })
-            let stores = try (1...8).map { _ in UncheckedBox(try s.connectAgain()) }
-            let gate = Gate()
-            let claimers = zip(1..., stores).map { worker, store in
-                BackgroundWork("claimer \(worker)") { () -> [Int] in
-                    gate.wait()
-                    var mine: [Int] = []
-                    while true {
-                        let batch = try store.value.claim(worker, ["a", "b"], limit: 37)
-                        if batch.isEmpty { return mine }
-                        mine += batch.map(\.id)
-                    }
-                }
-            }
-            gate.open()
-            let claimed = try claimers.map { try $0.value(timeout: .seconds(120)) }
+            let claimed = try raceClaimers(8, on: s) { worker, store in try store.claim(worker, ["a", "b"], limit: 37) }
             let all = claimed.flatMap { $0 }
             #expect(all.count == 3_000 && Set(all).count == 3_000, "no job was claimed twice, none was left")
             if backend == .postgresql {
@@ -151,6 +137,30 @@ struct ClaimScenarios {
             }
         }
     }
+}
+
+/// Runs `count` claimers (processes 1 to `count`), each on a connection of its own to `s`'s
+/// database, released together; each claims with `claim` until it gets nothing. Returns the ids
+/// each one got, in claimer order.
+func raceClaimers(
+    _ count: Int, on s: any TestStore, timeout: Duration = .seconds(120),
+    _ claim: @escaping @Sendable (_ worker: Int, _ store: any TestStore) throws -> [ClaimedJob]
+) throws -> [[Int]] {
+    let stores = try (1...count).map { _ in UncheckedBox(try s.connectAgain()) }
+    let gate = Gate()
+    let claimers = zip(1..., stores).map { worker, store in
+        BackgroundWork("claimer \(worker)") { () -> [Int] in
+            gate.wait()
+            var mine: [Int] = []
+            while true {
+                let batch = try claim(worker, store.value)
+                if batch.isEmpty { return mine }
+                mine += batch.map(\.id)
+            }
+        }
+    }
+    gate.open()
+    return try claimers.map { try $0.value(timeout: timeout) }
 }
 
 /// Lets several threads start at the same moment.

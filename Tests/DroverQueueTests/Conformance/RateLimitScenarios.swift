@@ -122,21 +122,9 @@ struct RateLimitScenarios {
         try backend.withStore { s in
             try s.syncRateLimitRules([RateLimitRule(className: "Call", limit: 20, period: .seconds(600))])
             let ids = try s.enqueue((0..<200).map { _ in NewJob("Call") })
-            let stores = try (1...4).map { _ in UncheckedBox(try s.connectAgain()) }
-            let gate = Gate()
-            let claimers = zip(1..., stores).map { worker, store in
-                BackgroundWork("claimer \(worker)") { () -> [Int] in
-                    gate.wait()
-                    var mine: [Int] = []
-                    while true {
-                        let batch = try store.value.withTransaction { try store.value.claim(worker, ["*"], limit: 7) }
-                        if batch.isEmpty { return mine }
-                        mine += batch.map(\.id)
-                    }
-                }
-            }
-            gate.open()
-            let started = try claimers.flatMap { try $0.value(timeout: .seconds(120)) }
+            let started = try raceClaimers(4, on: s) { worker, store in
+                try store.withTransaction { try store.claim(worker, ["*"], limit: 7) }
+            }.flatMap { $0 }
             #expect(started.count == 20 && Set(started).count == 20, "exactly the limit started: \(started.count)")
             let waiting = try ids.filter { try s.state($0) == .scheduled }
             #expect(waiting.count == 180)
