@@ -42,6 +42,13 @@ public protocol QueueAdmin {
     func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int, progress: (BulkOutcome) -> Bool) throws -> BulkOutcome
     func jobDetail(_ id: Int) throws -> JobDetail?
     func enqueueTaskNow(_ key: String) throws -> Int
+    func enqueueBatch(_ batch: NewBatch, jobs: [NewJob]) throws -> (batchID: Int, jobIDs: [Int])
+    func batch(_ id: Int) throws -> BatchInfo?
+    func listBatches(before: Int?, limit: Int) throws -> [BatchInfo]
+    func batchStates(_ id: Int) throws -> [JobState: Int]
+    func batchJobs(_ id: Int, after: Int, limit: Int) throws -> [BatchJob]
+    func dependencies(of jobID: Int) throws -> [Dependency]
+    func dependants(of jobID: Int) throws -> [Int]
 }
 
 /// `store` on `database`: every ``QueueAdmin`` operation is the store's, on that database.
@@ -102,4 +109,15 @@ public struct BoundQueue<Driver: StoreDriver>: QueueAdmin {
     }
     public func jobDetail(_ id: Int) throws -> JobDetail? { try store.jobDetail(id, on: database) }
     public func enqueueTaskNow(_ key: String) throws -> Int { try store.enqueueTaskNow(key, on: database) }
+    public func enqueueBatch(_ batch: NewBatch, jobs: [NewJob]) throws -> (batchID: Int, jobIDs: [Int]) {
+        try store.enqueueBatch(batch, jobs: jobs, on: database)
+    }
+    public func batch(_ id: Int) throws -> BatchInfo? { try store.batch(id, on: database) }
+    public func listBatches(before: Int?, limit: Int) throws -> [BatchInfo] { try store.listBatches(before: before, limit: limit, on: database) }
+    public func batchStates(_ id: Int) throws -> [JobState: Int] { try store.batchStates(id, on: database) }
+    public func batchJobs(_ id: Int, after: Int, limit: Int) throws -> [BatchJob] {
+        try store.batchJobs(id, after: after, limit: limit, on: database)
+    }
+    public func dependencies(of jobID: Int) throws -> [Dependency] { try store.dependencies(of: jobID, on: database) }
+    public func dependants(of jobID: Int) throws -> [Int] { try store.dependants(of: jobID, on: database) }
 }

@@ -10,7 +10,8 @@ struct SchemaTests {
         "jobs", "ready_executions", "claimed_executions", "scheduled_executions", "blocked_executions",
         "failed_executions", "processes", "pauses", "semaphores", "recurring_tasks", "recurring_executions",
         "schema_migrations", "concurrency_rules", "metric_events", "metric_totals", "metric_minutes", "failure_hooks",
-        "class_pauses", "rate_limit_rules", "rate_limit_keys", "rate_limit_slots",
+        "class_pauses", "rate_limit_rules", "rate_limit_keys", "rate_limit_slots", "batches", "job_dependencies",
+        "waiting_executions",
     ]
 
     private func names(_ sql: SQL, column: String, on db: Connection) throws -> Set<String> {

@@ -71,6 +71,7 @@ private func detail(_ job: JobInfo) -> String {
     case .finished: return "finished at \(formatTime(job.finishedAt))"
     case .failed: return job.lastError.map { oneLine("\($0.errorClass): \($0.message)") } ?? ""
     case .ready, .blocked: return job.lastError.map { oneLine("last error: \($0.message)") } ?? ""
+    case .waiting: return "waits for the jobs it depends on"
     }
 }
 

@@ -20,13 +20,13 @@ extension JobStore {
         return try database.atomically {
             // Each DELETE waits for a claim or release in progress on its row (PostgreSQL), so a
             // job moving between states is found in the state it lands in.
-            for (table, state) in [(ready, JobState.ready), (scheduled, .scheduled), (blocked, .blocked)]
+            for (table, state) in [(ready, JobState.ready), (scheduled, .scheduled), (blocked, .blocked), (waiting, .waiting)]
             where try database.change("DELETE FROM \(table) WHERE job_id = \(id)") > 0 {
                 try count(.cancelled, jobs: [id], on: database)
-                let key = try database.fetch("DELETE FROM \(jobs) WHERE id = \(id) RETURNING concurrency_key")
-                    .first?.decode("concurrency_key", as: String?.self)
+                let row = try database.fetch("DELETE FROM \(jobs) WHERE id = \(id) RETURNING id, concurrency_key, batch_id, has_dependants")[0]
                 // A ready job held a slot of its concurrency key.
-                if state == .ready, let key { try signal([key], now: now, on: database) }
+                if state == .ready, let key = try row.decode("concurrency_key", as: String?.self) { try signal([key], now: now, on: database) }
+                try settle([try EndedJob(row: row, finished: false)], now: now, on: database)
                 return .discarded(was: state)
             }
             if let row = try database.fetch("""
@@ -54,7 +54,7 @@ extension JobStore {
         return try database.atomically {
             var gone: [Int] = []
             var wereReady: Set<Int> = []
-            for table in [ready, scheduled, blocked] {
+            for table in [ready, scheduled, blocked, waiting] {
                 let deleted = try database.ids("DELETE FROM \(table) WHERE \(driver.contains("job_id", ids: ids)) RETURNING job_id",
                                                column: "job_id")
                 gone += deleted
@@ -63,12 +63,17 @@ extension JobStore {
             guard !gone.isEmpty else { return [] }
             try count(.cancelled, jobs: gone, on: database)
             var keys: [String] = []
-            for row in try database.fetch("DELETE FROM \(jobs) WHERE \(driver.contains("id", ids: gone)) RETURNING id, concurrency_key") {
+            var ended: [EndedJob] = []
+            for row in try database.fetch("""
+                DELETE FROM \(jobs) WHERE \(driver.contains("id", ids: gone)) RETURNING id, concurrency_key, batch_id, has_dependants
+                """) {
                 if wereReady.contains(try row.decode("id", as: Int.self)), let key = try row.decode("concurrency_key", as: String?.self) {
                     keys.append(key)
                 }
+                ended.append(try EndedJob(row: row, finished: false))
             }
             try signal(keys, now: now, on: database)
+            try settle(ended.sorted { $0.id < $1.id }, now: now, on: database)
             return gone.sorted()
         }
     }

@@ -92,6 +92,7 @@ extension JobStore {
                 """)
         }
         var admitted: [Int] = []
+        var discarded: [EndedJob] = []
         var blockedByKey: [String: [Int]] = [:]
         for (row, (candidate, verdict)) in zip(rows, zip(candidates, verdicts)) {
             let id = try row.decode("id", as: Int.self)
@@ -104,9 +105,12 @@ extension JobStore {
                 let error = JobFailure(
                     errorClass: "Discarded",
                     message: "discarded at enqueue: \(candidate.maxRunning!) jobs with concurrency key \(candidate.key!) were running already")
-                try database.change("""
+                let row = try database.fetch("""
                     UPDATE \(jobs) SET finished_at = \(now.sql), updated_at = \(now.sql), last_error = \(error.json) WHERE id = \(id)
-                    """)
+                    RETURNING id, batch_id, has_dependants
+                    """)[0]
+                // For its batch and the jobs waiting for it, a job discarded did not finish.
+                discarded.append(try EndedJob(row: row, finished: false))
             }
         }
         try insertReady(admitted, now: now, on: database)
@@ -117,6 +121,7 @@ extension JobStore {
                 FROM \(jobs) WHERE \(driver.contains("id", ids: ids)) ORDER BY id
                 """)
         }
+        try settle(discarded, now: now, on: database)
         return admitted.count
     }
 

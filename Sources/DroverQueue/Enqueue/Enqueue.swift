@@ -45,15 +45,49 @@ extension JobStore {
         }
         let now = self.now()
         // A batch of plain jobs without keys is one statement on PostgreSQL, atomic by itself.
-        let simple = jobs.allSatisfy { $0.uniqueKey == nil } && keys.allSatisfy { $0 == nil }
+        let simple = jobs.allSatisfy { $0.uniqueKey == nil && $0.after.isEmpty && $0.batchID == nil } && keys.allSatisfy { $0 == nil }
+        let alone = { (job: NewJob) in job.uniqueKey != nil || !job.after.isEmpty }
         // In input order, so that ids (and with them the claim order of equal priorities) follow
-        // it: runs of plain jobs one batch each, jobs with a unique key one at a time.
+        // it: runs of plain jobs one batch each, jobs with a unique key or dependencies one at a time.
         let insert = { () throws -> [Int] in
+            // Locks first, in the order every operation takes them: the jobs waited for, then batches.
+            var known: [Int: Dependency.Outcome?] = [:]
+            do {
+                known = try lockDependencies(Array(Set(jobs.flatMap(\.after))).sorted(), on: database)
+            } catch var error as QueueError {
+                if let i = jobs.firstIndex(where: { !Set($0.after).isDisjoint(with: error.jobIDs) }) {
+                    error = error.about(job: i, of: jobs.count)
+                }
+                throw error
+            }
+            for (i, job) in jobs.enumerated() where !job.runAfterFailure {
+                if let failed = job.after.sorted().first(where: { known[$0] == .some(.failed) }) {
+                    throw QueueError(
+                        .invalidJob, "after: job \(failed) has failed for good, so this one could never run: retry job \(failed) "
+                            + "first, or enqueue this one with run_after_failure", field: "after", jobIDs: [failed]
+                    ).about(job: i, of: jobs.count)
+                }
+            }
+            var joining: [Int: Int] = [:]
+            for job in jobs { if let batch = job.batchID { joining[batch, default: 0] += 1 } }
+            do {
+                try joinBatches(joining, now: now, on: database)
+            } catch var error as QueueError {
+                if let i = jobs.firstIndex(where: { $0.batchID != nil }), joining.count == 1 { error = error.about(job: i, of: jobs.count) }
+                throw error
+            }
             var ids: [Int] = []
             ids.reserveCapacity(jobs.count)
             var toAdmit: [Int] = []
             var start = 0
             while start < jobs.count {
+                if !jobs[start].after.isEmpty {
+                    let (id, admit) = try enqueueDependant(jobs[start], concurrencyKey: keys[start], known: known, now: now, on: database)
+                    ids.append(id)
+                    if admit { toAdmit.append(id) }
+                    start += 1
+                    continue
+                }
                 if jobs[start].uniqueKey != nil {
                     let (id, admit) = try enqueueUnique(jobs[start], concurrencyKey: keys[start], now: now, on: database)
                     ids.append(id)
@@ -61,7 +95,7 @@ extension JobStore {
                     start += 1
                     continue
                 }
-                let end = jobs[start...].firstIndex { $0.uniqueKey != nil } ?? jobs.count
+                let end = jobs[start...].firstIndex(where: alone) ?? jobs.count
                 let inserted = try driver.insertJobs(
                     (start..<end).map { JobRow(job: jobs[$0], concurrencyKey: keys[$0]) }, now: now, in: self, on: database)
                 ids += inserted.map(\.id)
@@ -131,18 +165,23 @@ extension PostgresDriver {
             document += row.jsonElement
         }
         document += "]"
+        // Batch ids only when a job has one: the plain statement stays what it was, and runs on a
+        // schema before migration 14 (a process of this version during an upgrade).
+        let batched = batch.contains { $0.job.batchID != nil }
+        let batchColumn: SQL = batched ? ", batch_id" : ""
         let rows = try database.query(prepared: true, """
             WITH input AS (
                 SELECT e.ord, e.job ->> 'class' AS class_name, e.job ->> 'queue' AS queue_name, e.job -> 'arguments' AS arguments,
                        (e.job ->> 'priority')::integer AS priority, (e.job ->> 'run_at')::timestamptz AS run_at,
                        (e.job ->> 'max_attempts')::integer AS max_attempts, (e.job ->> 'timeout')::float8 AS timeout,
-                       e.job ->> 'concurrency_key' AS concurrency_key, e.job -> 'trace_context' AS trace_context
+                       e.job ->> 'concurrency_key' AS concurrency_key, e.job -> 'trace_context' AS trace_context,
+                       (e.job ->> 'batch_id')::bigint AS batch_id
                 FROM jsonb_array_elements(\(DatabaseValue(type: .jsonb, text: document))) WITH ORDINALITY AS e(job, ord)
             ), inserted AS (
                 INSERT INTO \(store.jobs) (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout,
-                                           concurrency_key, trace_context, created_at, updated_at)
+                                           concurrency_key, trace_context\(batchColumn), created_at, updated_at)
                 SELECT queue_name, class_name, arguments, priority, coalesce(run_at, \(now.sql)), max_attempts,
-                       make_interval(secs => timeout), concurrency_key, trace_context, \(now.sql), \(now.sql)
+                       make_interval(secs => timeout), concurrency_key, trace_context\(batchColumn), \(now.sql), \(now.sql)
                 FROM input ORDER BY ord
                 RETURNING id, queue_name, priority, scheduled_at, concurrency_key
             ), ready AS (
@@ -177,11 +216,13 @@ extension SQLiteDriver {
             for row in batch {
                 let job = row.job
                 let runAt: SQL = job.runAt.map { "\($0)" } ?? now.sql
+                let batchColumn: SQL = job.batchID == nil ? "" : ", batch_id"
+                let batchValue: SQL = job.batchID.map { ", \($0)" } ?? ""
                 let result = try database.query("""
                     INSERT INTO \(store.jobs) (queue_name, class_name, arguments, priority, scheduled_at, max_attempts, timeout,
-                                               concurrency_key, trace_context, created_at, updated_at)
+                                               concurrency_key, trace_context\(batchColumn), created_at, updated_at)
                     VALUES (\(job.queue), \(job.className), \(job.arguments), \(job.priority), \(runAt), \(job.maxAttempts),
-                            \(job.timeout?.seconds), \(row.concurrencyKey), \(try job.traceContextJSON), \(now.sql), \(now.sql))
+                            \(job.timeout?.seconds), \(row.concurrencyKey), \(try job.traceContextJSON)\(batchValue), \(now.sql), \(now.sql))
                     RETURNING id, scheduled_at <= \(now.sql) AS due
                     """)[0]
                 let id = try result.decode("id", as: Int.self)
@@ -219,6 +260,7 @@ extension JobRow {
             text += ",\"concurrency_key\":" + String(decoding: quoted, as: UTF8.self)
         }
         if let trace = try? job.traceContextJSON { text += ",\"trace_context\":" + trace.text }
+        if let batch = job.batchID { text += ",\"batch_id\":\(batch)" }
         return text + "}"
     }
 }

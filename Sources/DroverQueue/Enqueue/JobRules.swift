@@ -1,3 +1,4 @@
+import DroverPersistence
 import Foundation
 
 /// What a job must look like to be enqueued, on every backend. PostgreSQL's SQL function
@@ -18,6 +19,10 @@ public enum JobRules {
     /// `baggage` together fit in about 9 KiB).
     public static let maxTraceContextBytes = 16_384
     public static let defaultQueue = "default"
+    /// The most jobs one job may wait for (``NewJob/after``).
+    public static let maxDependencies = 10_000
+    /// The most a job's result may hold: JSON text of at most this many bytes.
+    public static let maxResultBytes = 65_536
     /// Unique keys: any text of 1 to this many characters.
     public static let maxUniqueKeyLength = 1000
     /// How long one attempt may be allowed to run.
@@ -103,6 +108,39 @@ public enum JobRules {
             throw QueueError(
                 .invalidJob, "unique_key must be 1 to \(maxUniqueKeyLength) characters, not \(key.unicodeScalars.count)",
                 field: "unique_key")
+        }
+        try checkDependencies(job)
+    }
+
+    static func checkDependencies(_ job: NewJob) throws(QueueError) {
+        guard job.after.count <= maxDependencies else {
+            throw QueueError(
+                .invalidJob, "after lists \(job.after.count) jobs; a job may wait for at most \(maxDependencies): "
+                    + "wait for a batch's callback instead", field: "after")
+        }
+        if let bad = job.after.first(where: { $0 < 1 }) {
+            throw QueueError(.invalidJob, "after: \(bad) is not a job id (ids are 1 or more)", field: "after")
+        }
+        if Set(job.after).count != job.after.count {
+            throw QueueError(.invalidJob, "after lists a job twice: list each job it waits for once", field: "after")
+        }
+        if let batch = job.batchID, batch < 1 {
+            throw QueueError(.invalidJob, "batch \(batch) is not a batch id (ids are 1 or more)", field: "batch")
+        }
+        if job.uniqueKey != nil && (!job.after.isEmpty || job.batchID != nil) {
+            throw QueueError(
+                .invalidJob, "a job with a unique key cannot wait for other jobs or join a batch: its enqueue may return "
+                    + "another job instead; drop unique_key, or after and batch", field: "unique_key")
+        }
+    }
+
+    /// A job's result: a JSON value of at most ``maxResultBytes``.
+    public static func checkResult(_ result: JSON) throws(QueueError) {
+        let size = result.text.utf8.count
+        guard size <= maxResultBytes else {
+            throw QueueError(
+                .invalidJob, "the result is \(size) bytes of JSON; the limit is \(maxResultBytes) (64 KiB): "
+                    + "store large data elsewhere and return a reference to it", field: "result")
         }
     }
 

@@ -27,12 +27,26 @@ public struct NewJob: Sendable, Equatable {
     /// The enqueuer's trace context, as its instrument injected it (`traceparent`, `tracestate`,
     /// …): the worker extracts it around the job's `perform`. Nil stores nothing.
     public var traceContext: [String: String]?
+    /// The jobs it waits for: it is `waiting` until every one of them finished, then ready (or
+    /// scheduled, or admitted by its concurrency key). If one of them fails for good, is
+    /// cancelled or discarded, it fails too, unless ``runAfterFailure``. Each must exist when
+    /// this one is enqueued (so no cycle can form).
+    public var after: [Int]
+    /// Run once every job of ``after`` finished or failed for good, instead of failing with the
+    /// first that fails.
+    public var runAfterFailure: Bool
+    /// The open batch it joins (``NewBatch``); nil for none.
+    public var batchID: Int?
 
     public init(
         _ className: String, arguments: JSON = JSON.emptyObject, queue: String = JobRules.defaultQueue,
         priority: Int = 0, runAt: Date? = nil, maxAttempts: Int = JobRules.defaultMaxAttempts, timeout: Duration? = nil,
-        uniqueKey: String? = nil, traceContext: [String: String]? = nil
+        uniqueKey: String? = nil, traceContext: [String: String]? = nil, after: [Int] = [], runAfterFailure: Bool = false,
+        batchID: Int? = nil
     ) {
+        self.after = after
+        self.runAfterFailure = runAfterFailure
+        self.batchID = batchID
         self.className = className
         self.arguments = arguments
         self.queue = queue

@@ -53,7 +53,7 @@ extension JobStore {
                 UPDATE \(jobs) SET attempts = attempts + 1, max_attempts = coalesce(\(maxAttempts), max_attempts),
                     updated_at = \(now.sql)
                 WHERE id = \(jobID)
-                RETURNING attempts, max_attempts, queue_name, class_name, priority, concurrency_key
+                RETURNING id, attempts, max_attempts, queue_name, class_name, priority, concurrency_key, batch_id, has_dependants
                 """, prepared: true)[0]
             let queue = try row.decode("queue_name", as: String.self)
             let className = try row.decode("class_name", as: String.self)
@@ -74,6 +74,7 @@ extension JobStore {
                 let cancelled = error.errorClass == JobFailure.cancelledClass
                 try count(cancelled ? .cancelled : .failed, queue: queue, className: className, on: database)
                 try enqueueFailureHooks(for: [jobID], cancelled: cancelled ? [jobID] : [], on: database)
+                try settle([try EndedJob(row: row, finished: false)], now: now, on: database)
             case .retry(let seconds):
                 var explained = error
                 explained.retryIn = (seconds * 1000).rounded() / 1000

@@ -19,6 +19,14 @@ extension JobStore {
                         + "nothing was retried",
                     jobIDs: conflicts.map(\.id))
             }
+            let refused = try retryRefusals(wanted, on: database)
+            if let (id, dependency) = refused.first {
+                throw QueueError(
+                    .wrongState,
+                    "job \(id) cannot be retried while job \(dependency), which it waits for, has failed: retry job \(dependency) "
+                        + "with it (or first); nothing was retried",
+                    jobIDs: refused.map(\.id))
+            }
             if let raced = try revive(wanted, now: now, on: database).first {
                 // A live job with its key was enqueued since the check above.
                 throw QueueError(
@@ -46,7 +54,9 @@ extension JobStore {
                     SELECT job_id FROM \(failed) WHERE job_id > \(after) ORDER BY job_id LIMIT \(batchSize)\(driver.lockingRowsSkippingLocked)
                     """, column: "job_id")
                 let conflicting = Set(try uniqueKeyConflicts(of: batch, on: database).map(\.id))
-                let candidates = batch.filter { !conflicting.contains($0) }
+                let unretried = batch.filter { !conflicting.contains($0) }
+                let refused = Set(try retryRefusals(unretried, on: database).map(\.id))
+                let candidates = unretried.filter { !refused.contains($0) }
                 let raced = try revive(candidates, now: now, on: database)
                 return (candidates.count - raced.count, batch.count < batchSize ? nil : batch.last)
             }
@@ -156,7 +166,8 @@ extension JobStore {
         let plain = ids.filter { !unique.contains($0) }
         if !plain.isEmpty { try bringBack(plain) }
         let revived = ids.filter { !raced.contains($0) }
-        try makeReady(revived, now: now, on: database)
+        try makeReady(try routeRetried(revived, now: now, on: database), now: now, on: database)
+        try reopenInBatches(revived, now: now, on: database)
         try count(.retried, jobs: revived, on: database)
         return raced
     }

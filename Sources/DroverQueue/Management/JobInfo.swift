@@ -3,7 +3,8 @@ import Foundation
 
 /// Where a job is in its life: the execution row that points at it, or finished.
 public enum JobState: String, Sendable, Codable, CaseIterable {
-    case scheduled, ready, claimed, blocked, failed, finished
+    /// `waiting`: for the jobs it depends on (``NewJob/after``) to end.
+    case scheduled, ready, claimed, blocked, waiting, failed, finished
 }
 
 /// A job as the management commands show it.
@@ -29,6 +30,10 @@ public struct JobInfo: Sendable, Equatable {
     public let lastError: JobFailure?
     /// Only in ``JobStore/job(_:on:)``, not in listings.
     public let arguments: JSON?
+    /// The batch it belongs to.
+    public let batchID: Int?
+    /// What it handed back when it finished; only in ``JobStore/job(_:on:)``.
+    public let result: JSON?
 
     init(row: Row) throws {
         id = try row.decode("id")
@@ -51,6 +56,8 @@ public struct JobInfo: Sendable, Equatable {
         failedAt = try row.decode("failed_at")
         lastError = try row.decode("last_error", as: JSON?.self).map { try $0.decode(JobFailure.self) }
         arguments = try row.decode("arguments")
+        batchID = try row.decode("batch_id")
+        result = try row.decode("result")
     }
 }
 
@@ -63,6 +70,7 @@ extension JobStore {
              WHEN EXISTS (SELECT 1 FROM \(claimed) x WHERE x.job_id = j.id) THEN 'claimed'
              WHEN EXISTS (SELECT 1 FROM \(scheduled) x WHERE x.job_id = j.id) THEN 'scheduled'
              WHEN EXISTS (SELECT 1 FROM \(blocked) x WHERE x.job_id = j.id) THEN 'blocked'
+             WHEN EXISTS (SELECT 1 FROM \(waiting) x WHERE x.job_id = j.id) THEN 'waiting'
              WHEN EXISTS (SELECT 1 FROM \(failed) x WHERE x.job_id = j.id) THEN 'failed'
              ELSE 'none' END
         """
@@ -73,6 +81,7 @@ extension JobStore {
         """
         j.id, j.queue_name, j.class_name, j.priority, j.attempts, j.max_attempts, j.crashes, j.snoozes, j.created_at,
         j.finished_at, j.failed_at, j.last_error, \(unsafeRaw: withArguments ? "j.arguments" : "NULL AS arguments"),
+        j.batch_id, \(unsafeRaw: withArguments ? "j.result" : "NULL AS result"),
         (SELECT s.scheduled_at FROM \(scheduled) s WHERE s.job_id = j.id) AS next_run_at,
         (SELECT c.process_id FROM \(claimed) c WHERE c.job_id = j.id) AS claimed_by,
         \(stateExpression) AS state
@@ -86,6 +95,7 @@ extension JobStore {
         case .ready: return ready
         case .claimed: return claimed
         case .blocked: return blocked
+        case .waiting: return waiting
         case .failed: return failed
         case .finished: return nil
         }

@@ -8,6 +8,8 @@ public struct QueueInfo: Sendable, Equatable {
     public var scheduled = 0
     public var claimed = 0
     public var blocked = 0
+    /// Waiting for the jobs they depend on.
+    public var waiting = 0
     public var failed = 0
     /// How long the oldest ready job has been waiting, in seconds.
     public var oldestReadyAge: Double?
@@ -29,6 +31,7 @@ public struct QueueInfo: Sendable, Equatable {
                 info.oldestReadyAge = try row.decode("oldest", as: Date?.self).map { max(0, now.timeIntervalSince($0)) }
             case "scheduled": info.scheduled = count
             case "blocked": info.blocked = count
+            case "waiting": info.waiting = count
             case "claimed": info.claimed = count
             case "failed": info.failed = count
             default: info.paused = true
@@ -50,6 +53,7 @@ extension JobStore {
             SELECT queue_name, 'ready' AS kind, count(*) AS n, min(created_at) AS oldest FROM \(ready) GROUP BY queue_name
             UNION ALL SELECT queue_name, 'scheduled', count(*), NULL FROM \(scheduled) GROUP BY queue_name
             UNION ALL SELECT queue_name, 'blocked', count(*), NULL FROM \(blocked) GROUP BY queue_name
+            UNION ALL SELECT queue_name, 'waiting', count(*), NULL FROM \(waiting) GROUP BY queue_name
             UNION ALL SELECT q, 'claimed', count(*), NULL
                       FROM (SELECT (SELECT j.queue_name FROM \(jobs) j WHERE j.id = c.job_id) AS q FROM \(claimed) c) c GROUP BY q
             UNION ALL SELECT queue_name, 'failed', count(*), NULL FROM \(jobs) WHERE failed_at IS NOT NULL GROUP BY queue_name
@@ -95,11 +99,14 @@ extension JobStore {
                         """, column: "job_id")
                     guard !batch.isEmpty else { return 0 }
                     try count(.discarded, jobs: batch, on: database)
-                    let keys = try database.fetch("""
-                        DELETE FROM \(jobs) WHERE \(driver.contains("id", ids: batch)) RETURNING concurrency_key
-                        """).map { try $0.decode("concurrency_key", as: String?.self) }
+                    let rows = try database.fetch("""
+                        DELETE FROM \(jobs) WHERE \(driver.contains("id", ids: batch)) RETURNING id, concurrency_key, batch_id, has_dependants
+                        """)
+                    let keys = try rows.map { try $0.decode("concurrency_key", as: String?.self) }
                     // Ready jobs held slots of their concurrency keys.
                     if table == ready { try signal(keys.compactMap { $0 }, now: now, on: database) }
+                    // For their batches and the jobs waiting for them, they did not finish.
+                    try settle(try rows.map { try EndedJob(row: $0, finished: false) }.sorted { $0.id < $1.id }, now: now, on: database)
                     return keys.count
                 }
                 total += deleted

@@ -90,9 +90,10 @@ extension JobStore {
             guard !gone.isEmpty else { return ReleaseOutcome(released: [], failed: []) }
             var back: [Int] = []
             var failedIDs: [Int] = []
+            var ended: [EndedJob] = []
             var keys: [String] = []
             for row in try database.fetch("""
-                SELECT id, crashes, concurrency_key FROM \(jobs) WHERE \(driver.contains("id", ids: gone)) ORDER BY id
+                SELECT id, crashes, concurrency_key, batch_id, has_dependants FROM \(jobs) WHERE \(driver.contains("id", ids: gone)) ORDER BY id
                 """) {
                 let id = try row.decode("id", as: Int.self)
                 let (crashes, failure) = reason.decide(crashes: try row.decode("crashes", as: Int.self), cancelRequested: cancelled.contains(id))
@@ -102,6 +103,7 @@ extension JobStore {
                         WHERE id = \(id)
                         """)
                     failedIDs.append(id)
+                    ended.append(try EndedJob(row: row, finished: false))
                     // A job that failed gives its slot back; one back in ready keeps it.
                     if let key = try row.decode("concurrency_key", as: String?.self) { keys.append(key) }
                 } else {
@@ -122,6 +124,7 @@ extension JobStore {
             }
             try insertReady(back, now: now, on: database)
             try signal(keys, now: now, on: database)
+            try settle(ended, now: now, on: database)
             if case .crashed = reason { try count(.crashReleased, jobs: gone, on: database) }
             try count(.cancelled, jobs: failedIDs.filter { cancelled.contains($0) }, on: database)
             try count(.failed, jobs: failedIDs.filter { !cancelled.contains($0) }, on: database)

@@ -18,7 +18,50 @@ extension DroverSchema {
         Migration(version: 7, name: "failure_hooks", sql: sqliteFailureHooksSQL),
         Migration(version: 8, name: "class_pauses", sql: sqliteClassPausesSQL),
         Migration(version: 9, name: "rate_limits", sql: sqliteRateLimitsSQL),
+        Migration(version: 10, name: "batches_and_dependencies", sql: sqliteBatchesSQL),
     ]
+
+    /// Migration 10: batches, dependencies and results, as PostgreSQL's migration 14.
+    static let sqliteBatchesSQL = """
+        CREATE TABLE {schema}.batches (
+            id             INTEGER PRIMARY KEY AUTOINCREMENT,
+            description    TEXT,
+            on_success     TEXT,
+            on_complete    TEXT,
+            on_failure     TEXT,
+            callback_queue TEXT NOT NULL DEFAULT 'default',
+            total          INTEGER NOT NULL DEFAULT 0,
+            pending        INTEGER NOT NULL DEFAULT 0,
+            finished       INTEGER NOT NULL DEFAULT 0,
+            failed         INTEGER NOT NULL DEFAULT 0,
+            success_job_id  INTEGER,
+            complete_job_id INTEGER,
+            failure_job_id  INTEGER,
+            completed_at   TEXT,
+            created_at     TEXT NOT NULL,
+            updated_at     TEXT NOT NULL,
+            CHECK (pending >= 0 AND finished >= 0 AND failed >= 0 AND pending + finished + failed = total)
+        );
+        ALTER TABLE {schema}.jobs ADD COLUMN batch_id INTEGER;
+        ALTER TABLE {schema}.jobs ADD COLUMN result TEXT CHECK (result IS NULL OR json_valid(result));
+        ALTER TABLE {schema}.jobs ADD COLUMN has_dependants INTEGER NOT NULL DEFAULT 0 CHECK (has_dependants IN (0, 1));
+        CREATE INDEX {schema}.jobs_by_batch ON jobs (batch_id, id) WHERE batch_id IS NOT NULL;
+        CREATE TABLE {schema}.job_dependencies (
+            job_id     INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            depends_on INTEGER NOT NULL,
+            outcome    TEXT CHECK (outcome IN ('finished', 'failed')),
+            result     TEXT CHECK (result IS NULL OR json_valid(result)),
+            run_after_failure INTEGER NOT NULL DEFAULT 0 CHECK (run_after_failure IN (0, 1)),
+            PRIMARY KEY (job_id, depends_on)
+        ) WITHOUT ROWID;
+        CREATE INDEX {schema}.job_dependencies_by_dependency ON job_dependencies (depends_on);
+        CREATE TABLE {schema}.waiting_executions (
+            job_id            INTEGER PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+            queue_name        TEXT NOT NULL,
+            priority          INTEGER NOT NULL DEFAULT 0,
+            created_at        TEXT NOT NULL
+        );
+        """
 
     /// Migration 9: rate limits, as PostgreSQL's migration 13.
     static let sqliteRateLimitsSQL = """

@@ -104,7 +104,7 @@ public protocol StoreDriver: Sendable {
     /// deleted when `deleting`); returns the jobs it finished with their concurrency keys.
     func finishClaims(
         _ jobIDs: [Int], processID: Int, now: Moment, deleting: Bool, in store: JobStore<Self>, on database: Database
-    ) throws -> [(id: Int, concurrencyKey: String?)]
+    ) throws -> [FinishedClaim]
 
     // MARK: Maintenance
 
@@ -163,6 +163,22 @@ public struct JobRow: Sendable {
     public let job: NewJob
     /// Rendered from the job's arguments by its class's concurrency rule.
     public let concurrencyKey: String?
+}
+
+/// A job ``StoreDriver/finishClaims(_:processID:now:deleting:in:on:)`` finished, with what
+/// follows from it: a concurrency slot to give back, a batch to count, dependants to settle.
+public struct FinishedClaim: Sendable {
+    public let id: Int
+    public let concurrencyKey: String?
+    public let batchID: Int?
+    public let hasDependants: Bool
+
+    public init(id: Int, concurrencyKey: String?, batchID: Int? = nil, hasDependants: Bool = false) {
+        self.id = id
+        self.concurrencyKey = concurrencyKey
+        self.batchID = batchID
+        self.hasDependants = hasDependants
+    }
 }
 
 /// A job ``StoreDriver/insertJobs(_:now:in:on:)`` inserted.

@@ -29,10 +29,13 @@ struct ManagementScenarios {
             let ids = try oneOfEach(s, at: clock.now)
             let all = try s.list()
             #expect(all.count == 7 && all.map(\.id) == all.map(\.id).sorted(by: >), "newest first")
-            for state in JobState.allCases {
+            for state in JobState.allCases where state != .waiting {
                 #expect(try s.list(state: state, className: state == .ready ? "Ready" : nil).map(\.id).contains(ids[state]!), "\(state)")
             }
             #expect(try s.list(queue: "a").count == 3)
+            let waiting = try s.enqueue(NewJob("Waiting", queue: "w", after: [ids[.ready]!]))
+            #expect(try s.list(state: .waiting).map(\.id) == [waiting])
+            #expect(try s.listQueues().first { $0.name == "w" }?.waiting == 1)
             #expect(try s.list(className: "Claimed").map(\.claimedBy) == [7])
             #expect(try s.list(limit: 2).count == 2)
             #expect(try s.list(queue: "b", state: .failed).first?.lastError?.message == "broke")

@@ -64,6 +64,12 @@ protocol TestStore: AnyObject {
     func enqueue(_ jobs: [NewJob]) throws -> [Int]
     func claim(processID: Int, queues: QueueSelection, limit: Int) throws -> [ClaimedJob]
     func finish(_ ids: [Int], processID: Int) throws -> FinishOutcome
+    func finish(_ ids: [Int], processID: Int, results: [Int: JSON]) throws -> FinishOutcome
+    func enqueueBatch(_ batch: NewBatch, jobs: [NewJob]) throws -> (batchID: Int, jobIDs: [Int])
+    func batch(_ id: Int) throws -> BatchInfo?
+    func batchStates(_ id: Int) throws -> [JobState: Int]
+    func batchJobs(_ id: Int) throws -> [BatchJob]
+    func dependencies(of jobID: Int) throws -> [Dependency]
     func fail(_ id: Int, processID: Int, error: JobFailure, permanent: Bool, maxAttempts: Int?, retryPolicy: RetryPolicy?) throws -> FailOutcome
     func snooze(_ id: Int, processID: Int, for delay: Duration, maxSnoozes: Int, retryPolicy: RetryPolicy?) throws -> SnoozeOutcome
     func release(processID: Int, jobIDs: [Int]?, reason: ReleaseReason) throws -> ReleaseOutcome
@@ -187,6 +193,7 @@ extension TestStore {
                  + (SELECT count(*) FROM \(table("claimed_executions")) x WHERE x.job_id = j.id)
                  + (SELECT count(*) FROM \(table("scheduled_executions")) x WHERE x.job_id = j.id)
                  + (SELECT count(*) FROM \(table("blocked_executions")) x WHERE x.job_id = j.id)
+                 + (SELECT count(*) FROM \(table("waiting_executions")) x WHERE x.job_id = j.id)
                  + (SELECT count(*) FROM \(table("failed_executions")) x WHERE x.job_id = j.id) AS executions,
                    (SELECT count(*) FROM \(table("failed_executions")) x WHERE x.job_id = j.id) AS in_failed
             FROM \(table("jobs")) j ORDER BY j.id
@@ -216,6 +223,44 @@ extension TestStore {
             JOIN \(table("semaphores")) s ON s.key = b.concurrency_key WHERE s.value > 0
             """) {
             violations.append("jobs of \(try row.decode("key", as: String.self)) are blocked while it has free slots")
+        }
+        // A batch's pending count is its live jobs; its counts add up.
+        for row in try sql("""
+            SELECT b.id, b.pending, b.total, b.finished, b.failed,
+                   (SELECT count(*) FROM \(table("jobs")) j WHERE j.batch_id = b.id AND j.finished_at IS NULL AND j.failed_at IS NULL) AS live
+            FROM \(table("batches")) b ORDER BY b.id
+            """) {
+            let id = try row.decode("id", as: Int.self)
+            let pending = try row.decode("pending", as: Int.self)
+            let live = try row.decode("live", as: Int.self)
+            if pending != live { violations.append("batch \(id): \(pending) pending, \(live) live jobs") }
+        }
+        // A waiting job waits for a job that has not ended, and for none that failed (unless it runs after failures).
+        for row in try sql("""
+            SELECT w.job_id,
+                   (SELECT count(*) FROM \(table("job_dependencies")) d WHERE d.job_id = w.job_id AND d.outcome IS NULL) AS open,
+                   (SELECT count(*) FROM \(table("job_dependencies")) d
+                    WHERE d.job_id = w.job_id AND d.outcome = 'failed' AND NOT d.run_after_failure) AS failed
+            FROM \(table("waiting_executions")) w ORDER BY w.job_id
+            """) {
+            let id = try row.decode("job_id", as: Int.self)
+            if try row.decode("open", as: Int.self) == 0 { violations.append("job \(id) waits, but every job it waits for has ended") }
+            if try row.decode("failed", as: Int.self) > 0 { violations.append("job \(id) waits for a job that failed") }
+        }
+        // A dependency's recorded outcome is its job's, while that job is kept.
+        for row in try sql("""
+            SELECT d.job_id, d.depends_on, d.outcome,
+                   CASE WHEN p.failed_at IS NOT NULL THEN 'failed' WHEN p.finished_at IS NOT NULL THEN 'ended' END AS actual
+            FROM \(table("job_dependencies")) d JOIN \(table("jobs")) p ON p.id = d.depends_on
+            JOIN \(table("waiting_executions")) w ON w.job_id = d.job_id
+            """) {
+            let outcome = try row.decode("outcome", as: String?.self)
+            let actual = try row.decode("actual", as: String?.self)
+            // A job that ended finished may have been discarded by its concurrency rule: failed, for its dependants.
+            if (outcome == nil) != (actual == nil) || (outcome == "finished" && actual == "failed") {
+                violations.append("job \(try row.decode("job_id", as: Int.self)) records \(outcome ?? "nothing") for job "
+                                  + "\(try row.decode("depends_on", as: Int.self)), which is \(actual ?? "live")")
+            }
         }
         return violations
     }
@@ -249,6 +294,16 @@ final class BoundTestStore<Driver: StoreDriver>: TestStore {
         try store.claim(processID: processID, queues: queues, limit: limit, on: database)
     }
     func finish(_ ids: [Int], processID: Int) throws -> FinishOutcome { try store.finish(ids, processID: processID, on: database) }
+    func finish(_ ids: [Int], processID: Int, results: [Int: JSON]) throws -> FinishOutcome {
+        try store.finish(ids, processID: processID, results: results, on: database)
+    }
+    func enqueueBatch(_ batch: NewBatch, jobs: [NewJob]) throws -> (batchID: Int, jobIDs: [Int]) {
+        try store.enqueueBatch(batch, jobs: jobs, on: database)
+    }
+    func batch(_ id: Int) throws -> BatchInfo? { try store.batch(id, on: database) }
+    func batchStates(_ id: Int) throws -> [JobState: Int] { try store.batchStates(id, on: database) }
+    func batchJobs(_ id: Int) throws -> [BatchJob] { try store.batchJobs(id, on: database) }
+    func dependencies(of jobID: Int) throws -> [Dependency] { try store.dependencies(of: jobID, on: database) }
     func fail(_ id: Int, processID: Int, error: JobFailure, permanent: Bool, maxAttempts: Int?, retryPolicy: RetryPolicy?) throws -> FailOutcome {
         try store.fail(id, processID: processID, error: error, permanent: permanent, maxAttempts: maxAttempts, retryPolicy: retryPolicy,
                        on: database)

@@ -105,7 +105,8 @@ final class Harness {
     private func reset(keepFinished: Bool) throws -> [any TestStore] {
         clock.set(to: Date(timeIntervalSince1970: 1_800_000_000))
         let tables = ["ready_executions", "claimed_executions", "scheduled_executions", "blocked_executions", "failed_executions",
-                      "recurring_executions", "jobs", "processes", "pauses", "semaphores", "concurrency_rules", "recurring_tasks"]
+                      "waiting_executions", "job_dependencies", "recurring_executions", "jobs", "batches", "processes", "pauses",
+                      "semaphores", "concurrency_rules", "recurring_tasks"]
         try postgres.sql(SQL(unsafeRaw: "TRUNCATE " + tables.map { postgres.table($0).quoted }.joined(separator: ", ") + " RESTART IDENTITY"))
         for table in tables { try sqlite.sql("DELETE FROM \(sqlite.table(table))") }
         try sqlite.sql("DELETE FROM \(sqlite.table("sqlite_sequence"))")
