@@ -104,7 +104,12 @@ static int child(void *context) {
     if (move_to(command->stdin_fd, 0) != 0 || move_to(command->stdout_fd, 1) != 0 || move_to(command->stderr_fd, 2) != 0) {
         fail(arguments, DROVER_STEP_SETUP);
     }
-    if (syscall(SYS_close_range, 3, ~0U, 0) != 0 && close_each_from(3) != 0) fail(arguments, DROVER_STEP_SETUP);
+    int first_closed = 3;
+    if (command->result_fd >= 0) {
+        if (move_to(command->result_fd, 3) != 0) fail(arguments, DROVER_STEP_SETUP);
+        first_closed = 4;
+    }
+    if (syscall(SYS_close_range, first_closed, ~0U, 0) != 0 && close_each_from(first_closed) != 0) fail(arguments, DROVER_STEP_SETUP);
 
     if (command->directory && chdir(command->directory) != 0) fail(arguments, DROVER_STEP_DIRECTORY);
     if (command->switch_user) {

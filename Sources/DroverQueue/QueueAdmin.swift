@@ -42,7 +42,7 @@ public protocol QueueAdmin {
     func apply(_ action: BulkAction, to filter: JobFilter, batchSize: Int, progress: (BulkOutcome) -> Bool) throws -> BulkOutcome
     func jobDetail(_ id: Int) throws -> JobDetail?
     func enqueueTaskNow(_ key: String) throws -> Int
-    func enqueueBatch(_ batch: NewBatch, jobs: [NewJob]) throws -> (batchID: Int, jobIDs: [Int])
+    func enqueueBatch(_ batch: NewBatch, jobs: [NewJob], afterPlaces: [[Int]]) throws -> (batchID: Int, jobIDs: [Int])
     func batch(_ id: Int) throws -> BatchInfo?
     func listBatches(before: Int?, limit: Int) throws -> [BatchInfo]
     func batchStates(_ id: Int) throws -> [JobState: Int]
@@ -109,8 +109,8 @@ public struct BoundQueue<Driver: StoreDriver>: QueueAdmin {
     }
     public func jobDetail(_ id: Int) throws -> JobDetail? { try store.jobDetail(id, on: database) }
     public func enqueueTaskNow(_ key: String) throws -> Int { try store.enqueueTaskNow(key, on: database) }
-    public func enqueueBatch(_ batch: NewBatch, jobs: [NewJob]) throws -> (batchID: Int, jobIDs: [Int]) {
-        try store.enqueueBatch(batch, jobs: jobs, on: database)
+    public func enqueueBatch(_ batch: NewBatch, jobs: [NewJob], afterPlaces: [[Int]]) throws -> (batchID: Int, jobIDs: [Int]) {
+        try store.enqueueBatch(batch, jobs: jobs, afterPlaces: afterPlaces, on: database)
     }
     public func batch(_ id: Int) throws -> BatchInfo? { try store.batch(id, on: database) }
     public func listBatches(before: Int?, limit: Int) throws -> [BatchInfo] { try store.listBatches(before: before, limit: limit, on: database) }

@@ -104,7 +104,7 @@ public struct JobDrain: Sendable {
             let result = await TaskJobRun.run(job, handlers: handlers, services: services, logger: logger)
             switch result.outcome {
             case .finished:
-                let outcome = try store.finish([job.id], processID: processID, on: db)
+                let outcome = try store.finish([job.id], processID: processID, results: result.result.map { [job.id: $0] } ?? [:], on: db)
                 summary.attempts.append(DrainSummary.Attempt(job, outcome: outcome.finished.isEmpty ? .dropped : .finished, failure: nil))
             case .failed(let failure, let permanent):
                 let outcome = try store.fail(job.id, processID: processID, error: failure, permanent: permanent,

@@ -53,6 +53,7 @@ struct drover_command {
     char *const *envp;          // NULL-terminated, exactly the command's environment
     const char *directory;      // working directory, or NULL to keep the worker's
     int stdin_fd, stdout_fd, stderr_fd;  // become 0, 1, 2
+    int result_fd;              // becomes 3 when not negative (the job's result channel)
     int switch_user;            // when non-zero: groups, gid and uid below (needs root)
     uid_t uid;
     gid_t gid;

@@ -20,7 +20,7 @@ struct DroverCommand: ParsableCommand {
         version: Drover.version,
         subcommands: [
             StartCommand.self, CheckCommand.self, MigrateCommand.self, EnqueueCommand.self, JobsCommand.self, FailedCommand.self,
-            QueuesCommand.self, ClassesCommand.self, RecurringCommand.self, ConcurrencyCommand.self, RateLimitsCommand.self, ProcessesCommand.self, StatusCommand.self,
+            QueuesCommand.self, ClassesCommand.self, RecurringCommand.self, ConcurrencyCommand.self, RateLimitsCommand.self, BatchesCommand.self, ProcessesCommand.self, StatusCommand.self,
             WebCommand.self, VersionCommand.self, BenchCommand.self, ChildCommand.self,
         ]
     )

@@ -17,11 +17,17 @@ struct EnqueueCommand: ParsableCommand {
 
             --jsonl FILE (or - for standard input) enqueues one job per line, a JSON object with the keys \
             of the SQL function enqueue_many: class, arguments, queue, priority, run_at, max_attempts, \
-            timeout (seconds), unique_key and trace_context; the command's class and options are the defaults for what \
+            timeout (seconds), unique_key and trace_context, and after (job ids), run_after_failure and batch; the command's class and options are the defaults for what \
             a line leaves out. Lines go in batches of --batch-size, each one transaction. A batch with a \
             bad line is not written: every bad line of it is reported with its number, and the command \
             stops (exit 64) after saying which lines were enqueued. With --skip-bad, bad lines are \
             reported and skipped and the rest enqueued. It prints the ids, one a line.
+
+            --after ID (again for each) makes the job wait until those jobs finished: it is waiting, \
+            then ready. If one of them fails for good or is cancelled, it fails too, unless \
+            --run-after-failure. A job that waits takes a JSON object as arguments: what became of the \
+            jobs it waited for, with their results, is added under drover_dependencies. --batch ID adds \
+            the job to an open batch (see drover batches).
             """
     )
 
@@ -73,6 +79,15 @@ struct EnqueueCommand: ParsableCommand {
         "While a live job (scheduled, ready, running or blocked) has this key, print that job's id instead of "
             + "enqueueing another.", valueName: "key"))
     var uniqueKey: String?
+
+    @Option(help: ArgumentHelp("Wait until this job finished (give it again for each job to wait for).", valueName: "id"))
+    var after: [Int] = []
+
+    @Flag(name: .customLong("run-after-failure"), help: "With --after: run once those jobs ended, even if one failed.")
+    var runAfterFailure = false
+
+    @Option(help: ArgumentHelp("Add the job to this open batch.", valueName: "id"))
+    var batch: Int?
 
     @Flag(help: "Print the job as JSON instead of its id.")
     var json = false
@@ -166,9 +181,12 @@ struct EnqueueCommand: ParsableCommand {
             limit = duration
         }
         // The store checks the rest (names, ranges) and says what is wrong (exit 64).
+        if runAfterFailure && after.isEmpty { throw ValidationError("--run-after-failure goes with --after") }
+        try JobID.check(after)
+        if let batch, batch < 1 { throw ValidationError("--batch \(batch) is out of range: batch ids are whole numbers from 1") }
         return NewJob(
             className ?? "", arguments: args, queue: queue, priority: priority, runAt: runAt, maxAttempts: maxAttempts, timeout: limit,
-            uniqueKey: uniqueKey)
+            uniqueKey: uniqueKey, after: after, runAfterFailure: runAfterFailure, batchID: batch)
     }
 
     func run() throws {

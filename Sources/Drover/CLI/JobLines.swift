@@ -8,7 +8,10 @@ import Foundation
 /// `enqueue_many` (class, arguments, queue, priority, run_at, max_attempts, timeout, unique_key).
 /// What a line leaves out comes from the command's own options (`defaults`).
 enum JobLines {
-    static let keys = ["class", "arguments", "queue", "priority", "run_at", "max_attempts", "timeout", "unique_key", "trace_context"]
+    static let keys = ["class", "arguments", "queue", "priority", "run_at", "max_attempts", "timeout", "unique_key", "trace_context",
+                       "after", "run_after_failure", "batch"]
+    /// `drover batches enqueue` also takes `after_lines`: jobs of the same file, by line number.
+    static let batchKeys = keys.filter { $0 != "batch" } + ["after_lines"]
 
     /// A bad line: its number (from 1) and what is wrong, naming the field.
     struct BadLine: Error, Equatable {
@@ -20,7 +23,22 @@ enum JobLines {
     /// The job on `line` (number `number`), or why there is none. `defaults.className` is empty
     /// when the command named no class: then every line must.
     static func job(_ line: Substring, number: Int, defaults: NewJob) -> Result<NewJob, BadLine> {
-        func bad(_ problem: String) -> Result<NewJob, BadLine> { .failure(BadLine(number: number, problem: problem)) }
+        Self.line(line, number: number, defaults: defaults, keys: keys).map { (parsed: Line) in parsed.job }
+    }
+
+    /// A line of `drover batches enqueue`: its job, and the lines (numbers) it waits for.
+    struct Line {
+        var job: NewJob
+        var afterLines: [Int] = []
+    }
+
+    static func line(_ line: Substring, number: Int, defaults: NewJob, keys: [String]) -> Result<Line, BadLine> {
+        func bad(_ problem: String) -> Result<Line, BadLine> { .failure(BadLine(number: number, problem: problem)) }
+        func ids(_ value: JSON, _ name: String) -> [Int]? {
+            guard value.isArray, let list = try? JSONDecoder().decode([Int].self, from: Data(value.text.utf8)) else { return nil }
+            return list
+        }
+        var afterLines: [Int] = []
         let members: [(name: String, value: JSON)]
         do {
             let object = try JSON(validating: String(line))
@@ -81,6 +99,21 @@ enum JobLines {
                     return bad("trace_context must be a JSON object of strings, such as {\"traceparent\": \"00-…-01\"}")
                 }
                 job.traceContext = pairs.isEmpty ? nil : Dictionary(pairs.map { ($0.0, $0.1!) }) { _, last in last }
+            case "after":
+                guard let list = ids(value, name) else { return bad("after must be an array of job ids, such as [12, 13]") }
+                job.after = list
+            case "after_lines":
+                guard let list = ids(value, name) else { return bad("after_lines must be an array of line numbers, such as [1, 2]") }
+                if let wrong = list.first(where: { $0 < 1 || $0 >= number }) {
+                    return bad("after_lines names line \(wrong), which is not a line before this one")
+                }
+                afterLines = list
+            case "run_after_failure":
+                guard text == "true" || text == "false" else { return bad("run_after_failure must be true or false") }
+                job.runAfterFailure = text == "true"
+            case "batch":
+                guard let n = Int(text), n >= 1 else { return bad("batch \(text) is not a batch id (an integer from 1)") }
+                job.batchID = n
             default:  // unique_key
                 guard let string = string(text) else { return bad("unique_key must be a string") }
                 job.uniqueKey = string
@@ -90,11 +123,14 @@ enum JobLines {
             return bad("the job has no class: give \"class\" on the line or a class to the command")
         }
         do {
-            try JobRules.check(job)
+            var checked = job
+            // A line may wait for lines only: checked as if it waited for a job.
+            if checked.after.isEmpty && !afterLines.isEmpty { checked.after = [1] }
+            try JobRules.check(checked)
         } catch {
             return bad(error.message)
         }
-        return .success(job)
+        return .success(Line(job: job, afterLines: afterLines))
     }
 
     /// The string a JSON string value holds, or nil for any other value.

@@ -94,9 +94,13 @@ struct JobsShow: ParsableCommand {
                 throw QueueError(.jobNotFound, "no job with id \(id)", jobIDs: [id])
             }
             let rateLimited = job.state == .scheduled ? try queue.rateLimitWait(of: id) : nil
+            let dependencies = try queue.dependencies(of: id)
+            let dependants = try queue.dependants(of: id)
             if json {
                 var shown = JobJSON(job)
                 shown.rateLimit = rateLimited.map { RateLimitWaitJSON(key: $0.key, until: $0.until) }
+                if !dependencies.isEmpty { shown.after = dependencies.map { DependencyJSON(jobID: $0.jobID, outcome: $0.outcome?.rawValue) } }
+                if !dependants.isEmpty { shown.dependants = dependants }
                 print(try shown.text())
                 return
             }
@@ -108,6 +112,13 @@ struct JobsShow: ParsableCommand {
             if job.snoozes > 0 { lines.insert(("snoozes", String(job.snoozes)), at: 7) }
             if let next = job.nextRunAt { lines.append(("next run", formatTime(next))) }
             if let wait = rateLimited { lines.append(("waits for", "its start under the rate limit of key \(wait.key)")) }
+            if let batch = job.batchID { lines.append(("batch", String(batch))) }
+            if !dependencies.isEmpty {
+                let open = dependencies.filter { $0.outcome == nil }.map { String($0.jobID) }
+                if job.state == .waiting && !open.isEmpty { lines.append(("waits for", "job\(open.count == 1 ? "" : "s") \(open.joined(separator: ", ")) to end")) }
+                lines.append(("after", dependencies.map { "\($0.jobID) (\($0.outcome?.rawValue ?? "not ended"))" }.joined(separator: ", ")))
+            }
+            if !dependants.isEmpty { lines.append(("dependants", dependants.map(String.init).joined(separator: ", "))) }
             if let process = job.claimedBy { lines.append(("running in", "process \(process)")) }
             if let finished = job.finishedAt { lines.append(("finished", formatTime(finished))) }
             if let failed = job.failedAt { lines.append(("failed", formatTime(failed))) }
@@ -123,6 +134,7 @@ struct JobsShow: ParsableCommand {
                 }
             }
             lines.append(("arguments", job.arguments?.text ?? "{}"))
+            if let result = job.result { lines.append(("result", result.text)) }
             for (key, value) in lines { print((key + ":").padding(toLength: 12, withPad: " ", startingAt: 0) + value) }
             if let output = job.lastError?.output, !output.isEmpty {
                 print("output (end):")

@@ -67,6 +67,13 @@ struct JobJSON: Encodable {
     let lastError: JobFailure?
     /// A scheduled job's wait for its start under a rate limit (`drover jobs show` only).
     var rateLimit: RateLimitWaitJSON?
+    let batchID: Int?
+    /// The jobs it waits (or waited) for (`drover jobs show` only).
+    var after: [DependencyJSON]?
+    /// The jobs that wait for it (`drover jobs show` only).
+    var dependants: [Int]?
+    /// What it handed back, spliced in as stored (see `text`).
+    let result: JSON?
     /// Spliced in as it is stored (see `text`), so numbers and keys come out unchanged.
     let arguments: JSON?
 
@@ -87,13 +94,17 @@ struct JobJSON: Encodable {
         failedAt = job.failedAt
         lastError = job.lastError
         arguments = job.arguments
+        batchID = job.batchID
+        result = job.result
     }
 
     /// The job as one JSON object; `arguments`, when present, is the stored document as it is.
     func text() throws -> String {
-        let encoded = try jsonText(self)
+        var encoded = try jsonText(self)
+        // Keys are sorted, so "arguments" goes first, then "result" (which sorts later, but the
+        // stored document cannot go through the encoder unchanged).
+        if let result { encoded = "{\"result\":" + result.text + "," + encoded.dropFirst() }
         guard let arguments else { return encoded }
-        // Keys are sorted, so "arguments" goes first.
         return "{\"arguments\":" + arguments.text + "," + encoded.dropFirst()
     }
 
@@ -101,6 +112,20 @@ struct JobJSON: Encodable {
         case id, queue, className = "class", state, priority, attempts, maxAttempts = "max_attempts", crashes, snoozes
         case createdAt = "created_at", nextRunAt = "next_run_at", claimedBy = "claimed_by"
         case finishedAt = "finished_at", failedAt = "failed_at", lastError = "last_error", rateLimit = "rate_limit"
+        case batchID = "batch_id", after, dependants
+    }
+}
+
+/// A job another waits for: `{"job_id": …, "outcome": "finished" | "failed" | null}`.
+struct DependencyJSON: Encodable {
+    let jobID: Int
+    let outcome: String?
+    enum CodingKeys: String, CodingKey { case jobID = "job_id", outcome }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(jobID, forKey: .jobID)
+        try container.encode(outcome, forKey: .outcome)
     }
 }
 

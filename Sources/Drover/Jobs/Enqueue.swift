@@ -47,22 +47,59 @@ extension JobDatabase {
     @discardableResult
     public func enqueue<J: Job>(
         _ job: J, queue: String? = nil, priority: Int? = nil, runAt: Date? = nil, runIn delay: Duration? = nil,
-        maxAttempts: Int? = nil, timeout: Duration? = nil, schema: String = DroverSchema.defaultName
+        maxAttempts: Int? = nil, timeout: Duration? = nil, after: [Int] = [], runAfterFailure: Bool = false, batch: Int? = nil,
+        schema: String = DroverSchema.defaultName
     ) throws -> Int {
         try enqueue([job], queue: queue, priority: priority, runAt: runAt, runIn: delay, maxAttempts: maxAttempts,
-                    timeout: timeout, schema: schema)[0]
+                    timeout: timeout, after: after, runAfterFailure: runAfterFailure, batch: batch, schema: schema)[0]
     }
 
     /// Enqueues `jobs` in one statement (waking each queue's workers once) and returns their ids.
     @discardableResult
     public func enqueue<J: Job>(
         _ jobs: [J], queue: String? = nil, priority: Int? = nil, runAt: Date? = nil, runIn delay: Duration? = nil,
-        maxAttempts: Int? = nil, timeout: Duration? = nil, schema: String = DroverSchema.defaultName
+        maxAttempts: Int? = nil, timeout: Duration? = nil, after: [Int] = [], runAfterFailure: Bool = false, batch: Int? = nil,
+        schema: String = DroverSchema.defaultName
     ) throws -> [Int] {
         let store = try Self.store(schema: schema)
         let newJobs = try NewJob.jobs(jobs, queue: queue, priority: priority, runAt: runAt, runIn: delay, maxAttempts: maxAttempts,
-                                      timeout: timeout)
+                                      timeout: timeout, after: after, runAfterFailure: runAfterFailure, batch: batch)
         return try store.enqueue(newJobs, on: self)
+    }
+
+    /// Opens a batch, runs `body` with its id (enqueue its jobs there, with `batch: id`, of any
+    /// types), and commits both together; returns the batch's id. A body that enqueued no job
+    /// into the batch throws, and nothing is written.
+    ///
+    /// ```swift
+    /// let batch = try db.withBatch(NewBatch(description: "album 7", onComplete: ZipAlbum.className)) { batch in
+    ///     let thumbs = try db.enqueue(photos.map { Thumbnail(photo: $0) }, batch: batch)
+    ///     try db.enqueue(ZipAlbum(album: 7), after: thumbs, batch: batch)
+    /// }
+    /// ```
+    @discardableResult
+    public func withBatch(_ batch: NewBatch, schema: String = DroverSchema.defaultName, _ body: (Int) throws -> Void) throws -> Int {
+        let store = try Self.store(schema: schema)
+        return try inWriteTransaction {
+            let id = try store.openBatch(batch, on: self)
+            try body(id)
+            try store.requireJobs(inBatch: id, on: self)
+            return id
+        }
+    }
+
+    /// A batch with its counts, or nil.
+    public func batch(_ id: Int, schema: String = DroverSchema.defaultName) throws -> BatchInfo? {
+        try Self.store(schema: schema).batch(id, on: self)
+    }
+
+    /// The result job `id` handed back, decoded as `type`: nil while it has not finished, or when it
+    /// finished without one.
+    public func result<T: Decodable>(of id: Int, as type: T.Type = T.self, schema: String = DroverSchema.defaultName) throws -> T? {
+        guard let job = try Self.store(schema: schema).job(id, on: self) else {
+            throw QueueError(.jobNotFound, "no job with id \(id)", jobIDs: [id])
+        }
+        return try job.result?.decode(T.self)
     }
 }
 
@@ -71,7 +108,8 @@ extension NewJob {
     /// given from the job type and the job, the run time from `runAt` or `runIn`, and the
     /// enqueuer's trace context, restored around each job's perform.
     package static func jobs<J: Job>(
-        _ jobs: [J], queue: String?, priority: Int?, runAt: Date?, runIn delay: Duration?, maxAttempts: Int?, timeout: Duration?
+        _ jobs: [J], queue: String?, priority: Int?, runAt: Date?, runIn delay: Duration?, maxAttempts: Int?, timeout: Duration?,
+        after: [Int] = [], runAfterFailure: Bool = false, batch: Int? = nil
     ) throws -> [NewJob] {
         let at = runAt ?? delay.map { Date().addingTimeInterval($0.seconds) }
         let trace = JobTrace.carrier()
@@ -79,7 +117,7 @@ extension NewJob {
             NewJob(
                 J.className, arguments: try JSON(encoding: job), queue: queue ?? J.queue, priority: priority ?? J.priority,
                 runAt: at, maxAttempts: maxAttempts ?? J.maxAttempts, timeout: timeout ?? J.timeout, uniqueKey: job.uniqueKey,
-                traceContext: trace)
+                traceContext: trace, after: after, runAfterFailure: runAfterFailure, batchID: batch)
         }
     }
 }

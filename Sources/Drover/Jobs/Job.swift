@@ -115,6 +115,39 @@ extension Job {
     public static var rateLimit: RateLimit? { nil }
 }
 
+/// A job that hands back a result: its return value, kept with the job when it finishes (at most
+/// 64 KiB of JSON) and given to the jobs that wait for it (`JobContext.result(of:as:)`);
+/// `JobDatabase.result(of:as:)` reads it.
+///
+/// ```swift
+/// struct Thumbnail: ResultJob {
+///     let photo: String
+///     func run(_ context: JobContext) async throws -> String { try await resize(photo) }
+/// }
+/// ```
+public protocol ResultJob: Job {
+    associatedtype Output: Encodable & Sendable
+    func run(_ context: JobContext) async throws -> Output
+}
+
+extension ResultJob {
+    public func perform(_ context: JobContext) async throws {
+        try context.keep(result: try await run(context))
+    }
+}
+
+/// A batch to open (`JobDatabase.withBatch`), with the classes of its callbacks.
+public typealias NewBatch = DroverQueue.NewBatch
+/// A batch and its counts (`JobDatabase.batch(_:)`).
+public typealias BatchInfo = DroverQueue.BatchInfo
+/// The arguments of a batch's callback job: a callback type can decode them as its own (its
+/// keys: `batch_id`, `event`, `description`, `total`, `finished`, `failed`, `pending`,
+/// `failed_job_id`).
+public typealias BatchCallbackArguments = DroverQueue.BatchCallbackArguments
+/// A job that a job waited for, with its outcome and result (`JobContext.dependencies`).
+public typealias DependencyResult = DroverRuntime.DependencyResult
+public typealias DependencyError = DroverRuntime.DependencyError
+
 extension ConcurrencyLimit {
     public init(key: String, limit: Int, duration: Duration = .seconds(300), onConflict: ConcurrencyRule.OnConflict = .block) {
         self.init(key: key, limit: limit)

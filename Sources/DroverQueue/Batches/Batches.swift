@@ -143,7 +143,12 @@ extension JobStore {
     ///
     /// - Throws: ``QueueError`` (`invalidRequest` for the batch, `invalidJob` naming the job and
     ///   field) before anything is written.
-    public func enqueueBatch(_ batch: NewBatch, jobs: [NewJob], on database: Driver.Database) throws -> (batchID: Int, jobIDs: [Int]) {
+    ///
+    /// `afterPlaces[i]`, when given, lists jobs of this call that job `i` waits for, by their
+    /// places (from 0, each before `i`): a workflow written before any id is known.
+    public func enqueueBatch(
+        _ batch: NewBatch, jobs: [NewJob], afterPlaces: [[Int]] = [], on database: Driver.Database
+    ) throws -> (batchID: Int, jobIDs: [Int]) {
         try batch.check()
         guard !jobs.isEmpty else {
             throw QueueError(.invalidRequest, "a batch needs at least one job", field: "jobs")
@@ -152,16 +157,66 @@ extension JobStore {
             throw QueueError(.invalidJob, "a job of a new batch names batch \(job.batchID!): leave it out", field: "batch")
                 .about(job: i, of: jobs.count)
         }
-        let now = self.now()
         return try database.atomically {
-            let batchID = try database.fetch("""
-                INSERT INTO \(batches) (description, on_success, on_complete, on_failure, callback_queue, created_at, updated_at)
-                VALUES (\(batch.description), \(batch.onSuccess), \(batch.onComplete), \(batch.onFailure), \(batch.callbackQueue),
-                        \(now.sql), \(now.sql))
-                RETURNING id
-                """)[0].decode("id", as: Int.self)
-            let ids = try enqueue(jobs.map { var job = $0; job.batchID = batchID; return job }, on: database)
+            let batchID = try openBatch(batch, on: database)
+            let jobs = jobs.map { var job = $0; job.batchID = batchID; return job }
+            guard afterPlaces.contains(where: { !$0.isEmpty }) else { return (batchID, try enqueue(jobs, on: database)) }
+            for (i, places) in afterPlaces.enumerated() where i < jobs.count {
+                if let bad = places.first(where: { $0 < 0 || $0 >= i }) {
+                    throw QueueError(.invalidJob, "it waits for job \(bad + 1) of the batch, which does not come before it: a job can wait "
+                                     + "only for jobs listed before it", field: "after").about(job: i, of: jobs.count)
+                }
+            }
+            // Runs of jobs that wait for none of this call go in one enqueue; one that does, alone,
+            // once the ids of those it waits for are known.
+            var ids: [Int] = []
+            var start = 0
+            while start < jobs.count {
+                let places = start < afterPlaces.count ? afterPlaces[start] : []
+                if !places.isEmpty {
+                    var job = jobs[start]
+                    job.after += places.map { ids[$0] }
+                    do {
+                        ids += try enqueue([job], on: database)
+                    } catch let error as QueueError {
+                        throw error.about(job: start, of: jobs.count)
+                    }
+                    start += 1
+                    continue
+                }
+                let end = (start..<jobs.count).first { $0 < afterPlaces.count && !afterPlaces[$0].isEmpty } ?? jobs.count
+                do {
+                    ids += try enqueue(Array(jobs[start..<end]), on: database)
+                } catch var error as QueueError {
+                    if let index = error.jobIndex {
+                        error.message = error.message.replacingOccurrences(of: "job \(index + 1): ", with: "")
+                        error = error.about(job: start + index, of: jobs.count)
+                    }
+                    throw error
+                }
+                start = end
+            }
             return (batchID, ids)
+        }
+    }
+
+    /// Creates an open batch with no jobs yet and returns its id: jobs enqueued with its id join it,
+    /// in the same transaction (see ``requireJobs(inBatch:on:)``).
+    public func openBatch(_ batch: NewBatch, on database: Driver.Database) throws -> Int {
+        try batch.check()
+        let now = self.now()
+        return try database.fetch("""
+            INSERT INTO \(batches) (description, on_success, on_complete, on_failure, callback_queue, created_at, updated_at)
+            VALUES (\(batch.description), \(batch.onSuccess), \(batch.onComplete), \(batch.onFailure), \(batch.callbackQueue),
+                    \(now.sql), \(now.sql))
+            RETURNING id
+            """)[0].decode("id", as: Int.self)
+    }
+
+    /// Throws unless batch `id` has a job (a batch without any would never complete).
+    public func requireJobs(inBatch id: Int, on database: Driver.Database) throws {
+        guard let batch = try batch(id, on: database), batch.total > 0 else {
+            throw QueueError(.invalidRequest, "batch \(id) has no jobs: enqueue at least one with its id; nothing was written", field: "jobs")
         }
     }
 

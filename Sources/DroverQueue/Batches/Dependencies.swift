@@ -117,6 +117,7 @@ extension JobStore {
                 """)
             return (id, false)
         }
+        try carryDependencies([id], on: database)
         let due = try row.decode("due", as: Bool.self)
         if due && concurrencyKey != nil { return (id, true) }
         if due {
@@ -204,10 +205,50 @@ extension JobStore {
         try countEnded(all, now: now, on: database)
     }
 
+    /// The key of a job's arguments that carries the jobs it waited for, their outcomes and results
+    /// (what a command reads on its stdin, and ``JobContext/dependencies`` a Swift job).
+    public static var dependenciesKey: String { "drover_dependencies" }
+    /// The most the results carried in a job's arguments may hold together; those past it are
+    /// left out (`result_omitted`).
+    static var carriedResultsBytes: Int { 1_048_576 }
+
+    /// Writes into each job's arguments what became of the jobs it waited for (``dependenciesKey``):
+    /// `[{"job_id": 12, "outcome": "finished", "result": …}, …]`, in id order.
+    func carryDependencies(_ ids: [Int], on database: Driver.Database) throws {
+        guard !ids.isEmpty else { return }
+        var entries: [Int: [String]] = [:]
+        var budget: [Int: Int] = [:]
+        for row in try database.fetch("""
+            SELECT job_id, depends_on, outcome, result FROM \(dependencyTable)
+            WHERE \(driver.contains("job_id", ids: ids)) ORDER BY job_id, depends_on
+            """) {
+            let id = try row.decode("job_id", as: Int.self)
+            var entry = "{\"job_id\":\(try row.decode("depends_on", as: Int.self)),\"outcome\":\"\(try row.decode("outcome", as: String?.self) ?? "failed")\""
+            if let result = try row.decode("result", as: JSON?.self) {
+                let left = budget[id] ?? Self.carriedResultsBytes
+                if result.text.utf8.count <= left {
+                    entry += ",\"result\":" + result.text
+                    budget[id] = left - result.text.utf8.count
+                } else {
+                    entry += ",\"result_omitted\":true"
+                    budget[id] = 0
+                }
+            }
+            entries[id, default: []].append(entry + "}")
+        }
+        for (id, list) in entries.sorted(by: { $0.key < $1.key }) {
+            let value = try JSON(validating: "[" + list.joined(separator: ",") + "]")
+            try database.change("""
+                UPDATE \(jobs) SET arguments = \(driver.jsonSetting("arguments", key: Self.dependenciesKey, to: value)) WHERE id = \(id)
+                """)
+        }
+    }
+
     /// Jobs no longer waiting: scheduled if their time has not come, else ready (or admitted by
     /// their concurrency key).
     func route(_ ids: [Int], now: Moment, on database: Driver.Database) throws {
         guard !ids.isEmpty else { return }
+        try carryDependencies(ids, on: database)
         var later: [Int] = []
         var due: [Int] = []
         for row in try database.fetch("""

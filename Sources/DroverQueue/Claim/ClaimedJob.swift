@@ -21,6 +21,8 @@ public struct ClaimedJob: Sendable, Equatable {
     public let traceContext: [String: String]?
     /// Its class's rate limit, when it has one: the claim decides whether it starts.
     let rateLimit: RateLimitRule?
+    /// The batch it belongs to: jobs it enqueues with this id join the batch.
+    public let batchID: Int?
 
     init(row: Row) throws(DatabaseError) {
         id = try row.decode("id")
@@ -34,6 +36,7 @@ public struct ClaimedJob: Sendable, Equatable {
         timeout = try row.decode("timeout_seconds", as: Double?.self).map { Duration.milliseconds(Int64($0 * 1000)) }
         enqueuedAt = try row.decode("created_at")
         traceContext = try row.decode("trace_context", as: JSON?.self).flatMap { try? $0.decode([String: String].self) }
+        batchID = try row.decode("batch_id")
         if let template = try row.decode("rate_key", as: String?.self) {
             rateLimit = RateLimitRule(
                 className: className, keyTemplate: template, limit: try row.decode("rate_limit"),
@@ -48,7 +51,7 @@ extension JobStore {
     /// The names ``claimedJobColumns`` gives its columns, to select them again from a CTE.
     var claimedJobNames: SQL {
         "id, queue_name, class_name, arguments, priority, attempts, max_attempts, crashes, timeout_seconds, created_at, trace_context, "
-            + "rate_key, rate_limit, rate_period"
+            + "rate_key, rate_limit, rate_period, batch_id"
     }
 
     /// The columns `ClaimedJob(row:)` reads; `j` is the job, `rl` its class's rate limit (see
@@ -57,7 +60,7 @@ extension JobStore {
         """
         j.id, j.queue_name, j.class_name, j.arguments, j.priority, j.attempts, j.max_attempts, j.crashes,
         \(driver.seconds(of: "j.timeout")) AS timeout_seconds, j.created_at, j.trace_context,
-        rl.key_template AS rate_key, rl.max_starts AS rate_limit, \(driver.seconds(of: "rl.period")) AS rate_period
+        rl.key_template AS rate_key, rl.max_starts AS rate_limit, \(driver.seconds(of: "rl.period")) AS rate_period, j.batch_id
         """
     }
 

@@ -124,6 +124,11 @@ public enum JobRules {
         if Set(job.after).count != job.after.count {
             throw QueueError(.invalidJob, "after lists a job twice: list each job it waits for once", field: "after")
         }
+        if !job.after.isEmpty && !job.arguments.isObject {
+            throw QueueError(
+                .invalidJob, "a job that waits for others takes a JSON object as arguments (what became of the jobs it waited "
+                    + "for is added under drover_dependencies), not an array", field: "arguments")
+        }
         if let batch = job.batchID, batch < 1 {
             throw QueueError(.invalidJob, "batch \(batch) is not a batch id (ids are 1 or more)", field: "batch")
         }

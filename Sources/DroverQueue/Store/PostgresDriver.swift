@@ -23,6 +23,10 @@ public struct PostgresDriver: StoreDriver {
     public func contains(_ column: SQL, ids: [Int]) -> SQL { "\(column) = ANY(\(ids))" }
     public func contains(_ column: SQL, names: [String]) -> SQL { "\(column) = ANY(\(names))" }
 
+    public func jsonSetting(_ column: SQL, key: String, to value: JSON) -> SQL {
+        "\(column) || jsonb_build_object(CAST(\(key) AS text), \(value))"
+    }
+
     public var lockingRows: SQL { " FOR UPDATE" }
     public var lockingRowsSkippingLocked: SQL { " FOR UPDATE SKIP LOCKED" }
 

@@ -27,6 +27,10 @@ public struct SQLiteDriver: StoreDriver {
         return "\(column) IN (SELECT value FROM json_each(\(array)))"
     }
 
+    public func jsonSetting(_ column: SQL, key: String, to value: JSON) -> SQL {
+        "json_set(\(column), \("$." + key), json(\(value.text)))"
+    }
+
     public var lockingRows: SQL { "" }
     public var lockingRowsSkippingLocked: SQL { "" }
 

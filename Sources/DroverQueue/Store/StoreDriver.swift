@@ -51,6 +51,8 @@ public protocol StoreDriver: Sendable {
     func containsText(_ haystack: SQL, _ needle: String) -> SQL
     /// A condition: the JSON `column` contains `wanted`, as PostgreSQL's `@>` means it.
     func jsonContains(_ column: SQL, _ wanted: JSON) -> SQL
+    /// The JSON object `column` with its key `key` set to `value` (added, or replaced).
+    func jsonSetting(_ column: SQL, key: String, to value: JSON) -> SQL
 
     // MARK: Row locks
 

@@ -64,6 +64,9 @@ struct CommandHandler: Sendable {
         environment["DROVER_QUEUE"] = job.queue
         environment["DROVER_ATTEMPT"] = String(job.attempt)
         environment["DROVER_JOB_CLASS"] = job.className
+        // Where the command may write its result (a JSON document, at most 64 KiB).
+        environment["DROVER_RESULT_FD"] = "3"
+        if let batch = job.batchID { environment["DROVER_BATCH_ID"] = String(batch) }
         return environment
     }
 

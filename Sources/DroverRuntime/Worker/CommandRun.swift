@@ -24,7 +24,7 @@ struct CommandRun {
                           + "install it or give its absolute path in handlers.\(handler.className).command")
         }
         var pipes: [[Int32]] = []
-        for _ in 0..<3 {
+        for _ in 0..<4 {
             var fds: [Int32] = [-1, -1]
             guard drover_pipe_cloexec(&fds) == 0 else {
                 let error = errno
@@ -33,28 +33,29 @@ struct CommandRun {
             }
             pipes.append(fds)
         }
-        let (stdinPipe, stdoutPipe, stderrPipe) = (pipes[0], pipes[1], pipes[2])
+        let (stdinPipe, stdoutPipe, stderrPipe, resultPipe) = (pipes[0], pipes[1], pipes[2], pipes[3])
 
-        let spawned = spawn(program, stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1])
-        for fd in [stdinPipe[0], stdoutPipe[1], stderrPipe[1]] { close(fd) }
+        let spawned = spawn(program, stdin: stdinPipe[0], stdout: stdoutPipe[1], stderr: stderrPipe[1], result: resultPipe[1])
+        for fd in [stdinPipe[0], stdoutPipe[1], stderrPipe[1], resultPipe[1]] { close(fd) }
         guard case .success(let pid) = spawned else {
-            for fd in [stdinPipe[1], stdoutPipe[0], stderrPipe[0]] { close(fd) }
+            for fd in [stdinPipe[1], stdoutPipe[0], stderrPipe[0], resultPipe[0]] { close(fd) }
             if case .failure(let message) = spawned { return failed("CommandFailed", message) }
             return failed("CommandFailed", "cannot start \(program)")
         }
         execution.commandStarted(pid)
-        for fd in [stdinPipe[1], stdoutPipe[0], stderrPipe[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
+        for fd in [stdinPipe[1], stdoutPipe[0], stderrPipe[0], resultPipe[0]] { _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) }
 
         var io = CommandIO(
-            input: Array(job.arguments.text.utf8), stdin: stdinPipe[1], stdout: stdoutPipe[0], stderr: stderrPipe[0], log: log)
+            input: Array(job.arguments.text.utf8), stdin: stdinPipe[1], stdout: stdoutPipe[0], stderr: stderrPipe[0],
+            result: resultPipe[0], log: log)
         let ending = supervise(pid: pid, io: &io)
         io.closeAll()
-        return result(ending, output: io.output.tail)
+        return result(ending, output: io.output.tail, written: io.result)
     }
 
     private enum Spawned { case success(pid_t), failure(String) }
 
-    private func spawn(_ program: String, stdin: Int32, stdout: Int32, stderr: Int32) -> Spawned {
+    private func spawn(_ program: String, stdin: Int32, stdout: Int32, stderr: Int32, result: Int32) -> Spawned {
         let argv = ([program] + handler.command.dropFirst()).map { strdup($0) } + [nil]
         let envp = handler.environment(for: execution.job).sorted { $0.key < $1.key }.map { strdup("\($0.key)=\($0.value)") } + [nil]
         let directory: UnsafeMutablePointer<CChar>? = handler.workingDirectory.flatMap { strdup($0) }
@@ -72,6 +73,7 @@ struct CommandRun {
                     var command = drover_command(
                         path: argvBuffer[0], argv: argvBuffer.baseAddress, envp: envpBuffer.baseAddress,
                         directory: directory.map { UnsafePointer($0) }, stdin_fd: stdin, stdout_fd: stdout, stderr_fd: stderr,
+                        result_fd: result,
                         switch_user: credentials == nil ? 0 : 1, uid: credentials?.uid ?? 0, gid: credentials?.gid ?? 0,
                         groups: groupBuffer.baseAddress, group_count: groups.count)
                     return drover_spawn_command(&command, &pid, &failure)
@@ -176,7 +178,7 @@ struct CommandRun {
         return waitStatus
     }
 
-    private func result(_ ending: Ending, output: String) -> JobResult {
+    private func result(_ ending: Ending, output: String, written: CommandIO.Written) -> JobResult {
         let status = ending.status
         let exitCode: Int32? = (status & 0x7f) == 0 ? (status >> 8) & 0xff : nil
         let signal: Int32? = exitCode == nil ? status & 0x7f : nil
@@ -199,7 +201,22 @@ struct CommandRun {
                               exitStatus: exitCode, signal: signal, output: output)
             }
         }
-        if exitCode == 0 { return JobResult(job: execution.job, outcome: .finished) }
+        if exitCode == 0 {
+            guard !written.tooLarge else {
+                return failed("ResultTooLarge", "\(name) wrote more than \(JobRules.maxResultBytes) bytes (64 KiB) of result to descriptor 3: "
+                              + "store large data elsewhere and write a reference to it", exitStatus: exitCode, output: output, permanent: true)
+            }
+            let text = String(decoding: written.bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !text.isEmpty else { return JobResult(job: execution.job, outcome: .finished) }
+            guard let value = try? JSON(validating: text) else {
+                return failed("ResultInvalid", "\(name) wrote a result to descriptor 3 that is not one JSON document: "
+                              + "\"\(text.prefix(80))\"; write a JSON value, such as {\"path\": \"/tmp/out.zip\"}",
+                              exitStatus: exitCode, output: output, permanent: true)
+            }
+            var finished = JobResult(job: execution.job, outcome: .finished)
+            finished.result = value
+            return finished
+        }
         if exitCode == CommandHandler.permanentFailureStatus {
             return failed("CommandFailed", "\(name) exited with status 100: a permanent failure, not retried",
                           exitStatus: exitCode, output: output, permanent: true)
@@ -255,24 +272,33 @@ struct CommandIO {
     private var stdin: Int32
     private var stdout: Int32
     private var stderr: Int32
+    private var resultFD: Int32
     private(set) var output: CommandOutput
+    /// What the command wrote to descriptor 3, its result: at most ``JobRules/maxResultBytes`` kept.
+    struct Written {
+        var bytes: [UInt8] = []
+        var tooLarge = false
+    }
+    private(set) var result = Written()
 
-    init(input: [UInt8], stdin: Int32, stdout: Int32, stderr: Int32, log: Log) {
+    init(input: [UInt8], stdin: Int32, stdout: Int32, stderr: Int32, result: Int32, log: Log) {
         self.input = input
         self.stdin = stdin
         self.stdout = stdout
         self.stderr = stderr
+        resultFD = result
         output = CommandOutput(log: log)
         if input.isEmpty { closeInput() }
     }
 
-    var outputClosed: Bool { stdout < 0 && stderr < 0 }
+    var outputClosed: Bool { stdout < 0 && stderr < 0 && resultFD < 0 }
 
     func pollDescriptors() -> [pollfd] {
         var fds: [pollfd] = []
         if stdin >= 0 { fds.append(pollfd(fd: stdin, events: Int16(POLLOUT), revents: 0)) }
         if stdout >= 0 { fds.append(pollfd(fd: stdout, events: Int16(POLLIN), revents: 0)) }
         if stderr >= 0 { fds.append(pollfd(fd: stderr, events: Int16(POLLIN), revents: 0)) }
+        if resultFD >= 0 { fds.append(pollfd(fd: resultFD, events: Int16(POLLIN), revents: 0)) }
         return fds
     }
 
@@ -282,6 +308,7 @@ struct CommandIO {
             if fd.fd == stdin { writeInput() }
             if fd.fd == stdout, !read(stdout, stream: .stdout) { stdout = -1 }
             if fd.fd == stderr, !read(stderr, stream: .stderr) { stderr = -1 }
+            if fd.fd == resultFD, !readResult() { resultFD = -1 }
         }
     }
 
@@ -326,11 +353,36 @@ struct CommandIO {
         return true
     }
 
+    /// Reads the result channel: what fits is kept, the rest read and dropped (marked too large);
+    /// false (and the descriptor closed) at end of file.
+    private mutating func readResult() -> Bool {
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        var taken = 0
+        while taken < Self.sliceBytes {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(resultFD, $0.baseAddress, $0.count) }
+            if n > 0 {
+                taken += n
+                if result.bytes.count + n > JobRules.maxResultBytes {
+                    result.tooLarge = true
+                } else {
+                    result.bytes += buffer[0..<n]
+                }
+                continue
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN { return true }
+            close(resultFD)
+            return false
+        }
+        return true
+    }
+
     mutating func closeAll() {
         closeInput()
-        for fd in [stdout, stderr] where fd >= 0 { close(fd) }
+        for fd in [stdout, stderr, resultFD] where fd >= 0 { close(fd) }
         stdout = -1
         stderr = -1
+        resultFD = -1
         output.finish(.stdout)
         output.finish(.stderr)
         output.summarize()

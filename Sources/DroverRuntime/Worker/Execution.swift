@@ -1,3 +1,4 @@
+import DroverPersistence
 import CProcess
 import DroverQueue
 import Foundation
@@ -29,6 +30,8 @@ final class Execution: @unchecked Sendable {
         var cancelTask: (@Sendable () -> Void)?
         /// Set by a fence: the command is killed by then, whatever its grace period.
         var killBy: ContinuousClock.Instant?
+        /// What a Swift job handed back (``JobContext/keep(result:)``).
+        var result: JSON?
     }
 
     let job: ClaimedJob
@@ -53,6 +56,12 @@ final class Execution: @unchecked Sendable {
     var deadline: ContinuousClock.Instant? { timeout.map { startedAt + $0 } }
 
     var stopReason: StopReason? { state.withLock { $0.stop } }
+
+    /// What the job handed back, if it did.
+    var result: JSON? {
+        get { state.withLock { $0.result } }
+        set { state.withLock { $0.result = newValue } }
+    }
     var stopRequestedAt: ContinuousClock.Instant? { state.withLock { $0.stopRequestedAt } }
 
     /// Asks the job to stop; the first reason wins.

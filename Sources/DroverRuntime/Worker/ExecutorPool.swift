@@ -1,3 +1,4 @@
+import DroverPersistence
 import DroverQueue
 import Foundation
 import Synchronization
@@ -18,6 +19,8 @@ public struct JobResult: Sendable {
     public var retryPolicy: RetryPolicy? = nil
     /// The handler's (or the job type's) limit on snoozes.
     public var maxSnoozes: Int? = nil
+    /// What a finished job handed back (a command on descriptor 3, a Swift job its return value).
+    public var result: JSON? = nil
 }
 
 /// `threads` threads that run claimed jobs and hand back their results; the coordinator is woken

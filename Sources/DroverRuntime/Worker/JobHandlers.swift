@@ -58,6 +58,11 @@ public struct JobContext: Sendable {
     public let maxAttempts: Int
     public let queue: String
     public let className: String
+    /// The batch the job belongs to: jobs it enqueues with this `batchID` join the batch, which
+    /// does not complete before they end.
+    public let batchID: Int?
+    /// The jobs it waited for (``NewJob/after``), in id order, with their outcomes and results.
+    public let dependencies: [DependencyResult]
     /// The worker's logger with the job on every line: the worker's `process`, `name` and `pid`,
     /// then the job's id (`job`), `class` and `queue`; at the level of `drover start --log-level`.
     /// Its lines go to the handler the process bootstrapped (``DroverLogHandler``, unless the app
@@ -76,6 +81,8 @@ public struct JobContext: Sendable {
         maxAttempts = job.maxAttempts
         queue = job.queue
         className = job.className
+        batchID = job.batchID
+        dependencies = DependencyResult.list(in: job.arguments)
         logger = log.logger
         servicesValue = services
         self.execution = execution
@@ -94,6 +101,8 @@ public struct JobContext: Sendable {
         self.logger = logger
         servicesValue = services
         execution = nil
+        batchID = nil
+        dependencies = []
     }
 
     /// The job's log as Drover's own `Log` (fields as ordered pairs); the same lines as ``logger``.
@@ -119,6 +128,52 @@ public struct JobContext: Sendable {
                                 jobID: jobID, className: className)
         }
         return services
+    }
+
+    /// The result of job `id` it waited for, decoded as `type`; nil when that job finished
+    /// without one.
+    ///
+    /// - Throws: ``DependencyError`` when the job did not wait for `id`, `id` did not finish, or
+    ///   its result does not decode as `type`.
+    public func result<T: Decodable>(of id: Int, as type: T.Type = T.self) throws -> T? {
+        guard let dependency = dependencies.first(where: { $0.jobID == id }) else {
+            throw DependencyError("job \(jobID) did not wait for job \(id): it waited for "
+                                  + (dependencies.isEmpty ? "none" : dependencies.map { String($0.jobID) }.joined(separator: ", ")))
+        }
+        guard dependency.outcome == "finished" else {
+            throw DependencyError("job \(id), which job \(jobID) waited for, \(dependency.outcome): it has no result")
+        }
+        if dependency.resultOmitted {
+            throw DependencyError("the result of job \(id) was left out of job \(jobID)'s arguments (the results together passed 1 MiB): "
+                                  + "read it from the database")
+        }
+        guard let result = dependency.result else { return nil }
+        do {
+            return try result.decode(T.self)
+        } catch {
+            throw DependencyError("the result of job \(id) does not decode as \(T.self): \(error)")
+        }
+    }
+
+    /// Keeps `value` as the job's result (a Swift ``ResultJob``'s return value goes through here):
+    /// stored with the job when it finishes and handed to the jobs that wait for it.
+    ///
+    /// - Throws: ``PermanentJobFailure`` when it does not encode or is larger than 64 KiB.
+    package func keep<R: Encodable>(result value: R) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let json: JSON
+        do {
+            json = try JSON(encoding: value, encoder: encoder)
+        } catch {
+            throw PermanentJobFailure("the result of job \(jobID) does not encode as JSON: \(error)")
+        }
+        do {
+            try JobRules.checkResult(json)
+        } catch {
+            throw PermanentJobFailure("the result of job \(jobID): \(error.message)")
+        }
+        execution?.result = json
     }
 
     /// Whether the job was asked to stop (timeout or `drover jobs cancel`); the task is cancelled too.
@@ -331,4 +386,38 @@ public struct JobHandlers: Sendable {
 /// The failure `drover.test.fail` throws.
 struct TestFailure: Error, CustomStringConvertible {
     let description: String
+}
+
+/// A job another job waited for, as that job's arguments carry it (`drover_dependencies`).
+public struct DependencyResult: Sendable, Equatable {
+    public let jobID: Int
+    /// `finished` or `failed` (failed for good, cancelled or discarded: only a job enqueued with
+    /// `run_after_failure` runs after one).
+    public let outcome: String
+    public let result: JSON?
+    /// True when the results together were too large to carry and this one was left out.
+    public let resultOmitted: Bool
+
+    /// The dependencies a job's arguments carry, or none.
+    static func list(in arguments: JSON) -> [DependencyResult] {
+        guard arguments.isObject, arguments.text.contains("\"drover_dependencies\""),
+              let object = try? JSONSerialization.jsonObject(with: Data(arguments.text.utf8)) as? [String: Any],
+              let entries = object["drover_dependencies"] as? [[String: Any]] else { return [] }
+        return entries.compactMap { entry in
+            guard let id = (entry["job_id"] as? NSNumber)?.intValue, let outcome = entry["outcome"] as? String else { return nil }
+            var result: JSON?
+            if let value = entry["result"], !(value is NSNull),
+               let data = try? JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys]) {
+                result = try? JSON(validating: String(decoding: data, as: UTF8.self))
+            }
+            return DependencyResult(jobID: id, outcome: outcome, result: result,
+                                    resultOmitted: (entry["result_omitted"] as? NSNumber)?.boolValue ?? false)
+        }
+    }
+}
+
+/// A dependency's result asked for that is not there (``JobContext/result(of:as:)``).
+public struct DependencyError: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    init(_ description: String) { self.description = description }
 }

@@ -43,7 +43,9 @@ struct SwiftJobRun {
         }
         switch result {
         case .success:
-            return JobResult(job: job, outcome: .finished)
+            var finished = JobResult(job: job, outcome: .finished)
+            finished.result = execution.result
+            return finished
         case .failure(let snooze as Snooze):
             guard SnoozeRules.delayRange.contains(snooze.delay) else {
                 let failure = JobFailure(errorClass: "Snooze", message: "the job asked to snooze for \(DurationText.format(snooze.delay)); "

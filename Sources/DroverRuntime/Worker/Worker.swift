@@ -330,7 +330,8 @@ final class Worker<Driver: RuntimeDriver> {
         do {
             let turn = try runtime.session.run { connection in
                 try connection.inWriteTransaction { () -> (FinishOutcome, [(JobResult, String)], [ClaimedJob]) in
-                    let finished = try runtime.store.finish(finishedIDs, processID: processID, on: connection)
+                    let finished = try runtime.store.finish(finishedIDs, processID: processID, results: results.finishedResults,
+                                                            on: connection)
                     var unfinished: [(JobResult, String)] = []
                     for result in results {
                         switch result.outcome {
@@ -436,7 +437,8 @@ final class Worker<Driver: RuntimeDriver> {
                 let reported = try runtime.session.run { connection -> Bool in
                     switch result.outcome {
                     case .finished:
-                        let outcome = try runtime.store.finish([result.job.id], processID: processID, on: connection)
+                        let outcome = try runtime.store.finish([result.job.id], processID: processID,
+                                                               results: [result].finishedResults, on: connection)
                         finishedCount += outcome.finished.count
                     case .failed(let failure, let permanent):
                         let outcome: FailOutcome
@@ -498,5 +500,16 @@ extension QueueSelection {
             case .all: return true
             }
         }
+    }
+}
+
+extension [JobResult] {
+    /// The results finished jobs handed back, by job.
+    var finishedResults: [Int: JSON] {
+        var results: [Int: JSON] = [:]
+        for result in self {
+            if case .finished = result.outcome, let value = result.result { results[result.job.id] = value }
+        }
+        return results
     }
 }

@@ -31,7 +31,12 @@ struct DependencyScenarios {
             try s.finish([b])
             #expect(try s.state(zip) == .ready)
             #expect(canonical(try s.job(a)?.result) == canonical(.object(#"{"path":"/t/a.jpg"}"#)), "the result is kept with the job")
-            #expect(try s.claim(1).map(\.id) == [zip])
+            let claimed = try s.claim(1)
+            #expect(claimed.map(\.id) == [zip])
+            // What a command reads on stdin: its arguments, with what became of the jobs it waited for.
+            #expect(canonical(claimed.first?.arguments) == canonical(.object("""
+                {"drover_dependencies":[{"job_id":\(a),"outcome":"finished","result":{"path":"/t/a.jpg"}},{"job_id":\(b),"outcome":"finished"}]}
+                """)))
         }
     }
 
@@ -73,6 +78,7 @@ struct DependencyScenarios {
             #expect(try s.job(c)?.lastError?.message.contains("job \(b)") == true)
             #expect(try s.state(anyway) == .ready)
             #expect(try s.dependencies(of: anyway) == [Dependency(jobID: a, outcome: .failed, result: nil)])
+            #expect(canonical(try s.job(anyway)?.arguments) == canonical(.object(#"{"drover_dependencies":[{"job_id":\#(a),"outcome":"failed"}]}"#)))
         }
     }
 
@@ -130,6 +136,7 @@ struct DependencyScenarios {
                 (NewJob("B", after: [0]), "0 is not a job id"),
                 (NewJob("B", after: [a, a]), "lists a job twice"),
                 (NewJob("B", uniqueKey: "k", after: [a]), "unique key"),
+                (NewJob("B", arguments: .object("[1]"), after: [a], runAfterFailure: true), "a JSON object as arguments"),
             ]
             for (job, message) in refusals {
                 do {
