@@ -57,7 +57,7 @@ struct MigrateCommandTests {
 
     @Test("bad arguments exit 64 and say what to type instead", arguments: [
         (["migarte"], "unknown command 'migarte'. Did you mean 'drover migrate'?"),
-        (["frobnicate"], "unknown command 'frobnicate'. The commands are: start, check, migrate, enqueue, jobs, failed, queues, classes, recurring, concurrency, rate-limits, processes, status, web, version, bench."),
+        (["frobnicate"], "unknown command 'frobnicate'. The commands are: start, check, migrate, enqueue, jobs, failed, queues, classes, recurring, concurrency, rate-limits, batches, processes, status, web, version, bench."),
         (["migrate", "--bogus"], "Unknown option '--bogus'"),
         (["migrate", "--schema", "Bad-Name"], "lowercase letters"),
         (["migrate", "--database-url", ""], "--database-url is empty"),

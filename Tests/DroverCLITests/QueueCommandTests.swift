@@ -162,7 +162,7 @@ struct QueueCommandTests {
             let missing = try drover(["jobs", "show", "987654"], schema: schema)
             #expect(missing.status == 65 && missing.stderr.contains("no job with id 987654"), "\(missing)")
             let badState = try drover(["jobs", "list", "--state", "done"], schema: schema)
-            #expect(badState.status == 64 && badState.stderr.contains("--state \"done\" is not a state; use one of scheduled, ready, claimed, blocked, failed, finished"))
+            #expect(badState.status == 64 && badState.stderr.contains("--state \"done\" is not a state; use one of scheduled, ready, claimed, blocked, waiting, failed, finished"))
             let badLimit = try drover(["jobs", "list", "--limit", "0"], schema: schema)
             #expect(badLimit.status == 64 && badLimit.stderr.contains("--limit 0 is not from 1 to 100000"), "\(badLimit)")
         }

@@ -191,6 +191,13 @@ final class ChaosRun {
 
     struct AuditArguments: Encodable { let file: String; let ms: Int }
 
+    /// Audit jobs enqueued another way (in batches): the audit covers them.
+    func addAudited(_ added: [Int], ms: Int = 2) {
+        for id in added { auditWork[id] = ms }
+        ids += added
+        row.jobs = ids.count
+    }
+
     /// How many of the audited jobs are finished (nil while the database cannot answer).
     func finishedCount() -> Int? {
         try? database.count("""

@@ -93,14 +93,20 @@ enum Backend: String, CaseIterable, CustomStringConvertible, Sendable {
         case .sqlite:
             let database = try TemporaryJobDatabase()
             return try await body(TestQueue(url: database.url, schema: DroverSchema.defaultName,
-                                             enqueue: { try database.connection.enqueue($0, runIn: $1) }, job: { try database.job($0) }))
+                                             enqueue: { try database.connection.enqueue($0, runIn: $1, after: $2, batch: $3) },
+                                             job: { try database.job($0) },
+                                             withBatch: { try database.connection.withBatch($0, $1) },
+                                             batch: { try database.connection.batch($0) }))
         case .postgresql:
             let url = try TestDatabase.url()
             let schema = TestDatabase.uniqueSchemaName()
             let (store, db) = try PostgresDriver.open(url: url, options: StoreOptions(schema: schema, migrating: .always))
             defer { _ = try? db.execute("DROP SCHEMA IF EXISTS \(SQLIdentifier(schema)) CASCADE") }
-            return try await body(TestQueue(url: url, schema: schema, enqueue: { try db.enqueue($0, runIn: $1, schema: schema) },
-                                            job: { try store.job($0, on: db) }))
+            return try await body(TestQueue(url: url, schema: schema,
+                                            enqueue: { try db.enqueue($0, runIn: $1, after: $2, batch: $3, schema: schema) },
+                                            job: { try store.job($0, on: db) },
+                                            withBatch: { try db.withBatch($0, schema: schema, $1) },
+                                            batch: { try db.batch($0, schema: schema) }))
         }
     }
 }
@@ -108,21 +114,30 @@ enum Backend: String, CaseIterable, CustomStringConvertible, Sendable {
 struct TestQueue {
     let url: String
     let schema: String
-    /// Enqueues a job through the Swift API, to run now or after a delay.
-    let enqueueOne: (any Job, Duration?) throws -> Int
+    /// Enqueues a job through the Swift API, to run now or after a delay, after jobs, in a batch.
+    let enqueueOne: (any Job, Duration?, [Int], Int?) throws -> Int
     let job: (Int) throws -> JobInfo?
+    let withBatch: (NewBatch, (Int) throws -> Void) throws -> Int
+    let batch: (Int) throws -> BatchInfo?
 
-    init(url: String, schema: String, enqueue: @escaping (any Job, Duration?) throws -> Int, job: @escaping (Int) throws -> JobInfo?) {
+    init(
+        url: String, schema: String, enqueue: @escaping (any Job, Duration?, [Int], Int?) throws -> Int, job: @escaping (Int) throws -> JobInfo?,
+        withBatch: @escaping (NewBatch, (Int) throws -> Void) throws -> Int, batch: @escaping (Int) throws -> BatchInfo?
+    ) {
         self.url = url
         self.schema = schema
         enqueueOne = enqueue
         self.job = job
+        self.withBatch = withBatch
+        self.batch = batch
     }
 
     @discardableResult
-    func enqueue(_ jobs: any Job...) throws -> [Int] { try jobs.map { try enqueueOne($0, nil) } }
+    func enqueue(_ jobs: any Job...) throws -> [Int] { try jobs.map { try enqueueOne($0, nil, [], nil) } }
 
-    func enqueue(_ job: any Job, in delay: Duration) throws -> Int { try enqueueOne(job, delay) }
+    func enqueue(_ job: any Job, in delay: Duration) throws -> Int { try enqueueOne(job, delay, [], nil) }
+
+    func enqueue(_ job: any Job, after: [Int] = [], batch: Int?) throws -> Int { try enqueueOne(job, nil, after, batch) }
 
     func drain(
         _ types: [any Job.Type], services: (any Sendable)? = nil, retries: JobDrain.Retries = .immediately,
@@ -130,5 +145,30 @@ struct TestQueue {
     ) async throws -> DrainSummary {
         try await JobDrain(url: url, schema: schema, jobs: types, services: services, retries: retries,
                            runScheduledJobs: runScheduledJobs).run()
+    }
+}
+
+/// Measures a photo: its result is the photo's size.
+struct Measure: ResultJob {
+    var photo: String
+    func run(_ context: JobContext) async throws -> Int { photo.count * 100 }
+}
+
+/// Adds up the results of the jobs it waited for, into the ledger; reports its batch.
+struct Total: Job {
+    func perform(_ context: JobContext) async throws {
+        var sum = 0
+        for dependency in context.dependencies { sum += try context.result(of: dependency.jobID, as: Int.self) ?? 0 }
+        try context.services(Ledger.self).record("total \(sum) of \(context.dependencies.count) in batch \(context.batchID.map(String.init) ?? "none")")
+    }
+}
+
+/// Records the batch callback it got.
+struct AlbumDone: Job {
+    var batch_id: Int
+    var event: String
+    var finished: Int
+    func perform(_ context: JobContext) async throws {
+        try context.services(Ledger.self).record("batch \(batch_id) \(event): \(finished) finished")
     }
 }

@@ -127,6 +127,27 @@ struct JobDrainTests {
         }
     }
 
+    @Test("a ResultJob's return value is kept; a job waiting for it reads it; the batch's callback runs once, last", arguments: Backend.allCases)
+    func resultsAndBatches(_ backend: Backend) async throws {
+        try await backend.withQueue { queue in
+            var measured: [Int] = []
+            var total = 0
+            let batch = try queue.withBatch(NewBatch(description: "album", onComplete: AlbumDone.className)) { batch in
+                measured = try ["a.jpg", "bb.jpg"].map { try queue.enqueue(Measure(photo: $0), batch: batch) }
+                total = try queue.enqueue(Total(), after: measured, batch: batch)
+            }
+            #expect(try queue.job(total)?.state == .waiting)
+            let ledger = Ledger()
+            let summary = try await queue.drain([Measure.self, Total.self, AlbumDone.self], services: ledger)
+            #expect(summary.failures.isEmpty, "\(summary)")
+            #expect(ledger.all == ["total 1100 of 2 in batch \(batch)", "batch \(batch) complete: 3 finished"])
+            #expect(try queue.job(measured[1])?.result?.text == "600")
+            #expect(try queue.batch(batch)?.completeJobID != nil)
+            // A batch that gets no job is not written.
+            #expect(throws: QueueError.self) { try queue.withBatch(NewBatch(onComplete: "X")) { _ in } }
+        }
+    }
+
     @Test("stopAtFirstFailure ends the drain at the first failed attempt, its retry left scheduled", arguments: Backend.allCases)
     func stopsAtFirstFailure(_ backend: Backend) async throws {
         try await backend.withQueue { queue in

@@ -45,7 +45,7 @@ struct CommandContainmentTests {
         try commandDiesWithWorkerAndSupervisor(user: "nobody")
     }
 
-    @Test("where close_range(2) fails (ENOSYS: before Linux 5.9; EPERM: a seccomp profile), a command still inherits only stdin, stdout and stderr",
+    @Test("where close_range(2) fails (ENOSYS: before Linux 5.9; EPERM: a seccomp profile), a command still inherits only stdin, stdout, stderr and its result channel (3)",
           arguments: [ENOSYS, EPERM])
     func noDescriptorLeaksWithoutCloseRange(error: Int32) throws {
         let launcher = try SyscallDenial.launcher(denying: .closeRange, with: error)
@@ -55,7 +55,8 @@ struct CommandContainmentTests {
         // Looked at from outside, once the shell has become sleep: no descriptor of the test's.
         try waitUntil("the command runs sleep") { ProcessTable.entry(command)?.command == "sleep" }
         let open = ProcessTable.descriptors(command).keys.sorted()
-        #expect(open == [0, 1, 2], "the command's descriptors: \(ProcessTable.descriptors(command))")
+        #expect(open == [0, 1, 2, 3], "the command's descriptors: \(ProcessTable.descriptors(command))")
+        #expect(ProcessTable.descriptors(command)[3]?.hasPrefix("pipe:") == true, "fd 3 is the result pipe: \(ProcessTable.descriptors(command))")
         // The worker itself had more than those to leak: the pipe to its supervisor at least.
         let worker = try #require(try jobs.harness.registeredChildren().first { $0.kind == .worker })
         #expect(ProcessTable.descriptors(pid_t(worker.pid)).keys.contains(4), "the worker holds its life-sign pipe on fd 4")
