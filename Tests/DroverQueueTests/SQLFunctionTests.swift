@@ -177,6 +177,45 @@ struct JobRuleTests {
         }
     }
 
+    // PostgreSQL only: the SQL functions are PostgreSQL's (SQLite has no stored functions).
+    @Test("enqueue_batch enqueues a batch and its jobs from SQL, in the caller's transaction; its callback comes once it is done; bad batches are refused")
+    func batchFromSQL() throws {
+        try withStore { store, db throws in
+            let rows = try db.query("""
+                SELECT batch_id, job_id FROM \(store.schema).enqueue_batch(
+                    '{"description": "album 7", "on_complete": "NotifyAlbum", "callback_queue": "hooks"}',
+                    '[{"class": "Thumb", "arguments": {"n": 1}}, {"class": "Thumb", "arguments": {"n": 2}, "queue": "img"}]')
+                """)
+            #expect(rows.count == 2)
+            let batch = try rows[0].decode("batch_id", as: Int.self)
+            let ids = try rows.map { try $0.decode("job_id", as: Int.self) }
+            let info = try #require(try store.batch(batch, on: db))
+            #expect(info.total == 2 && info.pending == 2 && info.description == "album 7" && info.onComplete == "NotifyAlbum")
+            #expect(try ids.map { try store.job($0, on: db)?.batchID } == [batch, batch])
+            _ = try store.claim(processID: 1, queues: ["*"], limit: 2, on: db)
+            try store.finish(ids, processID: 1, on: db)
+            let callback = try #require(try store.listJobs(queue: "hooks", limit: 10, on: db).first)
+            let completeJob = try store.batch(batch, on: db)?.completeJobID
+            #expect(callback.className == "NotifyAlbum" && completeJob == callback.id)
+            for (batchJSON, jobs, message) in [
+                (#"{"on_complete": "no spaces"}"#, #"[{"class": "A"}]"#, "on_complete: \"no spaces\" is not a valid class name"),
+                (#"{"colour": "red"}"#, #"[{"class": "A"}]"#, "unknown key colour"),
+                (#"{}"#, #"[]"#, "a batch needs at least one job"),
+                (#"{}"#, #"[{"class": "A", "unique_key": "k"}]"#, "cannot have a unique key"),
+                (#"{}"#, #"[{"class": "A"}, {"class": "bad class"}]"#, "is not a valid class name"),
+            ] {
+                do {
+                    _ = try db.query("SELECT * FROM \(store.schema).enqueue_batch(\(DatabaseValue(type: .jsonb, text: batchJSON)), \(DatabaseValue(type: .jsonb, text: jobs)))")
+                    Issue.record("\(batchJSON) \(jobs) was enqueued")
+                } catch let error as DatabaseError {
+                    #expect(error.message.contains(message) && error.sqlState == "22023", "\(error.message)")
+                }
+            }
+            #expect(try count(store, "batches", db) == 1, "a refused batch writes nothing")
+            try expectInvariant(store, db)
+        }
+    }
+
     @Test("a job with a concurrency key enqueued through SQL is admitted by the dispatcher, by the store's rules (migration 5)")
     func keyedJobsThroughSQL() throws {
         try withStore { store, db throws in

@@ -80,7 +80,71 @@ public enum DroverSchema {
             created_at        timestamptz NOT NULL DEFAULT now()
         );
         COMMENT ON TABLE waiting_executions IS 'Jobs waiting for the jobs they depend on to finish.';
-        """
+        """ + enqueueBatchSQL
+
+    /// `enqueue_batch(batch jsonb, jobs jsonb)`: a batch and its jobs from SQL, in the caller's
+    /// transaction. The batch's keys are those of ``NewBatch`` (`description`, `on_success`,
+    /// `on_complete`, `on_failure`, `callback_queue`), checked by its rules; the jobs go through
+    /// `enqueue_many` (its keys, checks and messages), a job with a unique key refused (its enqueue
+    /// may return another job). Returns the batch's id with each job's id, in order.
+    static let enqueueBatchSQL = #"""
+        CREATE FUNCTION enqueue_batch(batch jsonb, new_jobs jsonb) RETURNS TABLE (batch_id bigint, job_id bigint)
+        LANGUAGE plpgsql
+        SET search_path FROM CURRENT
+        AS $function$
+        DECLARE
+            unknown text;
+            field text;
+            new_batch bigint;
+            ids bigint[];
+        BEGIN
+            IF batch IS NULL OR jsonb_typeof(batch) <> 'object' THEN
+                RAISE EXCEPTION 'drover: the batch must be a JSON object such as {"on_complete": "NotifyAlbum"}'
+                    USING ERRCODE = '22023', COLUMN = 'batch';
+            END IF;
+            SELECT min(k) INTO unknown FROM jsonb_object_keys(batch) AS k
+            WHERE k NOT IN ('description', 'on_success', 'on_complete', 'on_failure', 'callback_queue');
+            IF unknown IS NOT NULL THEN
+                RAISE EXCEPTION 'drover: the batch has an unknown key %; the keys are description, on_success, on_complete, on_failure and callback_queue', unknown
+                    USING ERRCODE = '22023', COLUMN = 'batch';
+            END IF;
+            FOREACH field IN ARRAY ARRAY['on_success', 'on_complete', 'on_failure'] LOOP
+                IF batch ? field AND (jsonb_typeof(batch -> field) <> 'string' OR batch ->> field !~ '^[A-Za-z_][A-Za-z0-9_.:-]*$'
+                                      OR length(batch ->> field) > 200) THEN
+                    RAISE EXCEPTION 'drover: %: % is not a valid class name: use 1 to 200 letters, digits, _ . : -, starting with a letter or _', field, batch -> field
+                        USING ERRCODE = '22023', COLUMN = field;
+                END IF;
+            END LOOP;
+            IF batch ? 'callback_queue' AND (jsonb_typeof(batch -> 'callback_queue') <> 'string'
+                                             OR batch ->> 'callback_queue' !~ '^[A-Za-z0-9_][A-Za-z0-9_.:-]*$'
+                                             OR length(batch ->> 'callback_queue') > 100) THEN
+                RAISE EXCEPTION 'drover: callback_queue % is not a valid queue name: use 1 to 100 letters, digits, _ . : -, starting with a letter, digit or _', batch -> 'callback_queue'
+                    USING ERRCODE = '22023', COLUMN = 'callback_queue';
+            END IF;
+            IF batch ? 'description' AND (jsonb_typeof(batch -> 'description') <> 'string' OR octet_length(batch ->> 'description') > 4096) THEN
+                RAISE EXCEPTION 'drover: the description must be a string of at most 4096 bytes'
+                    USING ERRCODE = '22023', COLUMN = 'description';
+            END IF;
+            IF new_jobs IS NULL OR jsonb_typeof(new_jobs) <> 'array' OR jsonb_array_length(new_jobs) = 0 THEN
+                RAISE EXCEPTION 'drover: a batch needs at least one job: give a JSON array of jobs such as [{"class": "Thumbnail"}]'
+                    USING ERRCODE = '22023', COLUMN = 'new_jobs';
+            END IF;
+            IF EXISTS (SELECT 1 FROM jsonb_array_elements(new_jobs) AS e(job) WHERE jsonb_typeof(e.job) = 'object' AND e.job ? 'unique_key') THEN
+                RAISE EXCEPTION 'drover: a job of a batch cannot have a unique key: its enqueue may return another job; drop unique_key'
+                    USING ERRCODE = '22023', COLUMN = 'unique_key';
+            END IF;
+            INSERT INTO batches (description, on_success, on_complete, on_failure, callback_queue)
+            VALUES (batch ->> 'description', batch ->> 'on_success', batch ->> 'on_complete', batch ->> 'on_failure',
+                    coalesce(batch ->> 'callback_queue', 'default'))
+            RETURNING id INTO new_batch;
+            ids := ARRAY(SELECT enqueue_many(new_jobs));
+            UPDATE jobs SET batch_id = new_batch WHERE id = ANY(ids);
+            UPDATE batches SET total = cardinality(ids), pending = cardinality(ids) WHERE id = new_batch;
+            RETURN QUERY SELECT new_batch, i FROM unnest(ids) WITH ORDINALITY AS u(i, ord) ORDER BY ord;
+        END
+        $function$;
+        COMMENT ON FUNCTION enqueue_batch(jsonb, jsonb) IS 'Enqueues a batch of jobs (enqueue_many''s keys) with its callbacks; returns the batch id and each job id.';
+        """#
 
     /// Migration 13: rate limits (``RateLimitRule``). `rate_limit_rules` is kept in step with the
     /// configuration and the Swift job types by `drover start`, as concurrency rules are.
