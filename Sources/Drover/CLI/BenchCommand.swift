@@ -32,6 +32,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Jobs left waiting in another queue during the run.") var backlog = 0
     @Option(help: "Jobs run one at a time on the idle system to measure enqueue-to-start latency.") var latency = 0
     @Flag(help: "Run on the database in use as it is (an existing backlog), and drop nothing.") var keep = false
+    @Flag(help: "Enqueue the --jobs as one batch with an on_complete callback, and report how long after the last job the callback finished.")
+    var batch = false
 
     /// Each count's range: a typo of a few digits is refused, not run for days.
     static let ranges: [(name: String, range: ClosedRange<Int>)] = [
@@ -110,6 +112,7 @@ private struct BenchSummary: Encodable {
         var medians = BenchRun.Result()
         medians.enqueueJobsPerSecond = median(runs.compactMap(\.enqueueJobsPerSecond)).map { $0.rounded() }
         medians.jobsPerSecond = median(runs.compactMap(\.jobsPerSecond)).map { $0.rounded() }
+        medians.batchCallbackMilliseconds = median(runs.compactMap(\.batchCallbackMilliseconds))
         let latencies = runs.compactMap(\.latencyMilliseconds)
         medians.latencyMilliseconds = latencies.isEmpty ? nil : Dictionary(uniqueKeysWithValues: ["p50", "p95", "p99", "max"].map { key in
             (key, ((median(latencies.compactMap { $0[key] }) ?? 0) * 1000).rounded() / 1000)
@@ -174,6 +177,8 @@ struct BenchRun {
         var enqueueJobsPerSecond: Double?
         var jobsPerSecond: Double?
         var latencyMilliseconds: [String: Double]?
+        /// With --batch: from the last job's finish to its batch's callback's, in ms.
+        var batchCallbackMilliseconds: Double?
         var supervisorRSSKiB = 0
         var workerIdleRSSKiB = 0
         var workerBusyRSSKiB: Int?
@@ -186,6 +191,7 @@ struct BenchRun {
             case enqueueJobsPerSecond = "enqueue_jobs_per_s"
             case jobsPerSecond = "jobs_per_s"
             case latencyMilliseconds = "latency_ms"
+            case batchCallbackMilliseconds = "batch_callback_ms"
             case supervisorRSSKiB = "supervisor_rss_kib"
             case workerIdleRSSKiB = "worker_idle_rss_kib"
             case workerBusyRSSKiB = "worker_busy_rss_kib"
@@ -197,6 +203,7 @@ struct BenchRun {
             var parts: [String] = []
             if let enqueueJobsPerSecond { parts.append(String(format: "enqueue %.0f jobs/s", enqueueJobsPerSecond)) }
             if let jobsPerSecond { parts.append(String(format: "burn-down %.0f jobs/s", jobsPerSecond)) }
+            if let batchCallbackMilliseconds { parts.append(String(format: "callback %.1f ms after the last job", batchCallbackMilliseconds)) }
             if let latency = latencyMilliseconds {
                 parts.append(String(format: "enqueue→start p50 %.2f ms, p95 %.2f ms, p99 %.2f ms", latency["p50"] ?? 0,
                                     latency["p95"] ?? 0, latency["p99"] ?? 0))
@@ -310,11 +317,19 @@ struct BenchRun {
                     JOIN \(store.schema.qualifying("jobs")) j ON j.id = c.job_id WHERE j.queue_name = \(Self.queue)) AS n
             """
         let backlogInQueue = try db.fetch(remainingSQL)[0].decode("n", as: Int.self)
+        var batchID: Int?
         let total = backlogInQueue + options.jobs
         if total > 0 {
             if options.jobs > 0 {
                 let enqueueStart = ContinuousClock.now
-                try enqueue(options.jobs, className: "drover.test.noop", queue: Self.queue, store: store, db: db)
+                if options.batch {
+                    // One transaction: the batch, its jobs, and the callback (in the same queue, so the run waits for it).
+                    batchID = try store.enqueueBatch(
+                        NewBatch(description: "drover bench", onComplete: "drover.test.noop", callbackQueue: Self.queue),
+                        jobs: (0..<options.jobs).map { _ in NewJob("drover.test.noop", queue: Self.queue) }, on: db).batchID
+                } else {
+                    try enqueue(options.jobs, className: "drover.test.noop", queue: Self.queue, store: store, db: db)
+                }
                 result.enqueueJobsPerSecond = Double(options.jobs) / (ContinuousClock.now - enqueueStart).seconds
             }
             let start = ContinuousClock.now
@@ -349,6 +364,16 @@ struct BenchRun {
             }
             progress.finish()
             result.jobsPerSecond = Double(total) / (ContinuousClock.now - start).seconds
+            if let batchID, let callback = try store.batch(batchID, on: db)?.completeJobID {
+                // From the last job's finish to the callback's, by the database's times.
+                let times = try db.fetch("""
+                    SELECT (SELECT max(finished_at) FROM \(store.schema.qualifying("jobs")) WHERE batch_id = \(batchID)) AS last,
+                           (SELECT finished_at FROM \(store.schema.qualifying("jobs")) WHERE id = \(callback)) AS called
+                    """)[0]
+                if let last = try times.decode("last", as: Date?.self), let called = try times.decode("called", as: Date?.self) {
+                    result.batchCallbackMilliseconds = (called.timeIntervalSince(last) * 1000 * 10).rounded() / 10
+                }
+            }
             if result.workerBusyRSSKiB == nil { result.workerBusyRSSKiB = Self.rss(workerPIDs[0]) }
         }
         if !resumed {
