@@ -160,6 +160,19 @@ final class Harness {
                         ?? "\(jobs.count) jobs where the model has \(expectedJobs.count)"
                     return "\(where_): on \(store.backend) \(diff)"
                 }
+                var batches: [String] = []
+                let batchCount = try store.count("batches")
+                for id in stride(from: 1, through: batchCount, by: 1) {
+                    guard let batch = try store.batch(id) else { continue }
+                    let shown = StoreModel.Batch(
+                        id: batch.id, onSuccess: batch.onSuccess, onComplete: batch.onComplete, onFailure: batch.onFailure, total: batch.total,
+                        pending: batch.pending, finished: batch.finished, failed: batch.failed, success: batch.successJobID,
+                        complete: batch.completeJobID, failure: batch.failureJobID, completed: batch.completedAt != nil)
+                    batches.append(StoreModel.describe(shown))
+                }
+                if batches != model.visibleBatches {
+                    return "\(where_): on \(store.backend) batches \(batches) where the model has \(model.visibleBatches)"
+                }
                 if number % 10 == 9 || number == value.steps.count - 1 {
                     let violations = try store.invariantViolations()
                     if !violations.isEmpty { return "\(where_): \(store.backend) broke its invariant: \(violations)" }
@@ -177,6 +190,7 @@ extension ManualClock {
 /// A step made concrete against the model's state: the same arguments for every backend.
 enum Action: CustomStringConvertible {
     case enqueue([StoreModel.NewJobSpec])
+    case enqueueBatch([StoreModel.NewJobSpec], success: String?, complete: String?, failure: String?)
     case claim(process: Int, queues: [String], limit: Int)
     case finish([Int], process: Int)
     case fail(Int, process: Int, permanent: Bool, maxAttempts: Int?)
@@ -228,6 +242,24 @@ enum Action: CustomStringConvertible {
                              runAt: c == 7 ? model.now.addingTimeInterval(45) : nil, uniqueKey: nil,
                              arguments: discard ? [:] : (b == 7 && i == 0 ? [:] : ["k": (a + i) % 2 == 0 ? "a" : "b"]))
             })
+        case "enqueueAfter":
+            // One or two jobs that exist (or existed, or never did), maybe into a batch.
+            var after = [job(b)]
+            if a % 2 == 1 {
+                let other = job((b + 3) % 7)
+                if other != after[0] { after.append(other) }
+            }
+            let keyed = c % 4 == 1
+            let batches = model.batches.keys.sorted()
+            self = .enqueue([.init(className: keyed ? "K" : "W", queue: queues[(a + c) % 4], priority: c % 3 - 1,
+                                   runAt: a % 4 == 3 ? model.now.addingTimeInterval(40) : nil, uniqueKey: nil,
+                                   arguments: keyed ? ["k": b % 2 == 0 ? "a" : "b"] : [:], after: after, runAfterFailure: c % 3 == 0,
+                                   batch: b % 2 == 0 && !batches.isEmpty ? batches[(a + b) % batches.count] : nil)])
+        case "enqueueBatch":
+            self = .enqueueBatch((0...(a % 3)).map { i in
+                .init(className: (b + i) % 5 == 4 ? "D" : "W", queue: queues[(c + i) % 4], priority: 0,
+                      runAt: (a + i) % 5 == 4 ? model.now.addingTimeInterval(20) : nil, uniqueKey: nil, arguments: [:])
+            }, success: a % 2 == 0 ? "CbS" : nil, complete: b % 3 != 2 ? "CbC" : nil, failure: c % 2 == 0 ? "CbF" : nil)
         case "claim":
             self = .claim(process: process(a), queues: Harness.patterns[b % Harness.patterns.count], limit: 1 + c % 4)
         case "finish":
@@ -285,8 +317,13 @@ enum Action: CustomStringConvertible {
                 if let key = spec.uniqueKey { text += " unique=\(key)" }
                 if let k = spec.arguments["k"] { text += " k=\(k)" }
                 if spec.runAt != nil { text += " later" }
+                if !spec.after.isEmpty { text += " after=\(spec.after)\(spec.runAfterFailure ? " anyway" : "")" }
+                if let batch = spec.batch { text += " batch=\(batch)" }
                 return text
             }.joined(separator: ", ")
+        case .enqueueBatch(let specs, let success, let complete, let failure):
+            return "batch of " + specs.map { "\($0.className)@\($0.queue)\($0.runAt == nil ? "" : " later")" }.joined(separator: ", ")
+                + " callbacks \(success ?? "-")/\(complete ?? "-")/\(failure ?? "-")"
         case .claim(let p, let queues, let limit): return "claim by \(p) from \(queues) up to \(limit)"
         case .finish(let ids, let p): return "finish \(ids) by \(p)"
         case .fail(let id, let p, let permanent, let max): return "fail \(id) by \(p)\(permanent ? " permanently" : "")\(max.map { " max \($0)" } ?? "")"
@@ -317,6 +354,9 @@ enum Action: CustomStringConvertible {
         do {
             switch self {
             case .enqueue(let specs): return "\(try model.enqueue(specs))"
+            case .enqueueBatch(let specs, let success, let complete, let failure):
+                let (batch, ids) = try model.enqueueBatch(specs, onSuccess: success, onComplete: complete, onFailure: failure)
+                return "batch \(batch) \(ids)"
             case .claim(let p, let queues, let limit):
                 return "claimed \(model.claim(p, (try! QueueSelection(queues)).patterns, limit: limit))"
             case .finish(let ids, let p):
@@ -371,9 +411,17 @@ enum Action: CustomStringConvertible {
             case .enqueue(let specs):
                 let jobs = specs.map { spec in
                     NewJob(spec.className, arguments: try! JSON(encoding: spec.arguments), queue: spec.queue, priority: spec.priority,
-                           runAt: spec.runAt, uniqueKey: spec.uniqueKey)
+                           runAt: spec.runAt, uniqueKey: spec.uniqueKey, after: spec.after, runAfterFailure: spec.runAfterFailure,
+                           batchID: spec.batch)
                 }
                 return ("\(try store.enqueue(jobs))", nil)
+            case .enqueueBatch(let specs, let success, let complete, let failure):
+                let jobs = specs.map { spec in
+                    NewJob(spec.className, arguments: try! JSON(encoding: spec.arguments), queue: spec.queue, priority: spec.priority,
+                           runAt: spec.runAt)
+                }
+                let (batch, ids) = try store.enqueueBatch(NewBatch(onSuccess: success, onComplete: complete, onFailure: failure), jobs: jobs)
+                return ("batch \(batch) \(ids)", nil)
             case .claim(let p, let queues, let limit):
                 return ("claimed \(try store.claim(p, try QueueSelection(queues), limit: limit).map(\.id))", nil)
             case .finish(let ids, let p):

@@ -12,7 +12,7 @@ struct Step: Sendable, Hashable, CustomStringConvertible {
     var b: Int
     var c: Int
 
-    static let kinds = 32
+    static let kinds = 34
     static let range = 0...7
 
     var description: String { "\(Step.operations[kind % Step.kinds])(\(a),\(b),\(c))" }
@@ -23,6 +23,7 @@ struct Step: Sendable, Hashable, CustomStringConvertible {
         "claim", "claim", "claim", "claim", "finish", "finish", "finish", "fail", "fail",
         "releaseGraceful", "releaseCrashed", "cancel", "cancel", "retryFailed", "discardFailed", "retryOrDiscardAll",
         "dispatch", "dispatch", "tick", "tick", "pauseOrResume", "clear", "heartbeat", "prune", "expireOrRecover", "register",
+        "enqueueAfter", "enqueueBatch",
     ]
 
     /// Every smaller step: each number toward 0.

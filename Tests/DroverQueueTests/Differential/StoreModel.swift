@@ -9,7 +9,7 @@ import Foundation
 /// Concurrency slots are not counted here: a key's free slots are its limit less its jobs that are
 /// ready or claimed, which is what the store's semaphores must always say.
 final class StoreModel {
-    enum State: String { case scheduled, ready, claimed, blocked, failed, finished }
+    enum State: String { case scheduled, ready, claimed, blocked, waiting, failed, finished }
 
     struct Job {
         let id: Int
@@ -26,7 +26,29 @@ final class StoreModel {
         var claimedBy: Int?
         var cancelRequested = false
         var lastErrorClass: String?
+        /// The jobs it waits for, with each one's outcome once recorded ("finished", "failed").
+        var after: [Int] = []
+        var outcomes: [Int: String] = [:]
+        var runAfterFailure = false
+        var batch: Int?
+        /// When it was enqueued to run (the store's `jobs.scheduled_at`, which retries leave as it is).
+        var runAt: Date? = nil
         var isLive: Bool { state != .finished && state != .failed }
+    }
+
+    struct Batch {
+        let id: Int
+        let onSuccess: String?
+        let onComplete: String?
+        let onFailure: String?
+        var total = 0
+        var pending = 0
+        var finished = 0
+        var failed = 0
+        var success: Int?
+        var complete: Int?
+        var failure: Int?
+        var completed = false
     }
 
     struct Rule {
@@ -44,6 +66,8 @@ final class StoreModel {
     }
 
     private(set) var jobs: [Int: Job] = [:]
+    private(set) var batches: [Int: Batch] = [:]
+    private var nextBatchID = 1
     /// Every id ever given, deleted jobs' too (a step may name them).
     private(set) var everyID: [Int] = []
     private var nextJobID = 1
@@ -77,12 +101,14 @@ final class StoreModel {
 
     /// Admits due jobs with a key, in priority then id order.
     private func admit(_ ids: [Int]) {
+        var discarded: [(Int, Bool)] = []
         for id in ids.sorted(by: { (jobs[$0]!.priority, $0) < (jobs[$1]!.priority, $1) }) {
             var job = jobs[id]!
             if let key = job.concurrencyKey, let free = free(key, of: job), free <= 0 {
                 if rules[job.className]!.discard {
                     job.state = .finished
                     job.lastErrorClass = "Discarded"
+                    discarded.append((id, false))
                 } else {
                     job.state = .blocked
                 }
@@ -91,6 +117,7 @@ final class StoreModel {
             }
             jobs[id] = job
         }
+        settle(discarded)
     }
 
     /// Lets blocked jobs of `keys` take the slots that are free, in priority then id order.
@@ -122,6 +149,23 @@ final class StoreModel {
         let runAt: Date?
         let uniqueKey: String?
         let arguments: [String: String]
+        var after: [Int] = []
+        var runAfterFailure = false
+        var batch: Int? = nil
+    }
+
+    /// A batch of `specs` with its callbacks, all or nothing.
+    func enqueueBatch(_ specs: [NewJobSpec], onSuccess: String?, onComplete: String?, onFailure: String?) throws(Failure) -> (Int, [Int]) {
+        let saved = (jobs, batches, nextJobID, nextBatchID, everyID)
+        let id = nextBatchID
+        nextBatchID += 1
+        batches[id] = Batch(id: id, onSuccess: onSuccess, onComplete: onComplete, onFailure: onFailure)
+        do {
+            return (id, try enqueue(specs.map { var spec = $0; spec.batch = id; return spec }))
+        } catch {
+            (jobs, batches, nextJobID, nextBatchID, everyID) = saved
+            throw error
+        }
     }
 
     func enqueue(_ specs: [NewJobSpec]) throws(Failure) -> [Int] {
@@ -134,6 +178,22 @@ final class StoreModel {
                 keys.append(nil)
             }
         }
+        // The jobs waited for, then the batches joined, as the store checks them.
+        let waitedFor = Set(specs.flatMap(\.after)).sorted()
+        let missing = waitedFor.filter { jobs[$0] == nil }
+        if !missing.isEmpty { throw Failure(code: .invalidJob, jobIDs: missing) }
+        for spec in specs where !spec.runAfterFailure {
+            if let failed = spec.after.sorted().first(where: { jobs[$0]!.state == .failed }) {
+                throw Failure(code: .invalidJob, jobIDs: [failed])
+            }
+        }
+        var joining: [Int: Int] = [:]
+        for spec in specs { if let batch = spec.batch { joining[batch, default: 0] += 1 } }
+        for (batch, count) in joining.sorted(by: { $0.key < $1.key }) {
+            guard let open = batches[batch], !open.completed else { throw Failure(code: .invalidJob, jobIDs: []) }
+            batches[batch]!.total = open.total + count
+            batches[batch]!.pending = open.pending + count
+        }
         var ids: [Int] = []
         var toAdmit: [Int] = []
         for (spec, key) in zip(specs, keys) {
@@ -145,10 +205,20 @@ final class StoreModel {
             nextJobID += 1
             everyID.append(id)
             let at = spec.runAt ?? now
+            var outcomes: [Int: String] = [:]
+            for dependency in spec.after {
+                switch jobs[dependency]!.state {
+                case .failed: outcomes[dependency] = "failed"
+                case .finished: outcomes[dependency] = "finished"
+                default: break
+                }
+            }
+            let waits = outcomes.count < spec.after.count
             // A due job with a key holds no slot until admission gives it one.
-            let state: State = at > now ? .scheduled : key == nil ? .ready : .blocked
+            let state: State = waits ? .waiting : at > now ? .scheduled : key == nil ? .ready : .blocked
             jobs[id] = Job(id: id, queue: spec.queue, className: spec.className, priority: spec.priority, maxAttempts: 5,
-                           uniqueKey: spec.uniqueKey, concurrencyKey: key, state: state, scheduledAt: at)
+                           uniqueKey: spec.uniqueKey, concurrencyKey: key, state: state, scheduledAt: at, after: spec.after,
+                           outcomes: outcomes, runAfterFailure: spec.runAfterFailure, batch: spec.batch, runAt: at)
             if state == .blocked { toAdmit.append(id) }
             ids.append(id)
         }
@@ -190,16 +260,20 @@ final class StoreModel {
         let wanted = Array(Set(ids)).sorted()
         let done = wanted.filter { jobs[$0]?.state == .claimed && jobs[$0]?.claimedBy == processID }
         var keys: [String] = []
+        var ended: [(Int, Bool)] = []
         for id in done {
             if let key = jobs[id]!.concurrencyKey { keys.append(key) }
+            ended.append((id, true))
             if keepFinished {
                 jobs[id]!.state = .finished
                 jobs[id]!.claimedBy = nil
             } else {
+                gone[id] = jobs[id]!.batch
                 jobs[id] = nil
             }
         }
         signal(keys)
+        settle(ended)
         return (done, wanted.filter { !done.contains($0) })
     }
 
@@ -223,6 +297,7 @@ final class StoreModel {
             result = .retry(at: job.scheduledAt, attempts: job.attempts)
         }
         jobs[id] = job
+        if job.state == .failed { settle([(id, false)]) }
         if let key = job.concurrencyKey { signal([key]) }
         return result
     }
@@ -256,6 +331,7 @@ final class StoreModel {
             jobs[id] = job
         }
         signal(keys)
+        settle(failed.map { ($0, false) })
         return (released, failed)
     }
 
@@ -266,9 +342,11 @@ final class StoreModel {
     func cancel(_ id: Int) throws(Failure) -> CancelResult {
         guard let job = jobs[id] else { throw Failure(code: .jobNotFound, jobIDs: [id]) }
         switch job.state {
-        case .ready, .scheduled, .blocked:
+        case .ready, .scheduled, .blocked, .waiting:
+            gone[id] = job.batch
             jobs[id] = nil
             if job.state == .ready, let key = job.concurrencyKey { signal([key]) }
+            settle([(id, false)])
             return .discarded(job.state)
         case .claimed:
             jobs[id]!.cancelRequested = true
@@ -300,12 +378,66 @@ final class StoreModel {
         return conflicting
     }
 
+    /// Of failed jobs retried together, those whose dependency failed and is not retried with
+    /// them (checked again until none is left).
+    private func refusals(_ ids: [Int]) -> [Int] {
+        var retried = Set(ids)
+        var refused: Set<Int> = []
+        var changed = true
+        while changed {
+            changed = false
+            for id in ids.sorted() where retried.contains(id) {
+                let job = jobs[id]!
+                guard !job.runAfterFailure else { continue }
+                let failing = job.after.contains { dependency in
+                    guard !retried.contains(dependency) else { return false }
+                    if let other = jobs[dependency] { return other.state == .failed }
+                    return job.outcomes[dependency] == "failed"
+                }
+                if failing {
+                    retried.remove(id)
+                    refused.insert(id)
+                    changed = true
+                }
+            }
+        }
+        return refused.sorted()
+    }
+
     private func revive(_ ids: [Int]) {
         for id in ids {
             jobs[id]!.attempts = 0
             jobs[id]!.crashes = 0
         }
-        makeReady(ids)
+        var plain: [Int] = []
+        var routed: [Int] = []
+        for id in ids {
+            var job = jobs[id]!
+            guard !job.after.isEmpty else {
+                plain.append(id)
+                continue
+            }
+            for dependency in job.after {
+                guard let other = jobs[dependency] else { continue }
+                // A job retried in the same call is running again.
+                job.outcomes[dependency] = ids.contains(dependency) ? nil
+                    : other.state == .failed ? "failed" : other.state == .finished ? "finished" : nil
+            }
+            if job.outcomes.count < job.after.count {
+                job.state = .waiting
+            } else {
+                routed.append(id)
+            }
+            jobs[id] = job
+        }
+        // Those whose dependencies all ended first, as jobs released from waiting.
+        route(routed)
+        makeReady(plain)
+        for id in ids {
+            guard let batch = jobs[id]!.batch else { continue }
+            batches[batch]!.failed -= 1
+            batches[batch]!.pending += 1
+        }
     }
 
     func retryFailed(_ ids: [Int]) throws(Failure) -> [Int] {
@@ -313,6 +445,8 @@ final class StoreModel {
         try checkFailed(wanted)
         let conflicting = conflicts(wanted)
         if !conflicting.isEmpty { throw Failure(code: .wrongState, jobIDs: conflicting) }
+        let refused = refusals(wanted)
+        if !refused.isEmpty { throw Failure(code: .wrongState, jobIDs: refused) }
         revive(wanted)
         return wanted
     }
@@ -330,7 +464,9 @@ final class StoreModel {
         while true {
             let batch = Array(jobs.values.filter { $0.state == .failed && $0.id > after }.map(\.id).sorted().prefix(batchSize))
             let conflicting = conflicts(batch)
-            let revived = batch.filter { !conflicting.contains($0) }
+            let unretried = batch.filter { !conflicting.contains($0) }
+            let refused = refusals(unretried)
+            let revived = unretried.filter { !refused.contains($0) }
             revive(revived)
             total += revived.count
             guard batch.count == batchSize, let last = batch.last else { return total }
@@ -363,13 +499,109 @@ final class StoreModel {
             while true {
                 let batch = jobs.values.filter { $0.state == state && $0.queue == queue }.map(\.id).sorted().prefix(batchSize)
                 let keys = batch.compactMap { jobs[$0]!.concurrencyKey }
-                for id in batch { jobs[id] = nil }
+                for id in batch {
+                    gone[id] = jobs[id]!.batch
+                    jobs[id] = nil
+                }
                 if state == .ready { signal(keys) }
+                settle(batch.map { ($0, false) })
                 total += batch.count
                 if batch.count < batchSize { return total }
             }
         }
         return (deleteAll(.ready), deleteAll(.scheduled))
+    }
+
+    // MARK: - Dependencies and batches
+
+    /// The batch of a job deleted in this step (finished and not kept, cancelled, cleared).
+    private var gone: [Int: Int?] = [:]
+
+    /// What follows from jobs that just ended (`true`: finished): the jobs waiting for them run or
+    /// fail, down the chain; then their batches are counted and their callbacks enqueued.
+    private func settle(_ ended: [(id: Int, finished: Bool)]) {
+        var all: [(id: Int, finished: Bool)] = []
+        var round = ended
+        while !round.isEmpty {
+            all += round
+            for (id, finished) in round {
+                for other in jobs.keys.sorted() where jobs[other]!.after.contains(id) && jobs[other]!.outcomes[id] == nil {
+                    jobs[other]!.outcomes[id] = finished ? "finished" : "failed"
+                }
+            }
+            let parents = Set(round.map(\.id))
+            round = []
+            var release: [Int] = []
+            var failing: [Int] = []
+            for id in jobs.keys.sorted() {
+                let job = jobs[id]!
+                guard job.state == .waiting, !parents.isDisjoint(with: job.after) else { continue }
+                let failed = !job.runAfterFailure && job.outcomes.values.contains("failed")
+                if failed { failing.append(id) } else if job.outcomes.count == job.after.count { release.append(id) }
+            }
+            route(release)
+            for id in failing {
+                jobs[id]!.state = .failed
+                jobs[id]!.lastErrorClass = DependencyFailure.errorClass
+                round.append((id, false))
+            }
+        }
+        var byBatch: [Int: (finished: Int, failed: Int, first: Int?)] = [:]
+        for (id, finished) in all {
+            guard let batch = jobs[id]?.batch ?? gone[id] ?? nil else { continue }
+            var counts = byBatch[batch] ?? (0, 0, nil)
+            if finished { counts.finished += 1 } else { counts.failed += 1; counts.first = min(counts.first ?? id, id) }
+            byBatch[batch] = counts
+        }
+        for (id, counts) in byBatch.sorted(by: { $0.key < $1.key }) {
+            var batch = batches[id]!
+            batch.pending -= counts.finished + counts.failed
+            batch.finished += counts.finished
+            batch.failed += counts.failed
+            if counts.failed > 0, batch.failure == nil, let onFailure = batch.onFailure { batch.failure = callback(onFailure) }
+            if batch.pending == 0 && !batch.completed {
+                batch.completed = true
+                if batch.failed == 0, let onSuccess = batch.onSuccess { batch.success = callback(onSuccess) }
+                if let onComplete = batch.onComplete { batch.complete = callback(onComplete) }
+            }
+            batches[id] = batch
+        }
+    }
+
+    /// Jobs no longer waiting: scheduled if the time they were enqueued for has not come, else
+    /// ready or admitted.
+    private func route(_ ids: [Int]) {
+        var due: [Int] = []
+        for id in ids.sorted() {
+            if let at = jobs[id]!.runAt, at > now {
+                jobs[id]!.state = .scheduled
+                jobs[id]!.scheduledAt = at
+            } else {
+                due.append(id)
+            }
+        }
+        makeReady(due)
+    }
+
+    /// A callback job: a new ready job of `className` in the default queue.
+    private func callback(_ className: String) -> Int {
+        let id = nextJobID
+        nextJobID += 1
+        everyID.append(id)
+        jobs[id] = Job(id: id, queue: "default", className: className, priority: 0, maxAttempts: 5, uniqueKey: nil, concurrencyKey: nil,
+                       state: .ready, scheduledAt: now)
+        return id
+    }
+
+    /// Every batch as its counts and callbacks, by id.
+    var visibleBatches: [String] {
+        batches.values.sorted { $0.id < $1.id }.map(Self.describe)
+    }
+
+    static func describe(_ batch: Batch) -> String {
+        "batch #\(batch.id) total=\(batch.total) pending=\(batch.pending) finished=\(batch.finished) failed=\(batch.failed) "
+            + "complete=\(batch.completed) callbacks=\(batch.success.map(String.init) ?? "-")/\(batch.complete.map(String.init) ?? "-")/"
+            + "\(batch.failure.map(String.init) ?? "-")"
     }
 
     // MARK: - Processes
