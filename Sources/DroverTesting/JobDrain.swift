@@ -140,7 +140,7 @@ public struct JobDrain: Sendable {
             }
         }
         summary.skipped = clock.skipped
-        summary.unfinished = try [JobState.ready, .scheduled, .blocked, .claimed].flatMap { state in
+        summary.unfinished = try [JobState.ready, .scheduled, .blocked, .waiting, .claimed].flatMap { state in
             try store.listJobs(state: state, limit: 100_000, on: db).map(\.id)
         }.sorted()
         return summary
@@ -208,7 +208,7 @@ public struct DrainSummary: Sendable, CustomStringConvertible {
     public internal(set) var attempts: [Attempt] = []
     /// Set when ``JobDrain/Retries/stopAtFirstFailure`` ended the drain.
     public internal(set) var stoppedAtFailure = false
-    /// The jobs left ready, scheduled, blocked or claimed when the drain ended.
+    /// The jobs left ready, scheduled, blocked, waiting or claimed when the drain ended.
     public internal(set) var unfinished: [Int] = []
     /// How far the drain's clock moved ahead of the host's, skipping backoffs (and, with
     /// ``JobDrain/runScheduledJobs``, waits for jobs enqueued for later).

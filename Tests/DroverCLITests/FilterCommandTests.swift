@@ -85,7 +85,7 @@ struct FilterCommandTests {
         let admin = try target.admin()
         #expect(try sms.allSatisfy { try admin.job($0) == nil } && admin.job(mail[1])?.state == .failed)
         let refused = try target.run(["jobs", "cancel", "--state", "failed"])
-        #expect(refused.status == 64 && refused.stderr.contains("only ready, scheduled, blocked or claimed jobs can be cancelled"), "\(refused)")
+        #expect(refused.status == 64 && refused.stderr.contains("only ready, scheduled, blocked, waiting or claimed jobs can be cancelled"), "\(refused)")
     }
 
     @Test("bad values and combinations are exit 64 naming the option, before anything runs", arguments: [Backend.sqlite])

@@ -149,7 +149,7 @@ struct JobsCancel: ParsableCommand {
         commandName: "cancel",
         abstract: "Cancel a job, or every job a filter matches: delete it if it waits, stop it if it runs.",
         discussion: """
-            A ready, scheduled or blocked job is deleted at once. A running job's worker is asked to \
+            A ready, scheduled, blocked or waiting job is deleted at once. A running job's worker is asked to \
             stop it (a command gets TERM, then KILL after its handler's grace_period; a Swift job's \
             task is cancelled); it then fails with the error class Cancelled and is not retried. A \
             finished or failed job cannot be cancelled (exit 65); discard a failed one with \
@@ -163,7 +163,7 @@ struct JobsCancel: ParsableCommand {
     @Argument(help: "The job's id.")
     var id: Int?
 
-    @Option(help: ArgumentHelp("With filters: only jobs in this state: ready, scheduled, blocked or claimed.", valueName: "state"))
+    @Option(help: ArgumentHelp("With filters: only jobs in this state: ready, scheduled, blocked, waiting or claimed.", valueName: "state"))
     var state: String?
 
     @Flag(help: "Every waiting and running job (instead of an id or filters).")
@@ -190,7 +190,7 @@ struct JobsCancel: ParsableCommand {
         }
         guard !(all && (!filter.isEmpty || state != nil)) else { throw ValidationError("give filters or --all, not both") }
         if let state = try parseState(state), !BulkAction.cancel.states.contains(state) {
-            throw ValidationError("--state \(state.rawValue): only ready, scheduled, blocked or claimed jobs can be cancelled")
+            throw ValidationError("--state \(state.rawValue): only ready, scheduled, blocked, waiting or claimed jobs can be cancelled")
         }
     }
 

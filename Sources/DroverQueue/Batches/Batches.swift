@@ -283,6 +283,8 @@ extension JobStore {
                 if batch.failed == 0, let onSuccess = batch.onSuccess { success = try callback(onSuccess, "success") }
                 if let onComplete = batch.onComplete { complete = try callback(onComplete, "complete") }
             }
+            // Only when a callback was enqueued or the batch completed: most ends change nothing more.
+            guard failure != batch.failureJobID || batch.pending == 0 && batch.completedAt == nil else { continue }
             try database.change("""
                 UPDATE \(batches) SET success_job_id = \(success), complete_job_id = \(complete), failure_job_id = \(failure),
                     completed_at = \(completedAt)

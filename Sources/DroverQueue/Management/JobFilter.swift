@@ -76,7 +76,7 @@ public enum BulkAction: String, Sendable, CaseIterable {
     public var states: Set<JobState> {
         switch self {
         case .retry, .discard: [.failed]
-        case .cancel: [.ready, .scheduled, .blocked, .claimed]
+        case .cancel: [.ready, .scheduled, .blocked, .waiting, .claimed]
         }
     }
 }
@@ -271,7 +271,7 @@ extension JobStore {
             case .cancel:
                 // The waiting ones in one transaction; running ones (and any that a worker took
                 // meanwhile) one by one: their workers are asked to stop them.
-                let waiting = Set(page.jobs.filter { [.ready, .scheduled, .blocked].contains($0.state) }.map(\.id))
+                let waiting = Set(page.jobs.filter { [.ready, .scheduled, .blocked, .waiting].contains($0.state) }.map(\.id))
                 let cancelled = try cancelWaiting(ids.filter { waiting.contains($0) }, on: database)
                 outcome.changed += cancelled
                 let done = Set(cancelled)

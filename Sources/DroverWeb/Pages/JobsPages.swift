@@ -161,7 +161,7 @@ enum JobsPages {
             "uniqueKey": detail.uniqueKey ?? "", "hasUniqueKey": detail.uniqueKey != nil,
             "timeout": detail.timeoutSeconds.map { DurationText.format(.milliseconds(Int64($0 * 1000))) } ?? "none",
             "canRetry": job.state == .failed, "canDiscard": job.state == .failed,
-            "canCancel": [.ready, .scheduled, .blocked, .claimed].contains(job.state),
+            "canCancel": [.ready, .scheduled, .blocked, .waiting, .claimed].contains(job.state),
             "notice": notice ?? "", "hasNotice": notice != nil,
         ]
         if let error = job.lastError {
