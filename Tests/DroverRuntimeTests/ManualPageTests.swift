@@ -68,9 +68,9 @@ struct ManualPageTests {
 
     @Test("it documents what a command's exit status does, 100 included")
     func exitStatuses() {
-        #expect(Self.page.contains(".It 0\nThe job is finished."))
+        #expect(Self.page.contains(".It 0\nThe job is finished, with its result if it wrote one."))
         #expect(Self.page.contains(".It 100\nA permanent failure: the job fails at once and is not retried."))
-        for variable in ["DROVER_JOB_ID", "DROVER_QUEUE", "DROVER_ATTEMPT", "DROVER_JOB_CLASS"] {
+        for variable in ["DROVER_JOB_ID", "DROVER_QUEUE", "DROVER_ATTEMPT", "DROVER_JOB_CLASS", "DROVER_RESULT_FD", "DROVER_BATCH_ID"] {
             #expect(Self.page.contains(".Ev \(variable)"))
         }
     }
