@@ -96,7 +96,8 @@ enum Backend: String, CaseIterable, CustomStringConvertible, Sendable {
                                              enqueue: { try database.connection.enqueue($0, runIn: $1, after: $2, batch: $3) },
                                              job: { try database.job($0) },
                                              withBatch: { try database.connection.withBatch($0, $1) },
-                                             batch: { try database.connection.batch($0) }))
+                                             batch: { try database.connection.batch($0) },
+                                             batchJobs: { try database.connection.batchJobs($0) }))
         case .postgresql:
             let url = try TestDatabase.url()
             let schema = TestDatabase.uniqueSchemaName()
@@ -106,7 +107,8 @@ enum Backend: String, CaseIterable, CustomStringConvertible, Sendable {
                                             enqueue: { try db.enqueue($0, runIn: $1, after: $2, batch: $3, schema: schema) },
                                             job: { try store.job($0, on: db) },
                                             withBatch: { try db.withBatch($0, schema: schema, $1) },
-                                            batch: { try db.batch($0, schema: schema) }))
+                                            batch: { try db.batch($0, schema: schema) },
+                                            batchJobs: { try db.batchJobs($0, schema: schema) }))
         }
     }
 }
@@ -119,11 +121,14 @@ struct TestQueue {
     let job: (Int) throws -> JobInfo?
     let withBatch: (NewBatch, (Int) throws -> Void) throws -> Int
     let batch: (Int) throws -> BatchInfo?
+    let batchJobs: (Int) throws -> [BatchJob]
 
     init(
         url: String, schema: String, enqueue: @escaping (any Job, Duration?, [Int], Int?) throws -> Int, job: @escaping (Int) throws -> JobInfo?,
-        withBatch: @escaping (NewBatch, (Int) throws -> Void) throws -> Int, batch: @escaping (Int) throws -> BatchInfo?
+        withBatch: @escaping (NewBatch, (Int) throws -> Void) throws -> Int, batch: @escaping (Int) throws -> BatchInfo?,
+        batchJobs: @escaping (Int) throws -> [BatchJob]
     ) {
+        self.batchJobs = batchJobs
         self.url = url
         self.schema = schema
         enqueueOne = enqueue

@@ -143,6 +143,10 @@ struct JobDrainTests {
             #expect(ledger.all == ["total 1100 of 2 in batch \(batch)", "batch \(batch) complete: 3 finished"])
             #expect(try queue.job(measured[1])?.result?.text == "600")
             #expect(try queue.batch(batch)?.completeJobID != nil)
+            // What the callback reads: the batch's jobs with their results.
+            let members = try queue.batchJobs(batch)
+            #expect(members.map(\.id) == measured + [total] && members.allSatisfy { $0.state == .finished })
+            #expect(try members.compactMap { try $0.result?.decode(Int.self) } == [500, 600])
             // A batch that gets no job is not written.
             #expect(throws: QueueError.self) { try queue.withBatch(NewBatch(onComplete: "X")) { _ in } }
         }

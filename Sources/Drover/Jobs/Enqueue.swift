@@ -93,6 +93,17 @@ extension JobDatabase {
         try Self.store(schema: schema).batch(id, on: self)
     }
 
+    /// The jobs of batch `id`, in id order, with their states and results, `limit` at a time after
+    /// `after`: what a batch's callback reads.
+    ///
+    /// ```swift
+    /// let done = try db.batchJobs(arguments.batchID)
+    /// let thumbs = try done.compactMap { try $0.result?.decode(String.self) }
+    /// ```
+    public func batchJobs(_ id: Int, after: Int = 0, limit: Int = 1000, schema: String = DroverSchema.defaultName) throws -> [BatchJob] {
+        try Self.store(schema: schema).batchJobs(id, after: after, limit: limit, on: self)
+    }
+
     /// The result job `id` handed back, decoded as `type`: nil while it has not finished, or when it
     /// finished without one.
     public func result<T: Decodable>(of id: Int, as type: T.Type = T.self, schema: String = DroverSchema.defaultName) throws -> T? {

@@ -140,6 +140,8 @@ extension ResultJob {
 public typealias NewBatch = DroverQueue.NewBatch
 /// A batch and its counts (`JobDatabase.batch(_:)`).
 public typealias BatchInfo = DroverQueue.BatchInfo
+/// A job of a batch with its state and result (`JobDatabase.batchJobs(_:)`).
+public typealias BatchJob = DroverQueue.BatchJob
 /// The arguments of a batch's callback job: a callback type can decode them as its own (its
 /// keys: `batch_id`, `event`, `description`, `total`, `finished`, `failed`, `pending`,
 /// `failed_job_id`).
