@@ -6,6 +6,27 @@ import Testing
 
 @Suite("Moving live jobs from SQLite to PostgreSQL")
 struct MoveToPostgresTests {
+    @Test("a file with jobs waiting for others, or a batch not complete, is refused with what to do, and nothing is moved")
+    func workflowsAreRefused() throws {
+        let directory = try TemporaryDirectory("drover-move-flow")
+        let (source, sqlite) = try SQLiteDriver.open(
+            url: "sqlite://" + directory.url.appendingPathComponent("drover.sqlite3").path, options: StoreOptions())
+        let first = try source.enqueue(NewJob("A"), on: sqlite)
+        let waiting = try source.enqueue(NewJob("B", after: [first]), on: sqlite)
+        _ = try source.enqueueBatch(NewBatch(onComplete: "C"), jobs: [NewJob("D")], on: sqlite)
+        try TestDatabase.withSchema { schema, db in
+            let destination = try PostgresJobStore(schema: schema)
+            #expect {
+                try MoveToPostgres(from: source, to: destination).run(from: sqlite, to: db)
+            } throws: { error in
+                let message = (error as? QueueError)?.message ?? ""
+                return message.contains("1 job waiting for other jobs and 1 batch not complete") && message.contains("nothing was moved")
+            }
+            #expect(try destination.listJobs(limit: 10, on: db).isEmpty)
+            #expect(try source.job(waiting, on: sqlite)?.state == .waiting, "the SQLite file is as it was")
+        }
+    }
+
     @Test("every job that is not finished arrives in its state (a claimed one as ready) with its history, and leaves SQLite")
     func moveLiveJobs() throws {
         let directory = try TemporaryDirectory("drover-move")

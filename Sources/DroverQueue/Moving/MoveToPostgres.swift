@@ -38,6 +38,21 @@ public struct MoveToPostgres {
     public func run(
         from sqlite: SQLiteConnection, to postgres: Connection, progress: (_ copied: Int, _ of: Int) -> Bool = { _, _ in true }
     ) throws -> Report {
+        // Workflows are not moved yet: their ids (what jobs wait for, the batches jobs belong to)
+        // would change on the way. Refused before anything is copied.
+        let waiting = try sqlite.query("SELECT count(*) AS n FROM \(source.schema.qualifying("waiting_executions"))")[0]
+            .decode("n", as: Int.self)
+        let open = try sqlite.query("""
+            SELECT count(*) AS n FROM \(source.schema.qualifying("batches")) WHERE completed_at IS NULL AND total > 0
+            """)[0].decode("n", as: Int.self)
+        if waiting > 0 || open > 0 {
+            var what: [String] = []
+            if waiting > 0 { what.append("\(waiting) job\(waiting == 1 ? "" : "s") waiting for other jobs") }
+            if open > 0 { what.append("\(open) batch\(open == 1 ? "" : "es") not complete") }
+            throw QueueError(
+                .wrongState, "the SQLite file holds \(what.joined(separator: " and ")), which cannot be moved yet (their ids would change): "
+                    + "let them finish, or cancel them (drover jobs cancel --state waiting --all), then move again; nothing was moved")
+        }
         let rows = try sqlite.query("""
             SELECT j.*,
                    (SELECT s.scheduled_at FROM \(source.schema.qualifying("scheduled_executions")) s WHERE s.job_id = j.id) AS due_at,
