@@ -59,6 +59,79 @@ struct WorkflowRuntimeTests {
         }
     }
 
+    @Test("a command adds jobs to its own batch with drover enqueue --batch $DROVER_BATCH_ID; the callback waits for them",
+          .timeLimit(.minutes(2)), arguments: Backend.allCases)
+    func addFromACommand(_ backend: Backend) throws {
+        let directory = try TemporaryDirectory("drover-split")
+        func config(_ flags: [String]) throws -> String {
+            let script = try directory.file("""
+                #!/bin/sh
+                set -e
+                for n in 1 2; do
+                  "$DROVER_UNDER_TEST" enqueue Leaf --batch "$DROVER_BATCH_ID" --args "{\\"n\\": $n}" \(flags.map { "'\($0)'" }.joined(separator: " ")) >> added
+                done
+                """, named: "split.sh", mode: 0o755)
+            return try directory.file("""
+                workers:
+                  - queues: ["*"]
+                    threads: 2
+                    polling_interval: 200ms
+                dispatchers:
+                  - polling_interval: 100ms
+                \(SupervisorHarness.fastSupervisor)
+                handlers:
+                  Split:
+                    command: [\(script)]
+                    working_directory: \(directory.url.path)
+                    env: {DROVER_UNDER_TEST: "\(DroverBinary.path)"}
+                  Leaf:
+                    command: [/bin/sh, -c, 'sleep 0.3; echo "$DROVER_JOB_ID" >> \(directory.url.path)/leaves']
+                  Done:
+                    command: [/bin/sh, -c, 'cat > \(directory.url.path)/done.json']
+                """, named: "drover.yml")
+        }
+        func check<D: StoreDriver>(_: D.Type, url: String, schema: String, flags: [String]) throws {
+            let (store, db) = try D.open(url: url, options: StoreOptions(schema: schema, applicationName: "drover-tests", migrating: .always))
+            let listener = try NotifyListener()
+            let supervisor = try DroverBinary.start(["start", "--config", try config(flags)] + flags, environment: ["NOTIFY_SOCKET": listener.path])
+            defer {
+                for child in ProcessTable.children(of: supervisor.pid) { kill(child.pid, SIGKILL) }
+                kill(supervisor.pid, SIGKILL)
+                _ = try? supervisor.wait(timeout: .seconds(10))
+            }
+            _ = try listener.waitFor("READY=1", timeout: .seconds(60)) { $0.fields["READY"] == "1" }
+            let (batch, _) = try store.enqueueBatch(NewBatch(onComplete: "Done"), jobs: [NewJob("Split")], on: db)
+            do {
+                try waitUntil("the callback ran", timeout: .seconds(60)) {
+                    try store.batch(batch, on: db)?.completeJobID.map { try store.job($0, on: db)?.state == .finished } ?? false
+                }
+            } catch {
+                Issue.record("\(try store.listJobs(limit: 10, on: db)) \(String(describing: try store.batch(batch, on: db)))\n\(supervisor.stderrSoFar.suffix(3000))")
+                throw error
+            }
+            let added = try String(contentsOfFile: directory.url.appendingPathComponent("added").path, encoding: .utf8)
+                .split(separator: "\n").compactMap { Int($0) }
+            #expect(added.count == 2, "the command printed the ids it added: \(added)")
+            #expect(try added.map { try store.job($0, on: db)?.batchID } == [batch, batch])
+            let leaves = try String(contentsOfFile: directory.url.appendingPathComponent("leaves").path, encoding: .utf8)
+                .split(separator: "\n").compactMap { Int($0) }
+            #expect(Set(leaves) == Set(added), "both added jobs ran before the callback")
+            let notice = try #require(try JSONSerialization.jsonObject(
+                with: Data(contentsOf: directory.url.appendingPathComponent("done.json"))) as? [String: Any])
+            #expect(notice["total"] as? Int == 3 && notice["finished"] as? Int == 3, "\(notice)")
+        }
+        switch backend {
+        case .postgresql:
+            try TestDatabase.withSchema { schema, _ in
+                let url = try TestDatabase.url()
+                try check(PostgresDriver.self, url: url, schema: schema, flags: ["--database-url", url, "--schema", schema])
+            }
+        case .sqlite:
+            let url = "sqlite://" + directory.url.appendingPathComponent("drover.sqlite3").path
+            try check(SQLiteDriver.self, url: url, schema: "drover", flags: ["--database-url", url])
+        }
+    }
+
     private func run<D: StoreDriver>(
         _: D.Type, url: String, schema: String, flags: [String], config: String, directory: TemporaryDirectory
     ) throws {
